@@ -1,0 +1,39 @@
+# janitor developer targets. Everything installs itself: `make test` on a fresh clone works.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DEMO   ?= demo-logs
+
+.PHONY: install demo test bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# CPU build of torch first, so the range in pyproject never pulls a CUDA build.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: install
+	rm -rf $(DEMO)
+	$(PY) -m fixtures.gen demo $(DEMO)
+	$(VENV)/bin/janitor scan $(DEMO)
+	$(VENV)/bin/janitor prune $(DEMO) --keep-last 1 --dry-run
+	$(VENV)/bin/janitor prune $(DEMO) --keep-last 1
+	$(VENV)/bin/janitor scan $(DEMO)
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	@echo "make bench: not implemented yet (issue 7)"
+
+lint: install
+	$(VENV)/bin/ruff check janitor tests fixtures
+	$(VENV)/bin/ruff format --check janitor tests fixtures
+
+clean:
+	rm -rf $(DEMO) .pytest_cache build *.egg-info

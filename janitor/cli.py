@@ -1,0 +1,362 @@
+"""The command line: parse, call the library, print. Errors become one line and an exit code
+here and nowhere else (0 ok, 1 failure, 2 usage). torch is never imported by this module."""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from typing import Annotated
+
+import typer
+
+from janitor.errors import EXIT_FAILURE, EXIT_OK, JanitorError, UsageError
+
+app = typer.Typer(
+    name="janitor",
+    help="Keep voice-model training runs (Applio, RVC, so-vits-svc, Bert-VITS2, GPT-SoVITS) "
+    "from eating the disk: scan, prune stale G_/D_ checkpoints, pin what matters.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+trash_app = typer.Typer(help="Inspect and empty janitor's trash (.janitor/trash).")
+app.add_typer(trash_app, name="trash")
+
+_state = {"debug": False}
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.echo(f"janitor: {message}", err=True)
+    return typer.Exit(code)
+
+
+def command(fn):
+    """Run a command body; turn janitor's errors into one line and an exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            code = fn(*args, **kwargs)
+        except JanitorError as exc:
+            if _state["debug"]:
+                raise
+            raise _fail(str(exc), exc.exit_code) from None
+        except KeyboardInterrupt:
+            raise _fail("interrupted", 130) from None
+        except OSError as exc:
+            if _state["debug"]:
+                raise
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise _fail(f"{where}{exc.strerror or exc}", EXIT_FAILURE) from None
+        except Exception as exc:  # a bug: still one line, the details behind --debug
+            if _state["debug"]:
+                raise
+            raise _fail(
+                f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
+                EXIT_FAILURE,
+            ) from None
+        raise typer.Exit(code or EXIT_OK)
+
+    return wrapper
+
+
+def _version(value: bool) -> None:
+    if value:
+        from janitor import __version__
+
+        typer.echo(f"janitor {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+# ------------------------------------------------------------------ options, defined once
+
+Paths = Annotated[list[str], typer.Argument(help="Logs roots, run folders or checkpoint files.")]
+Json = Annotated[bool, typer.Option("--json", help="One JSON document on stdout (raw numbers).")]
+Trainer = Annotated[
+    str | None,
+    typer.Option("--trainer", help="Force the trainer profile: applio, rvc, generic."),
+]
+KeepLast = Annotated[
+    int | None,
+    typer.Option("--keep-last", help="Keep the newest N complete sets (default 1 if no rule).",
+                 show_default=False),
+]  # fmt: skip
+KeepEvery = Annotated[
+    int | None,
+    typer.Option("--keep-every", help="Milestones: keep the newest set in each STEPS-wide bucket.",
+                 metavar="STEPS", show_default=False),
+]  # fmt: skip
+KeepWithin = Annotated[
+    str | None,
+    typer.Option("--keep-within", help="Keep sets saved within DURATION (2d, 36h) of the newest.",
+                 metavar="DURATION", show_default=False),
+]  # fmt: skip
+KeepBest = Annotated[
+    int | None,
+    typer.Option("--keep-best", help="Keep the best K sets by --metric (TensorBoard scalar).",
+                 metavar="K", show_default=False),
+]  # fmt: skip
+Metric = Annotated[
+    str | None,
+    typer.Option("--metric", help="TensorBoard scalar tag, e.g. loss/g/total.", metavar="TAG",
+                 show_default=False),
+]  # fmt: skip
+Mode = Annotated[
+    str | None,
+    typer.Option("--mode", help="min (default) or max: which end of --metric is best.",
+                 show_default=False),
+]  # fmt: skip
+MaxSize = Annotated[
+    str | None,
+    typer.Option("--max-size", help="After the rules, drop the oldest unprotected sets until "
+                 "the run fits in SIZE (20GB).", metavar="SIZE", show_default=False),
+]  # fmt: skip
+RemoveIncomplete = Annotated[
+    bool,
+    typer.Option("--remove-incomplete", help="Also remove incomplete/partial sets older than "
+                 "--older-than (crash leftovers)."),
+]  # fmt: skip
+OlderThan = Annotated[
+    str | None,
+    typer.Option("--older-than", metavar="DURATION", show_default=False,
+                 help="With --remove-incomplete: how old a leftover must be."),
+]  # fmt: skip
+Trash = Annotated[
+    bool, typer.Option("--trash", help="Move files to .janitor/trash instead of deleting.")
+]
+Truncate = Annotated[
+    bool | None,
+    typer.Option("--truncate/--no-truncate", show_default=False,
+                 help="Truncate to 0 bytes before unlinking (Google Drive keeps deleted files "
+                 "in its trash). Default: on under /content/drive."),
+]  # fmt: skip
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors and the total.")]
+DryRun = Annotated[bool, typer.Option("--dry-run", "-n", help="Show the plan; change nothing.")]
+Yes = Annotated[
+    bool, typer.Option("--yes", "-y", help="Accepted for scripts; prune never prompts.")
+]
+LockWait = Annotated[
+    float,
+    typer.Option("--lock-timeout", metavar="SECONDS",
+                 help="How long to wait for another janitor working on the same run."),
+]  # fmt: skip
+
+
+def rule_overrides(
+    keep_last: int | None,
+    keep_every: int | None,
+    keep_within: str | None,
+    keep_best: int | None,
+    metric: str | None,
+    mode: str | None,
+    max_size: str | None,
+    remove_incomplete: bool,
+    older_than: str | None,
+) -> dict:
+    """Command-line rules as Policy fields (None = not given: the config file may say)."""
+    from janitor.config import parse_bytes, parse_duration
+
+    if older_than is not None and not remove_incomplete:
+        raise UsageError("--older-than goes with --remove-incomplete")
+    if remove_incomplete and older_than is None:
+        raise UsageError("--remove-incomplete needs --older-than DURATION (e.g. 1d)")
+    return {
+        "keep_last": keep_last,
+        "keep_every": keep_every,
+        "keep_within": parse_duration(keep_within, "--keep-within") if keep_within else None,
+        "keep_best": keep_best,
+        "metric": metric,
+        "mode": mode,
+        "max_size": parse_bytes(max_size, "--max-size") if max_size else None,
+        "remove_incomplete_older_than": (
+            parse_duration(older_than, "--older-than") if older_than else None
+        ),
+    }
+
+
+# ------------------------------------------------------------------ commands
+
+
+@app.command()
+@command
+def scan(paths: Paths, json: Json = False, trainer: Trainer = None) -> int:
+    """Show each training run: sets, newest complete step, sizes, problems, what prune frees."""
+    from janitor import config, render
+    from janitor.discovery import scan as do_scan
+
+    report = do_scan(paths, trainer=trainer)
+    now = time.time()
+    frees = {r.path: render.keep_last_one(r, config.pins(r.path), now) for r in report.runs}
+    if json:
+        render.dump_json(render.scan_json(report, frees))
+    else:
+        render.scan_text(report, frees)
+    return EXIT_FAILURE if report.errors else EXIT_OK
+
+
+@app.command()
+@command
+def prune(
+    paths: Paths,
+    keep_last: KeepLast = None,
+    keep_every: KeepEvery = None,
+    keep_within: KeepWithin = None,
+    keep_best: KeepBest = None,
+    metric: Metric = None,
+    mode: Mode = None,
+    max_size: MaxSize = None,
+    remove_incomplete: RemoveIncomplete = False,
+    older_than: OlderThan = None,
+    dry_run: DryRun = False,
+    json: Json = False,
+    trash: Trash = False,
+    truncate: Truncate = None,
+    yes: Yes = False,
+    quiet: Quiet = False,
+    trainer: Trainer = None,
+    lock_timeout: LockWait = 10.0,
+) -> int:
+    """Remove stale checkpoint sets by the rules; the newest complete set always stays.
+
+    Acts without prompting (cron-ready); --dry-run previews. Rules combine: a set is kept if
+    any rule keeps it. Defaults come from janitor.toml in the logs root or run folder.
+    """
+    from janitor import render
+    from janitor.discovery import scan as do_scan
+    from janitor.executor import ExecutionReport, Executor
+    from janitor.plan import Plan, plan_run
+
+    overrides = rule_overrides(
+        keep_last, keep_every, keep_within, keep_best, metric, mode, max_size,
+        remove_incomplete, older_than,
+    )  # fmt: skip
+    report = do_scan(paths, trainer=trainer)
+    now = time.time()
+    plan = Plan(tuple(plan_run(r, overrides, now) for r in report.runs), report.errors)
+    executor = Executor(trash=trash, truncate=truncate, lock_timeout=lock_timeout)
+    results = []
+    for rp in plan.runs:
+        if not json:
+            render.run_plan_text(rp, sys.stdout, quiet)
+        result = None
+        if not dry_run:
+            result = executor.execute(rp, lambda run: plan_run(run, overrides, time.time()))
+            results.append(result)
+        if not json:
+            render.run_result_text(rp, result, sys.stdout, quiet)
+    execution = None if dry_run else ExecutionReport(tuple(results))
+    if json:
+        render.dump_json(render.plan_json(plan, execution, dry_run))
+    else:
+        render.prune_summary(plan, execution, sys.stdout, quiet)
+    failed = report.errors or (execution is not None and execution.errors)
+    return EXIT_FAILURE if failed else EXIT_OK
+
+
+def _run_folder(path: str) -> str:
+    import os
+
+    if not os.path.isdir(path):
+        raise UsageError(f"{path}: not a run folder")
+    return os.path.abspath(path)
+
+
+@app.command()
+@command
+def pin(
+    run: Annotated[str, typer.Argument(help="Run folder.")],
+    steps: Annotated[list[int], typer.Argument(help="Steps to pin.")],
+) -> int:
+    """Pin steps of a run: pinned sets are never removed (stored in RUN/janitor.toml)."""
+    from janitor import config
+
+    if any(s < 0 for s in steps):
+        raise UsageError("steps must be >= 0")
+    now = config.set_pins(_run_folder(run), add=frozenset(steps))
+    typer.echo(f"pinned: {', '.join(map(str, sorted(now))) or 'none'}")
+    return EXIT_OK
+
+
+@app.command()
+@command
+def unpin(
+    run: Annotated[str, typer.Argument(help="Run folder.")],
+    steps: Annotated[list[int], typer.Argument(help="Steps to unpin.")],
+) -> int:
+    """Remove pins from a run."""
+    from janitor import config
+
+    now = config.set_pins(_run_folder(run), drop=frozenset(steps))
+    typer.echo(f"pinned: {', '.join(map(str, sorted(now))) or 'none'}")
+    return EXIT_OK
+
+
+@app.command()
+@command
+def restore(
+    run: Annotated[str, typer.Argument(help="Run folder whose trashed files go back.")],
+    step: Annotated[int | None, typer.Argument(help="Only this step's set.")] = None,
+) -> int:
+    """Move files that `prune --trash` put in .janitor/trash back into the run."""
+    from janitor.executor import restore as do_restore
+    from janitor.render import count, shown_path
+
+    result = do_restore(_run_folder(run), step)
+    for _src, dst in result.moved:
+        typer.echo(f"restored {shown_path(dst)}")
+    for msg in result.skipped:
+        typer.echo(f"skipped: {msg}")
+    for e in result.errors:
+        typer.echo(f"error: {shown_path(e.path)}: {e.message}", err=True)
+    typer.echo(f"{count(len(result.moved), 'file')} restored")
+    return EXIT_FAILURE if result.errors else EXIT_OK
+
+
+@trash_app.command("empty")
+@command
+def trash_empty(
+    logs_root: Annotated[str, typer.Argument(help="The logs root holding .janitor/trash.")],
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            "--older-than",
+            metavar="DURATION",
+            show_default=False,
+            help="Only files trashed more than DURATION ago (7d).",
+        ),
+    ] = None,
+) -> int:
+    """Delete files in the trash for good."""
+    from janitor.config import parse_duration
+    from janitor.executor import empty_trash
+    from janitor.render import count, shown_path, size
+
+    age = parse_duration(older_than, "--older-than") if older_than else None
+    result = empty_trash(_run_folder(logs_root), age, time.time())
+    for e in result.errors:
+        typer.echo(f"error: {shown_path(e.path)}: {e.message}", err=True)
+    typer.echo(f"freed {size(result.freed)} ({count(len(result.moved), 'file')})")
+    return EXIT_FAILURE if result.errors else EXIT_OK
+
+
+def main() -> None:
+    try:
+        app(prog_name="janitor")
+    except SystemExit as exc:  # click's own usage errors exit 2 already
+        sys.exit(exc.code)
+
+
+if __name__ == "__main__":
+    main()

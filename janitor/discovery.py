@@ -1,0 +1,326 @@
+"""Find training runs and their checkpoint sets. Torch-free; reads only names, stats and tails.
+
+``scan(paths)`` walks the given folders (never following symlinks, never entering hidden
+folders or the trainers' data folders) and returns a frozen ``ScanReport``: raw numbers only
+(bytes, mtimes); formatting happens at the edge (``janitor.render``).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from janitor.errors import JanitorError, UsageError
+from janitor.fs import LOCAL, Entry, FileSystem
+from janitor.profiles import (
+    ALL_SKIP_DIRS,
+    BIG_RE,
+    LOOKALIKE_RE,
+    PROFILES,
+    TrainerProfile,
+    detect,
+)
+from janitor.ziptail import check_file
+
+Status = Literal["complete", "partial", "incomplete"]
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointFile:
+    path: str
+    name: str
+    prefix: str  # G, D, DUR, WD
+    number: int  # the number in the name (a step, or the trainer's latest-only constant)
+    size: int
+    mtime: float
+    complete: bool
+    problem: str | None = None  # why it is not complete
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointSet:
+    """All files of one save: G (and D, DUR, WD) with the same number."""
+
+    number: int  # order key: the step, or the latest-only constant (which wins the trainer's sort)
+    files: tuple[CheckpointFile, ...]
+    missing: tuple[str, ...] = ()  # prefixes the run uses that this set lacks
+    latest_only: bool = False  # G_2333333.pth: the trainer's "save only latest" file
+    base: bool = False  # G_0.pth: a pretrained base model the user placed; never a candidate
+
+    @property
+    def step(self) -> int | None:
+        return None if self.latest_only else self.number
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    @property
+    def mtime(self) -> float:
+        return max(f.mtime for f in self.files)
+
+    @property
+    def status(self) -> Status:
+        if any(not f.complete for f in self.files):
+            return "incomplete"
+        return "partial" if self.missing else "complete"
+
+    @property
+    def label(self) -> str:
+        if self.latest_only:
+            return f"latest-only ({self.number})"
+        return f"step {self.number}"
+
+    def file(self, prefix: str) -> CheckpointFile | None:
+        return next((f for f in self.files if f.prefix == prefix), None)
+
+
+@dataclass(frozen=True, slots=True)
+class SmallModel:
+    path: str
+    name: str
+    model_name: str
+    epoch: int
+    step: int
+    format: str  # applio | rvc
+    size: int
+    mtime: float
+    complete: bool
+    problem: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    path: str
+    why: str
+
+
+@dataclass(frozen=True)
+class Run:
+    path: str
+    name: str
+    trainer: str
+    trainer_reason: str
+    sets: tuple[CheckpointSet, ...]  # ordered by number, never by mtime
+    small_models: tuple[SmallModel, ...] = ()
+    ignored: tuple[Ignored, ...] = ()
+    other_bytes: int = 0  # everything else in the folder (configs, logs, indexes): never touched
+
+    @property
+    def profile(self) -> TrainerProfile:
+        return PROFILES[self.trainer]
+
+    @property
+    def candidates(self) -> tuple[CheckpointSet, ...]:
+        return tuple(s for s in self.sets if not s.base)
+
+    @property
+    def files(self) -> tuple[CheckpointFile, ...]:
+        return tuple(f for s in self.sets for f in s.files)
+
+    @property
+    def big_bytes(self) -> int:
+        return sum(s.size for s in self.sets)
+
+    @property
+    def small_bytes(self) -> int:
+        return sum(m.size for m in self.small_models)
+
+    @property
+    def newest(self) -> CheckpointSet | None:
+        c = self.candidates
+        return c[-1] if c else None
+
+    @property
+    def newest_complete(self) -> CheckpointSet | None:
+        return next((s for s in reversed(self.candidates) if s.status == "complete"), None)
+
+    @property
+    def incomplete_files(self) -> tuple[CheckpointFile, ...]:
+        return tuple(f for f in self.files if not f.complete)
+
+
+@dataclass(frozen=True, slots=True)
+class ScanError:
+    path: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ScanReport:
+    roots: tuple[str, ...]
+    runs: tuple[Run, ...]
+    errors: tuple[ScanError, ...] = field(default=())
+
+
+def _oserror_text(exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "symlink loop"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if exc.errno == errno.ENOENT:
+        return "no such file or folder"
+    if exc.errno == errno.ENOTDIR:
+        return "not a folder"
+    return exc.strerror or str(exc)
+
+
+class _Walker:
+    def __init__(self, fs: FileSystem, trainer: str | None) -> None:
+        self.fs = fs
+        self.trainer = trainer
+        self.runs: dict[str, Run] = {}
+        self.errors: list[ScanError] = []
+        self.seen_dirs: set[str] = set()
+
+    def walk(self, top: str) -> None:
+        stack = [top]
+        while stack:
+            folder = stack.pop()
+            if folder in self.seen_dirs:
+                continue
+            self.seen_dirs.add(folder)
+            try:
+                entries = self.fs.listdir(folder)
+            except OSError as exc:
+                self.errors.append(ScanError(folder, f"cannot read folder: {_oserror_text(exc)}"))
+                continue
+            self.add_run(folder, entries)
+            stack.extend(
+                e.path
+                for e in sorted(entries, key=lambda e: e.name, reverse=True)
+                if e.kind == "dir" and not e.name.startswith(".") and e.name not in ALL_SKIP_DIRS
+            )
+
+    def add_run(self, folder: str, entries: Sequence[Entry], only: str | None = None) -> None:
+        names = {e.name for e in entries if e.kind == "file"}
+        dirs = {e.name for e in entries if e.kind == "dir"}
+        has_big = any(BIG_RE.match(n) for n in names)
+        if self.trainer:
+            profile, reason = PROFILES[self.trainer], "forced with --trainer"
+        else:
+            profile, reason = detect(names, dirs)
+        small_here = [e for e in entries if e.kind == "file" and _small_match(profile, e.name)]
+        if not has_big and not small_here:
+            return
+        run = build_run(self.fs, folder, entries, profile, reason, only=only)
+        if run.sets or run.small_models:
+            self.runs[folder] = run
+
+
+def _small_match(profile: TrainerProfile, name: str):
+    for pattern in profile.small_models:
+        m = pattern.regex.match(name)
+        if m:
+            return pattern.format, m
+    return None
+
+
+def build_run(
+    fs: FileSystem,
+    folder: str,
+    entries: Iterable[Entry],
+    profile: TrainerProfile,
+    reason: str,
+    only: str | None = None,
+) -> Run:
+    """Group one folder's files into checkpoint sets and small models (checks completeness)."""
+    by_number: dict[int, list[CheckpointFile]] = defaultdict(list)
+    small: list[SmallModel] = []
+    ignored: list[Ignored] = []
+    other = 0
+    for e in sorted(entries, key=lambda e: e.name):
+        if only is not None and e.name != only:
+            continue
+        m = BIG_RE.match(e.name)
+        if e.kind == "link":
+            if m or LOOKALIKE_RE.match(e.name):
+                ignored.append(Ignored(e.path, "symlink: never followed or removed"))
+            continue
+        if e.kind != "file":
+            continue
+        if m and m["prefix"] in profile.set_prefixes:
+            check = check_file(fs, e.path)
+            by_number[int(m["num"])].append(
+                CheckpointFile(
+                    e.path, e.name, m["prefix"], int(m["num"]), e.size, e.mtime,
+                    check.complete, check.problem,
+                )
+            )  # fmt: skip
+            continue
+        sm = _small_match(profile, e.name)
+        if sm:
+            fmt, sm_m = sm
+            check = check_file(fs, e.path)
+            small.append(
+                SmallModel(
+                    e.path, e.name, sm_m["name"], int(sm_m["epoch"]), int(sm_m["step"]), fmt,
+                    e.size, e.mtime, check.complete, check.problem,
+                )
+            )  # fmt: skip
+            continue
+        if m:
+            ignored.append(Ignored(e.path, f"{m['prefix']}_ files are not used by {profile.label}"))
+        elif LOOKALIKE_RE.match(e.name):
+            ignored.append(
+                Ignored(e.path, "not a checkpoint name (expected <G|D|DUR|WD>_<step>.pth)")
+            )
+        else:
+            other += e.size
+
+    used = {f.prefix for n, fs_ in by_number.items() if n not in profile.base_steps for f in fs_}
+    sets = []
+    for number in sorted(by_number):
+        files = tuple(sorted(by_number[number], key=lambda f: profile.set_prefixes.index(f.prefix)))
+        present = {f.prefix for f in files}
+        base = number in profile.base_steps
+        missing = () if base else tuple(p for p in profile.set_prefixes if p in used - present)
+        latest = profile.latest_constant is not None and number == profile.latest_constant
+        sets.append(CheckpointSet(number, files, missing, latest_only=latest, base=base))
+    return Run(
+        path=folder,
+        name=os.path.basename(folder.rstrip(os.sep)) or folder,
+        trainer=profile.name,
+        trainer_reason=reason,
+        sets=tuple(sets),
+        small_models=tuple(small),
+        ignored=tuple(ignored),
+        other_bytes=other,
+    )
+
+
+def scan(paths: Sequence[str], *, fs: FileSystem = LOCAL, trainer: str | None = None) -> ScanReport:
+    """Find runs under each path: a logs root, a run folder, or one checkpoint file."""
+    if trainer is not None and trainer not in PROFILES:
+        raise UsageError(f"unknown trainer {trainer!r} (known: {', '.join(PROFILES)})")
+    walker = _Walker(fs, trainer)
+    for raw in paths:
+        try:
+            path = fs.realpath(raw)  # links the user typed are followed; nothing below them
+            top = fs.stat(path)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                raise UsageError(f"{raw}: no such file or folder") from None
+            raise JanitorError(f"{raw}: {_oserror_text(exc)}") from None
+        if top.kind == "dir":
+            walker.walk(path)
+        elif top.kind == "file":
+            name = os.path.basename(path)
+            profile = PROFILES[trainer] if trainer else PROFILES["generic"]
+            if not (BIG_RE.match(name) or _small_match(profile, name)):
+                raise UsageError(f"{raw}: not a folder or a checkpoint file")
+            folder = os.path.dirname(path)
+            walker.add_run(folder, fs.listdir(folder), only=name)
+        else:
+            raise UsageError(f"{raw}: not a folder or a checkpoint file")
+    runs = tuple(sorted(walker.runs.values(), key=lambda r: r.path))
+    return ScanReport(tuple(paths), runs, tuple(walker.errors))
+
+
+def rescan_run(run: Run, fs: FileSystem = LOCAL) -> Run:
+    """The same run, read again from disk (the executor re-checks just before deleting)."""
+    return build_run(fs, run.path, fs.listdir(run.path), run.profile, run.trainer_reason)

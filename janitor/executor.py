@@ -1,0 +1,327 @@
+"""The only code that deletes. Carries out a ``RunPlan`` safely.
+
+For each run, under the run's advisory lock:
+1. read the run again and plan again; a set is removed only if both the shown plan and the
+   fresh plan remove it, and every one of its files still has the size and mtime it had
+   when planned (so a set completed or rewritten since never loses to an older plan, and two
+   janitors never delete the same file);
+2. journal ``set-begin``; remove (or move to the trash) the set's files, G last; journal
+   each file; journal ``set-end``;
+3. collect per-file errors and go on; the caller turns them into exit code 1.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from filelock import FileLock, Timeout
+
+from janitor import config
+from janitor.discovery import CheckpointFile, CheckpointSet, Run, rescan_run
+from janitor.fs import LOCAL, FileSystem
+from janitor.journal import Journal, now_iso
+from janitor.plan import RunPlan
+
+DRIVE_MOUNTS = ("/content/drive",)
+LOCK_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Removed:
+    path: str
+    size: int
+    number: int
+    trash_path: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FileError:
+    path: str
+    message: str
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_path: str
+    removed: tuple[Removed, ...] = ()
+    errors: tuple[FileError, ...] = ()
+    skipped: tuple[str, ...] = ()  # sets or the whole run left alone, and why
+    notes: tuple[str, ...] = ()
+
+    @property
+    def freed(self) -> int:
+        return sum(r.size for r in self.removed)
+
+
+@dataclass(frozen=True)
+class ExecutionReport:
+    results: tuple[RunResult, ...] = field(default=())
+
+    @property
+    def freed(self) -> int:
+        return sum(r.freed for r in self.results)
+
+    @property
+    def errors(self) -> tuple[FileError, ...]:
+        return tuple(e for r in self.results for e in r.errors)
+
+
+def under_drive(path: str) -> bool:
+    real = os.path.realpath(path)
+    return any(real == m or real.startswith(m + os.sep) for m in DRIVE_MOUNTS)
+
+
+def _error_text(exc: OSError) -> str:
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied"
+    if exc.errno == errno.EROFS:
+        return "read-only file system"
+    if exc.errno == errno.ENOENT:
+        return "vanished before it could be removed"
+    return exc.strerror or str(exc)
+
+
+def run_lock(run_path: str, timeout: float = LOCK_TIMEOUT) -> FileLock:
+    """The per-run advisory lock shared by prune, watch and finalize."""
+    locks = os.path.join(config.state_dir(run_path), "locks")
+    os.makedirs(locks, exist_ok=True)
+    name = os.path.basename(run_path.rstrip(os.sep)) or "run"
+    return FileLock(os.path.join(locks, f"{name}.lock"), timeout=timeout)
+
+
+def _removal_order(s: CheckpointSet) -> list[CheckpointFile]:
+    # G last: if we are stopped half-way, the generator (the file worth keeping) is what remains.
+    return sorted(s.files, key=lambda f: (f.prefix == "G", f.prefix))
+
+
+class Executor:
+    def __init__(
+        self,
+        fs: FileSystem = LOCAL,
+        *,
+        trash: bool = False,
+        truncate: bool | None = None,
+        lock_timeout: float = LOCK_TIMEOUT,
+        clock: Callable[[], float] = time.time,
+        on_removed: Callable[[Removed], None] | None = None,
+    ) -> None:
+        self.fs = fs
+        self.trash = trash
+        self.truncate = truncate
+        self.lock_timeout = lock_timeout
+        self.clock = clock
+        self.on_removed = on_removed
+
+    def execute(self, shown: RunPlan, replan: Callable[[Run], RunPlan]) -> RunResult:
+        run = shown.run
+        if not shown.removals:
+            return RunResult(run.path)
+        try:
+            lock = run_lock(run.path, self.lock_timeout)
+            with lock:
+                return self._execute_locked(shown, replan)
+        except Timeout:
+            return RunResult(
+                run.path,
+                skipped=(
+                    f"{run.path}: another janitor is working on this run "
+                    f"(waited {self.lock_timeout:g} s); skipped",
+                ),
+            )
+        except OSError as exc:
+            return RunResult(
+                run.path, errors=(FileError(run.path, f"cannot lock run: {_error_text(exc)}"),)
+            )
+
+    def _execute_locked(self, shown: RunPlan, replan: Callable[[Run], RunPlan]) -> RunResult:
+        run = shown.run
+        journal = Journal(config.state_dir(run.path))
+        try:
+            fresh_run = rescan_run(run, self.fs)
+        except OSError as exc:
+            return RunResult(run.path, errors=(FileError(run.path, _error_text(exc)),))
+        fresh = replan(fresh_run)
+        fresh_remove = {d.set.number: d.set for d in fresh.removals}
+        unfinished = journal.unfinished_sets(run.path)
+        removed: list[Removed] = []
+        errors: list[FileError] = []
+        skipped: list[str] = []
+        notes: list[str] = []
+        present = {s.number for s in fresh_run.sets}
+        for number in sorted(unfinished - present):
+            journal.append(self._record("set-end", run.path, number, note="found finished"))
+            notes.append(f"step {number}: an interrupted removal had already completed")
+        truncate = self.truncate if self.truncate is not None else under_drive(run.path)
+
+        for decision in shown.removals:
+            planned = decision.set
+            current = fresh_remove.get(planned.number)
+            if current is None:
+                if planned.number in present:
+                    skipped.append(f"{planned.label}: kept by a fresh plan; left alone")
+                continue  # already gone: another janitor removed it
+            changed = _changed(planned, current)
+            if changed:
+                skipped.append(f"{planned.label}: {changed} changed since planning; left alone")
+                continue
+            if planned.number in unfinished:
+                notes.append(f"{planned.label}: finishing an interrupted removal")
+            reasons = list(decision.reasons)
+            policy = shown.policy.describe()
+            journal.append(
+                self._record(
+                    "set-begin", run.path, planned.number,
+                    files=[f.name for f in current.files], reasons=reasons, policy=policy,
+                )
+            )  # fmt: skip
+            failed = False
+            for f in _removal_order(current):
+                try:
+                    trash_path = self._remove_one(run, f, truncate)
+                except OSError as exc:
+                    errors.append(FileError(f.path, _error_text(exc)))
+                    failed = True
+                    break
+                item = Removed(f.path, f.size, planned.number, trash_path)
+                removed.append(item)
+                journal.append(
+                    self._record(
+                        "trash" if trash_path else "remove", run.path, planned.number,
+                        path=f.path, size=f.size, step=planned.step, reasons=reasons,
+                        policy=policy, trash_path=trash_path,
+                    ),
+                    sync=False,
+                )  # fmt: skip
+                if self.on_removed:
+                    self.on_removed(item)
+            journal.append(self._record("set-end", run.path, planned.number, failed=failed))
+        return RunResult(run.path, tuple(removed), tuple(errors), tuple(skipped), tuple(notes))
+
+    def _record(self, event: str, run: str, number: int, **extra) -> dict:
+        record = {"event": event, "time": now_iso(self.clock()), "run": run, "number": number}
+        record.update({k: v for k, v in extra.items() if v is not None})
+        return record
+
+    def _remove_one(self, run: Run, f: CheckpointFile, truncate: bool) -> str | None:
+        if self.trash:
+            dest = trash_destination(self.fs, run.path, f.name)
+            self.fs.rename(f.path, dest)
+            return dest
+        if truncate:  # Drive keeps deleted files in its trash, counted against the quota
+            self.fs.truncate(f.path)
+        self.fs.remove(f.path)
+        return None
+
+
+def _changed(planned: CheckpointSet, current: CheckpointSet) -> str | None:
+    """Which file differs between planning and now (size, mtime, membership), if any."""
+    now = {f.name: f for f in current.files}
+    for f in planned.files:
+        c = now.get(f.name)
+        if c is None or c.size != f.size or c.mtime != f.mtime or c.complete != f.complete:
+            return f.name
+    extra = set(now) - {f.name for f in planned.files}
+    return sorted(extra)[0] if extra else None
+
+
+def trash_dir(run_path: str) -> str:
+    name = os.path.basename(run_path.rstrip(os.sep)) or "run"
+    return os.path.join(config.state_dir(run_path), "trash", name)
+
+
+def trash_destination(fs: FileSystem, run_path: str, name: str) -> str:
+    folder = trash_dir(run_path)
+    fs.makedirs(folder)
+    dest = os.path.join(folder, name)
+    n = 1
+    while True:
+        try:
+            fs.stat(dest)
+        except FileNotFoundError:
+            return dest
+        dest = os.path.join(folder, f"{name}.{n}")
+        n += 1
+
+
+# ------------------------------------------------------------------ trash: restore and empty
+
+
+@dataclass(frozen=True)
+class TrashResult:
+    moved: tuple[tuple[str, str], ...] = ()  # (from, to)
+    freed: int = 0
+    errors: tuple[FileError, ...] = ()
+    skipped: tuple[str, ...] = ()
+
+
+def restore(run_path: str, step: int | None = None, fs: FileSystem = LOCAL) -> TrashResult:
+    """Move a run's trashed files (all, or one step's) back where they were."""
+    journal = Journal(config.state_dir(run_path))
+    latest: dict[str, dict] = {}  # original path -> its newest trash record
+    for r in journal.records_for(run_path, "trash"):
+        if step is None or r.get("step") == step or r.get("number") == step:
+            latest[r["path"]] = r
+    moved, errors, skipped = [], [], []
+    with run_lock(run_path):
+        for original, r in sorted(latest.items()):
+            src = r.get("trash_path")
+            try:
+                fs.stat(src)
+            except (OSError, TypeError):
+                continue  # restored or emptied already
+            try:
+                fs.stat(original)
+                skipped.append(f"{original}: exists; {src} left in the trash")
+                continue
+            except FileNotFoundError:
+                pass
+            try:
+                fs.rename(src, original)
+            except OSError as exc:
+                errors.append(FileError(src, _error_text(exc)))
+                continue
+            moved.append((src, original))
+            journal.append(
+                {"event": "restore", "time": now_iso(), "run": run_path, "number": r.get("number"),
+                 "path": original, "trash_path": src, "size": r.get("size")}
+            )  # fmt: skip
+    return TrashResult(tuple(moved), 0, tuple(errors), tuple(skipped))
+
+
+def empty_trash(
+    logs_root: str, older_than: float | None, now: float, fs: FileSystem = LOCAL
+) -> TrashResult:
+    """Delete trashed files under ``<logs_root>/.janitor/trash`` (older than ``older_than`` s,
+    judged by when they were trashed: the file's ctime changes on rename)."""
+    trash = os.path.join(logs_root, config.STATE_DIR, "trash")
+    journal = Journal(os.path.join(logs_root, config.STATE_DIR))
+    freed, errors, moved = 0, [], []
+    try:
+        runs = fs.listdir(trash)
+    except FileNotFoundError:
+        return TrashResult()
+    for run_dir in runs:
+        if run_dir.kind != "dir":
+            continue
+        for entry in fs.listdir(run_dir.path):
+            if entry.kind != "file":
+                continue
+            if older_than is not None and now - entry.ctime <= older_than:
+                continue
+            try:
+                fs.remove(entry.path)
+            except OSError as exc:
+                errors.append(FileError(entry.path, _error_text(exc)))
+                continue
+            freed += entry.size
+            moved.append((entry.path, ""))
+            journal.append(
+                {"event": "trash-empty", "time": now_iso(), "path": entry.path,
+                 "size": entry.size},
+                sync=False,
+            )  # fmt: skip
+    return TrashResult(tuple(moved), freed, tuple(errors))

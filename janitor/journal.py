@@ -1,0 +1,89 @@
+"""The journal: one JSON line per action, appended to ``<logs root>/.janitor/journal.jsonl``.
+
+Records: ``set-begin`` before a set's files are touched, one ``remove``/``trash`` line per
+file, ``set-end`` after; ``restore`` and ``trash-empty`` for the trash commands. A set with a
+``set-begin`` and no ``set-end`` was interrupted (kill -9, power loss); the next prune
+finishes it and says so. A torn last line (a write cut short) is tolerated and reported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+JOURNAL_NAME = "journal.jsonl"
+
+
+def now_iso(ts: float | None = None) -> str:
+    moment = datetime.now(UTC) if ts is None else datetime.fromtimestamp(ts, UTC)
+    return moment.isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class JournalRead:
+    records: tuple[dict, ...]
+    torn_lines: tuple[int, ...]  # 1-based line numbers that were not valid JSON
+
+
+class Journal:
+    def __init__(self, state_dir: str) -> None:
+        self.path = os.path.join(state_dir, JOURNAL_NAME)
+
+    def append(self, *records: dict, sync: bool = True) -> None:
+        """Append whole lines in one write; fsync when asked (at set boundaries)."""
+        if not records:
+            return
+        data = "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in records)
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            # A torn line from an earlier crash must not swallow this record: start on a new line.
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                data = "\n" + data
+            os.write(fd, data.encode("utf-8"))
+            if sync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def read(self) -> JournalRead:
+        records: list[dict] = []
+        torn: list[int] = []
+        try:
+            with open(self.path, encoding="utf-8", errors="replace") as fh:
+                for number, line in enumerate(fh, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        record = json.loads(line)
+                    except json.JSONDecodeError:
+                        torn.append(number)
+                        continue
+                    if isinstance(record, dict):
+                        records.append(record)
+                    else:
+                        torn.append(number)
+        except FileNotFoundError:
+            pass
+        return JournalRead(tuple(records), tuple(torn))
+
+    def unfinished_sets(self, run_path: str) -> set[int]:
+        """Numbers of this run's sets whose removal began and never ended."""
+        open_sets: set[int] = set()
+        for r in self.read().records:
+            if r.get("run") != run_path:
+                continue
+            if r.get("event") == "set-begin":
+                open_sets.add(r.get("number"))
+            elif r.get("event") == "set-end":
+                open_sets.discard(r.get("number"))
+        return open_sets
+
+    def records_for(self, run_path: str, event: str) -> Iterator[dict]:
+        for r in self.read().records:
+            if r.get("run") == run_path and r.get("event") == event:
+                yield r

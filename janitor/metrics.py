@@ -1,0 +1,57 @@
+"""Scalars from a run's TensorBoard event files, for ``--keep-best K --metric TAG``.
+
+Read with the ``tensorboard`` package's own loader (extra ``janitor[metrics]``), imported
+only when a metric is asked for.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+from collections.abc import Mapping
+
+from janitor.errors import JanitorError, UsageError
+
+
+def _accumulator_cls():
+    try:
+        from tensorboard.backend.event_processing.event_accumulator import (
+            SCALARS,
+            EventAccumulator,
+        )
+    except ImportError:
+        raise JanitorError(
+            "--keep-best needs the tensorboard package: pip install 'janitor[metrics]'"
+        ) from None
+    return EventAccumulator, SCALARS
+
+
+def load_scalars(run_path: str, tag: str) -> dict[int, float]:
+    """step -> value for ``tag`` from the event files directly in ``run_path``.
+
+    A run without event files gives ``{}``; event files without the tag are a usage error
+    that names the tags that do exist.
+    """
+    has_events = any(n.startswith("events.out.tfevents.") for n in os.listdir(run_path))
+    if not has_events:
+        return {}
+    EventAccumulator, SCALARS = _accumulator_cls()
+    acc = EventAccumulator(run_path, size_guidance={SCALARS: 0})
+    acc.Reload()
+    tags = acc.Tags().get("scalars", [])
+    if tag not in tags:
+        shown = ", ".join(sorted(tags)[:12]) or "none"
+        raise UsageError(f"unknown metric {tag!r} in {run_path} (logged scalars: {shown})")
+    values: dict[int, float] = {}
+    for event in acc.Scalars(tag):  # the last value logged at a step wins (resumed runs)
+        values[int(event.step)] = float(event.value)
+    return values
+
+
+def value_at(series: Mapping[int, float], step: int) -> float | None:
+    """The value logged at ``step``, else at the nearest logged step before it."""
+    if not series:
+        return None
+    steps = sorted(series)
+    i = bisect.bisect_right(steps, step)
+    return series[steps[i - 1]] if i else None

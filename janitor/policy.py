@@ -1,0 +1,272 @@
+"""Retention: a pure, table-driven function from a run's sets and a policy to keep/remove.
+
+``apply(candidates, policy, now)`` touches no file and reads no clock. Every kept set says
+why; a set is kept if any rule or protection keeps it. Protections always win over rules:
+the newest complete set, anything incomplete (being written or truncated), pinned steps,
+the trainer's latest-only file, sets newer than the newest complete one (a save in flight)
+and pretrained bases. ``--max-size`` can only take away what the keep rules kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Literal
+
+from humanfriendly import format_size, format_timespan
+
+from janitor.errors import UsageError
+
+Mode = Literal["min", "max"]
+Status = Literal["complete", "partial", "incomplete"]
+
+# Protection reasons (fixed texts, so tests and --json consumers can rely on them).
+NEWEST_COMPLETE = "newest complete"
+INCOMPLETE = "incomplete: being written or truncated"
+PINNED = "pinned"
+LATEST_ONLY = "latest-only file: the trainer resumes from it"
+IN_FLIGHT = "newer than the newest complete set: a save may be in progress"
+BASE = "pretrained base model"
+PROTECTIONS = (NEWEST_COMPLETE, INCOMPLETE, PINNED, LATEST_ONLY, IN_FLIGHT, BASE)
+
+
+@dataclass(frozen=True)
+class Policy:
+    keep_last: int | None = None
+    keep_every: int | None = None  # steps per bucket
+    keep_within: float | None = None  # seconds before the newest set's mtime
+    keep_best: int | None = None
+    metric: str | None = None
+    mode: Mode = "min"
+    max_size: int | None = None  # bytes
+    remove_incomplete_older_than: float | None = None  # seconds before `now`
+
+    def __post_init__(self) -> None:
+        for name in ("keep_last", "keep_every", "keep_best"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 0):
+                raise UsageError(
+                    f"--{name.replace('_', '-')} must be a whole number >= 0, got {value!r}"
+                )
+        if self.keep_every == 0:
+            raise UsageError("--keep-every must be at least 1 step")
+        for name in ("keep_within", "max_size", "remove_incomplete_older_than"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise UsageError(f"--{name.replace('_', '-')} must not be negative, got {value!r}")
+        if self.keep_best and not self.metric:
+            raise UsageError("--keep-best needs --metric TAG (e.g. --metric loss/g/total)")
+        if self.mode not in ("min", "max"):
+            raise UsageError(f"--mode must be min or max, got {self.mode!r}")
+
+    @property
+    def has_keep_rule(self) -> bool:
+        return any(
+            v is not None
+            for v in (self.keep_last, self.keep_every, self.keep_within, self.keep_best)
+        )
+
+    def effective(self) -> Policy:
+        """With no keep rule at all, keep the last 1 (the trainer's "save only latest") —
+        unless only ``max_size`` is given: then keep what fits."""
+        if self.has_keep_rule or self.max_size is not None:
+            return self
+        return replace(self, keep_last=1)
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    def describe(self) -> str:
+        p = self.effective()
+        parts = []
+        if p.keep_last is not None:
+            parts.append(f"keep-last {p.keep_last}")
+        if p.keep_every is not None:
+            parts.append(f"keep-every {p.keep_every}")
+        if p.keep_within is not None:
+            parts.append(f"keep-within {format_timespan(p.keep_within)}")
+        if p.keep_best is not None:
+            parts.append(f"keep-best {p.keep_best} by {p.metric} ({p.mode})")
+        if p.max_size is not None:
+            parts.append(f"max-size {format_size(p.max_size)}")
+        if p.remove_incomplete_older_than is not None:
+            parts.append(
+                f"remove-incomplete older than {format_timespan(p.remove_incomplete_older_than)}"
+            )
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """What the policy knows of one checkpoint set."""
+
+    number: int  # order key: step, or the latest-only constant
+    status: Status
+    mtime: float
+    size: int
+    latest_only: bool = False
+    base: bool = False
+    pinned: bool = False
+    metric: float | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    keep: tuple[int, ...]  # numbers, ascending
+    remove: tuple[int, ...]
+    reasons: dict[int, tuple[str, ...]]  # every number -> why it is kept, or why removed
+    expected_freed: int
+    notes: tuple[str, ...] = field(default=())
+
+
+Rule = Callable[[list[Candidate], Policy], dict[int, str]]
+
+
+def _keep_last(complete: list[Candidate], p: Policy) -> dict[int, str]:
+    return {c.number: f"last {p.keep_last}" for c in complete[: p.keep_last]}
+
+
+def _keep_every(complete: list[Candidate], p: Policy) -> dict[int, str]:
+    kept: dict[int, str] = {}
+    buckets: set[int] = set()
+    for c in complete:  # newest first: the first one seen in a bucket is its newest
+        if c.latest_only:
+            continue
+        bucket = c.number // p.keep_every
+        if bucket not in buckets:
+            buckets.add(bucket)
+            kept[c.number] = f"every {p.keep_every} steps"
+    return kept
+
+
+def _keep_within(complete: list[Candidate], p: Policy) -> dict[int, str]:
+    if not complete:
+        return {}
+    ref = max(c.mtime for c in complete)
+    text = f"within {format_timespan(p.keep_within)} of the newest save"
+    return {c.number: text for c in complete if c.mtime >= ref - p.keep_within}
+
+
+def _keep_best(complete: list[Candidate], p: Policy) -> dict[int, str]:
+    scored = [c for c in complete if c.metric is not None]
+    sign = 1 if p.mode == "min" else -1
+    scored.sort(key=lambda c: (sign * c.metric, -c.number))
+    return {
+        c.number: f"best {p.keep_best} by {p.metric} ({c.metric:.6g})"
+        for c in scored[: p.keep_best]
+    }
+
+
+def _fits(complete: list[Candidate], p: Policy) -> dict[int, str]:
+    # Only max-size given: every complete set is wanted; the size limit trims it below.
+    return {c.number: f"fits in max-size {format_size(p.max_size)}" for c in complete}
+
+
+# The rule table: (policy field that enables it, rule).
+RULES: tuple[tuple[str, Rule], ...] = (
+    ("keep_last", _keep_last),
+    ("keep_every", _keep_every),
+    ("keep_within", _keep_within),
+    ("keep_best", _keep_best),
+)
+
+
+def _protections(candidates: Sequence[Candidate], p: Policy, now: float) -> dict[int, list[str]]:
+    complete_numbered = [c for c in candidates if c.status == "complete" and not c.base]
+    newest = max(complete_numbered, key=lambda c: c.number, default=None)
+    newest_step = max((c.number for c in complete_numbered if not c.latest_only), default=None)
+    out: dict[int, list[str]] = {c.number: [] for c in candidates}
+    for c in candidates:
+        why = out[c.number]
+        if c.base:
+            why.append(BASE)
+            continue
+        if newest is not None and c.number == newest.number:
+            why.append(NEWEST_COMPLETE)
+        elif c.status == "complete" and not c.latest_only and c.number == newest_step:
+            why.append(NEWEST_COMPLETE)  # a latest-only file exists too; keep the newest step
+        if c.latest_only:
+            why.append(LATEST_ONLY)
+        if c.pinned:
+            why.append(PINNED)
+        stale_incomplete = (  # --remove-incomplete --older-than: crash leftovers may go
+            c.status != "complete"
+            and p.remove_incomplete_older_than is not None
+            and now - c.mtime > p.remove_incomplete_older_than
+        )
+        if c.status == "incomplete" and not stale_incomplete:
+            why.append(INCOMPLETE)
+        if (
+            not c.latest_only
+            and not stale_incomplete
+            and c.number > (newest_step if newest_step is not None else -1)
+        ):
+            why.append(IN_FLIGHT)
+    return out
+
+
+def _removal_reason(c: Candidate, p: Policy, trimmed: set[int]) -> str:
+    if c.number in trimmed:
+        return f"removed to fit max-size {format_size(p.max_size)}"
+    if c.status == "partial" and p.remove_incomplete_older_than is None:
+        return "partial set (a file of it is missing), older than the newest complete set"
+    if c.status != "complete":
+        return (
+            f"{c.status}, older than {format_timespan(p.remove_incomplete_older_than)} "
+            "(--remove-incomplete)"
+        )
+    return "kept by no rule"
+
+
+def apply(candidates: Sequence[Candidate], policy: Policy, now: float) -> Outcome:
+    """Decide, for every candidate set, keep or remove, and why. Pure."""
+    numbers = [c.number for c in candidates]
+    if len(set(numbers)) != len(numbers):
+        raise ValueError("candidate numbers must be unique")
+    p = policy.effective()
+    reasons = {n: list(why) for n, why in _protections(candidates, p, now).items()}
+    protected = {n for n, why in reasons.items() if why}
+
+    complete = sorted(
+        (c for c in candidates if c.status == "complete" and not c.base),
+        key=lambda c: c.number,
+        reverse=True,
+    )
+    rules = [rule for name, rule in RULES if getattr(p, name) is not None]
+    if not rules and p.max_size is not None:
+        rules = [_fits]
+    for rule in rules:
+        for number, why in rule(complete, p).items():
+            reasons[number].append(why)
+
+    notes: list[str] = []
+    trimmed: set[int] = set()
+    if p.max_size is not None:
+        by_number = {c.number: c for c in candidates}
+        total = sum(c.size for c in candidates if reasons[c.number])
+        for c in sorted(candidates, key=lambda c: c.number):  # oldest first
+            if total <= p.max_size:
+                break
+            if reasons[c.number] and c.number not in protected:
+                reasons[c.number] = []
+                trimmed.add(c.number)
+                total -= by_number[c.number].size
+        if total > p.max_size:
+            notes.append(
+                f"cannot fit in max-size {format_size(p.max_size)} without removing protected "
+                f"sets; keeping {format_size(total)}"
+            )
+
+    keep = tuple(sorted(n for n, why in reasons.items() if why))
+    remove = tuple(sorted(n for n, why in reasons.items() if not why))
+    for c in candidates:  # removed sets say why too
+        if c.number in remove:
+            reasons[c.number] = [_removal_reason(c, p, trimmed)]
+    sizes = {c.number: c.size for c in candidates}
+    return Outcome(
+        keep=keep,
+        remove=remove,
+        reasons={n: tuple(reasons[n]) for n in sorted(reasons)},
+        expected_freed=sum(sizes[n] for n in remove),
+        notes=tuple(notes),
+    )

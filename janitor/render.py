@@ -1,0 +1,282 @@
+"""Formatting at the edge: reports and plans to text (humanized) and to JSON (raw numbers)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+import humanize
+
+from janitor.discovery import CheckpointSet, Run, ScanReport
+from janitor.executor import ExecutionReport, RunResult
+from janitor.plan import Plan, RunPlan
+from janitor.policy import Policy, apply
+from janitor.resume import traps
+
+JSON_VERSION = 1
+
+
+def size(n: int) -> str:
+    return humanize.naturalsize(n)  # decimal units, like disk vendors and `df -H`: "2.6 GB"
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+def shown_path(path: str) -> str:
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
+def count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def dump_json(doc: Any, out: TextIO | None = None) -> None:
+    out = out or sys.stdout
+    json.dump(doc, out, indent=2, ensure_ascii=False)
+    out.write("\n")
+
+
+# ---------------------------------------------------------------- scan
+
+
+def keep_last_one(run: Run, pins: frozenset[int], now: float) -> int:
+    """Bytes ``prune --keep-last 1`` would free in this run (pins honoured)."""
+    from janitor.plan import candidates
+
+    return apply(candidates(run, pins), Policy(keep_last=1), now).expected_freed
+
+
+def _set_json(s: CheckpointSet) -> dict:
+    return {
+        "number": s.number,
+        "step": s.step,
+        "latest_only": s.latest_only,
+        "base": s.base,
+        "status": s.status,
+        "missing": list(s.missing),
+        "size": s.size,
+        "mtime": iso(s.mtime),
+        "files": [
+            {
+                "name": f.name,
+                "path": f.path,
+                "prefix": f.prefix,
+                "size": f.size,
+                "mtime": iso(f.mtime),
+                "complete": f.complete,
+                "problem": f.problem,
+            }
+            for f in s.files
+        ],
+    }
+
+
+def run_json(run: Run, frees: int) -> dict:
+    newest, newest_complete = run.newest, run.newest_complete
+    return {
+        "path": run.path,
+        "name": run.name,
+        "trainer": run.trainer,
+        "trainer_reason": run.trainer_reason,
+        "sets": [_set_json(s) for s in run.sets],
+        "complete_sets": sum(1 for s in run.candidates if s.status == "complete"),
+        "newest_number": newest.number if newest else None,
+        "newest_complete_number": newest_complete.number if newest_complete else None,
+        "newest_step": newest.step if newest else None,
+        "newest_complete_step": newest_complete.step if newest_complete else None,
+        "incomplete_files": [
+            {"name": f.name, "path": f.path, "problem": f.problem} for f in run.incomplete_files
+        ],
+        "big_bytes": run.big_bytes,
+        "small_bytes": run.small_bytes,
+        "small_models": [
+            {
+                "name": m.name,
+                "path": m.path,
+                "format": m.format,
+                "epoch": m.epoch,
+                "step": m.step,
+                "size": m.size,
+                "mtime": iso(m.mtime),
+                "complete": m.complete,
+            }
+            for m in run.small_models
+        ],
+        "ignored": [{"path": i.path, "why": i.why} for i in run.ignored],
+        "warnings": [{"code": t.code, "message": t.message} for t in traps(run)],
+        "keep_last_1_frees": frees,
+    }
+
+
+def scan_json(report: ScanReport, frees: dict[str, int]) -> dict:
+    runs = [run_json(r, frees[r.path]) for r in report.runs]
+    return {
+        "version": JSON_VERSION,
+        "roots": list(report.roots),
+        "runs": runs,
+        "errors": [{"path": e.path, "message": e.message} for e in report.errors],
+        "totals": {
+            "runs": len(runs),
+            "sets": sum(len(r.candidates) for r in report.runs),
+            "big_bytes": sum(r.big_bytes for r in report.runs),
+            "small_bytes": sum(r.small_bytes for r in report.runs),
+            "keep_last_1_frees": sum(frees.values()),
+        },
+    }
+
+
+def _label(s: CheckpointSet | None) -> str:
+    return "none" if s is None else s.label
+
+
+def scan_text(report: ScanReport, frees: dict[str, int], out: TextIO | None = None) -> None:
+    w = (out or sys.stdout).write
+    for run in report.runs:
+        sets = run.candidates
+        complete = sum(1 for s in sets if s.status == "complete")
+        w(f"{run.name}  {shown_path(run.path)}  [{run.profile.label}: {run.trainer_reason}]\n")
+        steps = [s.step for s in sets if s.step is not None]
+        span = f", steps {min(steps)}..{max(steps)}" if steps else ""
+        w(f"  sets         {len(sets)} ({complete} complete){span}\n")
+        w(f"  newest       {_label(run.newest)}; newest complete {_label(run.newest_complete)}\n")
+        nfiles = sum(len(s.files) for s in run.sets)
+        w(f"  big files    {size(run.big_bytes)} in {count(nfiles, 'file')}\n")
+        w(f"  small models {size(run.small_bytes)} in {count(len(run.small_models), 'file')}\n")
+        for s in run.sets:
+            if s.base:
+                w(f"  protected    {', '.join(f.name for f in s.files)}: pretrained base\n")
+        for f in run.incomplete_files:
+            w(f"  incomplete   {f.name}: {f.problem}\n")
+        for s in sets:
+            if s.status == "partial":
+                w(f"  partial      {s.label}: no {', '.join(s.missing)} file\n")
+        for i in run.ignored:
+            w(f"  ignored      {os.path.basename(i.path)}: {i.why}\n")
+        w(f"  keep-last 1 would free {size(frees[run.path])}\n")
+        for t in traps(run):
+            w(f"  warning: {t.message}\n")
+        w("\n")
+    for e in report.errors:
+        w(f"error: {shown_path(e.path)}: {e.message}\n")
+    if not report.runs:
+        w("no training runs found\n")
+        return
+    total_sets = sum(len(r.candidates) for r in report.runs)
+    w(
+        f"{count(len(report.runs), 'run')}, {count(total_sets, 'set')}; big checkpoints "
+        f"{size(sum(r.big_bytes for r in report.runs))}, small models "
+        f"{size(sum(r.small_bytes for r in report.runs))}; keep-last 1 would free "
+        f"{size(sum(frees.values()))}\n"
+    )
+
+
+# ---------------------------------------------------------------- prune
+
+
+def plan_json(plan: Plan, execution: ExecutionReport | None, dry_run: bool) -> dict:
+    results = {r.run_path: r for r in (execution.results if execution else ())}
+    runs = []
+    for rp in plan.runs:
+        result = results.get(rp.run.path)
+        removed = {r.path for r in result.removed} if result else set()
+        sets = []
+        for d in rp.decisions:
+            entry = _set_json(d.set)
+            entry.update({"action": "keep" if d.keep else "remove", "reasons": list(d.reasons)})
+            if result is not None and not d.keep:
+                gone = [f.path for f in d.set.files if f.path in removed]
+                entry["removed"] = len(gone) == len(d.set.files)
+            sets.append(entry)
+        runs.append(
+            {
+                "path": rp.run.path,
+                "name": rp.run.name,
+                "trainer": rp.run.trainer,
+                "policy": rp.policy.effective().to_dict(),
+                "sets": sets,
+                "expected_freed": rp.expected_freed,
+                "freed": result.freed if result else 0,
+                "notes": list(rp.notes) + (list(result.notes) if result else []),
+                "skipped": list(result.skipped) if result else [],
+                "errors": [
+                    {"path": e.path, "message": e.message}
+                    for e in (result.errors if result else ())
+                ],
+                "warnings": [{"code": t.code, "message": t.message} for t in rp.traps],
+            }
+        )
+    return {
+        "version": JSON_VERSION,
+        "dry_run": dry_run,
+        "runs": runs,
+        "expected_freed": plan.expected_freed,
+        "freed": execution.freed if execution else 0,
+        "errors": [{"path": e.path, "message": e.message} for e in plan.errors]
+        + [{"path": e.path, "message": e.message} for e in (execution.errors if execution else ())],
+    }
+
+
+def run_plan_text(rp: RunPlan, out: TextIO, quiet: bool = False) -> None:
+    if quiet:
+        return
+    from rich.console import Console
+    from rich.table import Table, box
+
+    console = Console(file=out, width=max(100, Console(file=out).width), highlight=False)
+    console.print(
+        f"[bold]{rp.run.name}[/bold]  {shown_path(rp.run.path)}  ({rp.policy.describe()})",
+        markup=True,
+    )
+    table = Table(box=box.SIMPLE, show_edge=False, pad_edge=False)
+    for col in ("set", "files", "size", "action", "why"):
+        table.add_column(col, justify="right" if col == "size" else "left")
+    for d in rp.decisions:
+        table.add_row(
+            d.set.label,
+            ", ".join(f.name for f in d.set.files),
+            size(d.set.size),
+            "keep" if d.keep else "remove",
+            "; ".join(d.reasons),
+        )
+    console.print(table)
+    for note in rp.notes:
+        out.write(f"  note: {note}\n")
+    for t in rp.traps:
+        out.write(f"  warning: {t.message}\n")
+
+
+def run_result_text(rp: RunPlan, result: RunResult | None, out: TextIO, quiet: bool) -> None:
+    w = out.write
+    for msg in result.skipped if result else ():
+        w(f"  skipped: {msg}\n")
+    for msg in result.notes if result else ():
+        w(f"  note: {msg}\n")
+    for e in result.errors if result else ():
+        w(f"error: {shown_path(e.path)}: {e.message}\n")
+    if quiet:
+        return
+    if result is None:
+        w(f"  would free {size(rp.expected_freed)}\n\n")
+    else:
+        w(f"  freed {size(result.freed)} ({count(len(result.removed), 'file')})\n\n")
+
+
+def prune_summary(plan: Plan, execution: ExecutionReport | None, out: TextIO, quiet: bool) -> None:
+    for e in plan.errors:
+        out.write(f"error: {shown_path(e.path)}: {e.message}\n")
+    if not plan.runs:
+        out.write("no training runs found\n")
+        return
+    if execution is None:
+        runs = count(len(plan.runs), "run")
+        out.write(f"would free {size(plan.expected_freed)} in {runs} (dry run)\n")
+    elif not quiet or execution.freed:
+        files = sum(len(r.removed) for r in execution.results)
+        runs = count(len(plan.runs), "run")
+        out.write(f"freed {size(execution.freed)} ({count(files, 'file')}) in {runs}\n")

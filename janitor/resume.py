@@ -1,0 +1,72 @@
+"""The trainer's own resume rule, and the traps that make it pick the wrong file.
+
+Every VITS-family trainer resumes from the ``G_*.pth`` (and ``D_*.pth``) whose path gives the
+largest integer when all its digits are concatenated. janitor reproduces that rule to warn
+about layouts where the trainer would resume from a stale or broken file; it never "fixes"
+them on its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from janitor.discovery import CheckpointFile, Run
+from janitor.profiles import resume_number
+
+
+@dataclass(frozen=True, slots=True)
+class Trap:
+    code: str  # stable identifier for --json
+    message: str  # one line: what and the consequence
+
+
+def trainer_pick(files: list[CheckpointFile], prefix: str) -> CheckpointFile | None:
+    """The file the trainer would resume from for ``prefix`` (G or D)."""
+    mine = [f for f in files if f.prefix == prefix]
+    return max(mine, key=lambda f: resume_number(f.path), default=None)
+
+
+def traps(run: Run) -> tuple[Trap, ...]:
+    files = [f for s in run.candidates for f in s.files]
+    found: list[Trap] = []
+    g = trainer_pick(files, "G")
+    d = trainer_pick(files, "D")
+    latest = next((s for s in run.candidates if s.latest_only), None)
+    numbered_g = [
+        f for s in run.candidates if not s.latest_only for f in s.files if f.prefix == "G"
+    ]
+    if latest is not None and latest.file("G") is not None and numbered_g:
+        newer = max(numbered_g, key=lambda f: f.mtime)
+        if newer.mtime > latest.file("G").mtime:
+            found.append(
+                Trap(
+                    "stale-latest-only",
+                    f"{latest.file('G').name} is older than {newer.name}: the trainer will "
+                    f"resume from the stale {latest.file('G').name}",
+                )
+            )
+    for pick in (g, d):
+        if pick is not None and not pick.complete:
+            found.append(
+                Trap(
+                    "incomplete-newest",
+                    f"{pick.name} is what the trainer resumes from, but it is incomplete "
+                    f"({pick.problem}): resuming will crash unless it is still being written",
+                )
+            )
+    if g is not None and d is not None and g.number != d.number:
+        found.append(
+            Trap(
+                "g-d-mismatch",
+                f"newest G is {g.name} but newest D is {d.name}: the trainer will resume G and D "
+                "from different saves",
+            )
+        )
+    return tuple(found)
+
+
+def resume_step(run: Run) -> tuple[int | None, int | None]:
+    """(G number, D number) the trainer would resume from, for before/after comparisons."""
+    files = [f for s in run.candidates for f in s.files]
+    g, d = trainer_pick(files, "G"), trainer_pick(files, "D")
+    return (g.number if g else None, d.number if d else None)

@@ -1,0 +1,77 @@
+"""Shared test helpers: cheap torch-like checkpoints for bulk tests, a CLI runner, nobody-user
+subprocesses (tests run as root in CI, and root ignores file permissions)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from janitor.cli import app
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def fake_ckpt(path: Path, payload: int = 2048, mtime: float | None = None) -> Path:
+    """A structurally complete torch-style zip (first entry <archive>/data.pkl) without torch:
+    for tests that need hundreds of files. Real torch files come from fixtures.gen."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stem = path.stem
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as z:
+        z.writestr(f"{stem}/data.pkl", b"\x80\x02}q\x00.")
+        z.writestr(f"{stem}/data/0", os.urandom(payload))
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+    return path
+
+
+def truncate(path: Path, keep: float = 0.5) -> None:
+    size = path.stat().st_size
+    with open(path, "r+b") as fh:
+        fh.truncate(int(size * keep))
+
+
+def fake_run(root: Path, name: str, steps, prefixes=("G", "D"), start=1_700_000_000.0, **kw):
+    run = root / name
+    for i, step in enumerate(steps):
+        for p in prefixes:
+            fake_ckpt(run / f"{p}_{step}.pth", mtime=start + 600 * i, **kw)
+    return run
+
+
+@pytest.fixture
+def cli():
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+    return invoke
+
+
+DROP_DAC = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner"]
+
+
+def can_drop_privileges() -> bool:
+    """Root ignores mode bits; dropping the DAC capabilities makes permissions bite again."""
+    return os.geteuid() != 0 or shutil.which("setpriv") is not None
+
+
+def run_janitor(*args, unprivileged: bool = False, env=None, **kw):
+    """janitor in its own process (what users run); ``unprivileged``: without root's power to
+    ignore file permissions."""
+    prefix = DROP_DAC if unprivileged and os.geteuid() == 0 else []
+    return subprocess.run(
+        [*prefix, sys.executable, "-m", "janitor", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=kw.pop("cwd", REPO),
+        **kw,
+    )
