@@ -24,7 +24,7 @@ from janitor.profiles import (
     TrainerProfile,
     detect,
 )
-from janitor.ziptail import check_file
+from janitor.ziptail import ZipCheck, check_file
 
 Status = Literal["complete", "partial", "incomplete"]
 
@@ -220,6 +220,18 @@ def _small_match(profile: TrainerProfile, name: str):
     return None
 
 
+def _check(fs: FileSystem, path: str) -> ZipCheck | None:
+    """Completeness, or None if the file vanished since it was listed (another janitor, the
+    trainer's own cleanup). A file we cannot read counts as incomplete: never removed, never
+    newest."""
+    try:
+        return check_file(fs, path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return ZipCheck(False, f"cannot read: {_oserror_text(exc)}")
+
+
 def build_run(
     fs: FileSystem,
     folder: str,
@@ -244,7 +256,9 @@ def build_run(
         if e.kind != "file":
             continue
         if m and m["prefix"] in profile.set_prefixes:
-            check = check_file(fs, e.path)
+            check = _check(fs, e.path)
+            if check is None:
+                continue
             by_number[int(m["num"])].append(
                 CheckpointFile(
                     e.path, e.name, m["prefix"], int(m["num"]), e.size, e.mtime,
@@ -255,7 +269,9 @@ def build_run(
         sm = _small_match(profile, e.name)
         if sm:
             fmt, sm_m = sm
-            check = check_file(fs, e.path)
+            check = _check(fs, e.path)
+            if check is None:
+                continue
             small.append(
                 SmallModel(
                     e.path, e.name, sm_m["name"], int(sm_m["epoch"]), int(sm_m["step"]), fmt,

@@ -1,0 +1,376 @@
+"""`janitor prune` end to end: rules, config, pins, trash, journal, locks, failures, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fixtures.gen import write_run
+from janitor.discovery import scan
+from janitor.executor import Executor, run_lock
+from janitor.journal import Journal
+from janitor.plan import plan_run
+from tests.conftest import REPO, can_drop_privileges, fake_ckpt, fake_run, run_janitor, truncate
+
+STEPS = tuple(range(100, 1100, 100))
+
+
+def names(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir()}
+
+
+def journal_records(logs: Path) -> list[dict]:
+    read = Journal(str(logs / ".janitor")).read()
+    assert read.torn_lines == ()
+    return list(read.records)
+
+
+def resume_pick(folder: Path, prefix: str) -> str | None:
+    """Applio's / RVC's own rule, reproduced independently: glob <prefix>_*.pth, take the path
+    whose digits, all concatenated, form the largest integer."""
+    files = [str(p) for p in folder.glob(f"{prefix}_*.pth")]
+    if not files:
+        return None
+    return os.path.basename(max(files, key=lambda f: int("".join(c for c in f if c.isdigit()))))
+
+
+@pytest.fixture(scope="module")
+def alice_template(tmp_path_factory) -> Path:
+    logs = tmp_path_factory.mktemp("template") / "logs"
+    write_run(logs, "alice", steps=STEPS, small_models=(500, 1000))
+    return logs
+
+
+@pytest.fixture
+def alice(alice_template, tmp_path) -> Path:
+    """A fresh copy per test of an Applio run with steps 100..1000 (mtimes preserved)."""
+    return Path(shutil.copytree(alice_template, tmp_path / "logs"))
+
+
+def test_keep_last_one_leaves_only_the_newest_pair(alice, cli):
+    run = alice / "alice"
+    before = names(run)
+    result = cli("prune", alice, "--keep-last", "1")
+    assert result.exit_code == 0, result.output
+    after = names(run)
+    removed = before - after
+    assert removed == {f"{p}_{s}.pth" for p in "GD" for s in STEPS[:-1]}
+    assert {"G_1000.pth", "D_1000.pth", "alice_5e_500s.pth", "alice_10e_1000s.pth"} <= after
+    assert {"config.json", "model_info.json"} <= after
+    assert "freed" in result.output
+    # the journal lists every removed file with its size, step, reasons and policy
+    recs = [r for r in journal_records(alice) if r["event"] == "remove"]
+    assert {os.path.basename(r["path"]) for r in recs} == removed
+    assert all(r["reasons"] == ["kept by no rule"] and r["policy"] == "keep-last 1" for r in recs)
+    assert all(r["size"] > 0 and r["step"] == int(r["path"].split("_")[-1][:-4]) for r in recs)
+
+
+def test_dry_run_changes_nothing_and_gives_a_reason_for_every_kept_set(alice, cli):
+    run = alice / "alice"
+    before = {p.name: p.stat().st_mtime for p in run.iterdir()}
+    result = cli("prune", alice, "--keep-last", "3", "--dry-run", "--json")
+    assert result.exit_code == 0
+    assert {p.name: p.stat().st_mtime for p in run.iterdir()} == before
+    assert not (alice / ".janitor").exists()
+    doc = json.loads(result.output)
+    sets = doc["runs"][0]["sets"]
+    assert [s["number"] for s in sets if s["action"] == "keep"] == [800, 900, 1000]
+    assert all(s["reasons"] for s in sets)
+    text = cli("prune", alice, "--keep-last", "3", "-n").output
+    assert "newest complete; last 3" in text and "would free" in text
+
+
+def test_json_plan_matches_the_executed_result(alice, cli):
+    planned = json.loads(cli("prune", alice, "--keep-last", "2", "-n", "--json").output)
+    done = json.loads(cli("prune", alice, "--keep-last", "2", "--json").output)
+    strip = [{k: s[k] for k in ("number", "action", "reasons")} for s in planned["runs"][0]["sets"]]
+    assert strip == [
+        {k: s[k] for k in ("number", "action", "reasons")} for s in done["runs"][0]["sets"]
+    ]
+    assert done["freed"] == planned["expected_freed"] > 0
+    assert all(s["removed"] for s in done["runs"][0]["sets"] if s["action"] == "remove")
+    remaining = names(alice / "alice")
+    assert {"G_900.pth", "D_900.pth", "G_1000.pth", "D_1000.pth"} <= remaining
+    assert "G_800.pth" not in remaining
+
+
+def test_truncated_newest_and_latest_only(tmp_path, cli):
+    logs = tmp_path / "logs"
+    write_run(logs, "alice", steps=STEPS, truncated=[("G", 1100)])
+    result = cli("prune", logs, "--keep-last", "1")
+    assert result.exit_code == 0, result.output
+    left = names(logs / "alice")
+    assert {"G_1000.pth", "D_1000.pth", "G_1100.pth"} <= left and "G_900.pth" not in left
+    # latest-only constant: the trainer's newest, not step 2,333,333
+    write_run(logs, "bob", steps=(100, 200), latest_only=True)
+    fake_run(logs, "bob", [300, 400])  # numbered saves next to it (mode switched)
+    doc = json.loads(cli("prune", logs / "bob", "--json").output)
+    sets = {s["number"]: s for s in doc["runs"][0]["sets"]}
+    assert sets[2333333]["step"] is None and sets[2333333]["latest_only"]
+    assert "latest-only file: the trainer resumes from it" in sets[2333333]["reasons"]
+    assert sets[400]["action"] == "keep" and sets[300]["action"] == "remove"
+    assert resume_pick(logs / "bob", "G") == "G_2333333.pth"
+
+
+GOLDEN = REPO / "tests" / "golden"
+
+
+def _golden(name: str, doc) -> None:
+    path = GOLDEN / name
+    if os.environ.get("JANITOR_UPDATE_GOLDEN"):
+        path.write_text(json.dumps(doc, indent=2) + "\n")
+    assert doc == json.loads(path.read_text())
+
+
+def test_combined_rules_match_the_golden_file(tmp_path, cli):
+    logs = tmp_path / "logs"
+    steps = tuple(range(100, 2100, 100))
+    # loss falls, with a lucky dip at 700; saves every 10 minutes
+    loss = {s: 40 - s / 100 + (5 if s != 700 else -15) for s in steps}
+    write_run(
+        logs, "alice", steps=steps, metrics={"loss/g/total": sorted(loss.items())},
+        mtime_start=1_700_000_000.0, mtime_interval=600.0,
+    )  # fmt: skip
+    args = ["--keep-last", "2", "--keep-every", "500", "--keep-within", "1h"]
+    args += ["--keep-best", "1", "--metric", "loss/g/total"]
+    doc = json.loads(cli("prune", logs, *args, "--json").output)
+    got = {
+        str(s["number"]): {"action": s["action"], "reasons": s["reasons"]}
+        for s in doc["runs"][0]["sets"]
+    }
+    _golden("combined_rules.json", got)
+    kept = sorted(int(n) for n, s in got.items() if s["action"] == "keep")
+    assert {f"G_{n}.pth" for n in kept} == {p.name for p in (logs / "alice").glob("G_*.pth")}
+
+
+def test_unknown_metric_and_bad_values_are_usage_errors(alice, cli):
+    write_run(alice, "m", steps=(100,), metrics={"loss/g/total": [(100, 1.0)]})
+    r = run_janitor("prune", alice / "m", "--keep-best", "1", "--metric", "loss/nope")
+    assert r.returncode == 2 and "unknown metric 'loss/nope'" in r.stderr
+    assert "loss/g/total" in r.stderr
+    for args, needle in [
+        (["--keep-last", "-1"], "--keep-last"),
+        (["--keep-within", "soon"], "'soon'"),
+        (["--max-size", "lots"], "'lots'"),
+        (["--keep-every", "0"], "--keep-every"),
+        (["--keep-best", "2"], "--metric"),
+        (["--older-than", "1d"], "--remove-incomplete"),
+    ]:
+        r = run_janitor("prune", alice, *args)
+        assert r.returncode == 2, (args, r.stderr)
+        assert needle in r.stderr and "Traceback" not in r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_config_file_defaults_per_run_overrides_and_flags(alice, cli):
+    write_run(alice, "bob", steps=STEPS)
+    (alice / "janitor.toml").write_text("[prune]\nkeep-last = 3\n\n[runs.bob]\nkeep-last = 2\n")
+    doc = json.loads(cli("prune", alice, "-n", "--json").output)
+    kept = {
+        r["name"]: [s["number"] for s in r["sets"] if s["action"] == "keep"] for r in doc["runs"]
+    }
+    assert kept == {"alice": [800, 900, 1000], "bob": [900, 1000]}
+    (alice / "alice" / "janitor.toml").write_text("[prune]\nkeep-every = 500\n")
+    doc = json.loads(cli("prune", alice / "alice", "-n", "--json").output)
+    assert [s["number"] for s in doc["runs"][0]["sets"] if s["action"] == "keep"] == [
+        400, 800, 900, 1000,
+    ]  # fmt: skip
+    doc = json.loads(cli("prune", alice / "alice", "-n", "--json", "--keep-last", "1").output)
+    assert doc["runs"][0]["policy"] == {"keep_last": 1, "keep_every": 500, "mode": "min"}
+    (alice / "janitor.toml").write_text("[prune]\nkeep-lots = 3\n")
+    r = run_janitor("prune", alice, "-n")
+    assert r.returncode == 2 and "unknown setting(s) keep-lots" in r.stderr
+
+
+def test_pins_survive_and_are_stored_in_the_run_config(alice, cli):
+    run = alice / "alice"
+    (run / "janitor.toml").write_text("# my settings\n[prune]\nkeep-last = 1\n")
+    assert cli("pin", run, "300", "500").exit_code == 0
+    text = (run / "janitor.toml").read_text()
+    assert "# my settings" in text and "pins = [300, 500]" in text
+    assert cli("unpin", run, "500").output.strip() == "pinned: 300"
+    cli("prune", alice)
+    assert {"G_300.pth", "D_300.pth", "G_1000.pth"} <= names(run)
+    assert "G_500.pth" not in names(run)
+
+
+def test_max_size_and_keep_within(alice, cli):
+    run = alice / "alice"
+    pair = (run / "G_100.pth").stat().st_size + (run / "D_100.pth").stat().st_size
+    cli("prune", alice, "--max-size", str(int(pair * 3.5)))
+    assert sorted(p.name for p in run.glob("G_*.pth")) == ["G_1000.pth", "G_800.pth", "G_900.pth"]
+    r = cli("prune", alice, "--keep-last", "3", "--max-size", "1", "-n")
+    assert "cannot fit in max-size" in r.output
+
+
+def test_trash_restore_and_empty(alice, cli):
+    run = alice / "alice"
+    before = names(run)
+    cli("prune", alice, "--trash")
+    trashed = before - names(run)
+    assert trashed and trashed <= set(os.listdir(alice / ".janitor" / "trash" / "alice"))
+    out = cli("restore", run, "300").output
+    assert "2 files restored" in out and {"G_300.pth", "D_300.pth"} <= names(run)
+    out = cli("restore", run).output
+    assert names(run) == before
+    cli("prune", alice, "--trash")
+    assert cli("trash", "empty", alice, "--older-than", "7d").output.startswith("freed 0 Bytes")
+    out = cli("trash", "empty", alice).output
+    assert out.startswith("freed ") and not os.listdir(alice / ".janitor" / "trash" / "alice")
+    events = [r["event"] for r in journal_records(alice)]
+    assert {"trash", "restore", "trash-empty"} <= set(events)
+
+
+def test_truncate_before_unlink(alice):
+    run = alice / "alice"
+    seen = []
+
+    class Spy(type(Executor().fs)):
+        def truncate(self, path):
+            seen.append(os.path.basename(path))
+            super().truncate(path)
+
+    report = scan([str(alice)])
+    rp = plan_run(report.runs[0], {}, 0)
+    Executor(Spy(), truncate=True).execute(rp, lambda r: plan_run(r, {}, 0))
+    assert sorted(seen) == sorted(f"{p}_{s}.pth" for p in "GD" for s in STEPS[:-1])
+    assert "G_100.pth" not in names(run)
+
+
+def test_quiet_prints_only_the_total(alice):
+    r = run_janitor("prune", alice, "--quiet")
+    assert r.returncode == 0 and r.stdout.strip().startswith("freed ")
+    assert len(r.stdout.strip().splitlines()) == 1
+
+
+def test_permission_denied_file_the_rest_is_done(tmp_path):
+    if not can_drop_privileges():
+        pytest.skip("setpriv is needed to test permissions as root")
+    logs = tmp_path / "logs"
+    fake_run(logs, "a", [1, 2, 3])
+    locked = fake_run(logs, "b", [1, 2, 3])
+    locked.chmod(0o555)  # files cannot be unlinked from this folder
+    try:
+        r = run_janitor("prune", logs, unprivileged=True)
+    finally:
+        locked.chmod(0o755)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "permission denied" in r.stdout and "Traceback" not in r.stderr
+    assert sorted(p.name for p in (logs / "a").iterdir()) == ["D_3.pth", "G_3.pth"]
+    assert len(list(locked.iterdir())) == 6
+
+
+def test_a_set_changed_since_planning_is_left_alone(alice):
+    run = alice / "alice"
+    report = scan([str(alice)])
+    rp = plan_run(report.runs[0], {}, 0)
+    os.utime(run / "D_200.pth", (1, 1))  # rewritten after the plan was made
+    result = Executor().execute(rp, lambda r: plan_run(r, {}, 0))
+    assert any("D_200.pth changed since planning" in s for s in result.skipped)
+    assert {"G_200.pth", "D_200.pth"} <= names(run) and "G_300.pth" not in names(run)
+
+
+def test_concurrent_prunes_do_not_double_delete(tmp_path):
+    logs = tmp_path / "logs"
+    fake_run(logs, "a", range(1, 201))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "janitor", "prune", str(logs), "--json"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )  # fmt: skip
+        for _ in range(3)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outs
+    assert sorted(p.name for p in (logs / "a").iterdir()) == ["D_200.pth", "G_200.pth"]
+    removed = [r["path"] for r in journal_records(logs) if r["event"] == "remove"]
+    assert len(removed) == len(set(removed)) == 398
+    freed = [json.loads(o)["freed"] for o, _ in outs]
+    assert sum(1 for f in freed if f) == 1  # one did the work, the others found nothing left
+
+
+def test_lock_busy_skips_with_a_message(alice):
+    run = alice / "alice"
+    report = scan([str(alice)])
+    rp = plan_run(report.runs[0], {}, 0)
+    holder = run_lock(str(run))
+    holder.acquire()
+    try:
+        result = threading.Thread  # noqa: F841 (keep the lock in this thread)
+        res = Executor(lock_timeout=0.2).execute(rp, lambda r: plan_run(r, {}, 0))
+    finally:
+        holder.release()
+    assert res.removed == () and "another janitor is working on this run" in res.skipped[0]
+
+
+def test_interrupted_set_is_finished_and_reported(alice, cli):
+    run = alice / "alice"
+    Journal(str(alice / ".janitor")).append(
+        {"event": "set-begin", "run": str(run), "number": 300, "time": "x"}
+    )
+    (run / "D_300.pth").unlink()  # the kill came after D, before G
+    out = cli("prune", alice).output
+    assert "step 300: finishing an interrupted removal" in out
+    assert "G_300.pth" not in names(run)
+    assert Journal(str(alice / ".janitor")).unfinished_sets(str(run)) == set()
+
+
+# --------------------------------------------------------------- the trainer still resumes
+
+
+@st.composite
+def layouts(draw):
+    steps = sorted(draw(st.sets(st.integers(1, 3000), min_size=1, max_size=12)))
+    layout = {}
+    for s in steps:
+        state = draw(st.sampled_from(["pair", "pair", "pair", "g-only", "g-trunc", "d-trunc"]))
+        layout[s] = state
+    latest = draw(st.sampled_from([None, "pair", "g-trunc"]))
+    return layout, latest
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(spec=layouts(), keep_last=st.integers(1, 3), keep_every=st.none() | st.integers(1, 2000))
+def test_prune_keeps_the_trainers_resume_pick(tmp_path_factory, spec, keep_last, keep_every):
+    layout, latest = spec
+    logs = tmp_path_factory.mktemp("resume")
+    run = logs / "r"
+    items = list(layout.items()) + ([(2333333, latest)] if latest else [])
+    for i, (step, state) in enumerate(items):
+        g = fake_ckpt(run / f"G_{step}.pth", payload=64, mtime=1e9 + i)
+        if state != "g-only":
+            d = fake_ckpt(run / f"D_{step}.pth", payload=64, mtime=1e9 + i)
+            if state == "d-trunc":
+                truncate(d)
+        if state == "g-trunc":
+            truncate(g)
+    before = (resume_pick(run, "G"), resume_pick(run, "D"))
+    args = ["prune", str(logs), "--keep-last", str(keep_last)]
+    if keep_every:
+        args += ["--keep-every", str(keep_every)]
+    from typer.testing import CliRunner
+
+    from janitor.cli import app
+
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (resume_pick(run, "G"), resume_pick(run, "D")) == before
+    # and the newest complete pair (if there was one) is still complete on disk
+    complete = [s for s, st_ in layout.items() if st_ == "pair"]
+    if complete:
+        newest = max(complete)
+        assert (run / f"G_{newest}.pth").exists() and (run / f"D_{newest}.pth").exists()
