@@ -351,6 +351,100 @@ def trash_empty(
     return EXIT_FAILURE if result.errors else EXIT_OK
 
 
+@app.command("extract-small")
+@command
+def extract_small(
+    files: Annotated[list[str], typer.Argument(help="Big G_<step>.pth files.")],
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output", "-o", help="Output file (one input) or folder.", show_default=False
+        ),
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format", help="applio or rvc (default: follows the run).", show_default=False
+        ),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Model name (default: run folder name).", show_default=False)
+    ] = None,
+    author: Annotated[
+        str | None, typer.Option(help="Author metadata (Applio).", show_default=False)
+    ] = None,
+    sr: Annotated[
+        int | None, typer.Option("--sr", help="Sample rate override.", show_default=False)
+    ] = None,
+    version: Annotated[
+        str | None, typer.Option(help="v1 or v2 override.", show_default=False)
+    ] = None,
+    f0: Annotated[
+        bool | None,
+        typer.Option("--f0/--no-f0", help="Pitch guidance override.", show_default=False),
+    ] = None,
+    vocoder: Annotated[
+        str | None, typer.Option(help="HiFi-GAN, MRF HiFi-GAN or RefineGAN.", show_default=False)
+    ] = None,
+    step: Annotated[
+        int | None,
+        typer.Option(help="Step, for latest-only files (G_2333333).", show_default=False),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
+    json: Json = False,
+) -> int:
+    """Write the small inference model the trainer would write, from any big G checkpoint."""
+    import os
+
+    from janitor import render
+    from janitor.extract import Options, extract_one
+
+    if len(files) > 1 and output and not os.path.isdir(output):
+        raise UsageError("with several inputs, --output must be an existing folder")
+    opts = Options(output, fmt, name, author, sr, version, f0, vocoder, step, force)
+    done, failed = [], []
+    with render.progress(len(files) > 1 and not json) as advance:
+        for path in files:  # one process, torch imported once, files one at a time
+            try:
+                done.append(extract_one(path, opts))
+                if not json:
+                    render.extracted_text(done[-1])
+            except JanitorError as exc:
+                if len(files) == 1:
+                    raise
+                failed.append({"path": path, "error": str(exc)})
+                typer.echo(f"janitor: {exc}", err=True)
+            advance()
+    if json:
+        render.dump_json({"extracted": [d.as_dict() for d in done], "errors": failed})
+    return EXIT_FAILURE if failed else EXIT_OK
+
+
+@app.command()
+@command
+def info(files: Annotated[list[str], typer.Argument(help="Checkpoint files.")],
+         json: Json = False) -> int:  # fmt: skip
+    """Describe checkpoints: kind, epoch, step, detected format; every small-model field."""
+    from janitor import render
+    from janitor.extract import info as do_info
+
+    docs, failed = [], False
+    for path in files:
+        try:
+            docs.append(do_info(path))
+        except JanitorError as exc:
+            if len(files) == 1:
+                raise
+            typer.echo(f"janitor: {exc}", err=True)
+            failed = True
+    if json:
+        render.dump_json(docs if len(files) > 1 else docs[0])
+    else:
+        for doc in docs:
+            render.info_text(doc)
+    return EXIT_FAILURE if failed else EXIT_OK
+
+
 def main() -> None:
     try:
         app(prog_name="janitor")

@@ -204,7 +204,7 @@ class _Walker:
             profile, reason = PROFILES[self.trainer], "forced with --trainer"
         else:
             profile, reason = detect(names, dirs)
-        small_here = [e for e in entries if e.kind == "file" and _small_match(profile, e.name)]
+        small_here = [e for e in entries if e.kind == "file" and small_match(profile, e.name)]
         if not has_big and not small_here:
             return
         run = build_run(self.fs, folder, entries, profile, reason, only=only)
@@ -212,7 +212,7 @@ class _Walker:
             self.runs[folder] = run
 
 
-def _small_match(profile: TrainerProfile, name: str):
+def small_match(profile: TrainerProfile, name: str):
     for pattern in profile.small_models:
         m = pattern.regex.match(name)
         if m:
@@ -266,7 +266,7 @@ def build_run(
                 )
             )  # fmt: skip
             continue
-        sm = _small_match(profile, e.name)
+        sm = small_match(profile, e.name)
         if sm:
             fmt, sm_m = sm
             check = _check(fs, e.path)
@@ -327,7 +327,7 @@ def scan(paths: Sequence[str], *, fs: FileSystem = LOCAL, trainer: str | None = 
         elif top.kind == "file":
             name = os.path.basename(path)
             profile = PROFILES[trainer] if trainer else PROFILES["generic"]
-            if not (BIG_RE.match(name) or _small_match(profile, name)):
+            if not (BIG_RE.match(name) or small_match(profile, name)):
                 raise UsageError(f"{raw}: not a folder or a checkpoint file")
             folder = os.path.dirname(path)
             walker.add_run(folder, fs.listdir(folder), only=name)

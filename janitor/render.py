@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -280,3 +281,50 @@ def prune_summary(plan: Plan, execution: ExecutionReport | None, out: TextIO, qu
         files = sum(len(r.removed) for r in execution.results)
         runs = count(len(plan.runs), "run")
         out.write(f"freed {size(execution.freed)} ({count(files, 'file')}) in {runs}\n")
+
+
+# ---------------------------------------------------------------- extract-small, info
+
+
+@contextmanager
+def progress(enabled: bool):
+    """A rich progress bar for batches; yields ``advance()``."""
+    if not enabled:
+        yield lambda: None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task("extracting", total=None)
+        yield lambda: bar.advance(task)
+
+
+def extracted_text(e, out: TextIO | None = None) -> None:
+    w = (out or sys.stdout).write
+    w(f"wrote {shown_path(e.output)} ({size(e.size)}, {e.format} format)\n")
+    w(f"  from {shown_path(e.source)}: epoch {e.epoch}, step {e.step} ({e.step_from})\n")
+    for key, fact in e.detected.as_dict().items():
+        if key != "config":
+            w(f"  {key:<9}{fact['value']!s:<14} from {fact['from']}\n")
+    w(f"  config   from {e.detected.config.source}\n")
+    for note in e.notes:
+        w(f"  note: {note}\n")
+
+
+def info_text(doc: dict, out: TextIO | None = None) -> None:
+    w = (out or sys.stdout).write
+    w(f"{shown_path(doc['path'])}\n")
+    for key, value in doc.items():
+        if key in ("path", "metadata", "detected"):
+            continue
+        shown = size(value) if key == "size" else value
+        if isinstance(value, dict) and "value" in value:
+            shown = f"{value['value']} (from {value['from']})"
+        w(f"  {key:<16}{shown}\n")
+    for key, value in doc.get("metadata", {}).items():
+        w(f"  {key:<16}{value}\n")
+    for key, fact in doc.get("detected", {}).items():
+        if key == "error":
+            w(f"  detection       {fact}\n")
+        elif key != "config":
+            w(f"  {key:<16}{fact['value']} (from {fact['from']})\n")

@@ -1,0 +1,405 @@
+"""Big G checkpoint -> small inference model, exactly as the trainer writes it; and `info`.
+
+The only module that imports torch, and only inside functions. Checkpoints are read through
+torch's weights-only unpickler with ``mmap=True``: the optimizer state (two thirds of a G
+file) is never read, and model tensors are converted to fp16 one at a time. Output goes to
+a temp folder beside the destination, is fsynced and ``os.replace``d into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from janitor.discovery import small_match
+from janitor.errors import JanitorError, UsageError
+from janitor.fs import LOCAL
+from janitor.profiles import APPLIO, BIG_RE, PROFILES, RVC
+from janitor.profiles import detect as detect_trainer
+from janitor.smallmodel import (
+    Detected,
+    applio_name,
+    detect,
+    is_generator,
+    model_hash,
+    rvc_name,
+    rvc_sr,
+)
+from janitor.ziptail import check_file
+
+TMP_PREFIX = ".janitor-tmp-"
+FORMATS = ("applio", "rvc")
+
+
+class UnsafeCheckpoint(JanitorError):
+    """The pickle asks for something outside torch's weights-only allow-list."""
+
+
+@dataclass(frozen=True)
+class Extracted:
+    source: str
+    output: str
+    format: str
+    name: str
+    epoch: int
+    step: int
+    step_from: str
+    detected: Detected
+    size: int
+    notes: tuple[str, ...] = field(default=())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "output": self.output,
+            "format": self.format,
+            "name": self.name,
+            "epoch": self.epoch,
+            "step": self.step,
+            "step_from": self.step_from,
+            "size": self.size,
+            "detected": self.detected.as_dict(),
+            "notes": list(self.notes),
+        }
+
+
+# ----------------------------------------------------------------- reading
+
+
+def check_readable(path: str) -> None:
+    """Torch-free gate: an existing, complete torch zip (never read one still being written)."""
+    try:
+        check = check_file(LOCAL, path)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path}: is a folder, not a checkpoint file") from None
+    except OSError as exc:
+        raise JanitorError(f"{path}: cannot read ({exc.strerror})") from None
+    if not check.complete:
+        raise JanitorError(f"{path}: not a complete torch checkpoint ({check.problem})")
+
+
+def load(path: str) -> Any:
+    """torch.load with mmap and the weights-only unpickler; code in the pickle is refused."""
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        detail = str(exc).strip().splitlines()
+        why = next((line for line in detail if "GLOBAL" in line or "Unsupported" in line), "")
+        raise UnsafeCheckpoint(
+            f"refusing to load {path}: it contains code or objects outside torch's weights-only "
+            f"allow-list{f' ({why.strip()})' if why else ''}; nothing in it was run"
+        ) from None
+    except (RuntimeError, ValueError, EOFError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise JanitorError(f"{path}: cannot read checkpoint ({first})") from None
+
+
+def _read_json(path: str) -> dict | None:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise JanitorError(f"{path}: cannot read ({exc})") from None
+    return data if isinstance(data, dict) else None
+
+
+def _shapes(state: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")}
+
+
+def _kind_error(path: str) -> None:
+    """Refuse inputs that are not big G files, by name, before touching torch."""
+    name = os.path.basename(path)
+    m = BIG_RE.match(name)
+    if m and m["prefix"] != "G":
+        raise UsageError(
+            f"{path}: is a {m['prefix']}_ file (discriminator/duration model); "
+            "extract-small needs the generator G_<step>.pth"
+        )
+    if not m and small_match(APPLIO, name):
+        raise UsageError(f"{path}: is already a small model")
+
+
+# ----------------------------------------------------------------- writing
+
+
+def clean_stale_temps(folder: str) -> list[str]:
+    """Remove temp folders left by an extraction that was killed (its pid no longer runs)."""
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            if not entry.name.startswith(TMP_PREFIX) or not entry.is_dir(follow_symlinks=False):
+                continue
+            try:
+                pid = int(entry.name[len(TMP_PREFIX) :].split("-")[0])
+            except ValueError:
+                continue
+            if pid != os.getpid() and not _alive(pid):
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed.append(entry.path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def atomic_save(obj: Any, final: str) -> int:
+    """torch.save into ``<folder>/.janitor-tmp-<pid>-<n>/<name>`` (so the archive inside is
+    named like the final file), fsync, ``os.replace``; never a partial file at ``final``."""
+    import tempfile
+
+    import torch
+
+    folder = os.path.dirname(final) or "."
+    try:
+        tmp_dir = tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", dir=folder)
+    except OSError as exc:
+        raise JanitorError(f"cannot write in {folder}: {exc.strerror}") from None
+    tmp = os.path.join(tmp_dir, os.path.basename(final))
+    try:
+        torch.save(obj, tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            size = os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+        os.replace(tmp, final)
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return size
+    except (OSError, RuntimeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        reason = reason.strip().splitlines()[0] if reason.strip() else type(exc).__name__
+        raise JanitorError(f"cannot write {final}: {reason}") from None
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+# ----------------------------------------------------------------- extraction
+
+
+def half_weights(model: Mapping[str, Any]) -> dict[str, Any]:
+    """G state dict without ``enc_q`` keys, every tensor fp16, in the original order. Each
+    tensor is read from the mapped file and converted on its own."""
+    return {k: v.half() for k, v in model.items() if "enc_q" not in k}
+
+
+def trainer_of(run_dir: str):
+    """(profile, why) for the folder a checkpoint lives in."""
+    entries = LOCAL.listdir(run_dir)
+    files = {e.name for e in entries if e.kind == "file"}
+    dirs = {e.name for e in entries if e.kind == "dir"}
+    return detect_trainer(files, dirs)
+
+
+def _default_output(run_dir: str, fmt: str, name: str, epoch: int, step: int) -> str:
+    if fmt == "rvc":
+        # RVC WebUI keeps small models in <root>/assets/weights beside <root>/logs/<exp>
+        weights = os.path.join(os.path.dirname(os.path.dirname(run_dir)), "assets", "weights")
+        folder = weights if os.path.isdir(weights) else run_dir
+        return os.path.join(folder, rvc_name(name, epoch, step))
+    return os.path.join(run_dir, applio_name(name, epoch, step))
+
+
+def build_small(
+    fmt: str,
+    weight: dict[str, Any],
+    detected: Detected,
+    *,
+    name: str,
+    epoch: int,
+    step: int,
+    author: str | None,
+    model_info: Mapping[str, Any] | None,
+    now: datetime,
+) -> OrderedDict:
+    config = detected.config.value
+    sr, version = detected.sr.value, detected.version.value
+    if fmt == "rvc":
+        return OrderedDict(
+            weight=weight,
+            config=config,
+            info=f"{epoch}epoch",
+            sr=rvc_sr(sr),
+            f0=int(detected.f0.value),
+            version=version,
+        )
+    info = model_info or {}
+    out = OrderedDict(weight=weight)
+    out["config"] = config
+    out["epoch"] = epoch
+    out["step"] = step
+    out["sr"] = sr
+    out["f0"] = bool(detected.f0.value)
+    out["version"] = version
+    out["creation_date"] = now.isoformat()
+    out["model_hash"] = model_hash(name, epoch, step, sr, version, config)
+    out["dataset_length"] = info.get("total_dataset_duration")
+    out["model_name"] = name
+    out["author"] = author
+    out["embedder_model"] = info.get("embedder_model", "contentvec")
+    out["speakers_id"] = info.get("speakers_id", 1)
+    out["vocoder"] = detected.vocoder.value
+    return out
+
+
+@dataclass(frozen=True)
+class Options:
+    output: str | None = None
+    format: str | None = None
+    name: str | None = None
+    author: str | None = None
+    sr: int | None = None
+    version: str | None = None
+    f0: bool | None = None
+    vocoder: str | None = None
+    step: int | None = None
+    force: bool = False
+
+
+def extract_one(path: str, opts: Options, now: Callable[[], datetime] = datetime.now) -> Extracted:
+    path = os.path.abspath(path)
+    _kind_error(path)
+    check_readable(path)
+    if opts.format is not None and opts.format not in FORMATS:
+        raise UsageError(f"--format must be applio or rvc, got {opts.format!r}")
+    run_dir = os.path.dirname(path)
+    ckpt = load(path)
+    model = ckpt.get("model") if isinstance(ckpt, Mapping) else None
+    if not isinstance(model, Mapping):
+        if isinstance(ckpt, Mapping) and "weight" in ckpt:
+            raise UsageError(f"{path}: is already a small model")
+        raise UsageError(f"{path}: not a VITS training checkpoint (no 'model' state dict)")
+    shapes = _shapes(model)
+    if not is_generator(shapes):
+        raise UsageError(f"{path}: not a VITS generator (no enc_p/dec weights); is it a D file?")
+    notes: list[str] = []
+    run_config = _read_json(os.path.join(run_dir, "config.json"))
+    if run_config is not None and not {"data", "model"} <= set(run_config):
+        run_config = None
+        notes.append("config.json has no data/model sections: ignored")
+    model_info = _read_json(os.path.join(run_dir, "model_info.json"))
+    detected = detect(
+        shapes, run_config, sr=opts.sr, version=opts.version, f0=opts.f0, vocoder=opts.vocoder
+    )
+    if model_info is None:
+        notes.append(
+            "no model_info.json: dataset_length None, embedder_model 'contentvec', speakers_id 1"
+        )
+    epoch = int(ckpt.get("iteration", 0))
+    number = (
+        int(BIG_RE.match(os.path.basename(path))["num"])
+        if BIG_RE.match(os.path.basename(path))
+        else None
+    )
+    latest = PROFILES["applio"].latest_constant
+    if opts.step is not None:
+        step, step_from = opts.step, "flag"
+    elif number is None or number == latest:
+        step, step_from = 0, "unknown (latest-only file): 0; pass --step N"
+        notes.append(f"{os.path.basename(path)} does not say its step: using 0 (pass --step N)")
+    else:
+        step, step_from = number, "file name"
+    name = opts.name or os.path.basename(run_dir)
+    fmt = opts.format or ("rvc" if trainer_of(run_dir)[0] is RVC else "applio")
+    output = opts.output
+    if output is None:
+        output = _default_output(run_dir, fmt, name, epoch, step)
+    elif os.path.isdir(output):
+        default = _default_output(run_dir, fmt, name, epoch, step)
+        output = os.path.join(output, os.path.basename(default))
+    output = os.path.abspath(output)
+    if os.path.lexists(output) and not opts.force:
+        raise JanitorError(f"{output}: exists; pass --force to overwrite")
+    clean_stale_temps(os.path.dirname(output))
+    weight = half_weights(model)
+    small = build_small(
+        fmt, weight, detected, name=name, epoch=epoch, step=step, author=opts.author,
+        model_info=model_info, now=now(),
+    )  # fmt: skip
+    size = atomic_save(small, output)
+    return Extracted(path, output, fmt, name, epoch, step, step_from, detected, size, tuple(notes))
+
+
+# ----------------------------------------------------------------- info
+
+
+def info(path: str) -> dict[str, Any]:
+    """What a checkpoint is, read through mmap (optimizer tensors are never touched)."""
+    path = os.path.abspath(path)
+    check_readable(path)
+    obj = load(path)
+    size = os.path.getsize(path)
+    if not isinstance(obj, Mapping):
+        raise JanitorError(f"{path}: not a VITS checkpoint (top level is {type(obj).__name__})")
+    name = os.path.basename(path)
+    if "weight" in obj and "config" in obj:
+        weight = obj["weight"]
+        dtypes = sorted({str(v.dtype).replace("torch.", "") for v in weight.values()})
+        meta = {k: v for k, v in obj.items() if k != "weight"}
+        fmt = "applio" if "model_hash" in obj else "rvc"
+        return {
+            "path": path,
+            "kind": "small",
+            "format": fmt,
+            "size": size,
+            "tensors": len(weight),
+            "dtypes": dtypes,
+            "parameters": sum(int(v.numel()) for v in weight.values()),
+            "metadata": meta,
+        }
+    model = obj.get("model")
+    if not isinstance(model, Mapping):
+        raise JanitorError(f"{path}: not a VITS checkpoint (no 'model' or 'weight')")
+    m = BIG_RE.match(name)
+    kind = m["prefix"] if m else ("G" if is_generator(_shapes(model)) else "D")
+    latest = bool(m and int(m["num"]) == PROFILES["applio"].latest_constant)
+    out: dict[str, Any] = {
+        "path": path,
+        "kind": kind,
+        "size": size,
+        "epoch": obj.get("iteration"),
+        "step": int(m["num"]) if m and not latest else None,
+        "latest_only": latest,
+        "parameters": sum(int(v.numel()) for v in model.values() if hasattr(v, "numel")),
+        "optimizer_state": isinstance(obj.get("optimizer"), Mapping)
+        and bool(obj["optimizer"].get("state")),
+        "learning_rate": obj.get("learning_rate"),
+    }
+    run_dir = os.path.dirname(path)
+    profile, why = trainer_of(run_dir)
+    out["trainer"] = {"value": profile.name, "from": why}
+    shapes = _shapes(model)
+    if is_generator(shapes):
+        run_config = _read_json(os.path.join(run_dir, "config.json"))
+        try:
+            out["detected"] = detect(shapes, run_config).as_dict()
+        except UsageError as exc:
+            out["detected"] = {"error": str(exc)}
+    return out
