@@ -204,10 +204,62 @@ def atomic_save(obj: Any, final: str) -> int:
 # ----------------------------------------------------------------- extraction
 
 
-def half_weights(model: Mapping[str, Any]) -> dict[str, Any]:
+class PageReleaser:
+    """Gives back the pages of a memory-mapped checkpoint once a tensor has been converted.
+
+    ``torch.load(mmap=True)`` maps the file privately; every page a conversion reads stays
+    resident until the mapping goes away, so peak RSS would grow by the whole fp32 model.
+    After each tensor we ``madvise(MADV_DONTNEED)`` its pages: they are clean file pages, so
+    this only drops them from our RSS (the page cache keeps them; a later read re-faults
+    them from the file). Only ranges inside the checkpoint's own mapping (from
+    /proc/self/maps) are ever touched; elsewhere (no /proc, not Linux) this does nothing.
+    """
+
+    MADV_DONTNEED = 4
+
+    def __init__(self, path: str) -> None:
+        self.ranges: list[tuple[int, int]] = []
+        self.madvise = None
+        real = os.path.realpath(path)
+        try:
+            with open("/proc/self/maps", encoding="utf-8", errors="replace") as fh:
+                for line in fh:
+                    parts = line.split(maxsplit=5)
+                    if len(parts) == 6 and parts[5].rstrip("\n") == real:
+                        start, end = (int(x, 16) for x in parts[0].split("-"))
+                        self.ranges.append((start, end))
+            import ctypes
+            import mmap
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            self.madvise = libc.madvise
+            self.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+            self.page = mmap.PAGESIZE
+        except (OSError, AttributeError):
+            self.ranges = []
+
+    def release(self, tensor: Any) -> None:
+        if not self.ranges or tensor.numel() == 0:
+            return
+        start = tensor.data_ptr()
+        end = start + tensor.numel() * tensor.element_size()
+        lo, hi = start - start % self.page, -(-end // self.page) * self.page
+        if any(a <= lo and hi <= b for a, b in self.ranges):
+            self.madvise(lo, hi - lo, self.MADV_DONTNEED)
+
+
+def half_weights(model: Mapping[str, Any], source: str | None = None) -> dict[str, Any]:
     """G state dict without ``enc_q`` keys, every tensor fp16, in the original order. Each
-    tensor is read from the mapped file and converted on its own."""
-    return {k: v.half() for k, v in model.items() if "enc_q" not in k}
+    tensor is read from the mapped file, converted, and its pages released on its own."""
+    releaser = PageReleaser(source) if source else None
+    out = {}
+    for k, v in model.items():
+        if "enc_q" in k:
+            continue
+        out[k] = v.half()
+        if releaser is not None:
+            releaser.release(v)
+    return out
 
 
 def trainer_of(run_dir: str):
@@ -338,7 +390,7 @@ def extract_one(path: str, opts: Options, now: Callable[[], datetime] = datetime
     if os.path.lexists(output) and not opts.force:
         raise JanitorError(f"{output}: exists; pass --force to overwrite")
     clean_stale_temps(os.path.dirname(output))
-    weight = half_weights(model)
+    weight = half_weights(model, path)
     small = build_small(
         fmt, weight, detected, name=name, epoch=epoch, step=step, author=opts.author,
         model_info=model_info, now=now(),

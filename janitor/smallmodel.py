@@ -194,8 +194,9 @@ def config_from_shapes(shapes: Shapes, sr: int | None) -> tuple[dict[str, Any], 
     if rel and rel[2] and hidden % rel[2] == 0:
         model["n_heads"] = hidden // rel[2]
     res = _numbered(shapes, "dec.resblocks.", ".convs1.0.weight_v")
-    if res:
-        model["resblock_kernel_sizes"] = [s[2] for s in res]
+    if res and kernels and len(res) % len(kernels) == 0:
+        # one resblock per (upsample stage, kernel size): the first stage lists the sizes
+        model["resblock_kernel_sizes"] = [s[2] for s in res[: len(res) // len(kernels)]]
     pre = shapes.get("dec.conv_pre.weight_v") or shapes.get("dec.conv_pre.weight")
     if pre:
         model["upsample_initial_channel"] = pre[0]
