@@ -12,6 +12,7 @@ import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 from janitor.errors import JanitorError, UsageError
@@ -50,24 +51,23 @@ class CheckpointSet:
     missing: tuple[str, ...] = ()  # prefixes the run uses that this set lacks
     latest_only: bool = False  # G_2333333.pth: the trainer's "save only latest" file
     base: bool = False  # G_0.pth: a pretrained base model the user placed; never a candidate
+    # Derived from the files once, in __post_init__ (scan at scale reads them many times).
+    size: int = field(init=False, default=0)
+    mtime: float = field(init=False, default=0.0)
+    status: Status = field(init=False, default="complete")
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "size", sum(f.size for f in self.files))
+        set_(self, "mtime", max((f.mtime for f in self.files), default=0.0))
+        if any(not f.complete for f in self.files):
+            set_(self, "status", "incomplete")
+        elif self.missing:
+            set_(self, "status", "partial")
 
     @property
     def step(self) -> int | None:
         return None if self.latest_only else self.number
-
-    @property
-    def size(self) -> int:
-        return sum(f.size for f in self.files)
-
-    @property
-    def mtime(self) -> float:
-        return max(f.mtime for f in self.files)
-
-    @property
-    def status(self) -> Status:
-        if any(not f.complete for f in self.files):
-            return "incomplete"
-        return "partial" if self.missing else "complete"
 
     @property
     def label(self) -> str:
@@ -114,32 +114,32 @@ class Run:
     def profile(self) -> TrainerProfile:
         return PROFILES[self.trainer]
 
-    @property
+    @cached_property
     def candidates(self) -> tuple[CheckpointSet, ...]:
         return tuple(s for s in self.sets if not s.base)
 
-    @property
+    @cached_property
     def files(self) -> tuple[CheckpointFile, ...]:
         return tuple(f for s in self.sets for f in s.files)
 
-    @property
+    @cached_property
     def big_bytes(self) -> int:
         return sum(s.size for s in self.sets)
 
-    @property
+    @cached_property
     def small_bytes(self) -> int:
         return sum(m.size for m in self.small_models)
 
-    @property
+    @cached_property
     def newest(self) -> CheckpointSet | None:
         c = self.candidates
         return c[-1] if c else None
 
-    @property
+    @cached_property
     def newest_complete(self) -> CheckpointSet | None:
         return next((s for s in reversed(self.candidates) if s.status == "complete"), None)
 
-    @property
+    @cached_property
     def incomplete_files(self) -> tuple[CheckpointFile, ...]:
         return tuple(f for f in self.files if not f.complete)
 

@@ -1,4 +1,5 @@
-"""The one narrow seam between janitor and storage: list, stat, read a range, remove, rename.
+"""The one narrow seam between janitor and storage: list, stat, read the ends of a file,
+remove, rename.
 
 Everything that touches the disk for scan, prune and watch goes through a ``FileSystem``;
 policy code never sees it. Today there is one implementation, the local disk; object storage
@@ -39,8 +40,7 @@ def _kind(mode: int) -> Kind:
 class FileSystem(Protocol):
     def listdir(self, path: str) -> list[Entry]: ...
     def stat(self, path: str) -> Entry: ...
-    def read_at(self, path: str, offset: int, length: int) -> bytes: ...
-    def read_tail(self, path: str, length: int) -> tuple[bytes, int]: ...
+    def read_ends(self, path: str, head: int, tail: int) -> tuple[bytes, bytes, int]: ...
     def remove(self, path: str) -> None: ...
     def truncate(self, path: str) -> None: ...
     def rename(self, src: str, dst: str) -> None: ...
@@ -72,20 +72,16 @@ class LocalFS:
     def _open(self, path: str) -> int:
         return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
 
-    def read_at(self, path: str, offset: int, length: int) -> bytes:
-        fd = self._open(path)
-        try:
-            return os.pread(fd, length, offset)
-        finally:
-            os.close(fd)
-
-    def read_tail(self, path: str, length: int) -> tuple[bytes, int]:
-        """The last ``length`` bytes and the size, both from one open file."""
+    def read_ends(self, path: str, head: int, tail: int) -> tuple[bytes, bytes, int]:
+        """The first ``head`` and last ``tail`` bytes and the size, from one open file (one
+        read when the file is small)."""
         fd = self._open(path)
         try:
             size = os.fstat(fd).st_size
-            start = max(0, size - length)
-            return os.pread(fd, size - start, start), size
+            if size <= head + tail:
+                data = os.pread(fd, size, 0)
+                return data[:head], data[-tail:] if tail else b"", size
+            return os.pread(fd, head, 0), os.pread(fd, tail, size - tail), size
         finally:
             os.close(fd)
 

@@ -94,5 +94,8 @@ def detect(names: set[str], dirs: set[str]) -> tuple[TrainerProfile, str]:
 def resume_number(path: str) -> int:
     """The trainer's own resume key (Applio, RVC, so-vits-svc, Bert-VITS2 all share it): the
     integer formed by concatenating every digit in the file's path."""
-    digits = "".join(ch for ch in path if ch.isdigit())
+    digits = _NON_DIGITS.sub("", path)
     return int(digits) if digits else -1
+
+
+_NON_DIGITS = re.compile(r"[^0-9]")

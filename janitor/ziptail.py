@@ -25,6 +25,7 @@ _Z64_EOCD_LEN = 56
 _FAST_TAIL = _EOCD_LEN + _LOCATOR_LEN + _Z64_EOCD_LEN
 _MAX_TAIL = _FAST_TAIL + 0xFFFF  # the EOCD may be followed by a comment of up to 64 KiB
 _HEAD = 30 + 256
+_NO_EOCD = "truncated: no end-of-central-directory record"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,9 +34,14 @@ class ZipCheck:
     problem: str | None = None  # why not, in a few words
 
 
+COMPLETE = ZipCheck(True)
+
+
 def _find_eocd(tail: bytes) -> int:
     """Offset of the EOCD inside ``tail`` whose comment runs exactly to the end, or -1."""
     pos = len(tail) - _EOCD_LEN
+    if tail[pos : pos + 4] == _EOCD and tail[-2:] == b"\0\0":
+        return pos  # no comment: the usual case, and always torch's
     while pos >= 0:
         pos = tail.rfind(_EOCD, 0, pos + 4)
         if pos < 0:
@@ -55,7 +61,7 @@ def check_tail(tail: bytes, size: int) -> ZipCheck:
         return ZipCheck(False, f"too short to be a checkpoint ({size} bytes)")
     pos = _find_eocd(tail)
     if pos < 0:
-        return ZipCheck(False, "truncated: no end-of-central-directory record")
+        return ZipCheck(False, _NO_EOCD)
     eocd_at = size - len(tail) + pos  # absolute offset of the EOCD
     _, _, _, entries, cd_size, cd_offset, _ = struct.unpack_from("<HHHHIIH", tail, pos + 4)
     cd_end = eocd_at
@@ -70,7 +76,7 @@ def check_tail(tail: bytes, size: int) -> ZipCheck:
         return ZipCheck(False, "not a checkpoint: empty zip archive")
     if cd_offset + cd_size != cd_end:
         return ZipCheck(False, "truncated: central directory does not fit the file size")
-    return ZipCheck(True)
+    return COMPLETE
 
 
 def check_head(head: bytes) -> ZipCheck:
@@ -82,22 +88,15 @@ def check_head(head: bytes) -> ZipCheck:
     if not name.endswith(b"/data.pkl") or b".." in name:
         shown = name[:60].decode("utf-8", "replace")
         return ZipCheck(False, f"a zip archive, but not a torch checkpoint (first entry {shown!r})")
-    return ZipCheck(True)
+    return COMPLETE
 
 
 def check_file(fs: FileSystem, path: str) -> ZipCheck:
-    """Completeness of one file, reading at most its first and last few hundred bytes
+    """Completeness of one file, from one open and its first and last few hundred bytes
     (64 KiB more only if the archive carries a comment)."""
-    tail, size = fs.read_tail(path, _FAST_TAIL)
+    head, tail, size = fs.read_ends(path, _HEAD, _FAST_TAIL)
     result = check_tail(tail, size)
-    if (
-        not result.complete
-        and size > len(tail)
-        and result.problem
-        and "no end-of" in result.problem
-    ):
-        tail, size = fs.read_tail(path, _MAX_TAIL)
+    if not result.complete and size > len(tail) and result.problem == _NO_EOCD:
+        _, tail, size = fs.read_ends(path, 0, _MAX_TAIL)
         result = check_tail(tail, size)
-    if not result.complete:
-        return result
-    return check_head(fs.read_at(path, 0, _HEAD))
+    return check_head(head) if result.complete else result
