@@ -265,6 +265,77 @@ def prune(
     return EXIT_FAILURE if failed else EXIT_OK
 
 
+@app.command()
+@command
+def watch(
+    paths: Annotated[list[str], typer.Argument(help="Logs roots or run folders to watch.")],
+    keep_last: KeepLast = None,
+    keep_every: KeepEvery = None,
+    keep_within: KeepWithin = None,
+    keep_best: KeepBest = None,
+    metric: Metric = None,
+    mode: Mode = None,
+    max_size: MaxSize = None,
+    remove_incomplete: RemoveIncomplete = False,
+    older_than: OlderThan = None,
+    extract_on_save: Annotated[
+        bool, typer.Option("--extract-on-save", help="Write each new G's small model first.")
+    ] = False,
+    poll: Annotated[
+        float | None,
+        typer.Option(
+            "--poll",
+            metavar="SECONDS",
+            show_default=False,
+            help="Poll every SECONDS instead of inotify (Google Drive, NFS, SMB).",
+        ),
+    ] = None,
+    settle: Annotated[
+        float, typer.Option(metavar="SECONDS", help="A file unchanged this long is written.")
+    ] = 10.0,
+    rescan_minutes: Annotated[
+        float, typer.Option("--rescan", metavar="MINUTES", help="Full pass every MINUTES.")
+    ] = 10.0,
+    trash: Trash = False,
+    truncate: Truncate = None,
+    json_log: Annotated[bool, typer.Option("--json-log", help="JSON lines instead of text.")] = (
+        False
+    ),
+    trainer: Trainer = None,
+) -> int:
+    """Watch log folders and prune (and extract) as the trainer writes. Ctrl-C to stop."""
+    import signal
+    import threading
+
+    from janitor import watch as w
+    from janitor.executor import Executor
+
+    overrides = rule_overrides(
+        keep_last, keep_every, keep_within, keep_best, metric, mode, max_size,
+        remove_incomplete, older_than,
+    )  # fmt: skip
+    if poll is not None and poll <= 0:
+        raise UsageError("--poll must be a positive number of seconds")
+    if settle < 0 or rescan_minutes <= 0:
+        raise UsageError("--settle must be >= 0 and --rescan > 0")
+    watcher = w.Watcher(
+        paths, overrides, poll=poll, settle=settle, rescan=rescan_minutes * 60,
+        extract_on_save=extract_on_save, trainer=trainer,
+        executor=Executor(trash=trash, truncate=truncate),
+        log=w.json_log() if json_log else w.text_log(),
+    )  # fmt: skip
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda *_: stop.set())
+    watcher.start()
+    try:
+        while not stop.wait(3600):
+            pass
+    finally:
+        watcher.stop()
+    return EXIT_OK
+
+
 def _run_folder(path: str) -> str:
     import os
 
@@ -391,6 +462,9 @@ def extract_small(
         typer.Option(help="Step, for latest-only files (G_2333333).", show_default=False),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
+    skip_existing: Annotated[
+        bool, typer.Option("--skip-existing", help="Leave an existing output alone (exit 0).")
+    ] = False,
     json: Json = False,
 ) -> int:
     """Write the small inference model the trainer would write, from any big G checkpoint."""
@@ -401,7 +475,7 @@ def extract_small(
 
     if len(files) > 1 and output and not os.path.isdir(output):
         raise UsageError("with several inputs, --output must be an existing folder")
-    opts = Options(output, fmt, name, author, sr, version, f0, vocoder, step, force)
+    opts = Options(output, fmt, name, author, sr, version, f0, vocoder, step, force, skip_existing)
     done, failed = [], []
     with render.progress(len(files) > 1 and not json) as advance:
         for path in files:  # one process, torch imported once, files one at a time

@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
@@ -170,9 +170,10 @@ def _oserror_text(exc: OSError) -> str:
 
 
 class _Walker:
-    def __init__(self, fs: FileSystem, trainer: str | None) -> None:
+    def __init__(self, fs: FileSystem, trainer: str | None, in_flight: Container[str]) -> None:
         self.fs = fs
         self.trainer = trainer
+        self.in_flight = in_flight
         self.runs: dict[str, Run] = {}
         self.errors: list[ScanError] = []
         self.seen_dirs: set[str] = set()
@@ -207,7 +208,7 @@ class _Walker:
         small_here = [e for e in entries if e.kind == "file" and small_match(profile, e.name)]
         if not has_big and not small_here:
             return
-        run = build_run(self.fs, folder, entries, profile, reason, only=only)
+        run = build_run(self.fs, folder, entries, profile, reason, only, self.in_flight)
         if run.sets or run.small_models:
             self.runs[folder] = run
 
@@ -218,6 +219,9 @@ def small_match(profile: TrainerProfile, name: str):
         if m:
             return pattern.format, m
     return None
+
+
+BEING_WRITTEN = ZipCheck(False, "being written (not settled yet)")
 
 
 def _check(fs: FileSystem, path: str) -> ZipCheck | None:
@@ -239,8 +243,12 @@ def build_run(
     profile: TrainerProfile,
     reason: str,
     only: str | None = None,
+    in_flight: Container[str] = frozenset(),
 ) -> Run:
-    """Group one folder's files into checkpoint sets and small models (checks completeness)."""
+    """Group one folder's files into checkpoint sets and small models (checks completeness).
+
+    Paths in ``in_flight`` (the watcher saw them being written and they have not settled) are
+    taken as incomplete without being opened."""
     by_number: dict[int, list[CheckpointFile]] = defaultdict(list)
     small: list[SmallModel] = []
     ignored: list[Ignored] = []
@@ -256,7 +264,7 @@ def build_run(
         if e.kind != "file":
             continue
         if m and m["prefix"] in profile.set_prefixes:
-            check = _check(fs, e.path)
+            check = BEING_WRITTEN if e.path in in_flight else _check(fs, e.path)
             if check is None:
                 continue
             by_number[int(m["num"])].append(
@@ -309,11 +317,18 @@ def build_run(
     )
 
 
-def scan(paths: Sequence[str], *, fs: FileSystem = LOCAL, trainer: str | None = None) -> ScanReport:
-    """Find runs under each path: a logs root, a run folder, or one checkpoint file."""
+def scan(
+    paths: Sequence[str],
+    *,
+    fs: FileSystem = LOCAL,
+    trainer: str | None = None,
+    in_flight: Container[str] = frozenset(),
+) -> ScanReport:
+    """Find runs under each path: a logs root, a run folder, or one checkpoint file.
+    Files in ``in_flight`` are taken as incomplete without being opened."""
     if trainer is not None and trainer not in PROFILES:
         raise UsageError(f"unknown trainer {trainer!r} (known: {', '.join(PROFILES)})")
-    walker = _Walker(fs, trainer)
+    walker = _Walker(fs, trainer, in_flight)
     for raw in paths:
         try:
             path = fs.realpath(raw)  # links the user typed are followed; nothing below them
@@ -337,6 +352,25 @@ def scan(paths: Sequence[str], *, fs: FileSystem = LOCAL, trainer: str | None = 
     return ScanReport(tuple(paths), runs, tuple(walker.errors))
 
 
-def rescan_run(run: Run, fs: FileSystem = LOCAL) -> Run:
+def rescan_run(run: Run, fs: FileSystem = LOCAL, in_flight: Container[str] = frozenset()) -> Run:
     """The same run, read again from disk (the executor re-checks just before deleting)."""
-    return build_run(fs, run.path, fs.listdir(run.path), run.profile, run.trainer_reason)
+    entries = fs.listdir(run.path)
+    return build_run(fs, run.path, entries, run.profile, run.trainer_reason, in_flight=in_flight)
+
+
+def read_run(
+    folder: str,
+    fs: FileSystem = LOCAL,
+    trainer: str | None = None,
+    in_flight: Container[str] = frozenset(),
+) -> Run | None:
+    """One folder as a run (or None if it holds no checkpoints); for the watcher."""
+    entries = fs.listdir(folder)
+    names = {e.name for e in entries if e.kind == "file"}
+    dirs = {e.name for e in entries if e.kind == "dir"}
+    if trainer:
+        profile, reason = PROFILES[trainer], "forced with --trainer"
+    else:
+        profile, reason = detect(names, dirs)
+    run = build_run(fs, folder, entries, profile, reason, in_flight=in_flight)
+    return run if run.sets else None

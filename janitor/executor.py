@@ -15,7 +15,7 @@ from __future__ import annotations
 import errno
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 
 from filelock import FileLock, Timeout
@@ -116,14 +116,20 @@ class Executor:
         self.clock = clock
         self.on_removed = on_removed
 
-    def execute(self, shown: RunPlan, replan: Callable[[Run], RunPlan]) -> RunResult:
+    def execute(
+        self,
+        shown: RunPlan,
+        replan: Callable[[Run], RunPlan],
+        in_flight: Container[str] = frozenset(),
+    ) -> RunResult:
+        """Carry out ``shown`` under the run's lock; ``in_flight`` files are never opened."""
         run = shown.run
         if not shown.removals:
             return RunResult(run.path)
         try:
             lock = run_lock(run.path, self.lock_timeout)
             with lock:
-                return self._execute_locked(shown, replan)
+                return self._execute_locked(shown, replan, in_flight)
         except Timeout:
             return RunResult(
                 run.path,
@@ -137,11 +143,13 @@ class Executor:
                 run.path, errors=(FileError(run.path, f"cannot lock run: {_error_text(exc)}"),)
             )
 
-    def _execute_locked(self, shown: RunPlan, replan: Callable[[Run], RunPlan]) -> RunResult:
+    def _execute_locked(
+        self, shown: RunPlan, replan: Callable[[Run], RunPlan], in_flight: Container[str]
+    ) -> RunResult:
         run = shown.run
         journal = Journal(config.state_dir(run.path))
         try:
-            fresh_run = rescan_run(run, self.fs)
+            fresh_run = rescan_run(run, self.fs, in_flight)
         except OSError as exc:
             return RunResult(run.path, errors=(FileError(run.path, _error_text(exc)),))
         fresh = replan(fresh_run)

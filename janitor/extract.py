@@ -54,6 +54,7 @@ class Extracted:
     detected: Detected
     size: int
     notes: tuple[str, ...] = field(default=())
+    skipped: bool = False  # the output existed already (--skip-existing)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +68,7 @@ class Extracted:
             "size": self.size,
             "detected": self.detected.as_dict(),
             "notes": list(self.notes),
+            "skipped": self.skipped,
         }
 
 
@@ -333,6 +335,7 @@ class Options:
     vocoder: str | None = None
     step: int | None = None
     force: bool = False
+    skip_existing: bool = False
 
 
 def extract_one(path: str, opts: Options, now: Callable[[], datetime] = datetime.now) -> Extracted:
@@ -388,7 +391,13 @@ def extract_one(path: str, opts: Options, now: Callable[[], datetime] = datetime
         output = os.path.join(output, os.path.basename(default))
     output = os.path.abspath(output)
     if os.path.lexists(output) and not opts.force:
-        raise JanitorError(f"{output}: exists; pass --force to overwrite")
+        if opts.skip_existing:
+            size = os.path.getsize(output)
+            return Extracted(
+                path, output, fmt, name, epoch, step, step_from, detected, size,
+                ("exists already: left as it is",), skipped=True,
+            )  # fmt: skip
+        raise JanitorError(f"{output}: exists; pass --force to overwrite (or --skip-existing)")
     clean_stale_temps(os.path.dirname(output))
     weight = half_weights(model, path)
     small = build_small(

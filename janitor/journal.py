@@ -19,7 +19,7 @@ JOURNAL_NAME = "journal.jsonl"
 
 def now_iso(ts: float | None = None) -> str:
     moment = datetime.now(UTC) if ts is None else datetime.fromtimestamp(ts, UTC)
-    return moment.isoformat(timespec="seconds")
+    return moment.isoformat(timespec="milliseconds")
 
 
 @dataclass(frozen=True)

@@ -301,6 +301,9 @@ def progress(enabled: bool):
 
 def extracted_text(e, out: TextIO | None = None) -> None:
     w = (out or sys.stdout).write
+    if e.skipped:
+        w(f"exists, left alone: {shown_path(e.output)}\n")
+        return
     w(f"wrote {shown_path(e.output)} ({size(e.size)}, {e.format} format)\n")
     w(f"  from {shown_path(e.source)}: epoch {e.epoch}, step {e.step} ({e.step_from})\n")
     for key, fact in e.detected.as_dict().items():
