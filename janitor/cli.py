@@ -200,9 +200,9 @@ def scan(paths: Paths, json: Json = False, trainer: Trainer = None) -> int:
     now = time.time()
     frees = {r.path: render.keep_last_one(r, config.pins(r.path), now) for r in report.runs}
     if json:
-        render.dump_json(render.scan_json(report, frees))
+        render.dump_json(render.scan_json(report, frees, now))
     else:
-        render.scan_text(report, frees)
+        render.scan_text(report, frees, now)
     return EXIT_FAILURE if report.errors else EXIT_OK
 
 
@@ -334,6 +334,70 @@ def watch(
     finally:
         watcher.stop()
     return EXIT_OK
+
+
+@app.command()
+@command
+def finalize(
+    paths: Annotated[list[str], typer.Argument(help="Run folders (or a logs root).")],
+    keep_best: KeepBest = None,
+    metric: Metric = None,
+    mode: Mode = None,
+    steps: Annotated[
+        str | None,
+        typer.Option(
+            "--steps",
+            metavar="S1,S2",
+            show_default=False,
+            help="Also keep small models of these steps.",
+        ),
+    ] = None,
+    idle: Annotated[
+        str, typer.Option(metavar="DURATION", help="Refuse runs with a file newer than this.")
+    ] = "30m",
+    dry_run: DryRun = False,
+    trash: Trash = False,
+    truncate: Truncate = None,
+    json: Json = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Finalize even if the run looks active.")
+    ] = False,
+    trainer: Trainer = None,
+) -> int:
+    """Training is over: make sure verified small models exist, then remove every big
+    checkpoint (G, D, DUR, WD) of the run, the newest included."""
+    from janitor import render
+    from janitor.config import parse_duration
+    from janitor.discovery import scan as do_scan
+    from janitor.executor import Executor
+    from janitor.finalize import finalize_run
+    from janitor.policy import Policy
+
+    policy = Policy(keep_best=keep_best, metric=metric, mode=mode or "min")  # validates
+    try:
+        wanted = [int(x) for x in steps.split(",") if x.strip()] if steps else []
+    except ValueError:
+        raise UsageError(f"--steps: expected step numbers like 1000,5000, got {steps!r}") from None
+    idle_s = parse_duration(idle, "--idle")
+    report = do_scan(paths, trainer=trainer)
+    executor = Executor(trash=trash, truncate=truncate)
+    finals = []
+    for run in report.runs:
+        final = finalize_run(
+            run, steps=wanted, keep_best=policy.keep_best, metric=policy.metric,
+            mode=policy.mode, idle=idle_s, force=force, dry_run=dry_run, executor=executor,
+        )  # fmt: skip
+        finals.append(final)
+        if not json:
+            render.final_text(final)
+    if json:
+        render.dump_json(render.finals_json(finals, dry_run))
+    elif not report.runs:
+        typer.echo("no training runs found")
+    failed = report.errors or any(
+        f.refused or (f.result is not None and f.result.errors) for f in finals
+    )
+    return EXIT_FAILURE if failed else EXIT_OK
 
 
 def _run_folder(path: str) -> str:

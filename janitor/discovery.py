@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import os
 from collections import defaultdict
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
@@ -109,6 +109,7 @@ class Run:
     small_models: tuple[SmallModel, ...] = ()
     ignored: tuple[Ignored, ...] = ()
     other_bytes: int = 0  # everything else in the folder (configs, logs, indexes): never touched
+    last_activity: float = 0.0  # newest mtime of any file in the folder (checkpoints, events)
 
     @property
     def profile(self) -> TrainerProfile:
@@ -239,7 +240,7 @@ def _check(fs: FileSystem, path: str) -> ZipCheck | None:
 def build_run(
     fs: FileSystem,
     folder: str,
-    entries: Iterable[Entry],
+    entries: Sequence[Entry],
     profile: TrainerProfile,
     reason: str,
     only: str | None = None,
@@ -314,6 +315,7 @@ def build_run(
         small_models=tuple(small),
         ignored=tuple(ignored),
         other_bytes=other,
+        last_activity=max((e.mtime for e in entries if e.kind == "file"), default=0.0),
     )
 
 

@@ -55,6 +55,7 @@ class Extracted:
     size: int
     notes: tuple[str, ...] = field(default=())
     skipped: bool = False  # the output existed already (--skip-existing)
+    planned: bool = False  # dry run: would be written
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -69,6 +70,7 @@ class Extracted:
             "detected": self.detected.as_dict(),
             "notes": list(self.notes),
             "skipped": self.skipped,
+            "planned": self.planned,
         }
 
 
@@ -336,6 +338,7 @@ class Options:
     step: int | None = None
     force: bool = False
     skip_existing: bool = False
+    dry_run: bool = False  # decide everything, write nothing
 
 
 def extract_one(path: str, opts: Options, now: Callable[[], datetime] = datetime.now) -> Extracted:
@@ -398,6 +401,11 @@ def extract_one(path: str, opts: Options, now: Callable[[], datetime] = datetime
                 ("exists already: left as it is",), skipped=True,
             )  # fmt: skip
         raise JanitorError(f"{output}: exists; pass --force to overwrite (or --skip-existing)")
+    if opts.dry_run:
+        return Extracted(
+            path, output, fmt, name, epoch, step, step_from, detected, 0, tuple(notes),
+            planned=True,
+        )  # fmt: skip
     clean_stale_temps(os.path.dirname(output))
     weight = half_weights(model, path)
     small = build_small(
@@ -406,6 +414,58 @@ def extract_one(path: str, opts: Options, now: Callable[[], datetime] = datetime
     )  # fmt: skip
     size = atomic_save(small, output)
     return Extracted(path, output, fmt, name, epoch, step, step_from, detected, size, tuple(notes))
+
+
+# ----------------------------------------------------------------- verification
+
+
+def verify_small(small_path: str, g_path: str, epoch: int, step: int) -> list[str]:
+    """Problems that make ``small_path`` not the small model of ``g_path`` (empty: verified).
+
+    It must load with the weights-only unpickler, name the same epoch (and step, for Applio),
+    and hold exactly the G's weights without ``enc_q``, each equal to its fp16 conversion.
+    Compared tensor by tensor from the mapped files, pages released as we go."""
+    try:
+        check_readable(small_path)
+        small = load(small_path)
+        g = load(g_path)
+    except JanitorError as exc:
+        return [str(exc)]
+    problems: list[str] = []
+    if not isinstance(small, Mapping) or not isinstance(small.get("weight"), Mapping):
+        return [f"{small_path}: not a small model (no 'weight')"]
+    if "model_hash" in small:  # Applio
+        if small.get("epoch") != epoch or small.get("step") != step:
+            problems.append(
+                f"metadata names epoch {small.get('epoch')} step {small.get('step')}, "
+                f"the G file is epoch {epoch} step {step}"
+            )
+    elif small.get("info") != f"{epoch}epoch":
+        problems.append(f"info is {small.get('info')!r}, expected '{epoch}epoch'")
+    weight, model = small["weight"], g["model"]
+    want = [k for k in model if "enc_q" not in k]
+    if list(weight) != want:
+        missing, extra = set(want) - set(weight), set(weight) - set(want)
+        problems.append(f"weight keys differ ({len(missing)} missing, {len(extra)} extra)")
+        return problems
+    small_pages, g_pages = PageReleaser(small_path), PageReleaser(g_path)
+    for key in want:
+        mine, source = weight[key], model[key]
+        expected = source.half()
+        if mine.dtype != expected.dtype or not mine.equal(expected):
+            problems.append(f"tensor {key} differs from the fp16 conversion of the G file")
+            if len(problems) >= 5:
+                break
+        small_pages.release(mine)
+        g_pages.release(source)
+    return problems
+
+
+def epoch_of(g_path: str) -> int:
+    """The epoch (``iteration``) stored in a big checkpoint, read without touching tensors."""
+    check_readable(g_path)
+    ckpt = load(g_path)
+    return int(ckpt.get("iteration", 0)) if isinstance(ckpt, Mapping) else 0
 
 
 # ----------------------------------------------------------------- info

@@ -13,6 +13,7 @@ import humanize
 
 from janitor.discovery import CheckpointSet, Run, ScanReport
 from janitor.executor import ExecutionReport, RunResult
+from janitor.finalize import hint
 from janitor.plan import Plan, RunPlan
 from janitor.policy import Policy, apply
 from janitor.resume import traps
@@ -78,8 +79,9 @@ def _set_json(s: CheckpointSet) -> dict:
     }
 
 
-def run_json(run: Run, frees: int) -> dict:
+def run_json(run: Run, frees: int, now: float) -> dict:
     newest, newest_complete = run.newest, run.newest_complete
+    done = hint(run, now)
     return {
         "path": run.path,
         "name": run.name,
@@ -112,11 +114,14 @@ def run_json(run: Run, frees: int) -> dict:
         "ignored": [{"path": i.path, "why": i.why} for i in run.ignored],
         "warnings": [{"code": t.code, "message": t.message} for t in traps(run)],
         "keep_last_1_frees": frees,
+        "looks_finished": done.looks_finished,
+        "idle_seconds": round(done.idle, 3),
+        "finalize_frees": done.frees,
     }
 
 
-def scan_json(report: ScanReport, frees: dict[str, int]) -> dict:
-    runs = [run_json(r, frees[r.path]) for r in report.runs]
+def scan_json(report: ScanReport, frees: dict[str, int], now: float) -> dict:
+    runs = [run_json(r, frees[r.path], now) for r in report.runs]
     return {
         "version": JSON_VERSION,
         "roots": list(report.roots),
@@ -136,7 +141,9 @@ def _label(s: CheckpointSet | None) -> str:
     return "none" if s is None else s.label
 
 
-def scan_text(report: ScanReport, frees: dict[str, int], out: TextIO | None = None) -> None:
+def scan_text(
+    report: ScanReport, frees: dict[str, int], now: float, out: TextIO | None = None
+) -> None:
     w = (out or sys.stdout).write
     for run in report.runs:
         sets = run.candidates
@@ -160,6 +167,12 @@ def scan_text(report: ScanReport, frees: dict[str, int], out: TextIO | None = No
         for i in run.ignored:
             w(f"  ignored      {os.path.basename(i.path)}: {i.why}\n")
         w(f"  keep-last 1 would free {size(frees[run.path])}\n")
+        done = hint(run, now)
+        if done.looks_finished:
+            w(
+                f"  looks finished: idle {humanize.naturaldelta(done.idle)}, small model for the "
+                f"newest step present; `janitor finalize` would free {size(done.frees)}\n"
+            )
         for t in traps(run):
             w(f"  warning: {t.message}\n")
         w("\n")
@@ -331,3 +344,66 @@ def info_text(doc: dict, out: TextIO | None = None) -> None:
             w(f"  detection       {fact}\n")
         elif key != "config":
             w(f"  {key:<16}{fact['value']} (from {fact['from']})\n")
+
+
+# ---------------------------------------------------------------- finalize
+
+
+def final_text(final, out: TextIO | None = None) -> None:
+    w = (out or sys.stdout).write
+    run = final.run
+    w(f"{run.name}  {shown_path(run.path)}\n")
+    for k in final.kept:
+        verb = {"exists": "small model present", "extract": "would extract",
+                "extracted": "extracted"}[k.action]  # fmt: skip
+        state = "" if k.action == "extract" else ("; verified" if not k.problems else "")
+        w(f"  keep {k.step_set.label} ({k.why}): {verb} {shown_path(k.output)}{state}\n")
+        for p in k.problems:
+            w(f"    verification failed: {p}\n")
+    if final.refused:
+        w(f"  refused: {final.refused}\n\n")
+        return
+    if final.plan is not None:
+        files = [f for d in final.plan.removals for f in d.set.files]
+        left = [d for d in final.plan.decisions if d.keep]
+        for d in left:
+            w(f"  left: {', '.join(f.name for f in d.set.files)} ({'; '.join(d.reasons)})\n")
+        if final.result is None:
+            w(f"  would remove {count(len(files), 'big checkpoint file')}, "
+              f"freeing {size(final.expected_freed)}\n\n")  # fmt: skip
+            return
+        run_result_text(final.plan, final.result, out or sys.stdout, quiet=False)
+
+
+def finals_json(finals, dry_run: bool) -> dict:
+    runs = []
+    for f in finals:
+        runs.append(
+            {
+                "path": f.run.path,
+                "name": f.run.name,
+                "refused": f.refused,
+                "kept": [
+                    {
+                        "step": k.step,
+                        "epoch": k.epoch,
+                        "why": k.why,
+                        "small_model": k.output,
+                        "action": k.action,
+                        "verified": not k.problems and k.action != "extract",
+                        "problems": list(k.problems),
+                    }
+                    for k in f.kept
+                ],  # fmt: skip
+                "remove": [
+                    f2.path for d in (f.plan.removals if f.plan else ()) for f2 in d.set.files
+                ],
+                "expected_freed": f.expected_freed,
+                "freed": f.result.freed if f.result else 0,
+                "errors": [
+                    {"path": e.path, "message": e.message}
+                    for e in (f.result.errors if f.result else ())
+                ],
+            }
+        )
+    return {"version": JSON_VERSION, "dry_run": dry_run, "runs": runs}
