@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO   ?= demo-logs
 
-.PHONY: install demo test bench lint clean
+.PHONY: install demo test bench safety lint clean
 
 install: $(STAMP)
 
@@ -31,9 +31,15 @@ test: install
 bench: install
 	@echo "make bench: not implemented yet (issue 7)"
 
+# Regenerates README's Safety table from the fault and adversarial-input suite.
+safety: install
+	mkdir -p build
+	JANITOR_SAFETY_REPORT=build/safety.json $(PY) -m pytest -q -m safety
+	$(PY) tools/safety_table.py build/safety.json README.md
+
 lint: install
-	$(VENV)/bin/ruff check janitor tests fixtures
-	$(VENV)/bin/ruff format --check janitor tests fixtures
+	$(VENV)/bin/ruff check janitor tests fixtures tools bench
+	$(VENV)/bin/ruff format --check janitor tests fixtures tools bench
 
 clean:
 	rm -rf $(DEMO) .pytest_cache build *.egg-info

@@ -1,3 +1,3 @@
-from janitor.cli import main
+from janitor._entry import main
 
 main()

@@ -32,6 +32,18 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _interrupted() -> None:
+    """Ctrl-C: every ``finally`` has run (temp files are gone); say so and leave with 130
+    without running interpreter teardown, where a half-finished torch import can turn the
+    interrupt into a death by signal."""
+    import os
+
+    sys.stdout.flush()
+    sys.stderr.write("janitor: interrupted\n")
+    sys.stderr.flush()
+    os._exit(130)
+
+
 def command(fn):
     """Run a command body; turn janitor's errors into one line and an exit code."""
 
@@ -44,7 +56,7 @@ def command(fn):
                 raise
             raise _fail(str(exc), exc.exit_code) from None
         except KeyboardInterrupt:
-            raise _fail("interrupted", 130) from None
+            _interrupted()
         except OSError as exc:
             if _state["debug"]:
                 raise

@@ -154,11 +154,17 @@ class Executor:
             return RunResult(run.path, errors=(FileError(run.path, _error_text(exc)),))
         fresh = replan(fresh_run)
         fresh_remove = {d.set.number: d.set for d in fresh.removals}
-        unfinished = journal.unfinished_sets(run.path)
+        read = journal.read()
+        unfinished = journal.unfinished_sets(run.path, read)
         removed: list[Removed] = []
         errors: list[FileError] = []
         skipped: list[str] = []
         notes: list[str] = []
+        if read.torn_last:
+            notes.append(
+                f"journal {journal.path}: its last line {read.last_line} was cut short "
+                "(janitor was killed while writing it); ignored"
+            )
         present = {s.number for s in fresh_run.sets}
         for number in sorted(unfinished - present):
             journal.append(self._record("set-end", run.path, number, note="found finished"))

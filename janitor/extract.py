@@ -74,6 +74,49 @@ class Extracted:
         }
 
 
+# ----------------------------------------------------------------- Ctrl-C
+
+
+class DeferredInterrupt:
+    """Hold Ctrl-C while torch's C++ code runs and raise it at the next safe point.
+
+    A KeyboardInterrupt raised inside a pybind11 callback (during ``import torch``, a load
+    or a save) ends in ``std::terminate``: a core dump instead of a clean exit. While this is
+    active, SIGINT only sets a flag; ``check()`` raises it between stages, where every
+    ``finally`` (temp-file clean-up) still runs. Main thread only; elsewhere it does nothing.
+    """
+
+    def __init__(self) -> None:
+        self.hit = False
+        self.previous: Any = None
+
+    def __enter__(self) -> DeferredInterrupt:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._note)
+        return self
+
+    def _note(self, signum: int, frame: Any) -> None:
+        self.hit = True
+
+    def check(self) -> None:
+        if self.hit:
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc: Any) -> None:
+        import signal
+
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        if exc[0] is None:
+            self.check()
+
+
+_NO_INTERRUPTS = DeferredInterrupt()  # check() on this never raises
+
+
 # ----------------------------------------------------------------- reading
 
 
@@ -169,7 +212,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def atomic_save(obj: Any, final: str) -> int:
+def atomic_save(obj: Any, final: str, interrupts: DeferredInterrupt = _NO_INTERRUPTS) -> int:
     """torch.save into ``<folder>/.janitor-tmp-<pid>-<n>/<name>`` (so the archive inside is
     named like the final file), fsync, ``os.replace``; never a partial file at ``final``."""
     import tempfile
@@ -190,6 +233,7 @@ def atomic_save(obj: Any, final: str) -> int:
             size = os.fstat(fd).st_size
         finally:
             os.close(fd)
+        interrupts.check()  # Ctrl-C during the save: the temp folder goes, no output
         os.replace(tmp, final)
         dir_fd = os.open(folder, os.O_RDONLY)
         try:
@@ -342,6 +386,13 @@ class Options:
 
 
 def extract_one(path: str, opts: Options, now: Callable[[], datetime] = datetime.now) -> Extracted:
+    with DeferredInterrupt() as interrupts:
+        return _extract_one(path, opts, now, interrupts)
+
+
+def _extract_one(
+    path: str, opts: Options, now: Callable[[], datetime], interrupts: DeferredInterrupt
+) -> Extracted:
     path = os.path.abspath(path)
     _kind_error(path)
     check_readable(path)
@@ -349,6 +400,7 @@ def extract_one(path: str, opts: Options, now: Callable[[], datetime] = datetime
         raise UsageError(f"--format must be applio or rvc, got {opts.format!r}")
     run_dir = os.path.dirname(path)
     ckpt = load(path)
+    interrupts.check()
     model = ckpt.get("model") if isinstance(ckpt, Mapping) else None
     if not isinstance(model, Mapping):
         if isinstance(ckpt, Mapping) and "weight" in ckpt:
@@ -408,11 +460,12 @@ def extract_one(path: str, opts: Options, now: Callable[[], datetime] = datetime
         )  # fmt: skip
     clean_stale_temps(os.path.dirname(output))
     weight = half_weights(model, path)
+    interrupts.check()
     small = build_small(
         fmt, weight, detected, name=name, epoch=epoch, step=step, author=opts.author,
         model_info=model_info, now=now(),
     )  # fmt: skip
-    size = atomic_save(small, output)
+    size = atomic_save(small, output, interrupts)
     return Extracted(path, output, fmt, name, epoch, step, step_from, detected, size, tuple(notes))
 
 

@@ -118,6 +118,19 @@ def final_plan(run: Run, why: str) -> RunPlan:
     return RunPlan(run, Policy(), tuple(decisions))
 
 
+def _ensure_small(s: CheckpointSet, why: str, dry_run: bool) -> Kept:
+    """Find the step's small model by the trainer's naming, or extract it; then verify it."""
+    from janitor.extract import Options, epoch_of, extract_one, verify_small
+
+    g = s.file("G").path
+    done = extract_one(g, Options(skip_existing=True, dry_run=dry_run))
+    action = "exists" if done.skipped else ("extract" if done.planned else "extracted")
+    problems: tuple[str, ...] = ()
+    if not done.planned:
+        problems = tuple(verify_small(done.output, g, epoch_of(g), done.step))
+    return Kept(s, why, done.output, done.epoch, done.step, action, problems)
+
+
 def finalize_run(
     run: Run,
     *,
@@ -131,8 +144,6 @@ def finalize_run(
     executor: Executor | None = None,
     now: float | None = None,
 ) -> RunFinal:
-    from janitor.extract import Options, epoch_of, extract_one, verify_small
-
     now = time.time() if now is None else now
     if not any(s.status == "complete" and s.file("G") for s in run.candidates):
         return RunFinal(run, refused="no complete G checkpoint: nothing to keep a small model of")
@@ -144,15 +155,14 @@ def finalize_run(
             f"{int(idle)} s); pass --force if training is really over",
         )
     kept: list[Kept] = []
-    for s, why in targets(run, steps, keep_best, metric, mode):
-        g = s.file("G").path
-        done = extract_one(g, Options(skip_existing=True, dry_run=dry_run))
-        action = "exists" if done.skipped else ("extract" if done.planned else "extracted")
-        problems: tuple[str, ...] = ()
-        if not done.planned:
-            problems = tuple(verify_small(done.output, g, epoch_of(g), done.step))
-        kept.append(Kept(s, why, done.output, done.epoch, done.step, action, problems))
+    try:
+        chosen = targets(run, steps, keep_best, metric, mode)
+        for s, why in chosen:
+            kept.append(_ensure_small(s, why, dry_run))
+    except JanitorError as exc:  # e.g. a G that refuses to load: this run stays as it is
+        return RunFinal(run, tuple(kept), refused=f"{exc}: nothing removed")
     bad = [k for k in kept if k.problems]
+
     if bad:
         names = ", ".join(os.path.basename(k.output) for k in bad)
         return RunFinal(

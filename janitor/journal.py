@@ -26,6 +26,12 @@ def now_iso(ts: float | None = None) -> str:
 class JournalRead:
     records: tuple[dict, ...]
     torn_lines: tuple[int, ...]  # 1-based line numbers that were not valid JSON
+    last_line: int = 0
+
+    @property
+    def torn_last(self) -> bool:
+        """The last line is torn: the previous janitor died while writing it."""
+        return bool(self.torn_lines) and self.torn_lines[-1] == self.last_line
 
 
 class Journal:
@@ -53,6 +59,7 @@ class Journal:
     def read(self) -> JournalRead:
         records: list[dict] = []
         torn: list[int] = []
+        number = 0
         try:
             with open(self.path, encoding="utf-8", errors="replace") as fh:
                 for number, line in enumerate(fh, 1):
@@ -69,12 +76,12 @@ class Journal:
                         torn.append(number)
         except FileNotFoundError:
             pass
-        return JournalRead(tuple(records), tuple(torn))
+        return JournalRead(tuple(records), tuple(torn), number)
 
-    def unfinished_sets(self, run_path: str) -> set[int]:
+    def unfinished_sets(self, run_path: str, read: JournalRead | None = None) -> set[int]:
         """Numbers of this run's sets whose removal began and never ended."""
         open_sets: set[int] = set()
-        for r in self.read().records:
+        for r in (read or self.read()).records:
             if r.get("run") != run_path:
                 continue
             if r.get("event") == "set-begin":

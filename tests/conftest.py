@@ -75,3 +75,48 @@ def run_janitor(*args, unprivileged: bool = False, env=None, **kw):
         cwd=kw.pop("cwd", REPO),
         **kw,
     )
+
+
+# ----------------------------------------------------------------- the Safety table
+# Tests marked @pytest.mark.safety("scenario") feed README's Safety table: with
+# JANITOR_SAFETY_REPORT=path, the session writes per-scenario test and case counts and
+# results there (tools/safety_table.py renders them). A test counts its cases with `cases()`.
+
+_SAFETY: dict[str, dict[str, int]] = {}
+_PASSED = pytest.StashKey[bool]()
+
+
+@pytest.fixture
+def cases(request):
+    counter = [0]
+
+    def add(n: int = 1) -> None:
+        counter[0] += n
+
+    yield add
+    request.node.user_properties.append(("cases", counter[0]))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    marker = item.get_closest_marker("safety")
+    if marker is None:
+        return
+    if report.when == "call":
+        item.stash[_PASSED] = report.passed
+    elif report.when == "teardown" and _PASSED in item.stash:  # `cases` is final only now
+        row = _SAFETY.setdefault(marker.args[0], {"tests": 0, "cases": 0, "passed": 0, "failed": 0})
+        row["tests"] += 1
+        row["cases"] += max(1, dict(item.user_properties).get("cases", 0))
+        row["passed" if item.stash[_PASSED] and report.passed else "failed"] += 1
+
+
+def pytest_sessionfinish(session, exitstatus):
+    path = os.environ.get("JANITOR_SAFETY_REPORT")
+    if path and _SAFETY:
+        import json
+
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(dict(sorted(_SAFETY.items())), fh, indent=2)

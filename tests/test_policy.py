@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from janitor.errors import UsageError
@@ -211,9 +211,13 @@ def _resume_pick(cands):
     return max((c.number for c in cands), default=None)
 
 
-@settings(max_examples=2000, deadline=None)
+@pytest.mark.safety("11. property tests: policy invariants, resume after prune")
+@settings(
+    max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(cands=candidate_lists(), policy=policies, now=st.floats(NOW, NOW + 40 * 86400))
-def test_invariants(cands, policy, now):
+def test_invariants(cands, policy, now, cases):
+    cases()
     out = apply(cands, policy, now)
     numbers = {c.number for c in cands}
     keep, remove = set(out.keep), set(out.remove)

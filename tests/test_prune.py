@@ -341,11 +341,13 @@ def layouts(draw):
     return layout, latest
 
 
+@pytest.mark.safety("11. property tests: policy invariants, resume after prune")
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(spec=layouts(), keep_last=st.integers(1, 3), keep_every=st.none() | st.integers(1, 2000))
-def test_prune_keeps_the_trainers_resume_pick(tmp_path_factory, spec, keep_last, keep_every):
+def test_prune_keeps_the_trainers_resume_pick(tmp_path_factory, spec, keep_last, keep_every, cases):
+    cases()
     layout, latest = spec
     logs = tmp_path_factory.mktemp("resume")
     run = logs / "r"
