@@ -4,6 +4,7 @@ here and nowhere else (0 ok, 1 failure, 2 usage). torch is never imported by thi
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import time
 from typing import Annotated
@@ -159,6 +160,11 @@ DryRun = Annotated[bool, typer.Option("--dry-run", "-n", help="Show the plan; ch
 Yes = Annotated[
     bool, typer.Option("--yes", "-y", help="Accepted for scripts; prune never prompts.")
 ]
+FixResume = Annotated[
+    bool,
+    typer.Option("--fix-resume", help="Move stale files the trainer would wrongly resume from "
+                 "(an old G_2333333.pth, higher steps left by an earlier run) to the trash."),
+]  # fmt: skip
 LockWait = Annotated[
     float,
     typer.Option("--lock-timeout", metavar="SECONDS",
@@ -238,6 +244,7 @@ def prune(
     yes: Yes = False,
     quiet: Quiet = False,
     trainer: Trainer = None,
+    fix_resume: FixResume = False,
     lock_timeout: LockWait = 10.0,
 ) -> int:
     """Remove stale checkpoint sets by the rules; the newest complete set always stays.
@@ -255,9 +262,12 @@ def prune(
         remove_incomplete, older_than,
     )  # fmt: skip
     report = do_scan(paths, trainer=trainer)
+    executor = Executor(trash=trash, truncate=truncate, lock_timeout=lock_timeout)
+    if fix_resume and not dry_run:
+        _fix_resume(report, lock_timeout, quiet or json)
+        report = do_scan(paths, trainer=trainer)
     now = time.time()
     plan = Plan(tuple(plan_run(r, overrides, now) for r in report.runs), report.errors)
-    executor = Executor(trash=trash, truncate=truncate, lock_timeout=lock_timeout)
     results = []
     for rp in plan.runs:
         if not json:
@@ -410,6 +420,21 @@ def finalize(
         f.refused or (f.result is not None and f.result.errors) for f in finals
     )
     return EXIT_FAILURE if failed else EXIT_OK
+
+
+def _fix_resume(report, lock_timeout: float, quiet: bool) -> None:
+    """Only on request: stale sets go to the trash (journaled, restorable), never deleted."""
+    from janitor.executor import Executor
+    from janitor.plan import fix_resume_plan
+
+    mover = Executor(trash=True, lock_timeout=lock_timeout)
+    for run in report.runs:
+        shown = fix_resume_plan(run)
+        if shown.removals:
+            result = mover.execute(shown, fix_resume_plan)
+            if not quiet:
+                names = ", ".join(os.path.basename(r.path) for r in result.removed)
+                typer.echo(f"{run.name}: --fix-resume moved to the trash: {names}")
 
 
 def _run_folder(path: str) -> str:

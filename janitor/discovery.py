@@ -24,6 +24,7 @@ from janitor.profiles import (
     PROFILES,
     TrainerProfile,
     detect,
+    looks_like_checkpoint_folder,
 )
 from janitor.ziptail import ZipCheck, check_file
 
@@ -84,9 +85,9 @@ class SmallModel:
     path: str
     name: str
     model_name: str
-    epoch: int
-    step: int
-    format: str  # applio | rvc
+    epoch: int | None  # None: a final model named after the run (RVC's <exp>.pth)
+    step: int | None
+    format: str  # applio | rvc | gpt-sovits
     size: int
     mtime: float
     complete: bool
@@ -201,17 +202,27 @@ class _Walker:
     def add_run(self, folder: str, entries: Sequence[Entry], only: str | None = None) -> None:
         names = {e.name for e in entries if e.kind == "file"}
         dirs = {e.name for e in entries if e.kind == "dir"}
-        has_big = any(BIG_RE.match(n) for n in names)
-        if self.trainer:
-            profile, reason = PROFILES[self.trainer], "forced with --trainer"
-        else:
-            profile, reason = detect(names, dirs)
-        small_here = [e for e in entries if e.kind == "file" and small_match(profile, e.name)]
-        if not has_big and not small_here:
-            return
+        profile, reason = pick_profile(names, dirs, folder, self.trainer)
+        has_big = any(profile.match_big(n) for n in names)
+        if not has_big and not _own_small_models(profile, names, folder):
+            return  # e.g. RVC's assets/weights: reported beside its run, not as a run
         run = build_run(self.fs, folder, entries, profile, reason, only, self.in_flight)
         if run.sets or run.small_models:
             self.runs[folder] = run
+
+
+def _own_small_models(profile: TrainerProfile, names: set[str], folder: str) -> bool:
+    """A folder of small models named after itself (a finished Applio run)."""
+    base = os.path.basename(folder.rstrip(os.sep))
+    return any((sm := small_match(profile, n)) and sm[1]["name"] == base for n in names)
+
+
+def pick_profile(
+    names: set[str], dirs: set[str], folder: str, trainer: str | None
+) -> tuple[TrainerProfile, str]:
+    if trainer:
+        return PROFILES[trainer], "forced with --trainer"
+    return detect(names, dirs, folder)
 
 
 def small_match(profile: TrainerProfile, name: str):
@@ -225,16 +236,50 @@ def small_match(profile: TrainerProfile, name: str):
 BEING_WRITTEN = ZipCheck(False, "being written (not settled yet)")
 
 
-def _check(fs: FileSystem, path: str) -> ZipCheck | None:
+def _check(fs: FileSystem, path: str, allow_replaced_header: bool = False) -> ZipCheck | None:
     """Completeness, or None if the file vanished since it was listed (another janitor, the
     trainer's own cleanup). A file we cannot read counts as incomplete: never removed, never
     newest."""
     try:
-        return check_file(fs, path)
+        return check_file(fs, path, allow_replaced_header)
     except FileNotFoundError:
         return None
     except OSError as exc:
         return ZipCheck(False, f"cannot read: {_oserror_text(exc)}")
+
+
+def _small_models_beside(fs: FileSystem, folder: str, profile: TrainerProfile) -> list[SmallModel]:
+    """Small models the trainer keeps outside the run folder (RVC's assets/weights,
+    GPT-SoVITS's SoVITS_weights*), named after the run or its parent (the experiment)."""
+    owners = {os.path.basename(folder), os.path.basename(os.path.dirname(folder))}
+    found: list[SmallModel] = []
+    for rel in profile.small_model_dirs:
+        where = os.path.normpath(os.path.join(folder, rel))
+        try:
+            entries = fs.listdir(where)
+        except OSError:
+            continue
+        for e in sorted(entries, key=lambda e: e.name):
+            if e.kind != "file":
+                continue
+            sm = small_match(profile, e.name)
+            final = e.name[:-4] in owners if e.name.endswith(".pth") else False
+            if not (sm and sm[1]["name"] in owners) and not final:
+                continue
+            replaced_ok = profile.name.startswith("gpt-sovits")
+            check = _check(fs, e.path, allow_replaced_header=replaced_ok)
+            if check is None:
+                continue
+            fmt = sm[0] if sm else profile.extract or "rvc"
+            epoch = int(sm[1]["epoch"]) if sm else None
+            step = int(sm[1]["step"]) if sm else None
+            found.append(
+                SmallModel(
+                    e.path, e.name, e.name[:-4] if final else sm[1]["name"], epoch, step, fmt,
+                    e.size, e.mtime, check.complete, check.problem,
+                )
+            )  # fmt: skip
+    return found
 
 
 def build_run(
@@ -257,23 +302,24 @@ def build_run(
     for e in sorted(entries, key=lambda e: e.name):
         if only is not None and e.name != only:
             continue
+        big = profile.match_big(e.name)
         m = BIG_RE.match(e.name)
         if e.kind == "link":
-            if m or LOOKALIKE_RE.match(e.name):
+            if big or m or LOOKALIKE_RE.match(e.name):
                 ignored.append(Ignored(e.path, "symlink: never followed or removed"))
             continue
         if e.kind != "file":
             continue
-        if m and m["prefix"] in profile.set_prefixes:
+        if big:
             check = BEING_WRITTEN if e.path in in_flight else _check(fs, e.path)
             if check is None:
                 continue
-            by_number[int(m["num"])].append(
+            prefix, number = big
+            by_number[number].append(
                 CheckpointFile(
-                    e.path, e.name, m["prefix"], int(m["num"]), e.size, e.mtime,
-                    check.complete, check.problem,
+                    e.path, e.name, prefix, number, e.size, e.mtime, check.complete, check.problem
                 )
-            )  # fmt: skip
+            )
             continue
         sm = small_match(profile, e.name)
         if sm:
@@ -306,6 +352,7 @@ def build_run(
         missing = () if base else tuple(p for p in profile.set_prefixes if p in used - present)
         latest = profile.latest_constant is not None and number == profile.latest_constant
         sets.append(CheckpointSet(number, files, missing, latest_only=latest, base=base))
+    small.extend(_small_models_beside(fs, folder, profile))
     return Run(
         path=folder,
         name=os.path.basename(folder.rstrip(os.sep)) or folder,
@@ -344,7 +391,7 @@ def scan(
         elif top.kind == "file":
             name = os.path.basename(path)
             profile = PROFILES[trainer] if trainer else PROFILES["generic"]
-            if not (BIG_RE.match(name) or small_match(profile, name)):
+            if not (looks_like_checkpoint_folder({name}) or small_match(profile, name)):
                 raise UsageError(f"{raw}: not a folder or a checkpoint file")
             folder = os.path.dirname(path)
             walker.add_run(folder, fs.listdir(folder), only=name)
@@ -370,9 +417,6 @@ def read_run(
     entries = fs.listdir(folder)
     names = {e.name for e in entries if e.kind == "file"}
     dirs = {e.name for e in entries if e.kind == "dir"}
-    if trainer:
-        profile, reason = PROFILES[trainer], "forced with --trainer"
-    else:
-        profile, reason = detect(names, dirs)
+    profile, reason = pick_profile(names, dirs, folder, trainer)
     run = build_run(fs, folder, entries, profile, reason, in_flight=in_flight)
     return run if run.sets else None

@@ -315,15 +315,18 @@ def trainer_of(run_dir: str):
     entries = LOCAL.listdir(run_dir)
     files = {e.name for e in entries if e.kind == "file"}
     dirs = {e.name for e in entries if e.kind == "dir"}
-    return detect_trainer(files, dirs)
+    return detect_trainer(files, dirs, run_dir)
 
 
 def _default_output(run_dir: str, fmt: str, name: str, epoch: int, step: int) -> str:
+    """Where the trainer itself puts the small model: Applio in the run folder; RVC WebUI in
+    <root>/assets/weights beside <root>/logs/<exp> when that folder exists."""
     if fmt == "rvc":
-        # RVC WebUI keeps small models in <root>/assets/weights beside <root>/logs/<exp>
-        weights = os.path.join(os.path.dirname(os.path.dirname(run_dir)), "assets", "weights")
-        folder = weights if os.path.isdir(weights) else run_dir
-        return os.path.join(folder, rvc_name(name, epoch, step))
+        for rel in RVC.small_model_dirs:
+            folder = os.path.normpath(os.path.join(run_dir, rel))
+            if os.path.isdir(folder):
+                return os.path.join(folder, rvc_name(name, epoch, step))
+        return os.path.join(run_dir, rvc_name(name, epoch, step))
     return os.path.join(run_dir, applio_name(name, epoch, step))
 
 
@@ -399,6 +402,9 @@ def _extract_one(
     if opts.format is not None and opts.format not in FORMATS:
         raise UsageError(f"--format must be applio or rvc, got {opts.format!r}")
     run_dir = os.path.dirname(path)
+    profile = trainer_of(run_dir)[0]
+    if opts.format is None and profile.extract is None:
+        raise UsageError(f"{path}: {profile.extract_refusal}")
     ckpt = load(path)
     interrupts.check()
     model = ckpt.get("model") if isinstance(ckpt, Mapping) else None
@@ -437,7 +443,7 @@ def _extract_one(
     else:
         step, step_from = number, "file name"
     name = opts.name or os.path.basename(run_dir)
-    fmt = opts.format or ("rvc" if trainer_of(run_dir)[0] is RVC else "applio")
+    fmt = opts.format or profile.extract
     output = opts.output
     if output is None:
         output = _default_output(run_dir, fmt, name, epoch, step)

@@ -85,5 +85,18 @@ def plan_run(run: Run, overrides: Mapping[str, Any], now: float) -> RunPlan:
     return RunPlan(run, policy, decisions, outcome.notes, traps(run))
 
 
+def fix_resume_plan(run: Run) -> RunPlan:
+    """Pure: move the stale sets the trainer would wrongly resume from (``--fix-resume``)."""
+    from janitor.resume import stale_sets
+
+    stale = {s.number for s in stale_sets(run)}
+    why = "stale: the trainer would resume from it although a later save exists (--fix-resume)"
+    decisions = tuple(
+        SetDecision(s, s.number not in stale, (why,) if s.number in stale else ("not stale",))
+        for s in run.sets
+    )
+    return RunPlan(run, Policy(), decisions)
+
+
 def plan(report: ScanReport, overrides: Mapping[str, Any], now: float) -> Plan:
     return Plan(tuple(plan_run(r, overrides, now) for r in report.runs), report.errors)

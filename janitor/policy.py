@@ -27,7 +27,8 @@ PINNED = "pinned"
 LATEST_ONLY = "latest-only file: the trainer resumes from it"
 IN_FLIGHT = "newer than the newest complete set: a save may be in progress"
 BASE = "pretrained base model"
-PROTECTIONS = (NEWEST_COMPLETE, INCOMPLETE, PINNED, LATEST_ONLY, IN_FLIGHT, BASE)
+LATEST_WRITTEN = "most recently written complete set"
+PROTECTIONS = (NEWEST_COMPLETE, INCOMPLETE, PINNED, LATEST_ONLY, IN_FLIGHT, BASE, LATEST_WRITTEN)
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,9 @@ def _protections(candidates: Sequence[Candidate], p: Policy, now: float) -> dict
     complete_numbered = [c for c in candidates if c.status == "complete" and not c.base]
     newest = max(complete_numbered, key=lambda c: c.number, default=None)
     newest_step = max((c.number for c in complete_numbered if not c.latest_only), default=None)
+    # Sets are ordered by step, but a higher step left from an earlier run in the same folder
+    # must not cost the saves just written: the most recent complete save is kept too.
+    latest_written = max(complete_numbered, key=lambda c: (c.mtime, c.number), default=None)
     out: dict[int, list[str]] = {c.number: [] for c in candidates}
     for c in candidates:
         why = out[c.number]
@@ -185,6 +189,12 @@ def _protections(candidates: Sequence[Candidate], p: Policy, now: float) -> dict
             why.append(NEWEST_COMPLETE)
         elif c.status == "complete" and not c.latest_only and c.number == newest_step:
             why.append(NEWEST_COMPLETE)  # a latest-only file exists too; keep the newest step
+        if (
+            latest_written is not None
+            and c.number == latest_written.number
+            and NEWEST_COMPLETE not in why
+        ):
+            why.append(LATEST_WRITTEN)
         if c.latest_only:
             why.append(LATEST_ONLY)
         if c.pinned:

@@ -1,10 +1,13 @@
 """Trainer profiles: what each trainer writes, declared as data.
 
-Discovery, policy, extraction and watch read these; adding a trainer means adding a profile.
+Discovery, policy, extraction and watch read these; adding a trainer means adding a profile
+(naming, which prefixes make one set, protected steps, the "latest only" constant, where
+small models live, how the run folder is recognised), not touching the engine.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 
@@ -13,11 +16,13 @@ from dataclasses import dataclass, field
 # G_-1.pth, G_1e5.pth, G_100.PTH) is reported as ignored, never a candidate.
 BIG_RE = re.compile(r"^(?P<prefix>G|D|DUR|WD)_(?P<num>0|[1-9][0-9]*)\.pth$")
 LOOKALIKE_RE = re.compile(r"^(G|D|DUR|WD)_.*\.pth$", re.IGNORECASE)
+# GPT-SoVITS's GPT stage: PyTorch Lightning checkpoints named by epoch and step.
+LIGHTNING_RE = re.compile(r"^epoch=(?P<epoch>0|[1-9][0-9]*)-step=(?P<num>0|[1-9][0-9]*)\.ckpt$")
 
 
 @dataclass(frozen=True)
 class SmallModelPattern:
-    format: str  # "applio" | "rvc"
+    format: str  # "applio" | "rvc" | "gpt-sovits"
     regex: re.Pattern[str]
 
 
@@ -27,6 +32,9 @@ APPLIO_SMALL = SmallModelPattern(
 RVC_SMALL = SmallModelPattern(
     "rvc", re.compile(r"^(?P<name>.+)_e(?P<epoch>[0-9]+)_s(?P<step>[0-9]+)\.pth$")
 )
+GPT_SOVITS_SMALL = SmallModelPattern(
+    "gpt-sovits", re.compile(r"^(?P<name>.+)_e(?P<epoch>[0-9]+)_s(?P<step>[0-9]+)\.pth$")
+)
 
 
 @dataclass(frozen=True)
@@ -35,23 +43,44 @@ class TrainerProfile:
     label: str
     # Prefixes whose files of one step form one set, kept or removed together.
     set_prefixes: tuple[str, ...] = ("G", "D")
+    # Big checkpoint file names: groups `num` (step or constant) and `prefix` (or `prefix`
+    # below for names without one).
+    big_re: re.Pattern[str] = BIG_RE
+    prefix: str | None = None
     # The trainer's "save only latest" file number (not a step).
     latest_constant: int | None = 2333333
     # Steps that hold pretrained base models placed by the user: never candidates.
     base_steps: frozenset[int] = frozenset({0})
     small_models: tuple[SmallModelPattern, ...] = (APPLIO_SMALL, RVC_SMALL)
-    # Files in the run folder whose presence identifies this trainer.
+    # Where else small models live, relative to the run folder (beside the run).
+    small_model_dirs: tuple[str, ...] = ()
+    # How the run folder is recognised: files or folders in it, its own name, its parent's.
     marker_files: tuple[str, ...] = ()
+    marker_prefixes: tuple[str, ...] = ()  # any file starting with one of these
     marker_dirs: tuple[str, ...] = ()
-    # Data folders inside a run that never hold checkpoints: not walked (they hold
-    # thousands of audio/feature files).
+    folder_re: re.Pattern[str] | None = None
+    parent_re: re.Pattern[str] | None = None
+    ancestor: str | None = None  # a folder that must appear above the run folder
+    # How extract-small serves this trainer: a small-model format, or why it cannot.
+    extract: str | None = "applio"
+    extract_refusal: str = ""
+    # Data folders inside a run that never hold checkpoints: not walked.
     skip_dirs: frozenset[str] = field(default_factory=frozenset)
+
+    def match_big(self, name: str) -> tuple[str, int] | None:
+        """(prefix, number) if ``name`` is one of this trainer's big checkpoint names."""
+        m = self.big_re.match(name)
+        if m is None:
+            return None
+        prefix = self.prefix or m["prefix"]
+        return (prefix, int(m["num"])) if prefix in self.set_prefixes else None
 
 
 _DATA_DIRS = frozenset(
     {
         "sliced_audios", "sliced_audios_16k", "f0", "f0_voiced", "extracted", "wavs",
         "0_gt_wavs", "1_16k_wavs", "2a_f0", "2b-f0nsf", "3_feature256", "3_feature768",
+        "2-name2text", "3-bert", "4-cnhubert", "5-wav32k", "raw", "dataset", "filelists",
     }
 )  # fmt: skip
 
@@ -66,6 +95,67 @@ RVC = TrainerProfile(
     name="rvc",
     label="RVC WebUI",
     marker_dirs=("0_gt_wavs", "1_16k_wavs", "3_feature768", "3_feature256"),
+    small_models=(RVC_SMALL,),
+    small_model_dirs=(os.path.join("..", "..", "assets", "weights"),),
+    extract="rvc",
+    skip_dirs=_DATA_DIRS,
+)
+SOVITS = TrainerProfile(
+    name="so-vits-svc",
+    label="so-vits-svc",
+    latest_constant=None,
+    folder_re=re.compile(r"^[0-9]+k$"),
+    parent_re=re.compile(r"^logs$"),
+    small_models=(),
+    extract=None,
+    extract_refusal=(
+        "so-vits-svc has no separate small-model format: its release file is the G without "
+        "enc_q and optimizer, made by so-vits-svc's compress_model.py; janitor writes "
+        "Applio/RVC small models only (--format applio|rvc if this G is RVC-compatible)"
+    ),
+    skip_dirs=_DATA_DIRS,
+)
+BERT_VITS2 = TrainerProfile(
+    name="bert-vits2",
+    label="Bert-VITS2",
+    set_prefixes=("G", "D", "WD", "DUR"),
+    latest_constant=None,
+    marker_prefixes=("WD_", "DUR_"),
+    folder_re=re.compile(r"^models$"),
+    ancestor="Data",
+    small_models=(),
+    extract=None,
+    extract_refusal="Bert-VITS2 models have no separate small-model format janitor can write",
+    skip_dirs=_DATA_DIRS,
+)
+GPT_SOVITS_S2 = TrainerProfile(
+    name="gpt-sovits",
+    label="GPT-SoVITS (SoVITS stage)",
+    latest_constant=233333333333,
+    folder_re=re.compile(r"^logs_s2"),
+    small_models=(GPT_SOVITS_SMALL,),
+    small_model_dirs=tuple(
+        os.path.join("..", "..", "..", d)
+        for d in ("SoVITS_weights", "SoVITS_weights_v2", "SoVITS_weights_v3", "SoVITS_weights_v4")
+    ),
+    extract=None,
+    extract_refusal="GPT-SoVITS small weights store a pickled config object and a replaced "
+    "zip header; janitor reports them but does not write them",
+    skip_dirs=_DATA_DIRS,
+)
+GPT_SOVITS_S1 = TrainerProfile(
+    name="gpt-sovits-s1",
+    label="GPT-SoVITS (GPT stage)",
+    set_prefixes=("GPT",),
+    big_re=LIGHTNING_RE,
+    prefix="GPT",
+    latest_constant=None,
+    base_steps=frozenset(),
+    folder_re=re.compile(r"^ckpt$"),
+    parent_re=re.compile(r"^logs_s1"),
+    small_models=(),
+    extract=None,
+    extract_refusal="GPT-stage Lightning checkpoints have no small-model format in janitor",
     skip_dirs=_DATA_DIRS,
 )
 # Unknown layouts: every VITS-family prefix belongs to its step's set (Bert-VITS2 style).
@@ -73,22 +163,49 @@ GENERIC = TrainerProfile(
     name="generic", label="generic VITS", set_prefixes=("G", "D", "DUR", "WD"), skip_dirs=_DATA_DIRS
 )
 
-PROFILES: dict[str, TrainerProfile] = {p.name: p for p in (APPLIO, RVC, GENERIC)}
+PROFILES: dict[str, TrainerProfile] = {
+    p.name: p for p in (APPLIO, RVC, SOVITS, BERT_VITS2, GPT_SOVITS_S2, GPT_SOVITS_S1, GENERIC)
+}
+# Most specific first: folder names and markers before the generic fallback.
+_DETECTION_ORDER = (GPT_SOVITS_S1, GPT_SOVITS_S2, BERT_VITS2, APPLIO, RVC, SOVITS)
 ALL_SKIP_DIRS: frozenset[str] = frozenset().union(*(p.skip_dirs for p in PROFILES.values()))
 
 
-def detect(names: set[str], dirs: set[str]) -> tuple[TrainerProfile, str]:
-    """Pick a profile from a run folder's file and folder names; say why."""
-    for profile in (APPLIO, RVC):
+def _place_matches(profile: TrainerProfile, folder: str) -> str | None:
+    """Why the folder's own place identifies ``profile`` (e.g. "folder logs/44k/"), or None."""
+    parts = folder.rstrip(os.sep).split(os.sep)
+    base, parent = parts[-1], parts[-2] if len(parts) > 1 else ""
+    if profile.folder_re is None or not profile.folder_re.match(base):
+        return None
+    if profile.parent_re is not None and not profile.parent_re.match(parent):
+        return None
+    if profile.ancestor and profile.ancestor not in parts[:-1]:
+        return None
+    return f"folder {parent}/{base}/"
+
+
+def detect(names: set[str], dirs: set[str], folder: str = "") -> tuple[TrainerProfile, str]:
+    """Pick a profile from a run folder's file and folder names and its place; say why."""
+    for profile in _DETECTION_ORDER:
+        where = _place_matches(profile, folder) if folder else None
+        if where:
+            return profile, where
         for marker in profile.marker_files:
             if marker in names:
                 return profile, f"{marker} present"
+        if profile.marker_prefixes and any(n.startswith(profile.marker_prefixes) for n in names):
+            return profile, f"{' / '.join(profile.marker_prefixes)} files present"
         for marker in profile.marker_dirs:
             if marker in dirs:
                 return profile, f"{marker}/ present"
     if any(APPLIO_SMALL.regex.match(n) for n in names) and "config.json" in names:
         return APPLIO, "Applio-named small models beside config.json"
     return GENERIC, "no trainer-specific files; G_<step>.pth layout"
+
+
+def looks_like_checkpoint_folder(names: set[str]) -> bool:
+    """Cheap pre-check before detection: any name any profile would take as big."""
+    return any(BIG_RE.match(n) or LIGHTNING_RE.match(n) for n in names)
 
 
 def resume_number(path: str) -> int:

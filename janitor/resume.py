@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from janitor.discovery import CheckpointFile, Run
+from janitor.discovery import CheckpointFile, CheckpointSet, Run
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,24 @@ def trainer_pick(files: list[CheckpointFile], prefix: str) -> CheckpointFile | N
     order is exactly the order of ``number``: compare numbers, skip building 200k integers.
     """
     return max((f for f in files if f.prefix == prefix), key=lambda f: f.number, default=None)
+
+
+STALE_SLACK = 3600.0  # a newer save must be this much newer to call an older one stale
+
+
+def stale_sets(run: Run) -> tuple[CheckpointSet, ...]:
+    """Sets the trainer would resume from although a later save exists: a latest-only file
+    older than a numbered save, or numbered sets above the most recently written complete
+    set and older than it (left from an earlier run in the same folder)."""
+    complete = [s for s in run.candidates if s.status == "complete"]
+    if not complete:
+        return ()
+    latest_written = max(complete, key=lambda s: s.mtime)
+    return tuple(
+        s
+        for s in run.candidates
+        if s.number > latest_written.number and s.mtime < latest_written.mtime - STALE_SLACK
+    )
 
 
 def traps(run: Run) -> tuple[Trap, ...]:
@@ -46,6 +64,17 @@ def traps(run: Run) -> tuple[Trap, ...]:
                     "stale-latest-only",
                     f"{latest.file('G').name} is older than {newer.name}: the trainer will "
                     f"resume from the stale {latest.file('G').name}",
+                )
+            )
+    numbered = [f for f in numbered_g if f.number not in run.profile.base_steps]
+    if g is not None and numbered and g in numbered:
+        later = max(numbered, key=lambda f: f.mtime)
+        if later is not g and later.mtime > g.mtime + STALE_SLACK:
+            found.append(
+                Trap(
+                    "stale-higher",
+                    f"{g.name} is older than {later.name}: left from an earlier run in this "
+                    f"folder? the trainer will resume from {g.name}",
                 )
             )
     for pick in (g, d):

@@ -30,7 +30,7 @@ from janitor.executor import Executor, RunResult
 from janitor.fs import LOCAL, FileSystem
 from janitor.journal import now_iso
 from janitor.plan import plan_run
-from janitor.profiles import BIG_RE
+from janitor.profiles import looks_like_checkpoint_folder
 from janitor.render import size as human_size
 from janitor.ziptail import check_file
 
@@ -86,7 +86,8 @@ class Handler:
 
 def _interesting(path: str) -> bool:
     """A checkpoint name, outside janitor's own state folder (trash moves are not saves)."""
-    return BIG_RE.match(os.path.basename(path)) is not None and ".janitor" not in path.split(os.sep)
+    name = os.path.basename(path)
+    return looks_like_checkpoint_folder({name}) and ".janitor" not in path.split(os.sep)
 
 
 class ExtractorChild:
@@ -144,6 +145,7 @@ class Watcher:
         self.pending: dict[str, Pending] = {}
         self.written: dict[str, tuple[int, float]] = {}  # confirmed written: (size, mtime)
         self.first_pass_done = False
+        self.warned: set[tuple[str, str]] = set()
         self.dirty: set[str] = set()
         self.stop_event = threading.Event()
         self.extractor = ExtractorChild() if self.extract_on_save else None
@@ -324,6 +326,10 @@ class Watcher:
         if run is None:
             return None
         rp = plan_run(run, self.overrides, time.time())
+        for trap in rp.traps:  # resume traps: said once per run, never acted on
+            if (run.path, trap.message) not in self.warned:
+                self.warned.add((run.path, trap.message))
+                self.log({"event": "warning", "run": run.path, "message": trap.message})
         if not rp.removals:
             return None
         result = self.executor.execute(

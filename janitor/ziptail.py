@@ -79,8 +79,18 @@ def check_tail(tail: bytes, size: int) -> ZipCheck:
     return COMPLETE
 
 
-def check_head(head: bytes) -> ZipCheck:
-    """The first local header must be torch's ``<archive>/data.pkl``."""
+REPLACED_HEADER = ZipCheck(True, "zip header replaced by a version marker (GPT-SoVITS)")
+
+
+def check_head(head: bytes, allow_replaced_header: bool = False) -> ZipCheck:
+    """The first local header must be torch's ``<archive>/data.pkl``. GPT-SoVITS overwrites
+    the first two bytes of its small weights with a version marker: accepted only when
+    ``allow_replaced_header`` (such files cannot be read by torch.load)."""
+    replaced = len(head) >= 30 and head[:4] != _LOCAL and head[2:4] == _LOCAL[2:]
+    if replaced and allow_replaced_header:
+        name_len = struct.unpack_from("<H", head, 26)[0]
+        if head[30 : 30 + name_len].endswith(b"/data.pkl"):
+            return REPLACED_HEADER
     if len(head) < 30 or head[:4] != _LOCAL:
         return ZipCheck(False, "not a zip archive")
     (name_len,) = struct.unpack_from("<H", head, 26)
@@ -91,7 +101,7 @@ def check_head(head: bytes) -> ZipCheck:
     return COMPLETE
 
 
-def check_file(fs: FileSystem, path: str) -> ZipCheck:
+def check_file(fs: FileSystem, path: str, allow_replaced_header: bool = False) -> ZipCheck:
     """Completeness of one file, from one open and its first and last few hundred bytes
     (64 KiB more only if the archive carries a comment)."""
     head, tail, size = fs.read_ends(path, _HEAD, _FAST_TAIL)
@@ -99,4 +109,4 @@ def check_file(fs: FileSystem, path: str) -> ZipCheck:
     if not result.complete and size > len(tail) and result.problem == _NO_EOCD:
         _, tail, size = fs.read_ends(path, 0, _MAX_TAIL)
         result = check_tail(tail, size)
-    return check_head(head) if result.complete else result
+    return check_head(head, allow_replaced_header) if result.complete else result

@@ -233,6 +233,9 @@ def test_invariants(cands, policy, now, cases):
     newest = _newest_complete(cands)
     if newest is not None:
         assert newest in keep and NEWEST_COMPLETE in out.reasons[newest]
+    complete = [c for c in cands if c.status == "complete" and not c.base]
+    if complete:  # ... and so is the save written last (a higher step may be a stale one)
+        assert max(complete, key=lambda c: (c.mtime, c.number)).number in keep
     for n in keep:
         if NEWEST_COMPLETE in out.reasons[n]:
             assert by[n].status == "complete"

@@ -137,13 +137,13 @@ def test_sentinel_prefixes_small_models_and_odd_names(tmp_path):
     assert sorted(os.path.basename(i.path) for i in run_.ignored) == sorted(odd)
 
 
-def test_generic_runs_group_dur_and_wd_with_their_step(tmp_path):
+def test_bert_vits2_runs_group_dur_and_wd_with_their_step(tmp_path):
     run = fake_run(tmp_path, "models", [0, 100, 200], prefixes=("G", "D", "DUR", "WD"))
     (run / "D_200.pth").unlink()
     r = scan([str(run)]).runs[0]
-    assert r.trainer == "generic"
+    assert r.trainer == "bert-vits2" and r.trainer_reason == "WD_ / DUR_ files present"
     by = {s.number: s for s in r.sets}
-    assert [f.prefix for f in by[100].files] == ["G", "D", "DUR", "WD"]
+    assert [f.prefix for f in by[100].files] == ["G", "D", "WD", "DUR"]
     assert by[0].base and by[0] not in r.candidates
     assert by[200].status == "partial" and by[200].missing == ("D",)
     assert r.newest_complete.number == 100
