@@ -108,6 +108,7 @@ def run_json(run: Run, frees: int, now: float) -> dict:
                 "size": m.size,
                 "mtime": iso(m.mtime),
                 "complete": m.complete,
+                "note": m.problem,
             }
             for m in run.small_models
         ],
@@ -164,6 +165,10 @@ def scan_text(
         for s in sets:
             if s.status == "partial":
                 w(f"  partial      {s.label}: no {', '.join(s.missing)} file\n")
+        for m in run.small_models:
+            if m.problem:
+                shown = "" if m.complete else "incomplete: "
+                w(f"  small model  {m.name}: {shown}{m.problem}\n")
         for i in run.ignored:
             w(f"  ignored      {os.path.basename(i.path)}: {i.why}\n")
         w(f"  keep-last 1 would free {size(frees[run.path])}\n")

@@ -79,7 +79,9 @@ def test_scan_names_each_trainer_and_groups_sets(tree, cli):
     assert rvc_small == ["exp1.pth", "exp1_e3_s300.pth"]
     (weights,) = runs["logs_s2_v2"]["small_models"]
     assert weights["complete"] and weights["format"] == "gpt-sovits"
+    assert "header replaced" in weights["note"]
     text = cli("scan", tree).output
+    assert "exp2_e8_s200.pth: zip header replaced by a version marker (GPT-SoVITS)" in text
     assert "[so-vits-svc: folder logs/44k/]" in text
     assert "[GPT-SoVITS (GPT stage): folder logs_s1_v2/ckpt/]" in text
 
@@ -191,3 +193,32 @@ def test_stale_higher_numbered_files_are_reported(tmp_path, cli):
     assert "G_5000.pth is older than G_200.pth" in w["message"]
     assert "stale-higher" not in cli("prune", logs).output  # text says it, by message
     assert (logs / "r" / "G_5000.pth").exists()
+
+
+@pytest.mark.parametrize(
+    "code, build, needle",
+    [
+        ("stale-latest-only", lambda run, now: [
+            fake_ckpt(run / f"{p}_{s}.pth", mtime=t)
+            for p in "GD" for s, t in ((2333333, now - 9e5), (100, now))
+        ], "G_2333333.pth is older than G_100.pth"),
+        ("stale-higher", lambda run, now: [
+            fake_ckpt(run / f"{p}_{s}.pth", mtime=t)
+            for p in "GD" for s, t in ((9000, now - 9e5), (100, now))
+        ], "G_9000.pth is older than G_100.pth"),
+        ("incomplete-newest", lambda run, now: [
+            fake_ckpt(run / f"{p}_100.pth") for p in "GD"
+        ] + [(run / "G_200.pth").write_bytes(b"PK\x03\x04 cut")], "G_200.pth is what the trainer"),
+        ("g-d-mismatch", lambda run, now: [
+            fake_ckpt(run / name) for name in ("G_100.pth", "D_100.pth", "G_200.pth")
+        ], "newest G is G_200.pth but newest D is D_100.pth"),
+    ],
+)  # fmt: skip
+def test_each_resume_trap_in_text_and_json(tmp_path, cli, code, build, needle):
+    run = tmp_path / "logs" / "r"
+    run.mkdir(parents=True)
+    build(run, time.time())
+    doc = json.loads(cli("scan", tmp_path / "logs", "--json").output)
+    assert code in {w["code"] for w in doc["runs"][0]["warnings"]}
+    assert f"warning: {needle}" in cli("scan", tmp_path / "logs").output
+    assert needle in cli("prune", tmp_path / "logs", "-n").output
