@@ -4,6 +4,7 @@ here and nowhere else (0 ok, 1 failure, 2 usage). torch is never imported by thi
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import sys
 import time
@@ -204,6 +205,43 @@ def rule_overrides(
     }
 
 
+RULE_OPTIONS = {
+    "keep_last": (KeepLast, None),
+    "keep_every": (KeepEvery, None),
+    "keep_within": (KeepWithin, None),
+    "keep_best": (KeepBest, None),
+    "metric": (Metric, None),
+    "mode": (Mode, None),
+    "max_size": (MaxSize, None),
+    "remove_incomplete": (RemoveIncomplete, False),
+    "older_than": (OlderThan, None),
+}
+
+
+def rule_options(fn):
+    """Give a command the retention-rule options (defined once, above); it receives them as
+    one ``rules`` argument: Policy fields, None where not given (config files may say)."""
+    sig = inspect.signature(fn, eval_str=True)
+    params = [p for name, p in sig.parameters.items() if name != "rules"]
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    extra = [
+        inspect.Parameter(name, kind, default=default, annotation=annotation)
+        for name, (annotation, default) in RULE_OPTIONS.items()
+    ]
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        values = {name: kwargs.pop(name) for name in RULE_OPTIONS}
+        return fn(*args, rules=rule_overrides(**values), **kwargs)
+
+    wrapper.__signature__ = sig.replace(parameters=[params[0], *extra, *params[1:]])
+    wrapper.__annotations__ = {
+        **{k: v for k, v in fn.__annotations__.items() if k != "rules"},
+        **{name: annotation for name, (annotation, _) in RULE_OPTIONS.items()},
+    }
+    return wrapper
+
+
 # ------------------------------------------------------------------ commands
 
 
@@ -226,17 +264,10 @@ def scan(paths: Paths, json: Json = False, trainer: Trainer = None) -> int:
 
 @app.command()
 @command
+@rule_options
 def prune(
     paths: Paths,
-    keep_last: KeepLast = None,
-    keep_every: KeepEvery = None,
-    keep_within: KeepWithin = None,
-    keep_best: KeepBest = None,
-    metric: Metric = None,
-    mode: Mode = None,
-    max_size: MaxSize = None,
-    remove_incomplete: RemoveIncomplete = False,
-    older_than: OlderThan = None,
+    rules: dict,
     dry_run: DryRun = False,
     json: Json = False,
     trash: Trash = False,
@@ -257,24 +288,20 @@ def prune(
     from janitor.executor import ExecutionReport, Executor
     from janitor.plan import Plan, plan_run
 
-    overrides = rule_overrides(
-        keep_last, keep_every, keep_within, keep_best, metric, mode, max_size,
-        remove_incomplete, older_than,
-    )  # fmt: skip
     report = do_scan(paths, trainer=trainer)
     executor = Executor(trash=trash, truncate=truncate, lock_timeout=lock_timeout)
     if fix_resume and not dry_run:
         _fix_resume(report, lock_timeout, quiet or json)
         report = do_scan(paths, trainer=trainer)
     now = time.time()
-    plan = Plan(tuple(plan_run(r, overrides, now) for r in report.runs), report.errors)
+    plan = Plan(tuple(plan_run(r, rules, now) for r in report.runs), report.errors)
     results = []
     for rp in plan.runs:
         if not json:
             render.run_plan_text(rp, sys.stdout, quiet)
         result = None
         if not dry_run:
-            result = executor.execute(rp, lambda run: plan_run(run, overrides, time.time()))
+            result = executor.execute(rp, lambda run: plan_run(run, rules, time.time()))
             results.append(result)
         if not json:
             render.run_result_text(rp, result, sys.stdout, quiet)
@@ -289,17 +316,10 @@ def prune(
 
 @app.command()
 @command
+@rule_options
 def watch(
     paths: Annotated[list[str], typer.Argument(help="Logs roots or run folders to watch.")],
-    keep_last: KeepLast = None,
-    keep_every: KeepEvery = None,
-    keep_within: KeepWithin = None,
-    keep_best: KeepBest = None,
-    metric: Metric = None,
-    mode: Mode = None,
-    max_size: MaxSize = None,
-    remove_incomplete: RemoveIncomplete = False,
-    older_than: OlderThan = None,
+    rules: dict,
     extract_on_save: Annotated[
         bool, typer.Option("--extract-on-save", help="Write each new G's small model first.")
     ] = False,
@@ -332,16 +352,12 @@ def watch(
     from janitor import watch as w
     from janitor.executor import Executor
 
-    overrides = rule_overrides(
-        keep_last, keep_every, keep_within, keep_best, metric, mode, max_size,
-        remove_incomplete, older_than,
-    )  # fmt: skip
     if poll is not None and poll <= 0:
         raise UsageError("--poll must be a positive number of seconds")
     if settle < 0 or rescan_minutes <= 0:
         raise UsageError("--settle must be >= 0 and --rescan > 0")
     watcher = w.Watcher(
-        paths, overrides, poll=poll, settle=settle, rescan=rescan_minutes * 60,
+        paths, rules, poll=poll, settle=settle, rescan=rescan_minutes * 60,
         extract_on_save=extract_on_save, trainer=trainer,
         executor=Executor(trash=trash, truncate=truncate),
         log=w.json_log() if json_log else w.text_log(),
@@ -452,13 +468,9 @@ def pin(
     steps: Annotated[list[int], typer.Argument(help="Steps to pin.")],
 ) -> int:
     """Pin steps of a run: pinned sets are never removed (stored in RUN/janitor.toml)."""
-    from janitor import config
-
     if any(s < 0 for s in steps):
         raise UsageError("steps must be >= 0")
-    now = config.set_pins(_run_folder(run), add=frozenset(steps))
-    typer.echo(f"pinned: {', '.join(map(str, sorted(now))) or 'none'}")
-    return EXIT_OK
+    return _edit_pins(run, add=frozenset(steps))
 
 
 @app.command()
@@ -468,9 +480,13 @@ def unpin(
     steps: Annotated[list[int], typer.Argument(help="Steps to unpin.")],
 ) -> int:
     """Remove pins from a run."""
+    return _edit_pins(run, drop=frozenset(steps))
+
+
+def _edit_pins(run: str, add: frozenset[int] = frozenset(), drop: frozenset[int] = frozenset()):
     from janitor import config
 
-    now = config.set_pins(_run_folder(run), drop=frozenset(steps))
+    now = config.set_pins(_run_folder(run), add=add, drop=drop)
     typer.echo(f"pinned: {', '.join(map(str, sorted(now))) or 'none'}")
     return EXIT_OK
 

@@ -42,36 +42,32 @@ _KEYS = {
 }
 
 
-def parse_duration(text: str | float | int, what: str = "duration") -> float:
-    """'2d', '36h', '90m', '45s', or a number of seconds."""
-    if isinstance(text, int | float):
-        seconds = float(text)
+def _parse(text, parse, errors, kind: str, examples: str, what: str):
+    """One command-line or config value through a humanfriendly parser: a clear usage error
+    naming the bad value, and never a negative amount."""
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        value = text
     else:
         try:
-            seconds = parse_timespan(str(text).strip())
-        except (InvalidTimespan, ValueError):
+            value = parse(str(text).strip())
+        except (*errors, ValueError):
             raise UsageError(
-                f"{what}: cannot read {text!r} as a duration (examples: 2d, 36h, 90m)"
+                f"{what}: cannot read {text!r} as a {kind} (examples: {examples})"
             ) from None
-    if seconds < 0:
+    if value < 0:
         raise UsageError(f"{what}: must not be negative, got {text!r}")
-    return seconds
+    return value
+
+
+def parse_duration(text: str | float | int, what: str = "duration") -> float:
+    """'2d', '36h', '90m', '45s', or a number of seconds."""
+    return float(_parse(text, parse_timespan, (InvalidTimespan,), "duration", "2d, 36h, 90m", what))
 
 
 def parse_bytes(text: str | int, what: str = "size") -> int:
     """'20GB', '500MiB', or a number of bytes."""
-    if isinstance(text, int):
-        value = text
-    else:
-        try:
-            value = parse_size(str(text).strip(), binary=False)
-        except (InvalidSize, ValueError):
-            raise UsageError(
-                f"{what}: cannot read {text!r} as a size (examples: 20GB, 500MiB)"
-            ) from None
-    if value < 0:
-        raise UsageError(f"{what}: must not be negative, got {text!r}")
-    return int(value)
+    parse = lambda t: parse_size(t, binary=False)  # noqa: E731
+    return int(_parse(text, parse, (InvalidSize,), "size", "20GB, 500MiB", what))
 
 
 def _read(path: str) -> dict[str, Any]:

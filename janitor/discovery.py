@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
 
-from janitor.errors import JanitorError, UsageError
+from janitor.errors import JanitorError, PathProblem, UsageError, oserror_text
 from janitor.fs import LOCAL, Entry, FileSystem
 from janitor.profiles import (
     ALL_SKIP_DIRS,
@@ -146,10 +146,7 @@ class Run:
         return tuple(f for f in self.files if not f.complete)
 
 
-@dataclass(frozen=True, slots=True)
-class ScanError:
-    path: str
-    message: str
+ScanError = PathProblem  # a folder that could not be read
 
 
 @dataclass(frozen=True)
@@ -157,18 +154,6 @@ class ScanReport:
     roots: tuple[str, ...]
     runs: tuple[Run, ...]
     errors: tuple[ScanError, ...] = field(default=())
-
-
-def _oserror_text(exc: OSError) -> str:
-    if exc.errno == errno.ELOOP:
-        return "symlink loop"
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        return "permission denied"
-    if exc.errno == errno.ENOENT:
-        return "no such file or folder"
-    if exc.errno == errno.ENOTDIR:
-        return "not a folder"
-    return exc.strerror or str(exc)
 
 
 class _Walker:
@@ -190,7 +175,7 @@ class _Walker:
             try:
                 entries = self.fs.listdir(folder)
             except OSError as exc:
-                self.errors.append(ScanError(folder, f"cannot read folder: {_oserror_text(exc)}"))
+                self.errors.append(ScanError(folder, f"cannot read folder: {oserror_text(exc)}"))
                 continue
             self.add_run(folder, entries)
             stack.extend(
@@ -245,7 +230,7 @@ def _check(fs: FileSystem, path: str, allow_replaced_header: bool = False) -> Zi
     except FileNotFoundError:
         return None
     except OSError as exc:
-        return ZipCheck(False, f"cannot read: {_oserror_text(exc)}")
+        return ZipCheck(False, f"cannot read: {oserror_text(exc)}")
 
 
 def _small_models_beside(fs: FileSystem, folder: str, profile: TrainerProfile) -> list[SmallModel]:
@@ -385,7 +370,7 @@ def scan(
         except OSError as exc:
             if exc.errno == errno.ENOENT:
                 raise UsageError(f"{raw}: no such file or folder") from None
-            raise JanitorError(f"{raw}: {_oserror_text(exc)}") from None
+            raise JanitorError(f"{raw}: {oserror_text(exc)}") from None
         if top.kind == "dir":
             walker.walk(path)
         elif top.kind == "file":

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+from dataclasses import dataclass
+
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -21,3 +24,28 @@ class UsageError(JanitorError):
 
 class LockBusy(JanitorError):
     """Another janitor process holds the run's lock."""
+
+
+@dataclass(frozen=True, slots=True)
+class PathProblem:
+    """A per-path failure that is collected and reported, not raised (scan, prune, trash)."""
+
+    path: str
+    message: str
+
+
+_ERRNO_TEXT = {
+    errno.ELOOP: "symlink loop",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EROFS: "read-only file system",
+    errno.ENOTDIR: "not a folder",
+    errno.ENOSPC: "no space left on the device",
+}
+
+
+def oserror_text(exc: OSError, missing: str = "no such file or folder") -> str:
+    """A few plain words for an OSError (``missing`` for ENOENT, which depends on context)."""
+    if exc.errno == errno.ENOENT:
+        return missing
+    return _ERRNO_TEXT.get(exc.errno) or exc.strerror or str(exc)

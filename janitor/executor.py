@@ -12,7 +12,6 @@ For each run, under the run's advisory lock:
 
 from __future__ import annotations
 
-import errno
 import os
 import time
 from collections.abc import Callable, Container
@@ -22,6 +21,7 @@ from filelock import FileLock, Timeout
 
 from janitor import config
 from janitor.discovery import CheckpointFile, CheckpointSet, Run, rescan_run
+from janitor.errors import PathProblem, oserror_text
 from janitor.fs import LOCAL, FileSystem
 from janitor.journal import Journal, now_iso
 from janitor.plan import RunPlan
@@ -38,10 +38,7 @@ class Removed:
     trash_path: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class FileError:
-    path: str
-    message: str
+FileError = PathProblem  # a file that could not be removed or moved
 
 
 @dataclass(frozen=True)
@@ -76,13 +73,7 @@ def under_drive(path: str) -> bool:
 
 
 def _error_text(exc: OSError) -> str:
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        return "permission denied"
-    if exc.errno == errno.EROFS:
-        return "read-only file system"
-    if exc.errno == errno.ENOENT:
-        return "vanished before it could be removed"
-    return exc.strerror or str(exc)
+    return oserror_text(exc, missing="vanished before it could be removed")
 
 
 def run_lock(run_path: str, timeout: float = LOCK_TIMEOUT) -> FileLock:
