@@ -21,9 +21,6 @@ from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
 
-import tomlkit
-from humanfriendly import InvalidSize, InvalidTimespan, parse_size, parse_timespan
-
 from janitor.errors import JanitorError, UsageError
 from janitor.policy import Policy
 
@@ -61,11 +58,15 @@ def _parse(text, parse, errors, kind: str, examples: str, what: str):
 
 def parse_duration(text: str | float | int, what: str = "duration") -> float:
     """'2d', '36h', '90m', '45s', or a number of seconds."""
+    from humanfriendly import InvalidTimespan, parse_timespan
+
     return float(_parse(text, parse_timespan, (InvalidTimespan,), "duration", "2d, 36h, 90m", what))
 
 
 def parse_bytes(text: str | int, what: str = "size") -> int:
     """'20GB', '500MiB', or a number of bytes."""
+    from humanfriendly import InvalidSize, parse_size
+
     parse = lambda t: parse_size(t, binary=False)  # noqa: E731
     return int(_parse(text, parse, (InvalidSize,), "size", "20GB, 500MiB", what))
 
@@ -138,6 +139,8 @@ def set_pins(
     run_path: str, add: frozenset[int] = frozenset(), drop: frozenset[int] = frozenset()
 ) -> frozenset[int]:
     """Edit the run's pins in place (comments and other settings kept); returns the new pins."""
+    import tomlkit
+
     path = os.path.join(run_path, CONFIG_NAME)
     try:
         with open(path, encoding="utf-8") as fh:

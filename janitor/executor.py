@@ -17,8 +17,6 @@ import time
 from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 
-from filelock import FileLock, Timeout
-
 from janitor import config
 from janitor.discovery import CheckpointFile, CheckpointSet, Run, rescan_run
 from janitor.errors import PathProblem, oserror_text
@@ -76,8 +74,10 @@ def _error_text(exc: OSError) -> str:
     return oserror_text(exc, missing="vanished before it could be removed")
 
 
-def run_lock(run_path: str, timeout: float = LOCK_TIMEOUT) -> FileLock:
-    """The per-run advisory lock shared by prune, watch and finalize."""
+def run_lock(run_path: str, timeout: float = LOCK_TIMEOUT):
+    """The per-run advisory lock (a ``filelock.FileLock``) shared by prune, watch, finalize."""
+    from filelock import FileLock
+
     locks = os.path.join(config.state_dir(run_path), "locks")
     os.makedirs(locks, exist_ok=True)
     name = os.path.basename(run_path.rstrip(os.sep)) or "run"
@@ -114,6 +114,8 @@ class Executor:
         in_flight: Container[str] = frozenset(),
     ) -> RunResult:
         """Carry out ``shown`` under the run's lock; ``in_flight`` files are never opened."""
+        from filelock import Timeout
+
         run = shown.run
         if not shown.removals:
             return RunResult(run.path)

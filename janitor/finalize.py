@@ -13,13 +13,16 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from janitor.discovery import CheckpointSet, Run
 from janitor.errors import JanitorError
-from janitor.executor import Executor, RunResult
 from janitor.metrics import load_scalars, value_at
 from janitor.plan import RunPlan, SetDecision
 from janitor.policy import Policy
+
+if TYPE_CHECKING:
+    from janitor.executor import Executor, RunResult
 
 EVENTS_PREFIX = "events.out.tfevents."
 FINISHED_IDLE = 24 * 3600.0  # scan calls a run finished after a day without writes
@@ -175,6 +178,9 @@ def finalize_run(
     plan = final_plan(run, why)
     if dry_run or not plan.removals:
         return RunFinal(run, tuple(kept), plan=plan)
-    executor = executor or Executor()
+    if executor is None:
+        from janitor.executor import Executor
+
+        executor = Executor()
     result = executor.execute(plan, lambda fresh: final_plan(fresh, why))
     return RunFinal(run, tuple(kept), plan=plan, result=result)

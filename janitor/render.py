@@ -7,16 +7,18 @@ import os
 import sys
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import humanize
 
 from janitor.discovery import CheckpointSet, Run, ScanReport
-from janitor.executor import ExecutionReport, RunResult
 from janitor.finalize import hint
 from janitor.plan import Plan, RunPlan
 from janitor.policy import Policy, apply
 from janitor.resume import traps
+
+if TYPE_CHECKING:
+    from janitor.executor import ExecutionReport, RunResult
 
 JSON_VERSION = 1
 
