@@ -159,53 +159,52 @@ class Executor:
                 "(janitor was killed while writing it); ignored"
             )
         present = {s.number for s in fresh_run.sets}
-        for number in sorted(unfinished - present):
-            journal.append(self._record("set-end", run.path, number, note="found finished"))
-            notes.append(f"step {number}: an interrupted removal had already completed")
         truncate = self.truncate if self.truncate is not None else under_drive(run.path)
-
-        for decision in shown.removals:
-            planned = decision.set
-            current = fresh_remove.get(planned.number)
-            if current is None:
-                if planned.number in present:
-                    skipped.append(f"{planned.label}: kept by a fresh plan; left alone")
-                continue  # already gone: another janitor removed it
-            changed = _changed(planned, current)
-            if changed:
-                skipped.append(f"{planned.label}: {changed} changed since planning; left alone")
-                continue
-            if planned.number in unfinished:
-                notes.append(f"{planned.label}: finishing an interrupted removal")
-            reasons = list(decision.reasons)
-            policy = shown.policy.describe()
-            journal.append(
-                self._record(
-                    "set-begin", run.path, planned.number,
-                    files=[f.name for f in current.files], reasons=reasons, policy=policy,
-                )
-            )  # fmt: skip
-            failed = False
-            for f in _removal_order(current):
-                try:
-                    trash_path = self._remove_one(run, f, truncate)
-                except OSError as exc:
-                    errors.append(FileError(f.path, _error_text(exc)))
-                    failed = True
-                    break
-                item = Removed(f.path, f.size, planned.number, trash_path)
-                removed.append(item)
-                journal.append(
+        policy = shown.policy.describe()
+        with journal.writer() as log:
+            for number in sorted(unfinished - present):
+                log.append(self._record("set-end", run.path, number, note="found finished"))
+                notes.append(f"step {number}: an interrupted removal had already completed")
+            for decision in shown.removals:
+                planned = decision.set
+                current = fresh_remove.get(planned.number)
+                if current is None:
+                    if planned.number in present:
+                        skipped.append(f"{planned.label}: kept by a fresh plan; left alone")
+                    continue  # already gone: another janitor removed it
+                changed = _changed(planned, current)
+                if changed:
+                    skipped.append(f"{planned.label}: {changed} changed since planning; left alone")
+                    continue
+                if planned.number in unfinished:
+                    notes.append(f"{planned.label}: finishing an interrupted removal")
+                reasons = list(decision.reasons)
+                log.append(
                     self._record(
-                        "trash" if trash_path else "remove", run.path, planned.number,
-                        path=f.path, size=f.size, step=planned.step, reasons=reasons,
-                        policy=policy, trash_path=trash_path,
-                    ),
-                    sync=False,
+                        "set-begin", run.path, planned.number,
+                        files=[f.name for f in current.files], reasons=reasons, policy=policy,
+                    )
                 )  # fmt: skip
-                if self.on_removed:
-                    self.on_removed(item)
-            journal.append(self._record("set-end", run.path, planned.number, failed=failed))
+                failed = False
+                for f in _removal_order(current):
+                    try:
+                        trash_path = self._remove_one(run, f, truncate)
+                    except OSError as exc:
+                        errors.append(FileError(f.path, _error_text(exc)))
+                        failed = True
+                        break
+                    item = Removed(f.path, f.size, planned.number, trash_path)
+                    removed.append(item)
+                    log.append(
+                        self._record(
+                            "trash" if trash_path else "remove", run.path, planned.number,
+                            path=f.path, size=f.size, step=planned.step, reasons=reasons,
+                            policy=policy, trash_path=trash_path,
+                        )
+                    )  # fmt: skip
+                    if self.on_removed:
+                        self.on_removed(item)
+                log.append(self._record("set-end", run.path, planned.number, failed=failed))
         return RunResult(run.path, tuple(removed), tuple(errors), tuple(skipped), tuple(notes))
 
     def _record(self, event: str, run: str, number: int, **extra) -> dict:
@@ -311,24 +310,24 @@ def empty_trash(
         runs = fs.listdir(trash)
     except FileNotFoundError:
         return TrashResult()
-    for run_dir in runs:
-        if run_dir.kind != "dir":
-            continue
-        for entry in fs.listdir(run_dir.path):
-            if entry.kind != "file":
+    with journal.writer() as log:
+        for run_dir in runs:
+            if run_dir.kind != "dir":
                 continue
-            if older_than is not None and now - entry.ctime <= older_than:
-                continue
-            try:
-                fs.remove(entry.path)
-            except OSError as exc:
-                errors.append(FileError(entry.path, _error_text(exc)))
-                continue
-            freed += entry.size
-            moved.append((entry.path, ""))
-            journal.append(
-                {"event": "trash-empty", "time": now_iso(), "path": entry.path,
-                 "size": entry.size},
-                sync=False,
-            )  # fmt: skip
+            for entry in fs.listdir(run_dir.path):
+                if entry.kind != "file":
+                    continue
+                if older_than is not None and now - entry.ctime <= older_than:
+                    continue
+                try:
+                    fs.remove(entry.path)
+                except OSError as exc:
+                    errors.append(FileError(entry.path, _error_text(exc)))
+                    continue
+                freed += entry.size
+                moved.append((entry.path, ""))
+                log.append(
+                    {"event": "trash-empty", "time": now_iso(), "path": entry.path,
+                     "size": entry.size}
+                )  # fmt: skip
     return TrashResult(tuple(moved), freed, tuple(errors))

@@ -22,6 +22,36 @@ def now_iso(ts: float | None = None) -> str:
     return moment.isoformat(timespec="milliseconds")
 
 
+class JournalWriter:
+    def __init__(self, path: str) -> None:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        self.fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        # A torn line from an earlier crash must not swallow our first record.
+        size = os.fstat(self.fd).st_size
+        self.needs_newline = bool(size) and os.pread(self.fd, 1, size - 1) != b"\n"
+
+    def append(self, *records: dict) -> None:
+        data = "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in records)
+        if self.needs_newline:
+            data, self.needs_newline = "\n" + data, False
+        os.write(self.fd, data.encode("utf-8"))
+
+    def sync(self) -> None:
+        os.fsync(self.fd)
+
+    def close(self) -> None:
+        try:
+            self.sync()
+        finally:
+            os.close(self.fd)
+
+    def __enter__(self) -> JournalWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 @dataclass(frozen=True)
 class JournalRead:
     records: tuple[dict, ...]
@@ -38,23 +68,15 @@ class Journal:
     def __init__(self, state_dir: str) -> None:
         self.path = os.path.join(state_dir, JOURNAL_NAME)
 
-    def append(self, *records: dict, sync: bool = True) -> None:
-        """Append whole lines in one write; fsync when asked (at set boundaries)."""
-        if not records:
-            return
-        data = "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in records)
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            # A torn line from an earlier crash must not swallow this record: start on a new line.
-            size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
-                data = "\n" + data
-            os.write(fd, data.encode("utf-8"))
-            if sync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
+    def append(self, *records: dict) -> None:
+        """Append whole lines and fsync (one-off actions: restore, trash empty)."""
+        with self.writer() as w:
+            w.append(*records)
+
+    def writer(self) -> JournalWriter:
+        """An open journal for many records (an execution): each record is one ``write``, so
+        a ``kill -9`` can tear at most the line being written; fsync on ``sync``/close."""
+        return JournalWriter(self.path)
 
     def read(self) -> JournalRead:
         records: list[dict] = []
