@@ -215,3 +215,21 @@ def test_handler_never_raises():
             raise RuntimeError("boom")
 
     Handler(None).dispatch(Broken())  # neither the bad event nor the missing queue escape
+
+
+def test_running_out_of_inotify_watches_is_said_plainly(tmp_path, monkeypatch):
+    import errno
+
+    from watchdog.observers import Observer as Native
+
+    from janitor.errors import JanitorError
+
+    def no_watches(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "inotify watch limit reached")
+
+    monkeypatch.setattr(Native, "schedule", no_watches)
+    (tmp_path / "logs").mkdir()
+    watcher = Watcher([str(tmp_path / "logs")], {}, settle=0.1)
+    with pytest.raises(JanitorError, match="ran out of inotify watches; use --poll"):
+        watcher.start()
+    assert "max_user_watches" in str(pytest.raises(JanitorError, watcher.start).value)
