@@ -269,8 +269,9 @@ def apply(candidates: Sequence[Candidate], policy: Policy, now: float) -> Outcom
 
     keep = tuple(sorted(n for n, why in reasons.items() if why))
     remove = tuple(sorted(n for n, why in reasons.items() if not why))
+    removed = set(remove)
     for c in candidates:  # removed sets say why too
-        if c.number in remove:
+        if c.number in removed:
             reasons[c.number] = [_removal_reason(c, p, trimmed)]
     sizes = {c.number: c.size for c in candidates}
     return Outcome(
