@@ -67,7 +67,7 @@ def traps(run: Run) -> tuple[Trap, ...]:
                 )
             )
     numbered = [f for f in numbered_g if f.number not in run.profile.base_steps]
-    if g is not None and numbered and g in numbered:
+    if g is not None and numbered and any(f is g for f in numbered):
         later = max(numbered, key=lambda f: f.mtime)
         if later is not g and later.mtime > g.mtime + STALE_SLACK:
             found.append(
