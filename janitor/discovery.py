@@ -288,7 +288,7 @@ def build_run(
         if only is not None and e.name != only:
             continue
         big = profile.match_big(e.name)
-        m = BIG_RE.match(e.name)
+        m = None if big else BIG_RE.match(e.name)
         if e.kind == "link":
             if big or m or LOOKALIKE_RE.match(e.name):
                 ignored.append(Ignored(e.path, "symlink: never followed or removed"))
