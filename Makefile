@@ -23,13 +23,14 @@ demo: install
 	$(VENV)/bin/janitor scan $(DEMO)
 	$(VENV)/bin/janitor prune $(DEMO) --keep-last 1 --dry-run
 	$(VENV)/bin/janitor prune $(DEMO) --keep-last 1
+	$(VENV)/bin/janitor extract-small $(DEMO)/alice/G_1000.pth --skip-existing
 	$(VENV)/bin/janitor scan $(DEMO)
 
 test: install
 	$(PY) -m pytest -q
 
 bench: install
-	@echo "make bench: not implemented yet (issue 7)"
+	$(PY) bench/run.py
 
 # Regenerates README's Safety table from the fault and adversarial-input suite.
 safety: install

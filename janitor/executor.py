@@ -65,6 +65,15 @@ class ExecutionReport:
         return tuple(e for r in self.results for e in r.errors)
 
 
+@dataclass
+class _JournalState:
+    unfinished: dict[str, set[int]]  # run path -> numbers of sets begun and never ended
+    offset: int = 0  # bytes of the journal already read
+    seen: bool = False
+    torn_line: bool = False  # a kill cut the journal's last line short
+    torn_reported: bool = False
+
+
 def under_drive(path: str) -> bool:
     real = os.path.realpath(path)
     return any(real == m or real.startswith(m + os.sep) for m in DRIVE_MOUNTS)
@@ -106,6 +115,7 @@ class Executor:
         self.lock_timeout = lock_timeout
         self.clock = clock
         self.on_removed = on_removed
+        self._journals: dict[str, _JournalState] = {}
 
     def execute(
         self,
@@ -147,15 +157,16 @@ class Executor:
             return RunResult(run.path, errors=(FileError(run.path, _error_text(exc)),))
         fresh = replan(fresh_run)
         fresh_remove = {d.set.number: d.set for d in fresh.removals}
-        read = journal.read()
-        unfinished = journal.unfinished_sets(run.path, read)
+        state = self._journal_state(journal)
+        unfinished = state.unfinished.setdefault(run.path, set())
         removed: list[Removed] = []
         errors: list[FileError] = []
         skipped: list[str] = []
         notes: list[str] = []
-        if read.torn_last:
+        if state.torn_line and not state.torn_reported:
+            state.torn_reported = True
             notes.append(
-                f"journal {journal.path}: its last line {read.last_line} was cut short "
+                f"journal {journal.path}: its last line was cut short "
                 "(janitor was killed while writing it); ignored"
             )
         present = {s.number for s in fresh_run.sets}
@@ -165,6 +176,7 @@ class Executor:
             for number in sorted(unfinished - present):
                 log.append(self._record("set-end", run.path, number, note="found finished"))
                 notes.append(f"step {number}: an interrupted removal had already completed")
+                unfinished.discard(number)  # our own set-end is read back next time too
             for decision in shown.removals:
                 planned = decision.set
                 current = fresh_remove.get(planned.number)
@@ -205,7 +217,24 @@ class Executor:
                     if self.on_removed:
                         self.on_removed(item)
                 log.append(self._record("set-end", run.path, planned.number, failed=failed))
+                unfinished.discard(planned.number)
         return RunResult(run.path, tuple(removed), tuple(errors), tuple(skipped), tuple(notes))
+
+    def _journal_state(self, journal: Journal) -> _JournalState:
+        """Interrupted sets per run. The journal is read once, then only what was appended
+        since (by us or by another janitor, which holds a run's lock while it writes that
+        run's records): under a logs root with many runs it is long."""
+        state = self._journals.setdefault(journal.path, _JournalState({}))
+        records, state.offset, torn = journal.set_records_since(state.offset)
+        if torn and not state.seen:
+            state.torn_line = True
+        state.seen = True
+        for r in records:
+            if r.get("event") == "set-begin":
+                state.unfinished.setdefault(r.get("run"), set()).add(r.get("number"))
+            else:
+                state.unfinished.get(r.get("run"), set()).discard(r.get("number"))
+        return state
 
     def _record(self, event: str, run: str, number: int, **extra) -> dict:
         record = {"event": event, "time": now_iso(self.clock()), "run": run, "number": number}

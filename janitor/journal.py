@@ -56,12 +56,6 @@ class JournalWriter:
 class JournalRead:
     records: tuple[dict, ...]
     torn_lines: tuple[int, ...]  # 1-based line numbers that were not valid JSON
-    last_line: int = 0
-
-    @property
-    def torn_last(self) -> bool:
-        """The last line is torn: the previous janitor died while writing it."""
-        return bool(self.torn_lines) and self.torn_lines[-1] == self.last_line
 
 
 class Journal:
@@ -81,7 +75,6 @@ class Journal:
     def read(self) -> JournalRead:
         records: list[dict] = []
         torn: list[int] = []
-        number = 0
         try:
             with open(self.path, encoding="utf-8", errors="replace") as fh:
                 for number, line in enumerate(fh, 1):
@@ -98,7 +91,37 @@ class Journal:
                         torn.append(number)
         except FileNotFoundError:
             pass
-        return JournalRead(tuple(records), tuple(torn), number)
+        return JournalRead(tuple(records), tuple(torn))
+
+    def set_records_since(self, offset: int) -> tuple[list[dict], int, bool]:
+        """set-begin/set-end records in whole lines appended after byte ``offset``; the new
+        offset; and whether the file ends in a torn line (no newline, not JSON). A line still
+        being written by another janitor is left for the next call."""
+        records: list[dict] = []
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(offset)
+                data = fh.read()
+        except FileNotFoundError:
+            return records, offset, False
+        end = data.rfind(b"\n") + 1
+        tail = data[end:]
+        for line in data[:end].splitlines():
+            if b'"set-' not in line:
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and record.get("event") in ("set-begin", "set-end"):
+                records.append(record)
+        torn = False
+        if tail.strip():
+            try:
+                json.loads(tail)
+            except ValueError:
+                torn = True
+        return records, offset + end, torn
 
     def unfinished_sets(self, run_path: str, read: JournalRead | None = None) -> set[int]:
         """Numbers of this run's sets whose removal began and never ended."""

@@ -1,0 +1,890 @@
+"""`make bench`: side-by-side performance figures for janitor, on realistic checkpoints.
+
+Everything is generated into one temp folder (``tempfile.mkdtemp(prefix="janitor-bench-")``,
+so ``TMPDIR`` is honoured) that is removed at the end, also on Ctrl-C or SIGTERM:
+
+1. CLI start-up: ``janitor --help`` and ``janitor scan <one full-size run>`` vs
+   ``python -c "import torch"`` and ``python -c pass``;
+2. extraction: ``janitor extract-small`` on full-size G files vs ``bench/naive_extract.py``
+   (one file, and a batch in one call vs one naive call per file);
+3. scan of a 200k-file tree (100 runs x 1,000 G/D sets of tiny complete zips) vs ``find``;
+4. prune throughput vs ``find -delete``, and the plan (``--dry-run``) vs ``scan``;
+5. the watcher (inotify and ``--poll``): idle CPU and RSS, save-to-prune delay, SIGTERM.
+
+Every figure is a whole child process (``Popen`` + ``os.wait4``): wall time from
+``time.perf_counter`` around it, peak RSS from its ``ru_maxrss``. Sides alternate inside each
+repetition (A, B, A, B, ...); tables show the median and min-max.
+
+Output: a markdown table and notes on stdout, all raw samples in ``bench/results.json``.
+``BENCH_QUICK=1`` runs a reduced version (fewer repetitions, smaller trees, 10 s idle window).
+``BENCH_PRUNE_RUNS=N`` prunes copies of N runs of the scan tree instead of the default.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import measure as m
+import trees
+
+REPO = Path(__file__).resolve().parent.parent
+PY = sys.executable
+NAIVE = str(REPO / "bench" / "naive_extract.py")
+GEN_BIG = str(REPO / "bench" / "gen_big.py")
+RESULTS = REPO / "bench" / "results.json"
+
+
+def janitor_cmd() -> list[str]:
+    """The venv's console script (what users run), else ``python -m janitor``."""
+    exe = Path(PY).parent / "janitor"
+    return [str(exe)] if exe.exists() else [PY, "-m", "janitor"]
+
+
+J = janitor_cmd()
+
+# Reference baselines for the scan figure: what the walk costs in Python without janitor.
+REF_STAT = """\
+import os, sys
+n, stack = 0, [sys.argv[1]]
+while stack:
+    with os.scandir(stack.pop()) as it:
+        for e in it:
+            e.stat(follow_symlinks=False)
+            if e.is_dir(follow_symlinks=False):
+                stack.append(e.path)
+            else:
+                n += 1
+"""
+REF_READ = """\
+import os, sys
+flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+n, stack = 0, [sys.argv[1]]
+while stack:
+    with os.scandir(stack.pop()) as it:
+        for e in it:
+            e.stat(follow_symlinks=False)
+            if e.is_dir(follow_symlinks=False):
+                stack.append(e.path)
+                continue
+            fd = os.open(e.path, flags)
+            try:
+                os.fstat(fd)
+                os.pread(fd, 512, 0)
+            finally:
+                os.close(fd)
+            n += 1
+"""
+
+
+@dataclass(frozen=True)
+class Config:
+    quick: bool
+    run_steps: tuple[int, ...]  # steps of the full-size run (G+D each)
+    startup_reps: int
+    extract_reps: int
+    batch_files: int
+    batch_reps: int
+    scan_runs: int
+    scan_sets: int
+    scan_reps: int
+    prune_runs: int  # runs of the scan tree copied for each prune repetition
+    prune_reps: int
+    watch_runs: int
+    idle: float  # seconds of the watcher's idle window
+    latency_reps: int
+
+
+FULL = Config(False, (100, 200), 5, 5, 5, 3, 100, 1000, 3, 5, 3, 100, 30.0, 5)
+QUICK = Config(True, (100,), 3, 2, 3, 1, 20, 500, 3, 4, 2, 100, 10.0, 3)
+
+
+def config_from_env() -> Config:
+    cfg = QUICK if os.environ.get("BENCH_QUICK", "") not in ("", "0") else FULL
+    runs = os.environ.get("BENCH_PRUNE_RUNS")
+    if runs:
+        cfg = Config(**{**asdict(cfg), "prune_runs": max(1, min(int(runs), cfg.scan_runs))})
+    return cfg
+
+
+# ---------------------------------------------------------------- formatting
+
+
+def num(v: float) -> str:
+    a = abs(v)
+    if a >= 100:
+        return f"{v:,.0f}"
+    if a >= 10:
+        return f"{v:.1f}"
+    if a >= 1:
+        return f"{v:.2f}"
+    return f"{v:.3f}"
+
+
+def show(s: dict, unit: str) -> str:
+    """``median unit (min–max)``; just the value for a single sample."""
+    sep = "" if unit in ("%", "×", "") else " "
+    lo, mid, hi = num(s["min"]), num(s["median"]), num(s["max"])
+    if s["n"] == 1 or lo == hi:
+        return f"{mid}{sep}{unit}"
+    return f"{mid}{sep}{unit} ({lo}–{hi})"
+
+
+def log(msg: str) -> None:
+    elapsed = time.perf_counter() - T0
+    print(f"[bench {elapsed:6.1f}s] {msg}", file=sys.stderr, flush=True)
+
+
+T0 = time.perf_counter()
+
+
+@dataclass
+class Figure:
+    key: str
+    title: str
+    janitor: dict
+    unit: str
+    baseline_name: str = "—"
+    baseline: dict | None = None
+    ratio: float | None = None
+    goal: str = "—"
+    goal_on: str | None = None  # "ratio" or "value"
+    goal_op: str | None = None  # "<=", "<", ">="
+    goal_value: float | None = None
+    goal_source: str | None = None  # "brief" (the issue's goal) or "bench" (chosen here)
+    with_ratio: bool = True  # False: a baseline shown for context only (idle CPU)
+    text: str | None = None  # shown instead of the janitor summary
+    met: bool | None = None
+    detail: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.with_ratio and self.ratio is None and self.baseline and self.baseline["median"]:
+            self.ratio = self.janitor["median"] / self.baseline["median"]
+        if self.goal_op is not None:
+            value = self.ratio if self.goal_on == "ratio" else self.janitor["median"]
+            ops: dict[str, Callable[[float, float], bool]] = {
+                "<=": lambda a, b: a <= b,
+                "<": lambda a, b: a < b,
+                ">=": lambda a, b: a >= b,
+            }
+            self.met = value is not None and ops[self.goal_op](value, self.goal_value)
+
+    def row(self) -> list[str]:
+        base = "—"
+        if self.baseline is not None:
+            base = f"{self.baseline_name}: {show(self.baseline, self.unit)}"
+        elif self.baseline_name != "—":
+            base = self.baseline_name
+        ratio = "—" if self.ratio is None else f"{self.ratio:.2f}×"
+        goal = self.goal + ("*" if self.goal_source == "bench" else "")
+        met = {None: "—", True: "yes", False: "**no**"}[self.met]
+        shown = self.text if self.text is not None else show(self.janitor, self.unit)
+        return [self.title, shown, base, ratio, goal, met]
+
+
+def table(figures: Sequence[Figure]) -> str:
+    head = ["figure", "janitor", "baseline", "ratio", "goal", "met?"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(f.row()) + " |" for f in figures]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the bench
+
+
+class Bench:
+    def __init__(self, cfg: Config, tmp: str) -> None:
+        self.cfg = cfg
+        self.tmp = tmp
+        self.figures: list[Figure] = []
+        self.raw: dict = {}
+        self.notes: list[str] = []
+        self.disk_peak = 0
+        self.disk_points: dict[str, int] = {}
+        self.data = trees.tiny_checkpoint()
+
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.tmp, *parts)
+
+    def disk(self, label: str) -> None:
+        used = trees.disk_usage(self.tmp)
+        self.disk_points[label] = used
+        self.disk_peak = max(self.disk_peak, used)
+        log(f"temp disk at {label}: {used / 1e9:.2f} GB")
+
+    def add(self, fig: Figure) -> None:
+        self.figures.append(fig)
+
+    # ------------------------------------------------------------ 0. full-size fixtures
+
+    def generate_big(self) -> None:
+        cfg = self.cfg
+        log(
+            f"writing full-size fixtures: run alice (steps {cfg.run_steps}, G+D) and "
+            f"{cfg.batch_files} G files, in two processes"
+        )
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        jobs = [
+            [PY, GEN_BIG, "run", self.path("logs"), *map(str, cfg.run_steps)],
+            [PY, GEN_BIG, "G", self.path("batch"), *map(str, range(1, cfg.batch_files + 1))],
+        ]
+        os.makedirs(self.path("batch"))
+        t0 = time.perf_counter()
+        with contextlib.ExitStack() as stack:
+            procs = []
+            for cmd in jobs:
+                err = stack.enter_context(tempfile.TemporaryFile(dir=self.tmp))
+                procs.append((cmd, err, m.spawn(cmd, stdout=None, stderr=err, cwd=REPO, env=env)))
+            for cmd, err, proc in procs:
+                rc, _ = m.reap(proc, 900)
+                if rc != 0:
+                    raise m.BenchError(f"{' '.join(cmd)}: exit {rc}\n{m.tail(err)}")
+        self.raw["generate_big_s"] = time.perf_counter() - t0
+        self.run_dir = self.path("logs", "alice")
+        self.big_g = os.path.join(self.run_dir, f"G_{cfg.run_steps[-1]}.pth")
+        self.batch = [self.path("batch", f"G_{i * 100}.pth") for i in range(1, cfg.batch_files + 1)]
+        sizes = {
+            n: os.path.getsize(os.path.join(self.run_dir, n)) for n in os.listdir(self.run_dir)
+        }
+        self.raw["full_size_files"] = sizes
+        log(f"fixtures written in {self.raw['generate_big_s']:.1f} s")
+        self.disk("full-size fixtures")
+
+    # ------------------------------------------------------------ 1. start-up
+
+    def startup(self) -> None:
+        cfg = self.cfg
+        cmds = {
+            "janitor --help": [*J, "--help"],
+            "import torch": [PY, "-c", "import torch"],
+            "janitor scan": [*J, "scan", self.run_dir],
+            "python -c pass": [PY, "-c", "pass"],
+        }
+        log(f"start-up: {cfg.startup_reps} repetitions of {', '.join(cmds)}")
+        for cmd in cmds.values():  # untimed warm-up of each
+            m.run(cmd)
+        samples: dict[str, list[m.Sample]] = {k: [] for k in cmds}
+        for _ in range(cfg.startup_reps):
+            for name, cmd in cmds.items():
+                samples[name].append(m.run(cmd))
+        self.raw["startup"] = {k: [asdict(s) for s in v] for k, v in samples.items()}
+        w = {k: m.walls(v) for k, v in samples.items()}
+        r = {k: m.rss_mb(v) for k, v in samples.items()}
+        for key, name, shown in (
+            ("help", "janitor --help", "`janitor --help`"),
+            ("scan", "janitor scan", "`janitor scan` one full-size run"),
+        ):
+            self.add(Figure(
+                f"1-{key}-wall-vs-torch", f"1 start-up: {shown}, wall", w[name], "s",
+                "`python -c 'import torch'`", w["import torch"], goal="≤ 0.1×",
+                goal_on="ratio", goal_op="<=", goal_value=0.1, goal_source="brief",
+            ))  # fmt: skip
+            self.add(Figure(
+                f"1-{key}-wall-vs-floor", f"1 start-up: {shown}, wall vs floor", w[name], "s",
+                "`python -c pass`", w["python -c pass"],
+            ))  # fmt: skip
+            self.add(Figure(
+                f"1-{key}-rss-vs-torch", f"1 start-up: {shown}, peak RSS", r[name], "MB",
+                "`python -c 'import torch'`", r["import torch"], goal="report",
+            ))  # fmt: skip
+        self.startup_walls = w
+        self.startup_rss = r
+
+    # ------------------------------------------------------------ 2. extraction
+
+    def extraction(self) -> None:
+        cfg = self.cfg
+        out_j, out_n = self.path("out", "janitor.pth"), self.path("out", "naive.pth")
+        os.makedirs(self.path("out"))
+        jcmd = [*J, "extract-small", self.big_g, "--force", "-o", out_j]
+        ncmd = [PY, NAIVE, self.big_g, out_n]
+
+        def clean() -> None:
+            for p in (out_j, out_n):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(p)
+
+        log(f"extraction, one full-size G: warm-up + {cfg.extract_reps} repetitions")
+        clean()
+        m.run(jcmd)
+        m.run(ncmd)
+        out_sizes = {"janitor": os.path.getsize(out_j), "naive": os.path.getsize(out_n)}
+        js, ns = [], []
+        for _ in range(cfg.extract_reps):
+            clean()
+            js.append(m.run(jcmd))
+            clean()
+            ns.append(m.run(ncmd))
+        clean()
+        self.raw["extract_one"] = {
+            "source": self.big_g,
+            "source_bytes": os.path.getsize(self.big_g),
+            "output_bytes": out_sizes,
+            "janitor": [asdict(s) for s in js],
+            "naive": [asdict(s) for s in ns],
+        }
+        naive = "`naive_extract.py`"
+        self.add(Figure(
+            "2-extract-wall", "2 extract-small, one full-size G (438 MB): wall",
+            m.walls(js), "s", naive, m.walls(ns), goal="≤ 0.9×", goal_on="ratio",
+            goal_op="<=", goal_value=0.9, goal_source="brief",
+        ))  # fmt: skip
+        self.add(Figure(
+            "2-extract-rss", "2 extract-small, one full-size G: peak RSS",
+            m.rss_mb(js), "MB", naive, m.rss_mb(ns), goal="≤ 0.55×", goal_on="ratio",
+            goal_op="<=", goal_value=0.55, goal_source="brief",
+        ))  # fmt: skip
+        self.extract_one_wall = m.walls(js)["median"]
+
+        n = len(self.batch)
+        log(f"extraction, batch of {n} G files: {cfg.batch_reps} repetitions")
+        bj, bn = self.path("out", "batch-janitor"), self.path("out", "batch-naive")
+        jb, nb = [], []
+        for _ in range(cfg.batch_reps):
+            shutil.rmtree(bj, ignore_errors=True)
+            os.makedirs(bj)
+            jb.append(m.run([*J, "extract-small", *self.batch, "-o", bj, "--force"]))
+            if len(os.listdir(bj)) != n:
+                raise m.BenchError(f"janitor batch wrote {sorted(os.listdir(bj))}, expected {n}")
+            self.disk("batch outputs written")
+            shutil.rmtree(bj)
+            shutil.rmtree(bn, ignore_errors=True)
+            os.makedirs(bn)
+            one = [
+                m.run([PY, NAIVE, g, os.path.join(bn, f"{i}.pth")])
+                for i, g in enumerate(self.batch)
+            ]
+            nb.append(m.Sample(sum(s.wall for s in one), max(s.rss_kib for s in one), 0))
+            shutil.rmtree(bn)
+        self.raw["extract_batch"] = {
+            "files": n,
+            "janitor": [asdict(s) for s in jb],
+            "naive_sequential_total": [asdict(s) for s in nb],
+        }
+        self.add(Figure(
+            "2-batch-wall", f"2 extract-small, {n} G files in one call: total wall",
+            m.walls(jb), "s", f"{n}× `naive_extract.py`", m.walls(nb), goal="< 1×",
+            goal_on="ratio", goal_op="<", goal_value=1.0, goal_source="brief",
+        ))  # fmt: skip
+        self.add(Figure(
+            "2-batch-rss", f"2 extract-small, {n} G files in one call: peak RSS",
+            m.rss_mb(jb), "MB", "largest naive call", m.rss_mb(nb), goal="report",
+        ))  # fmt: skip
+        per_file = (m.walls(jb)["median"] - self.extract_one_wall) / max(1, n - 1)
+        self.raw["extract_batch"]["marginal_s_per_file"] = per_file
+        self.disk("extraction done")
+        for d in ("logs", "batch", "out"):
+            shutil.rmtree(self.path(d))
+
+    # ------------------------------------------------------------ trees (built before any
+    # mass deletion: on this ext4 without a journal, creating files right after deleting
+    # many is much slower)
+
+    def build_trees(self) -> None:
+        cfg = self.cfg
+        root = self.path("scan")
+        os.makedirs(root)
+        log(f"writing the scan tree: {cfg.scan_runs} runs × {cfg.scan_sets} sets")
+        t0 = time.perf_counter()
+        self.scan_files = trees.build_tree(
+            root, cfg.scan_runs, range(1, cfg.scan_sets + 1), self.data
+        )
+        self.raw["scan_tree"] = {
+            "runs": cfg.scan_runs,
+            "sets_per_run": cfg.scan_sets,
+            "files": self.scan_files,
+            "file_bytes": len(self.data),
+            "write_s": time.perf_counter() - t0,
+        }
+        took = self.raw["scan_tree"]["write_s"]
+        log(f"{self.scan_files} files in {took:.1f} s; copying the prune trees")
+        t0 = time.perf_counter()
+        for rep in range(cfg.prune_reps):
+            for side in ("janitor", "find"):
+                trees.copy_runs(root, cfg.prune_runs, self.path("prune", f"{rep}-{side}"))
+        self.raw["prune_copies_s"] = time.perf_counter() - t0
+        for mode in ("inotify", "poll"):
+            trees.build_tree(self.path(f"watch-{mode}"), cfg.watch_runs, (1, 2), self.data)
+        # Untimed: write the new trees back now, so no measured scan or delete races the
+        # kernel's writeback of 200k fresh inodes (nothing is dropped from the page cache).
+        t0 = time.perf_counter()
+        os.sync()
+        self.raw["sync_s"] = time.perf_counter() - t0
+        self.disk("trees built")
+
+    # ------------------------------------------------------------ 3. scan at scale
+
+    def scan(self) -> None:
+        cfg = self.cfg
+        root = self.path("scan")
+        cmds = {
+            "janitor scan": [*J, "scan", root],
+            "find": ["find", root, "-printf", "%s %p\n"],
+            "janitor prune --dry-run": [*J, "prune", root, "--keep-last", "1", "--dry-run", "-q"],
+            "python scandir+stat": [PY, "-c", REF_STAT, root],
+            "python scandir+stat+open+pread": [PY, "-c", REF_READ, root],
+        }
+        log(f"scan: {cfg.scan_reps} repetitions of {', '.join(cmds)}")
+        m.run(cmds["find"])  # untimed warm-up: dentries, inodes and file pages are cached
+        m.run(cmds["python scandir+stat+open+pread"])
+        samples: dict[str, list[m.Sample]] = {k: [] for k in cmds}
+        for _ in range(cfg.scan_reps):
+            for name, cmd in cmds.items():
+                samples[name].append(m.run(cmd))
+        self.raw["scan"] = {k: [asdict(s) for s in v] for k, v in samples.items()}
+        w = {k: m.walls(v) for k, v in samples.items()}
+        r = {k: m.rss_mb(v) for k, v in samples.items()}
+        n = self.scan_files
+        label = f"{n:,} files ({cfg.scan_runs} runs × {cfg.scan_sets:,} sets)"
+        find = "`find -printf '%s %p'`"
+        self.add(Figure(
+            "3-scan-wall", f"3 `janitor scan`, {label}: wall", w["janitor scan"], "s", find,
+            w["find"], goal="≤ 2×", goal_on="ratio", goal_op="<=", goal_value=2.0,
+            goal_source="brief",
+        ))  # fmt: skip
+        self.add(Figure(
+            "3-scan-rss", "3 `janitor scan`, same tree: peak RSS", r["janitor scan"], "MB", find,
+            r["find"], goal="report",
+        ))  # fmt: skip
+        self.add(Figure(
+            "3-ref-stat", "3 reference: python os.scandir + stat only, same tree",
+            w["python scandir+stat"], "s", find, w["find"], goal="reference",
+        ))  # fmt: skip
+        self.add(Figure(
+            "3-ref-read", "3 reference: python scandir + stat + open/pread each file",
+            w["python scandir+stat+open+pread"], "s", find, w["find"], goal="reference",
+        ))  # fmt: skip
+        self.add(Figure(
+            "4-plan-vs-scan",
+            f"4 `prune --dry-run` (plan only), {n // 2:,} sets: wall",
+            w["janitor prune --dry-run"], "s", "`janitor scan`", w["janitor scan"],
+            goal="≤ 1.2×", goal_on="ratio", goal_op="<=", goal_value=1.2, goal_source="bench",
+        ))  # fmt: skip
+        self.scan_w = w
+
+    # ------------------------------------------------------------ 4. prune throughput
+
+    def prune(self) -> None:
+        cfg = self.cfg
+        last = cfg.scan_sets
+        keep = {
+            os.path.join(trees.run_name(r), f"{k}_{last}.pth")
+            for r in range(cfg.prune_runs)
+            for k in ("G", "D")
+        }
+        files = cfg.prune_runs * cfg.scan_sets * 2
+        removed = files - len(keep)
+        log(f"prune: {cfg.prune_reps} repetitions on fresh copies of {files:,} files")
+        js, fs, journal = [], [], []
+        for rep in range(cfg.prune_reps):
+            jroot = self.path("prune", f"{rep}-janitor")
+            js.append(m.run([*J, "prune", jroot, "--keep-last", "1", "--quiet"]))
+            left = trees.files_under(jroot)
+            if left != keep:
+                raise m.BenchError(f"janitor prune left {len(left)} files, expected {len(keep)}")
+            jpath = os.path.join(jroot, ".janitor", "journal.jsonl")
+            with open(jpath, "rb") as fh:
+                journal.append({"bytes": os.path.getsize(jpath), "lines": sum(1 for _ in fh)})
+            shutil.rmtree(jroot)
+            froot = self.path("prune", f"{rep}-find")
+            fcmd = ["find", froot, "-name", "*_*.pth", "!", "-name", f"*_{last}.pth", "-delete"]
+            fs.append(m.run(fcmd))
+            left = trees.files_under(froot)
+            if left != keep:
+                raise m.BenchError(f"find -delete left {len(left)} files, expected {len(keep)}")
+            shutil.rmtree(froot)
+        self.raw["prune"] = {
+            "runs": cfg.prune_runs,
+            "sets_per_run": cfg.scan_sets,
+            "files": files,
+            "removed_per_rep": removed,
+            "janitor": [asdict(s) for s in js],
+            "find_delete": [asdict(s) for s in fs],
+            "journal": journal,
+        }
+        rate_j = m.summary([removed / s.wall for s in js])
+        rate_f = m.summary([removed / s.wall for s in fs])
+        self.add(Figure(
+            "4-prune-rate",
+            f"4 `prune --keep-last 1`, {cfg.prune_runs} runs × {cfg.scan_sets:,} sets "
+            f"({removed:,} files removed): files/s",
+            rate_j, "files/s", "`find -delete`", rate_f, goal="≥ 0.5×", goal_on="ratio",
+            goal_op=">=", goal_value=0.5, goal_source="bench",
+            detail={"wall_janitor": m.walls(js), "wall_find": m.walls(fs)},
+        ))  # fmt: skip
+        self.add(Figure(
+            "4-prune-rss", "4 `prune`, same copies: peak RSS", m.rss_mb(js), "MB",
+            "`find -delete`", m.rss_mb(fs), goal="report",
+        ))  # fmt: skip
+        self.prune_journal = journal
+
+    # ------------------------------------------------------------ 5. the watcher
+
+    def _start_watcher(self, label: str, root: str, extra: Sequence[str]):
+        out = open(self.path(f"{label}.log"), "wb")  # noqa: SIM115 - closed in _stop_watcher
+        cmd = [*J, "watch", root, "--keep-last", "1", *extra]
+        t0 = time.perf_counter()
+        proc = m.spawn(cmd, stdout=out, stderr=subprocess.STDOUT)
+        return {"proc": proc, "out": out, "t0": t0, "cmd": cmd, "log": self.path(f"{label}.log")}
+
+    def _log_text(self, w) -> str:
+        with open(w["log"], encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+
+    def _wait_ready(self, w, gone: Sequence[str], timeout: float = 180.0) -> float:
+        """Until the start pass is done ("watching" logged) and ``gone`` files are removed."""
+        proc = w["proc"]
+        while True:
+            pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                m.LIVE.discard(proc)
+                raise m.BenchError(
+                    f"watcher exited {proc.returncode}:\n{self._log_text(w)[-1500:]}"
+                )
+            if "watching " in self._log_text(w) and not any(map(os.path.exists, gone)):
+                return time.perf_counter() - w["t0"]
+            if time.perf_counter() - w["t0"] > timeout:
+                raise m.BenchError(f"watcher start pass not done after {timeout:g} s")
+            time.sleep(0.02)
+
+    def _stop_watcher(self, w) -> dict:
+        w["proc"].send_signal(signal.SIGTERM)
+        rc, maxrss = m.reap(w["proc"], 30)
+        w["out"].close()
+        text = self._log_text(w)
+        return {"exit_code": rc, "ru_maxrss_kib": maxrss, "last_line": text.strip()[-300:]}
+
+    def _idle(self, watchers: dict) -> dict:
+        """CPU time and RSS of each watcher, and of a sleeping interpreter, over one window."""
+        idle = self.cfg.idle
+        sleeper = m.spawn(
+            [PY, "-c", f"import time; time.sleep({idle + 60:g})"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        time.sleep(1.0)  # the workers finish whatever the start pass left; the sleeper starts
+        pids = {name: w["proc"].pid for name, w in watchers.items()}
+        pids["sleeper"] = sleeper.pid
+        c0 = {name: m.cpu_seconds(pid) for name, pid in pids.items()}
+        t0 = time.monotonic()
+        rss: dict[str, list[float]] = {name: [] for name in pids}
+        while time.monotonic() - t0 < idle:
+            time.sleep(1.0)
+            for name, pid in pids.items():
+                rss[name].append(m.memory_kib(pid)["VmRSS"] * 1024 / 1e6)
+        c1 = {name: m.cpu_seconds(pid) for name, pid in pids.items()}
+        t1 = time.monotonic()
+        hwm = {name: m.memory_kib(pid)["VmHWM"] * 1024 / 1e6 for name, pid in pids.items()}
+        sleeper.terminate()
+        m.reap(sleeper, 10)
+        out = {}
+        for name in watchers:
+            out[name] = {
+                "window_s": t1 - t0,
+                "cpu_s": c1[name] - c0[name],
+                "cpu_pct": 100 * (c1[name] - c0[name]) / (t1 - t0),
+                "vmrss_mb": rss[name],
+                "vmhwm_mb": hwm[name],
+                "sleeper_cpu_pct": 100 * (c1["sleeper"] - c0["sleeper"]) / (t1 - t0),
+                "sleeper_vmrss_mb": rss["sleeper"],
+            }
+        return out
+
+    def _latency(self, run: str, step: int, reps: int, timeout: float = 60.0) -> list[float]:
+        """Write G then D of step+1 (plain open/write/close); time until step's set is gone."""
+        out = []
+        for _ in range(reps):
+            old = [os.path.join(run, f"{k}_{step}.pth") for k in ("G", "D")]
+            if not all(map(os.path.exists, old)):
+                raise m.BenchError(f"latency: {old} missing before the save")
+            for k in ("G", "D"):
+                trees.write_file(os.path.join(run, f"{k}_{step + 1}.pth"), self.data)
+            t0 = time.perf_counter()  # the set is complete when D is closed
+            while any(map(os.path.exists, old)):
+                if time.perf_counter() - t0 > timeout:
+                    raise m.BenchError(f"latency: {old} still there after {timeout:g} s")
+                time.sleep(0.005)
+            out.append(time.perf_counter() - t0)
+            step += 1
+            time.sleep(0.5)
+        return out
+
+    def watch(self) -> None:
+        cfg = self.cfg
+        old = [
+            os.path.join(trees.run_name(r), f"{k}_1.pth")
+            for r in range(cfg.watch_runs)
+            for k in ("G", "D")
+        ]
+
+        # Start passes one after the other, then one idle window for both watchers (and a
+        # sleeping interpreter as the baseline), then the inotify save-to-prune delay.
+        ino_root, poll_root = self.path("watch-inotify"), self.path("watch-poll")
+        log(f"watch: inotify and --poll 5 start passes over {cfg.watch_runs} runs each")
+        wi = self._start_watcher("watch-inotify", ino_root, [])
+        ino = {"start_pass_s": self._wait_ready(wi, [os.path.join(ino_root, p) for p in old])}
+        wp = self._start_watcher("watch-poll5", poll_root, ["--poll", "5"])
+        poll = {"start_pass_s": self._wait_ready(wp, [os.path.join(poll_root, p) for p in old])}
+        log(f"watch: {cfg.idle:g} s idle window (both watchers)")
+        window = self._idle({"inotify": wi, "poll5": wp})
+        ino.update(window["inotify"])
+        poll.update(window["poll5"])
+        poll.update(self._stop_watcher(wp))
+        log(f"watch (inotify, --settle 10): {cfg.latency_reps} saves")
+        run0 = trees.run_name(0)
+        ino["latency_s"] = self._latency(os.path.join(ino_root, run0), 2, cfg.latency_reps)
+        ino.update(self._stop_watcher(wi))
+
+        # polling every 1 s with --settle 2: save-to-prune delay
+        log(f"watch (--poll 1 --settle 2): {cfg.latency_reps} saves")
+        w = self._start_watcher("watch-poll1", poll_root, ["--poll", "1", "--settle", "2"])
+        self._wait_ready(w, [])
+        p1 = {"latency_s": self._latency(os.path.join(poll_root, run0), 2, cfg.latency_reps)}
+        p1.update(self._stop_watcher(w))
+        self.raw["watch"] = {"inotify": ino, "poll5": poll, "poll1_settle2": p1}
+
+        idle = f"{cfg.idle:g} s"
+        for key, mode, d in (("inotify", "inotify", ino), ("poll", "--poll 5", poll)):
+            self.add(Figure(
+                f"5-{key}-cpu", f"5 `watch` ({mode}), idle CPU over {idle}",
+                m.summary([d["cpu_pct"]]), "%", "sleeping python",
+                m.summary([d["sleeper_cpu_pct"]]), with_ratio=False, goal="≤ 1%", goal_on="value",
+                goal_op="<=", goal_value=1.0, goal_source="brief",
+            ))  # fmt: skip
+            self.add(Figure(
+                f"5-{key}-rss", f"5 `watch` ({mode}), VmRSS while idle", m.summary(d["vmrss_mb"]),
+                "MB", "`python -c 'time.sleep()'`", m.summary(d["sleeper_vmrss_mb"]),
+                goal="≤ 60 MB", goal_on="value", goal_op="<=", goal_value=60.0,
+                goal_source="brief", detail={"vmhwm_mb": d["vmhwm_mb"]},
+            ))  # fmt: skip
+        self.add(Figure(
+            "5-inotify-latency", "5 `watch` (inotify, --settle 10): set complete → older set gone",
+            m.summary(ino["latency_s"]), "s", goal="≤ 1 s", goal_on="value", goal_op="<=",
+            goal_value=1.0, goal_source="bench",
+        ))  # fmt: skip
+        self.add(Figure(
+            "5-poll-latency", "5 `watch` (--poll 1 --settle 2): set complete → older set gone",
+            m.summary(p1["latency_s"]), "s", "poll + settle", m.summary([3.0]),
+            goal="≤ 4 s", goal_on="value", goal_op="<=", goal_value=4.0, goal_source="bench",
+        ))  # fmt: skip
+        codes = [ino["exit_code"], poll["exit_code"], p1["exit_code"]]
+        self.add(Figure(
+            "5-sigterm", "5 `watch`: exit code after SIGTERM (3 watchers)",
+            m.summary([max(abs(c) if c is not None else 999 for c in codes)]), "",
+            goal="0", goal_on="value", goal_op="<=", goal_value=0.0, goal_source="brief",
+            detail={"exit_codes": codes}, text=", ".join(map(str, codes)),
+        ))  # fmt: skip
+
+    # ------------------------------------------------------------ notes
+
+    def make_notes(self, machine: dict) -> None:
+        cfg, raw, n = self.cfg, self.raw, self.notes
+        figs = {f.key: f for f in self.figures}
+        med = lambda key: figs[key].janitor["median"]  # noqa: E731
+        bmed = lambda key: figs[key].baseline["median"]  # noqa: E731
+        n.append(
+            f"Machine: {machine['cores']} cores ({machine['cpu_model']}), "
+            f"{machine['ram_bytes'] / 2**30:.1f} GiB RAM, Python {machine['python']}, "
+            f"torch {machine['torch']}, janitor {machine['janitor_rev']}; load average "
+            f"{machine['loadavg_start']} at start, {machine['loadavg_end']} at end."
+        )
+        n.append(
+            "Page cache: nothing is dropped. Each side had an untimed warm-up run and both "
+            "sides read the same, already cached files; sides alternate in every repetition. "
+            "The synthetic trees are flushed with one untimed `sync` before they are measured. "
+            "`*` marks a goal chosen by the bench where the brief set none."
+        )
+        help_floor = med("1-help-wall-vs-floor") - bmed("1-help-wall-vs-floor")
+        n.append(
+            f"Start-up: `janitor --help` {num(med('1-help-wall-vs-torch'))} s and "
+            f"`janitor scan` of one full-size run {num(med('1-scan-wall-vs-torch'))} s, against "
+            f"{num(bmed('1-help-wall-vs-torch'))} s to import torch and "
+            f"{num(bmed('1-help-wall-vs-floor'))} s for a bare interpreter: janitor's imports "
+            f"cost ~{num(help_floor)} s before any work."
+        )
+        one = raw["extract_one"]
+        per_file = raw["extract_batch"]["marginal_s_per_file"]
+        n.append(
+            f"Extraction: {one['source_bytes'] / 1e6:.0f} MB G → "
+            f"{one['output_bytes']['janitor'] / 1e6:.1f} MB small model (naive: "
+            f"{one['output_bytes']['naive'] / 1e6:.1f} MB). The batch pays start-up and the "
+            f"torch import once; each further file costs ~{num(per_file)} s "
+            f"(one-file run: {num(self.extract_one_wall)} s)."
+        )
+        files = raw["scan_tree"]["files"]
+        w = self.scan_w
+        scan_s = w["janitor scan"]["median"]
+        stat_s = w["python scandir+stat"]["median"]
+        read_s = w["python scandir+stat+open+pread"]["median"]
+        startup = med("1-help-wall-vs-torch")
+        rest = scan_s - read_s - startup
+        n.append(
+            f"Scan at scale ({files:,} files, written in {raw['scan_tree']['write_s']:.0f} s): "
+            f"`find` {num(w['find']['median'])} s; a Python walk with os.scandir + stat "
+            f"{num(stat_s)} s; adding one open + pread per file (what the completeness check "
+            f"needs) {num(read_s)} s; `janitor scan` {num(scan_s)} s. So ~{num(read_s)} s is "
+            f"the I/O floor of a Python scanner that reads every file, ~{num(startup)} s is "
+            f"start-up, and the remaining ~{num(rest)} s "
+            f"(~{1e6 * rest / files:.0f} µs per file) is janitor's own per-file Python work "
+            f"(name matching, zip-record parsing, per-file and per-set objects, the keep-last-1 "
+            f"'would free' plan, rendering)."
+        )
+        pr = raw["prune"]
+        j = self.prune_journal
+        n.append(
+            f"Prune: {pr['removed_per_rep']:,} files removed per repetition "
+            f"({pr['runs']} runs × {pr['sets_per_run']:,} sets, fresh `cp -a` copies), "
+            f"janitor {show(figs['4-prune-rate'].detail['wall_janitor'], 's')} vs "
+            f"`find -delete` {show(figs['4-prune-rate'].detail['wall_find'], 's')}. "
+            f"janitor also wrote a {j[0]['bytes'] / 1e6:.1f} MB journal "
+            f"({j[0]['lines']:,} lines) per repetition. The prune copies cover "
+            f"{pr['runs']} of the {cfg.scan_runs} runs to keep `make bench` under 10 minutes; "
+            f"`BENCH_PRUNE_RUNS={cfg.scan_runs}` prunes the whole tree."
+        )
+        wt = raw["watch"]
+        n.append(
+            f"Watcher: start pass over {cfg.watch_runs} runs (removing {cfg.watch_runs} sets) "
+            f"took {num(wt['inotify']['start_pass_s'])} s (inotify) and "
+            f"{num(wt['poll5']['start_pass_s'])} s (--poll 5) including start-up; peak RSS "
+            f"(VmHWM) {num(wt['inotify']['vmhwm_mb'])} MB and {num(wt['poll5']['vmhwm_mb'])} MB; "
+            f"idle CPU {wt['inotify']['cpu_s']:.2f} s and {wt['poll5']['cpu_s']:.2f} s of "
+            f"CPU in {cfg.idle:g} s. SIGTERM exit codes: "
+            f"{figs['5-sigterm'].detail['exit_codes']}."
+        )
+        met = [f for f in self.figures if f.met is True]
+        missed = [f for f in self.figures if f.met is False]
+        n.append(f"Goals met: {len(met)} of {len(met) + len(missed)}.")
+        for f in missed:
+            value = f.ratio if f.goal_on == "ratio" else f.janitor["median"]
+            shown = f"{value:.2f}×" if f.goal_on == "ratio" else show(f.janitor, f.unit)
+            star = "*" if f.goal_source == "bench" else ""
+            n.append(f"Missed: {f.title}: {shown} against {f.goal}{star}.")
+
+
+# ---------------------------------------------------------------- machine, output
+
+
+def machine_info() -> dict:
+    info = {"cores": os.cpu_count(), "python": platform.python_version()}
+    with open("/proc/meminfo", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("MemTotal:"):
+                info["ram_bytes"] = int(line.split()[1]) * 1024
+    info["cpu_model"] = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as fh:
+        for line in fh:
+            if line.startswith("model name"):
+                info["cpu_model"] = line.split(":", 1)[1].strip()
+                break
+    for pkg in ("torch", "janitor"):
+        try:
+            info[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            info[pkg] = None
+    try:
+        rev = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True,
+            text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        rev = "unknown"
+    info["janitor_rev"] = rev
+    info["kernel"] = platform.release()
+    info["loadavg_start"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return info
+
+
+def write_results(doc: dict) -> None:
+    tmp = RESULTS.with_name(RESULTS.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(doc, fh, indent=1, ensure_ascii=False)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, RESULTS)
+
+
+def _interrupt(signum, frame):  # SIGTERM behaves like Ctrl-C: clean up, exit
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    cfg = config_from_env()
+    os.chdir(REPO)
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    machine = machine_info()
+    tmp = tempfile.mkdtemp(prefix="janitor-bench-")
+    m.SCRATCH = tmp
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with it ignored
+    log(f"{'QUICK ' if cfg.quick else ''}bench in {tmp}; janitor = {' '.join(J)}")
+    bench = Bench(cfg, tmp)
+    try:
+        bench.generate_big()
+        bench.startup()
+        bench.extraction()
+        bench.build_trees()
+        bench.scan()
+        bench.prune()
+        bench.watch()
+        log("removing the trees")
+        t0 = time.perf_counter()
+        for name in os.listdir(tmp):
+            p = os.path.join(tmp, name)
+            if os.path.isdir(p):
+                shutil.rmtree(p)
+        bench.raw["cleanup_s"] = time.perf_counter() - t0
+    except KeyboardInterrupt:
+        log("interrupted: cleaning up")
+        return 130
+    except m.BenchError as exc:
+        log(f"FAILED: {exc}")
+        return 1
+    finally:
+        m.kill_live()
+        shutil.rmtree(tmp, ignore_errors=True)
+        log(f"removed {tmp}")
+    machine["loadavg_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    bench.make_notes(machine)
+    total = time.perf_counter() - T0
+    doc = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": cfg.quick,
+        "duration_s": total,
+        "machine": machine,
+        "config": asdict(cfg),
+        "janitor_cmd": J,
+        "peak_temp_disk_bytes": bench.disk_peak,
+        "temp_disk_bytes": bench.disk_points,
+        "figures": [asdict(f) for f in bench.figures],
+        "raw": bench.raw,
+        "notes": bench.notes,
+    }
+    write_results(doc)
+    mode = "BENCH_QUICK=1 " if cfg.quick else ""
+    print(f"## janitor bench ({mode}make bench, {doc['date']}, {total:.0f} s)\n")
+    print(table(bench.figures))
+    print()
+    for note in bench.notes:
+        print(f"- {note}")
+    print(f"- Peak temp disk: {bench.disk_peak / 1e9:.2f} GB. Raw samples: bench/results.json.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
