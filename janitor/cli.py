@@ -46,6 +46,14 @@ def _interrupted() -> None:
     os._exit(130)
 
 
+def _quiet_exit(code: int) -> None:
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os._exit(code)
+
+
 def command(fn):
     """Run a command body; turn janitor's errors into one line and an exit code."""
 
@@ -59,6 +67,8 @@ def command(fn):
             raise _fail(str(exc), exc.exit_code) from None
         except KeyboardInterrupt:
             _interrupted()
+        except BrokenPipeError:  # `janitor scan | head`: the reader left; not a failure
+            _quiet_exit(EXIT_OK)
         except OSError as exc:
             if _state["debug"]:
                 raise

@@ -270,3 +270,16 @@ def test_torch_is_never_imported(alice, args):
     imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
     assert "janitor.cli" in imported  # the trace is real
     assert not {m for m in imported if m == "torch" or m.startswith("torch.")}
+
+
+def test_a_reader_that_leaves_early_is_not_an_error(tmp_path):
+    for r in range(60):
+        fake_run(tmp_path / "logs", f"r{r:02d}", [1, 2])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "janitor", "scan", str(tmp_path / "logs")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO,
+    )  # fmt: skip
+    proc.stdout.readline()  # like `| head -1`
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0 and err == ""
