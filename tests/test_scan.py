@@ -273,8 +273,8 @@ def test_torch_is_never_imported(alice, args):
 
 
 def test_a_reader_that_leaves_early_is_not_an_error(tmp_path):
-    for r in range(60):
-        fake_run(tmp_path / "logs", f"r{r:02d}", [1, 2])
+    for r in range(250):  # ~160 KB of output: more than a pipe buffers, so the write fails
+        fake_run(tmp_path / "logs", f"r{r:03d}", [1, 2], payload=16)
     proc = subprocess.Popen(
         [sys.executable, "-m", "janitor", "scan", str(tmp_path / "logs")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO,
