@@ -21,7 +21,7 @@ from janitor import config
 from janitor.discovery import CheckpointFile, CheckpointSet, Run, rescan_run
 from janitor.errors import PathProblem, oserror_text
 from janitor.fs import LOCAL, FileSystem
-from janitor.journal import Journal, now_iso
+from janitor.journal import Journal, fold_unfinished, now_iso
 from janitor.plan import RunPlan
 
 DRIVE_MOUNTS = ("/content/drive",)
@@ -229,11 +229,7 @@ class Executor:
         if torn and not state.seen:
             state.torn_line = True
         state.seen = True
-        for r in records:
-            if r.get("event") == "set-begin":
-                state.unfinished.setdefault(r.get("run"), set()).add(r.get("number"))
-            else:
-                state.unfinished.get(r.get("run"), set()).discard(r.get("number"))
+        fold_unfinished(records, state.unfinished)
         return state
 
     def _record(self, event: str, run: str, number: int, **extra) -> dict:

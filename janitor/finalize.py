@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 
 from janitor.discovery import CheckpointSet, Run
 from janitor.errors import JanitorError
-from janitor.metrics import load_scalars, value_at
-from janitor.plan import RunPlan, SetDecision
-from janitor.policy import Policy
+from janitor.metrics import load_scalars
+from janitor.plan import RunPlan, SetDecision, candidates
+from janitor.policy import Policy, best_reason, rank_best
 
 if TYPE_CHECKING:
     from janitor.executor import Executor, RunResult
@@ -99,12 +99,14 @@ def targets(
             raise JanitorError(f"{run.path}: step {step} has no complete G file")
         out.setdefault(step, (by_number[step], "asked for with --steps"))
     if keep_best:
-        series = load_scalars(run.path, metric)
-        scored = [(value_at(series, s.number), s) for s in complete if not s.latest_only]
-        scored = [(v, s) for v, s in scored if v is not None]
-        scored.sort(key=lambda vs: (vs[0] if mode == "min" else -vs[0], -vs[1].number))
-        for value, s in scored[:keep_best]:
-            out.setdefault(s.number, (s, f"best {keep_best} by {metric} ({value:.6g})"))
+        policy = Policy(keep_best=keep_best, metric=metric, mode=mode)
+        scored = [
+            c
+            for c in candidates(run, metric=load_scalars(run.path, metric))
+            if c.number in by_number
+        ]
+        for c in rank_best(scored, keep_best, mode):
+            out.setdefault(c.number, (by_number[c.number], best_reason(c, policy)))
     return [out[n] for n in sorted(out)]
 
 

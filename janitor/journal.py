@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -20,6 +20,16 @@ JOURNAL_NAME = "journal.jsonl"
 def now_iso(ts: float | None = None) -> str:
     moment = datetime.now(UTC) if ts is None else datetime.fromtimestamp(ts, UTC)
     return moment.isoformat(timespec="milliseconds")
+
+
+def fold_unfinished(records: Iterable[dict], into: dict[str, set[int]]) -> dict[str, set[int]]:
+    """Apply set-begin/set-end records to ``into`` (run path -> sets begun, not ended)."""
+    for r in records:
+        if r.get("event") == "set-begin":
+            into.setdefault(r.get("run"), set()).add(r.get("number"))
+        elif r.get("event") == "set-end":
+            into.get(r.get("run"), set()).discard(r.get("number"))
+    return into
 
 
 class JournalWriter:
@@ -125,15 +135,7 @@ class Journal:
 
     def unfinished_sets(self, run_path: str, read: JournalRead | None = None) -> set[int]:
         """Numbers of this run's sets whose removal began and never ended."""
-        open_sets: set[int] = set()
-        for r in (read or self.read()).records:
-            if r.get("run") != run_path:
-                continue
-            if r.get("event") == "set-begin":
-                open_sets.add(r.get("number"))
-            elif r.get("event") == "set-end":
-                open_sets.discard(r.get("number"))
-        return open_sets
+        return fold_unfinished((read or self.read()).records, {}).get(run_path, set())
 
     def records_for(self, run_path: str, event: str) -> Iterator[dict]:
         for r in self.read().records:

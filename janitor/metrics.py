@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bisect
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from janitor.errors import JanitorError, UsageError
 
@@ -48,10 +48,11 @@ def load_scalars(run_path: str, tag: str) -> dict[int, float]:
     return values
 
 
-def value_at(series: Mapping[int, float], step: int) -> float | None:
-    """The value logged at ``step``, else at the nearest logged step before it."""
-    if not series:
-        return None
-    steps = sorted(series)
-    i = bisect.bisect_right(steps, step)
-    return series[steps[i - 1]] if i else None
+def values_at(series: Mapping[int, float], steps: Iterable[int]) -> dict[int, float | None]:
+    """For each step, the value logged at it, else at the nearest logged step before it."""
+    logged = sorted(series)
+    out: dict[int, float | None] = {}
+    for step in steps:
+        i = bisect.bisect_right(logged, step)
+        out[step] = series[logged[i - 1]] if i else None
+    return out

@@ -12,7 +12,7 @@ from typing import Any
 
 from janitor import config
 from janitor.discovery import CheckpointSet, Run, ScanError, ScanReport
-from janitor.metrics import load_scalars, value_at
+from janitor.metrics import load_scalars, values_at
 from janitor.policy import Candidate, Policy, apply
 from janitor.resume import Trap, traps
 
@@ -54,9 +54,10 @@ class Plan:
 def candidates(
     run: Run, pins: frozenset[int] = frozenset(), metric: Mapping[int, float] | None = None
 ) -> list[Candidate]:
+    scored = values_at(metric or {}, [s.number for s in run.sets if not s.latest_only])
     out = []
     for s in run.sets:
-        value = value_at(metric, s.number) if metric and not s.latest_only else None
+        value = scored.get(s.number) if metric else None
         out.append(
             Candidate(
                 number=s.number,

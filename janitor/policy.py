@@ -148,14 +148,20 @@ def _keep_within(complete: list[Candidate], p: Policy) -> dict[int, str]:
     return {c.number: text for c in complete if c.mtime >= ref - p.keep_within}
 
 
-def _keep_best(complete: list[Candidate], p: Policy) -> dict[int, str]:
-    scored = [c for c in complete if c.metric is not None]
-    sign = 1 if p.mode == "min" else -1
+def rank_best(candidates: Sequence[Candidate], k: int, mode: Mode) -> list[Candidate]:
+    """The ``k`` candidates with the best metric (lowest for min), newer first on ties."""
+    scored = [c for c in candidates if c.metric is not None and not c.latest_only]
+    sign = 1 if mode == "min" else -1
     scored.sort(key=lambda c: (sign * c.metric, -c.number))
-    return {
-        c.number: f"best {p.keep_best} by {p.metric} ({c.metric:.6g})"
-        for c in scored[: p.keep_best]
-    }
+    return scored[:k]
+
+
+def best_reason(c: Candidate, p: Policy) -> str:
+    return f"best {p.keep_best} by {p.metric} ({c.metric:.6g})"
+
+
+def _keep_best(complete: list[Candidate], p: Policy) -> dict[int, str]:
+    return {c.number: best_reason(c, p) for c in rank_best(complete, p.keep_best, p.mode)}
 
 
 def _fits(complete: list[Candidate], p: Policy) -> dict[int, str]:

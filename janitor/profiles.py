@@ -206,13 +206,3 @@ def detect(names: set[str], dirs: set[str], folder: str = "") -> tuple[TrainerPr
 def looks_like_checkpoint_folder(names: set[str]) -> bool:
     """Cheap pre-check before detection: any name any profile would take as big."""
     return any(BIG_RE.match(n) or LIGHTNING_RE.match(n) for n in names)
-
-
-def resume_number(path: str) -> int:
-    """The trainer's own resume key (Applio, RVC, so-vits-svc, Bert-VITS2 all share it): the
-    integer formed by concatenating every digit in the file's path."""
-    digits = _NON_DIGITS.sub("", path)
-    return int(digits) if digits else -1
-
-
-_NON_DIGITS = re.compile(r"[^0-9]")

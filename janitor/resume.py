@@ -22,9 +22,9 @@ class Trap:
 def trainer_pick(files: list[CheckpointFile], prefix: str) -> CheckpointFile | None:
     """The file the trainer would resume from for ``prefix`` (G or D).
 
-    The rule is ``resume_number(path)``; within one folder every path shares the same digits
-    before the file name, and checkpoint numbers have no leading zeros (``BIG_RE``), so that
-    order is exactly the order of ``number``: compare numbers, skip building 200k integers.
+    The rule is the largest integer formed by all digits of the path; within one folder
+    every path shares the same digits before the file name, and checkpoint numbers have no
+    leading zeros (``BIG_RE``), so that order is exactly the order of ``number``.
     """
     return max((f for f in files if f.prefix == prefix), key=lambda f: f.number, default=None)
 
