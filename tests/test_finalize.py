@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from fixtures.gen import write_run
-from janitor.journal import Journal
+from janitor.storage.journal import Journal
 
 OLD = 1_600_000_000.0  # saves long ago: the run is idle
 

@@ -6,8 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from janitor.errors import UsageError
-from janitor.policy import (
+from janitor.core.policy import (
     BASE,
     IN_FLIGHT,
     INCOMPLETE,
@@ -19,6 +18,7 @@ from janitor.policy import (
     Policy,
     apply,
 )
+from janitor.domain.errors import UsageError
 
 LATEST = 2333333
 NOW = 1_800_000_000.0

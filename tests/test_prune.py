@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fixtures.gen import write_run
-from janitor.discovery import scan
-from janitor.executor import Executor, run_lock
-from janitor.journal import Journal
-from janitor.plan import plan_run
+from janitor.core.planners import plan_run
+from janitor.storage.journal import Journal
+from janitor.storage.scan import scan
+from janitor.usecases.executor import Executor, run_lock
 from tests.conftest import REPO, can_drop_privileges, fake_ckpt, fake_run, run_janitor, truncate
 
 STEPS = tuple(range(100, 1100, 100))

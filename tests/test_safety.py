@@ -23,11 +23,11 @@ import pytest
 import torch
 
 from fixtures.gen import write_run
-from janitor.discovery import scan
-from janitor.executor import Executor
-from janitor.fs import LocalFS
-from janitor.journal import Journal
-from janitor.plan import plan_run
+from janitor.core.planners import plan_run
+from janitor.storage.fs import LocalFS
+from janitor.storage.journal import Journal
+from janitor.storage.scan import scan
+from janitor.usecases.executor import Executor
 from tests.conftest import REPO, can_drop_privileges, fake_ckpt, fake_run, run_janitor, truncate
 
 safety = pytest.mark.safety
@@ -146,7 +146,7 @@ def test_file_too_large_while_extracting(tmp_path, tiny_run, cases):
 
 @safety("3. disk full / file too large while extracting")
 def test_disk_full_injected_at_the_write(tmp_path, tiny_run, monkeypatch, cases):
-    from janitor import extract
+    from janitor.torchio import extract
 
     run = Path(shutil.copytree(tiny_run, tmp_path / "alice"))
     before = sorted(p.name for p in run.iterdir())

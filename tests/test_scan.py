@@ -12,10 +12,10 @@ import jsonschema
 import pytest
 
 from fixtures.gen import write_run
-from janitor.discovery import scan
-from janitor.errors import JanitorError, UsageError
-from janitor.fs import LOCAL
-from janitor.ziptail import check_file
+from janitor.core.ziptail import check_file
+from janitor.domain.errors import JanitorError, UsageError
+from janitor.storage.fs import LOCAL
+from janitor.storage.scan import scan
 from tests.conftest import REPO, can_drop_privileges, fake_ckpt, fake_run, run_janitor, truncate
 
 SCHEMA = json.loads((REPO / "docs" / "scan.schema.json").read_text())

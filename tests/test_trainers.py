@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.gen import write_run
-from janitor.journal import Journal
+from janitor.storage.journal import Journal
 from tests.conftest import fake_ckpt, fake_run, run_janitor
 
 GPT_LATEST = 233333333333

@@ -18,9 +18,9 @@ from watchdog.events import FileSystemEventHandler
 from watchdog.observers import Observer
 
 from fixtures.gen import write_checkpoint
-from janitor.executor import Executor
-from janitor.journal import Journal
-from janitor.watch import Watcher
+from janitor.storage.journal import Journal
+from janitor.usecases.executor import Executor
+from janitor.usecases.watch import Watcher
 from tests.conftest import REPO, fake_ckpt
 
 STEPS = list(range(100, 900, 100))
@@ -148,7 +148,7 @@ def test_watch_keeps_newest_and_never_touches_a_file_in_flight(tmp_path, poll):
     assert any(r["event"] == "removed" for r in lines)
     # the watcher process never imported torch
     imported = {line.split("|")[-1].strip() for line in err.splitlines() if "|" in line}
-    assert "janitor.watch" in imported and "torch" not in imported
+    assert "janitor.usecases.watch" in imported and "torch" not in imported
 
 
 def test_extract_on_save_makes_a_small_model_for_every_step(tmp_path):
@@ -207,7 +207,7 @@ def test_new_runs_removed_runs_and_clean_stop(tmp_path):
 
 
 def test_handler_never_raises():
-    from janitor.watch import Handler
+    from janitor.usecases.watch import Handler
 
     class Broken:
         @property
@@ -222,7 +222,7 @@ def test_running_out_of_inotify_watches_is_said_plainly(tmp_path, monkeypatch):
 
     from watchdog.observers import Observer as Native
 
-    from janitor.errors import JanitorError
+    from janitor.domain.errors import JanitorError
 
     def no_watches(self, *args, **kwargs):
         raise OSError(errno.ENOSPC, "inotify watch limit reached")

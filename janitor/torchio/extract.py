@@ -18,12 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from janitor.discovery import small_match
-from janitor.errors import JanitorError, UsageError
-from janitor.fs import LOCAL
-from janitor.profiles import APPLIO, BIG_RE, PROFILES, RVC
-from janitor.profiles import detect as detect_trainer
-from janitor.smallmodel import (
+from janitor.core.profiles import APPLIO, BIG_RE, PROFILES, RVC
+from janitor.core.profiles import detect as detect_trainer
+from janitor.core.smallmodel import (
     Detected,
     applio_name,
     detect,
@@ -32,7 +29,10 @@ from janitor.smallmodel import (
     rvc_name,
     rvc_sr,
 )
-from janitor.ziptail import check_file
+from janitor.core.ziptail import check_file
+from janitor.domain.errors import JanitorError, UsageError
+from janitor.storage.fs import LOCAL
+from janitor.storage.scan import small_match
 
 TMP_PREFIX = ".janitor-tmp-"
 FORMATS = ("applio", "rvc")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from janitor.discovery import CheckpointFile, CheckpointSet, Run
+from janitor.storage.scan import CheckpointFile, CheckpointSet, Run
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,14 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from janitor.discovery import CheckpointSet, Run
-from janitor.errors import JanitorError
-from janitor.metrics import load_scalars
-from janitor.plan import RunPlan, SetDecision, candidates
-from janitor.policy import Policy, best_reason, rank_best
+from janitor.core.planners import RunPlan, SetDecision, candidates
+from janitor.core.policy import Policy, best_reason, rank_best
+from janitor.domain.errors import JanitorError
+from janitor.storage.metrics import load_scalars
+from janitor.storage.scan import CheckpointSet, Run
 
 if TYPE_CHECKING:
-    from janitor.executor import Executor, RunResult
+    from janitor.usecases.executor import Executor, RunResult
 
 EVENTS_PREFIX = "events.out.tfevents."
 FINISHED_IDLE = 24 * 3600.0  # scan calls a run finished after a day without writes
@@ -125,7 +125,7 @@ def final_plan(run: Run, why: str) -> RunPlan:
 
 def _ensure_small(s: CheckpointSet, why: str, dry_run: bool) -> Kept:
     """Find the step's small model by the trainer's naming, or extract it; then verify it."""
-    from janitor.extract import Options, epoch_of, extract_one, verify_small
+    from janitor.torchio.extract import Options, epoch_of, extract_one, verify_small
 
     g = s.file("G").path
     done = extract_one(g, Options(skip_existing=True, dry_run=dry_run))
@@ -181,7 +181,7 @@ def finalize_run(
     if dry_run or not plan.removals:
         return RunFinal(run, tuple(kept), plan=plan)
     if executor is None:
-        from janitor.executor import Executor
+        from janitor.usecases.executor import Executor
 
         executor = Executor()
     result = executor.execute(plan, lambda fresh: final_plan(fresh, why))

@@ -24,15 +24,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from janitor.discovery import read_run, scan
-from janitor.errors import JanitorError
-from janitor.executor import Executor, RunResult
-from janitor.fs import LOCAL, FileSystem
-from janitor.journal import now_iso
-from janitor.plan import plan_run
-from janitor.profiles import looks_like_checkpoint_folder
-from janitor.render import size as human_size
-from janitor.ziptail import check_file
+from janitor.cli.render import size as human_size
+from janitor.core.planners import plan_run
+from janitor.core.profiles import looks_like_checkpoint_folder
+from janitor.core.ziptail import check_file
+from janitor.domain.errors import JanitorError
+from janitor.storage.fs import LOCAL, FileSystem
+from janitor.storage.journal import now_iso
+from janitor.storage.scan import read_run, scan
+from janitor.usecases.executor import Executor, RunResult
 
 _STOP = object()
 
@@ -91,7 +91,7 @@ def _interesting(path: str) -> bool:
 
 
 class ExtractorChild:
-    """One long-lived ``python -m janitor.extract_worker`` (torch imported once, there)."""
+    """One long-lived ``python -m janitor.torchio.worker`` (torch imported once, there)."""
 
     def __init__(self) -> None:
         self.proc: subprocess.Popen | None = None
@@ -100,7 +100,7 @@ class ExtractorChild:
         for _ in range(2):  # restart once if the child died
             if self.proc is None or self.proc.poll() is not None:
                 self.proc = subprocess.Popen(
-                    [sys.executable, "-m", "janitor.extract_worker"],
+                    [sys.executable, "-m", "janitor.torchio.worker"],
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
                 )  # fmt: skip
             try:

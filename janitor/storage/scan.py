@@ -2,7 +2,7 @@
 
 ``scan(paths)`` walks the given folders (never following symlinks, never entering hidden
 folders or the trainers' data folders) and returns a frozen ``ScanReport``: raw numbers only
-(bytes, mtimes); formatting happens at the edge (``janitor.render``).
+(bytes, mtimes); formatting happens at the edge (``janitor.cli.render``).
 """
 
 from __future__ import annotations
@@ -15,9 +15,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
 
-from janitor.errors import JanitorError, PathProblem, UsageError, oserror_text
-from janitor.fs import LOCAL, Entry, FileSystem
-from janitor.profiles import (
+from janitor.core.profiles import (
     ALL_SKIP_DIRS,
     BIG_RE,
     LOOKALIKE_RE,
@@ -26,7 +24,9 @@ from janitor.profiles import (
     detect,
     looks_like_checkpoint_folder,
 )
-from janitor.ziptail import ZipCheck, check_file
+from janitor.core.ziptail import ZipCheck, check_file
+from janitor.domain.errors import JanitorError, PathProblem, UsageError, oserror_text
+from janitor.storage.fs import LOCAL, Entry, FileSystem
 
 Status = Literal["complete", "partial", "incomplete"]
 

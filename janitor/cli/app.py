@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from janitor.errors import EXIT_FAILURE, EXIT_OK, JanitorError, UsageError
+from janitor.domain.errors import EXIT_FAILURE, EXIT_OK, JanitorError, UsageError
 
 app = typer.Typer(
     name="janitor",
@@ -195,7 +195,7 @@ def rule_overrides(
     older_than: str | None,
 ) -> dict:
     """Command-line rules as Policy fields (None = not given: the config file may say)."""
-    from janitor.config import parse_bytes, parse_duration
+    from janitor.storage.config import parse_bytes, parse_duration
 
     if older_than is not None and not remove_incomplete:
         raise UsageError("--older-than goes with --remove-incomplete")
@@ -259,8 +259,9 @@ def rule_options(fn):
 @command
 def scan(paths: Paths, json: Json = False, trainer: Trainer = None) -> int:
     """Show each training run: sets, newest complete step, sizes, problems, what prune frees."""
-    from janitor import config, render
-    from janitor.discovery import scan as do_scan
+    from janitor.cli import render
+    from janitor.storage import config
+    from janitor.storage.scan import scan as do_scan
 
     report = do_scan(paths, trainer=trainer)
     now = time.time()
@@ -293,10 +294,10 @@ def prune(
     Acts without prompting (cron-ready); --dry-run previews. Rules combine: a set is kept if
     any rule keeps it. Defaults come from janitor.toml in the logs root or run folder.
     """
-    from janitor import render
-    from janitor.discovery import scan as do_scan
-    from janitor.executor import ExecutionReport, Executor
-    from janitor.plan import Plan, plan_run
+    from janitor.cli import render
+    from janitor.core.planners import Plan, plan_run
+    from janitor.storage.scan import scan as do_scan
+    from janitor.usecases.executor import ExecutionReport, Executor
 
     report = do_scan(paths, trainer=trainer)
     executor = Executor(trash=trash, truncate=truncate, lock_timeout=lock_timeout)
@@ -359,8 +360,8 @@ def watch(
     import signal
     import threading
 
-    from janitor import watch as w
-    from janitor.executor import Executor
+    from janitor.usecases import watch as w
+    from janitor.usecases.executor import Executor
 
     if poll is not None and poll <= 0:
         raise UsageError("--poll must be a positive number of seconds")
@@ -414,12 +415,12 @@ def finalize(
 ) -> int:
     """Training is over: make sure verified small models exist, then remove every big
     checkpoint (G, D, DUR, WD) of the run, the newest included."""
-    from janitor import render
-    from janitor.config import parse_duration
-    from janitor.discovery import scan as do_scan
-    from janitor.executor import Executor
-    from janitor.finalize import finalize_run
-    from janitor.policy import Policy
+    from janitor.cli import render
+    from janitor.core.policy import Policy
+    from janitor.storage.config import parse_duration
+    from janitor.storage.scan import scan as do_scan
+    from janitor.usecases.executor import Executor
+    from janitor.usecases.finalize import finalize_run
 
     policy = Policy(keep_best=keep_best, metric=metric, mode=mode or "min")  # validates
     try:
@@ -450,8 +451,8 @@ def finalize(
 
 def _fix_resume(report, lock_timeout: float, quiet: bool) -> None:
     """Only on request: stale sets go to the trash (journaled, restorable), never deleted."""
-    from janitor.executor import Executor
-    from janitor.plan import fix_resume_plan
+    from janitor.core.planners import fix_resume_plan
+    from janitor.usecases.executor import Executor
 
     mover = Executor(trash=True, lock_timeout=lock_timeout)
     for run in report.runs:
@@ -494,7 +495,7 @@ def unpin(
 
 
 def _edit_pins(run: str, add: frozenset[int] = frozenset(), drop: frozenset[int] = frozenset()):
-    from janitor import config
+    from janitor.storage import config
 
     now = config.set_pins(_run_folder(run), add=add, drop=drop)
     typer.echo(f"pinned: {', '.join(map(str, sorted(now))) or 'none'}")
@@ -508,8 +509,8 @@ def restore(
     step: Annotated[int | None, typer.Argument(help="Only this step's set.")] = None,
 ) -> int:
     """Move files that `prune --trash` put in .janitor/trash back into the run."""
-    from janitor.executor import restore as do_restore
-    from janitor.render import count, shown_path
+    from janitor.cli.render import count, shown_path
+    from janitor.usecases.executor import restore as do_restore
 
     result = do_restore(_run_folder(run), step)
     for _src, dst in result.moved:
@@ -537,9 +538,9 @@ def trash_empty(
     ] = None,
 ) -> int:
     """Delete files in the trash for good."""
-    from janitor.config import parse_duration
-    from janitor.executor import empty_trash
-    from janitor.render import count, shown_path, size
+    from janitor.cli.render import count, shown_path, size
+    from janitor.storage.config import parse_duration
+    from janitor.usecases.executor import empty_trash
 
     age = parse_duration(older_than, "--older-than") if older_than else None
     result = empty_trash(_run_folder(logs_root), age, time.time())
@@ -597,8 +598,8 @@ def extract_small(
     """Write the small inference model the trainer would write, from any big G checkpoint."""
     import os
 
-    from janitor import render
-    from janitor.extract import Options, extract_one
+    from janitor.cli import render
+    from janitor.torchio.extract import Options, extract_one
 
     if len(files) > 1 and output and not os.path.isdir(output):
         raise UsageError("with several inputs, --output must be an existing folder")
@@ -626,8 +627,8 @@ def extract_small(
 def info(files: Annotated[list[str], typer.Argument(help="Checkpoint files.")],
          json: Json = False) -> int:  # fmt: skip
     """Describe checkpoints: kind, epoch, step, detected format; every small-model field."""
-    from janitor import render
-    from janitor.extract import info as do_info
+    from janitor.cli import render
+    from janitor.torchio.extract import info as do_info
 
     docs, failed = [], False
     for path in files:

@@ -21,8 +21,8 @@ from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
 
-from janitor.errors import JanitorError, UsageError
-from janitor.policy import Policy
+from janitor.core.policy import Policy
+from janitor.domain.errors import JanitorError, UsageError
 
 CONFIG_NAME = "janitor.toml"
 STATE_DIR = ".janitor"

@@ -11,8 +11,8 @@ import sys
 
 
 def main() -> int:
-    from janitor.errors import JanitorError
-    from janitor.extract import Options, extract_one
+    from janitor.domain.errors import JanitorError
+    from janitor.torchio.extract import Options, extract_one
 
     for line in sys.stdin:
         try:

@@ -15,7 +15,7 @@ from typing import Literal
 
 from humanfriendly import format_size, format_timespan
 
-from janitor.errors import UsageError
+from janitor.domain.errors import UsageError
 
 Mode = Literal["min", "max"]
 Status = Literal["complete", "partial", "incomplete"]

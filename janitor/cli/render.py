@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import humanize
 
-from janitor.discovery import CheckpointSet, Run, ScanReport
-from janitor.finalize import hint
-from janitor.plan import Plan, RunPlan
-from janitor.policy import Policy, apply
-from janitor.resume import traps
+from janitor.core.planners import Plan, RunPlan
+from janitor.core.policy import Policy, apply
+from janitor.core.resume import traps
+from janitor.storage.scan import CheckpointSet, Run, ScanReport
+from janitor.usecases.finalize import hint
 
 if TYPE_CHECKING:
-    from janitor.executor import ExecutionReport, RunResult
+    from janitor.usecases.executor import ExecutionReport, RunResult
 
 JSON_VERSION = 1
 
@@ -51,7 +51,7 @@ def dump_json(doc: Any, out: TextIO | None = None) -> None:
 
 def keep_last_one(run: Run, pins: frozenset[int], now: float) -> int:
     """Bytes ``prune --keep-last 1`` would free in this run (pins honoured)."""
-    from janitor.plan import candidates
+    from janitor.core.planners import candidates
 
     return apply(candidates(run, pins), Policy(keep_last=1), now).expected_freed
 

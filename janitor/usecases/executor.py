@@ -17,12 +17,12 @@ import time
 from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 
-from janitor import config
-from janitor.discovery import CheckpointFile, CheckpointSet, Run, rescan_run
-from janitor.errors import PathProblem, oserror_text
-from janitor.fs import LOCAL, FileSystem
-from janitor.journal import Journal, fold_unfinished, now_iso
-from janitor.plan import RunPlan
+from janitor.core.planners import RunPlan
+from janitor.domain.errors import PathProblem, oserror_text
+from janitor.storage import config
+from janitor.storage.fs import LOCAL, FileSystem
+from janitor.storage.journal import Journal, fold_unfinished, now_iso
+from janitor.storage.scan import CheckpointFile, CheckpointSet, Run, rescan_run
 
 DRIVE_MOUNTS = ("/content/drive",)
 LOCK_TIMEOUT = 10.0

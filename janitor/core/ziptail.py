@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from janitor.fs import FileSystem
+from janitor.storage.fs import FileSystem
 
 _EOCD = b"PK\x05\x06"
 _Z64_LOCATOR = b"PK\x06\x07"

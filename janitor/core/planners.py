@@ -1,7 +1,7 @@
 """Scan -> plan: turn a run's sets, its config (pins, rules) and metrics into a ``RunPlan``.
 
 Reads config files and TensorBoard events, never deletes. The policy decision itself is
-``janitor.policy.apply`` (pure).
+``janitor.core.policy.apply`` (pure).
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from janitor import config
-from janitor.discovery import CheckpointSet, Run, ScanError, ScanReport
-from janitor.metrics import load_scalars, values_at
-from janitor.policy import Candidate, Policy, apply
-from janitor.resume import Trap, traps
+from janitor.core.policy import Candidate, Policy, apply
+from janitor.core.resume import Trap, traps
+from janitor.storage import config
+from janitor.storage.metrics import load_scalars, values_at
+from janitor.storage.scan import CheckpointSet, Run, ScanError, ScanReport
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +88,7 @@ def plan_run(run: Run, overrides: Mapping[str, Any], now: float) -> RunPlan:
 
 def fix_resume_plan(run: Run) -> RunPlan:
     """Pure: move the stale sets the trainer would wrongly resume from (``--fix-resume``)."""
-    from janitor.resume import stale_sets
+    from janitor.core.resume import stale_sets
 
     stale = {s.number for s in stale_sets(run)}
     why = "stale: the trainer would resume from it although a later save exists (--fix-resume)"

@@ -10,7 +10,7 @@ import bisect
 import os
 from collections.abc import Iterable, Mapping
 
-from janitor.errors import JanitorError, UsageError
+from janitor.domain.errors import JanitorError, UsageError
 
 
 def _accumulator_cls():

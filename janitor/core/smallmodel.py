@@ -21,7 +21,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from janitor.errors import UsageError
+from janitor.domain.errors import UsageError
 
 VOCODERS = ("HiFi-GAN", "MRF HiFi-GAN", "RefineGAN")
 SAMPLE_RATES = (24000, 32000, 40000, 48000)
