@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -15,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fixtures.gen import write_run
-from janitor.core.planners import plan_run
 from janitor.storage.journal import Journal
 from janitor.storage.scan import scan
 from janitor.usecases.executor import Executor, run_lock
+from janitor.usecases.prune import plan_run
 from tests.conftest import REPO, can_drop_privileges, fake_ckpt, fake_run, run_janitor, truncate
 
 STEPS = tuple(range(100, 1100, 100))
@@ -70,7 +69,10 @@ def test_keep_last_one_leaves_only_the_newest_pair(alice, cli):
     # the journal lists every removed file with its size, step, reasons and policy
     recs = [r for r in journal_records(alice) if r["event"] == "remove"]
     assert {os.path.basename(r["path"]) for r in recs} == removed
-    assert all(r["reasons"] == ["kept by no rule"] and r["policy"] == "keep-last 1" for r in recs)
+    assert all(
+        r["reasons"] == ["kept by no rule"] and r["policy"] == "keep-last 1 (--keep-last)"
+        for r in recs
+    )
     assert all(r["size"] > 0 and r["step"] == int(r["path"].split("_")[-1][:-4]) for r in recs)
 
 
@@ -240,8 +242,8 @@ def test_truncate_before_unlink(alice):
             super().truncate(path)
 
     report = scan([str(alice)])
-    rp = plan_run(report.runs[0], {}, 0)
-    Executor(Spy(), truncate=True).execute(rp, lambda r: plan_run(r, {}, 0))
+    rp = plan_run(report.runs[0], now=0)
+    Executor(Spy(), truncate=True).execute(rp)
     assert sorted(seen) == sorted(f"{p}_{s}.pth" for p in "GD" for s in STEPS[:-1])
     assert "G_100.pth" not in names(run)
 
@@ -272,9 +274,9 @@ def test_permission_denied_file_the_rest_is_done(tmp_path):
 def test_a_set_changed_since_planning_is_left_alone(alice):
     run = alice / "alice"
     report = scan([str(alice)])
-    rp = plan_run(report.runs[0], {}, 0)
+    rp = plan_run(report.runs[0], now=0)
     os.utime(run / "D_200.pth", (1, 1))  # rewritten after the plan was made
-    result = Executor().execute(rp, lambda r: plan_run(r, {}, 0))
+    result = Executor().execute(rp)
     assert any("D_200.pth changed since planning" in s for s in result.skipped)
     assert {"G_200.pth", "D_200.pth"} <= names(run) and "G_300.pth" not in names(run)
 
@@ -304,14 +306,9 @@ def test_concurrent_prunes_do_not_double_delete(tmp_path):
 def test_lock_busy_skips_with_a_message(alice):
     run = alice / "alice"
     report = scan([str(alice)])
-    rp = plan_run(report.runs[0], {}, 0)
-    holder = run_lock(str(run))
-    holder.acquire()
-    try:
-        result = threading.Thread  # noqa: F841 (keep the lock in this thread)
-        res = Executor(lock_timeout=0.2).execute(rp, lambda r: plan_run(r, {}, 0))
-    finally:
-        holder.release()
+    rp = plan_run(report.runs[0], now=0)
+    with run_lock(str(run)):  # held by "another janitor" while this one tries
+        res = Executor(lock_timeout=0.2).execute(rp)
     assert res.removed == () and "another janitor is working on this run" in res.skipped[0]
 
 

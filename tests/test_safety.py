@@ -23,11 +23,11 @@ import pytest
 import torch
 
 from fixtures.gen import write_run
-from janitor.core.planners import plan_run
 from janitor.storage.fs import LocalFS
 from janitor.storage.journal import Journal
 from janitor.storage.scan import scan
 from janitor.usecases.executor import Executor
+from janitor.usecases.prune import plan_run
 from tests.conftest import REPO, can_drop_privileges, fake_ckpt, fake_run, run_janitor, truncate
 
 safety = pytest.mark.safety
@@ -212,9 +212,9 @@ def test_files_being_written_during_prune_are_never_removed(tmp_path, cases):
 def test_a_set_completed_after_planning_never_loses_to_the_old_plan(tmp_path, cases):
     logs = tmp_path / "logs"
     run = fake_run(logs, "r", [100, 200, 300])
-    shown = plan_run(scan([str(logs)]).runs[0], {}, 0)  # keep 300, remove 100 and 200
+    shown = plan_run(scan([str(logs)]).runs[0], now=0)  # keep 300, remove 100 and 200
     fake_run(logs, "r", [400])  # the trainer saves again before the plan runs
-    result = Executor().execute(shown, lambda r: plan_run(r, {}, 0))
+    result = Executor().execute(shown)
     assert sorted(os.path.basename(x.path) for x in result.removed) == [
         "D_100.pth", "D_200.pth", "G_100.pth", "G_200.pth",
     ]  # fmt: skip
@@ -394,10 +394,7 @@ def test_read_only_file_system_reported_rest_done(tmp_path, cases):
             super().remove(path)
 
     report = scan([str(logs)])
-    results = [
-        Executor(ReadOnlyB()).execute(plan_run(run, {}, 0), lambda r: plan_run(r, {}, 0))
-        for run in report.runs
-    ]
+    results = [Executor(ReadOnlyB()).execute(plan_run(run, now=0)) for run in report.runs]
     assert [len(r.errors) for r in results] == [0, 2]  # one error per set, then the set stops
     assert {e.message for e in results[1].errors} == {"read-only file system"}
     assert set(sets_on_disk(logs / "a")) == {3} and set(sets_on_disk(logs / "b")) == {1, 2, 3}

@@ -12,8 +12,8 @@ import jsonschema
 import pytest
 
 from fixtures.gen import write_run
-from janitor.core.ziptail import check_file
 from janitor.domain.errors import JanitorError, UsageError
+from janitor.storage.completeness import check_file
 from janitor.storage.fs import LOCAL
 from janitor.storage.scan import scan
 from tests.conftest import REPO, can_drop_privileges, fake_ckpt, fake_run, run_janitor, truncate

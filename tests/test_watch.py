@@ -18,6 +18,7 @@ from watchdog.events import FileSystemEventHandler
 from watchdog.observers import Observer
 
 from fixtures.gen import write_checkpoint
+from janitor.domain.policy import Overrides
 from janitor.storage.journal import Journal
 from janitor.usecases.executor import Executor
 from janitor.usecases.watch import Watcher
@@ -185,7 +186,7 @@ def test_new_runs_removed_runs_and_clean_stop(tmp_path):
     before = set(threading.enumerate())
     log = io.StringIO()
     records: list[dict] = []
-    watcher = Watcher([str(logs)], {"keep_last": 1}, settle=0.2, log=records.append,
+    watcher = Watcher([str(logs)], Overrides(keep_last=1), settle=0.2, log=records.append,
                       executor=Executor())  # fmt: skip
     watcher.start()
     try:
@@ -229,7 +230,7 @@ def test_running_out_of_inotify_watches_is_said_plainly(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Native, "schedule", no_watches)
     (tmp_path / "logs").mkdir()
-    watcher = Watcher([str(tmp_path / "logs")], {}, settle=0.1)
+    watcher = Watcher([str(tmp_path / "logs")], Overrides(), settle=0.1)
     with pytest.raises(JanitorError, match="ran out of inotify watches; use --poll"):
         watcher.start()
     assert "max_user_watches" in str(pytest.raises(JanitorError, watcher.start).value)

@@ -4,15 +4,17 @@ here and nowhere else (0 ok, 1 failure, 2 usage). torch is never imported by thi
 from __future__ import annotations
 
 import functools
-import inspect
 import os
 import sys
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from janitor.domain.errors import EXIT_FAILURE, EXIT_OK, JanitorError, UsageError
+
+if TYPE_CHECKING:
+    from janitor.domain.policy import Overrides
 
 app = typer.Typer(
     name="janitor",
@@ -193,63 +195,27 @@ def rule_overrides(
     max_size: str | None,
     remove_incomplete: bool,
     older_than: str | None,
-) -> dict:
-    """Command-line rules as Policy fields (None = not given: the config file may say)."""
+) -> Overrides:
+    """Command-line rules, parsed (None = not given: the config files may say)."""
+    from janitor.domain.policy import Overrides
     from janitor.storage.config import parse_bytes, parse_duration
 
     if older_than is not None and not remove_incomplete:
         raise UsageError("--older-than goes with --remove-incomplete")
     if remove_incomplete and older_than is None:
         raise UsageError("--remove-incomplete needs --older-than DURATION (e.g. 1d)")
-    return {
-        "keep_last": keep_last,
-        "keep_every": keep_every,
-        "keep_within": parse_duration(keep_within, "--keep-within") if keep_within else None,
-        "keep_best": keep_best,
-        "metric": metric,
-        "mode": mode,
-        "max_size": parse_bytes(max_size, "--max-size") if max_size else None,
-        "remove_incomplete_older_than": (
+    return Overrides(
+        keep_last=keep_last,
+        keep_every=keep_every,
+        keep_within=parse_duration(keep_within, "--keep-within") if keep_within else None,
+        keep_best=keep_best,
+        metric=metric,
+        mode=mode,
+        max_size=parse_bytes(max_size, "--max-size") if max_size else None,
+        remove_incomplete_older_than=(
             parse_duration(older_than, "--older-than") if older_than else None
         ),
-    }
-
-
-RULE_OPTIONS = {
-    "keep_last": (KeepLast, None),
-    "keep_every": (KeepEvery, None),
-    "keep_within": (KeepWithin, None),
-    "keep_best": (KeepBest, None),
-    "metric": (Metric, None),
-    "mode": (Mode, None),
-    "max_size": (MaxSize, None),
-    "remove_incomplete": (RemoveIncomplete, False),
-    "older_than": (OlderThan, None),
-}
-
-
-def rule_options(fn):
-    """Give a command the retention-rule options (defined once, above); it receives them as
-    one ``rules`` argument: Policy fields, None where not given (config files may say)."""
-    sig = inspect.signature(fn, eval_str=True)
-    params = [p for name, p in sig.parameters.items() if name != "rules"]
-    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
-    extra = [
-        inspect.Parameter(name, kind, default=default, annotation=annotation)
-        for name, (annotation, default) in RULE_OPTIONS.items()
-    ]
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        values = {name: kwargs.pop(name) for name in RULE_OPTIONS}
-        return fn(*args, rules=rule_overrides(**values), **kwargs)
-
-    wrapper.__signature__ = sig.replace(parameters=[params[0], *extra, *params[1:]])
-    wrapper.__annotations__ = {
-        **{k: v for k, v in fn.__annotations__.items() if k != "rules"},
-        **{name: annotation for name, (annotation, _) in RULE_OPTIONS.items()},
-    }
-    return wrapper
+    )
 
 
 # ------------------------------------------------------------------ commands
@@ -260,25 +226,31 @@ def rule_options(fn):
 def scan(paths: Paths, json: Json = False, trainer: Trainer = None) -> int:
     """Show each training run: sets, newest complete step, sizes, problems, what prune frees."""
     from janitor.cli import render
-    from janitor.storage import config
     from janitor.storage.scan import scan as do_scan
+    from janitor.usecases.inspect import summarize
 
     report = do_scan(paths, trainer=trainer)
-    now = time.time()
-    frees = {r.path: render.keep_last_one(r, config.pins(r.path), now) for r in report.runs}
+    summaries = summarize(report)
     if json:
-        render.dump_json(render.scan_json(report, frees, now))
+        render.dump_json(render.scan_json(report, summaries))
     else:
-        render.scan_text(report, frees, now)
+        render.scan_text(report, summaries)
     return EXIT_FAILURE if report.errors else EXIT_OK
 
 
 @app.command()
 @command
-@rule_options
 def prune(
     paths: Paths,
-    rules: dict,
+    keep_last: KeepLast = None,
+    keep_every: KeepEvery = None,
+    keep_within: KeepWithin = None,
+    keep_best: KeepBest = None,
+    metric: Metric = None,
+    mode: Mode = None,
+    max_size: MaxSize = None,
+    remove_incomplete: RemoveIncomplete = False,
+    older_than: OlderThan = None,
     dry_run: DryRun = False,
     json: Json = False,
     trash: Trash = False,
@@ -295,27 +267,31 @@ def prune(
     any rule keeps it. Defaults come from janitor.toml in the logs root or run folder.
     """
     from janitor.cli import render
-    from janitor.core.planners import Plan, plan_run
+    from janitor.domain.plans import Plan
+    from janitor.domain.results import ExecutionReport
     from janitor.storage.scan import scan as do_scan
-    from janitor.usecases.executor import ExecutionReport, Executor
+    from janitor.usecases.executor import Executor
+    from janitor.usecases.prune import Pruner
 
+    rules = rule_overrides(
+        keep_last, keep_every, keep_within, keep_best, metric, mode, max_size,
+        remove_incomplete, older_than,
+    )  # fmt: skip
     report = do_scan(paths, trainer=trainer)
-    executor = Executor(trash=trash, truncate=truncate, lock_timeout=lock_timeout)
     if fix_resume and not dry_run:
         _fix_resume(report, lock_timeout, quiet or json)
         report = do_scan(paths, trainer=trainer)
-    now = time.time()
-    plan = Plan(tuple(plan_run(r, rules, now) for r in report.runs), report.errors)
-    results = []
-    for rp in plan.runs:
-        if not json:
-            render.run_plan_text(rp, sys.stdout, quiet)
-        result = None
-        if not dry_run:
-            result = executor.execute(rp, lambda run: plan_run(run, rules, time.time()))
+    pruner = Pruner(rules, Executor(trash=trash, truncate=truncate, lock_timeout=lock_timeout))
+    shown = None if json else (lambda rp: render.run_plan_text(rp, sys.stdout, quiet))
+    plans, results = [], []
+    for run in report.runs:
+        rp, result = pruner.run(run, dry_run=dry_run, shown=shown)
+        plans.append(rp)
+        if result is not None:
             results.append(result)
         if not json:
             render.run_result_text(rp, result, sys.stdout, quiet)
+    plan = Plan(tuple(plans), report.errors)
     execution = None if dry_run else ExecutionReport(tuple(results))
     if json:
         render.dump_json(render.plan_json(plan, execution, dry_run))
@@ -327,10 +303,17 @@ def prune(
 
 @app.command()
 @command
-@rule_options
 def watch(
     paths: Annotated[list[str], typer.Argument(help="Logs roots or run folders to watch.")],
-    rules: dict,
+    keep_last: KeepLast = None,
+    keep_every: KeepEvery = None,
+    keep_within: KeepWithin = None,
+    keep_best: KeepBest = None,
+    metric: Metric = None,
+    mode: Mode = None,
+    max_size: MaxSize = None,
+    remove_incomplete: RemoveIncomplete = False,
+    older_than: OlderThan = None,
     extract_on_save: Annotated[
         bool, typer.Option("--extract-on-save", help="Write each new G's small model first.")
     ] = False,
@@ -360,18 +343,23 @@ def watch(
     import signal
     import threading
 
-    from janitor.usecases import watch as w
+    from janitor.cli import render
     from janitor.usecases.executor import Executor
+    from janitor.usecases.watch import Watcher
 
+    rules = rule_overrides(
+        keep_last, keep_every, keep_within, keep_best, metric, mode, max_size,
+        remove_incomplete, older_than,
+    )  # fmt: skip
     if poll is not None and poll <= 0:
         raise UsageError("--poll must be a positive number of seconds")
     if settle < 0 or rescan_minutes <= 0:
         raise UsageError("--settle must be >= 0 and --rescan > 0")
-    watcher = w.Watcher(
+    watcher = Watcher(
         paths, rules, poll=poll, settle=settle, rescan=rescan_minutes * 60,
         extract_on_save=extract_on_save, trainer=trainer,
         executor=Executor(trash=trash, truncate=truncate),
-        log=w.json_log() if json_log else w.text_log(),
+        log=render.json_log() if json_log else render.text_log(),
     )  # fmt: skip
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -416,13 +404,18 @@ def finalize(
     """Training is over: make sure verified small models exist, then remove every big
     checkpoint (G, D, DUR, WD) of the run, the newest included."""
     from janitor.cli import render
-    from janitor.core.policy import Policy
+    from janitor.domain.errors import InvalidValue
+    from janitor.domain.policy import Policy
     from janitor.storage.config import parse_duration
     from janitor.storage.scan import scan as do_scan
+    from janitor.torchio.extract import TorchSmallModels
     from janitor.usecases.executor import Executor
     from janitor.usecases.finalize import finalize_run
 
-    policy = Policy(keep_best=keep_best, metric=metric, mode=mode or "min")  # validates
+    try:
+        policy = Policy(keep_best=keep_best, metric=metric, mode=mode or "min")
+    except InvalidValue as exc:
+        raise UsageError(exc.worded("--" + exc.field.replace("_", "-"))) from None
     try:
         wanted = [int(x) for x in steps.split(",") if x.strip()] if steps else []
     except ValueError:
@@ -430,10 +423,11 @@ def finalize(
     idle_s = parse_duration(idle, "--idle")
     report = do_scan(paths, trainer=trainer)
     executor = Executor(trash=trash, truncate=truncate)
+    small_models = TorchSmallModels()
     finals = []
     for run in report.runs:
         final = finalize_run(
-            run, steps=wanted, keep_best=policy.keep_best, metric=policy.metric,
+            run, small_models, steps=wanted, keep_best=policy.keep_best, metric=policy.metric,
             mode=policy.mode, idle=idle_s, force=force, dry_run=dry_run, executor=executor,
         )  # fmt: skip
         finals.append(final)
@@ -451,14 +445,16 @@ def finalize(
 
 def _fix_resume(report, lock_timeout: float, quiet: bool) -> None:
     """Only on request: stale sets go to the trash (journaled, restorable), never deleted."""
-    from janitor.core.planners import fix_resume_plan
+    import time
+
+    from janitor.core.planners import FixResumePlanner
     from janitor.usecases.executor import Executor
 
     mover = Executor(trash=True, lock_timeout=lock_timeout)
     for run in report.runs:
-        shown = fix_resume_plan(run)
+        shown = FixResumePlanner().plan(run, time.time())
         if shown.removals:
-            result = mover.execute(shown, fix_resume_plan)
+            result = mover.execute(shown)
             if not quiet:
                 names = ", ".join(os.path.basename(r.path) for r in result.removed)
                 typer.echo(f"{run.name}: --fix-resume moved to the trash: {names}")

@@ -5,20 +5,16 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 import humanize
 
-from janitor.core.planners import Plan, RunPlan
-from janitor.core.policy import Policy, apply
-from janitor.core.resume import traps
-from janitor.storage.scan import CheckpointSet, Run, ScanReport
-from janitor.usecases.finalize import hint
-
-if TYPE_CHECKING:
-    from janitor.usecases.executor import ExecutionReport, RunResult
+from janitor.domain.checkpoints import CheckpointSet, ScanReport
+from janitor.domain.plans import Plan, RunPlan, RunSummary
+from janitor.domain.results import ExecutionReport, RunFinal, RunResult
 
 JSON_VERSION = 1
 
@@ -29,6 +25,10 @@ def size(n: int) -> str:
 
 def iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def shown_path(path: str) -> str:
@@ -47,13 +47,6 @@ def dump_json(doc: Any, out: TextIO | None = None) -> None:
 
 
 # ---------------------------------------------------------------- scan
-
-
-def keep_last_one(run: Run, pins: frozenset[int], now: float) -> int:
-    """Bytes ``prune --keep-last 1`` would free in this run (pins honoured)."""
-    from janitor.core.planners import candidates
-
-    return apply(candidates(run, pins), Policy(keep_last=1), now).expected_freed
 
 
 def _set_json(s: CheckpointSet) -> dict:
@@ -81,9 +74,9 @@ def _set_json(s: CheckpointSet) -> dict:
     }
 
 
-def run_json(run: Run, frees: int, now: float) -> dict:
+def run_json(summary: RunSummary) -> dict:
+    run = summary.run
     newest, newest_complete = run.newest, run.newest_complete
-    done = hint(run, now)
     return {
         "path": run.path,
         "name": run.name,
@@ -115,16 +108,16 @@ def run_json(run: Run, frees: int, now: float) -> dict:
             for m in run.small_models
         ],
         "ignored": [{"path": i.path, "why": i.why} for i in run.ignored],
-        "warnings": [{"code": t.code, "message": t.message} for t in traps(run)],
-        "keep_last_1_frees": frees,
-        "looks_finished": done.looks_finished,
-        "idle_seconds": round(done.idle, 3),
-        "finalize_frees": done.frees,
+        "warnings": [{"code": t.code, "message": t.message} for t in summary.traps],
+        "keep_last_1_frees": summary.keep_last_1_frees,
+        "looks_finished": summary.looks_finished,
+        "idle_seconds": round(summary.idle, 3),
+        "finalize_frees": summary.finalize_frees,
     }
 
 
-def scan_json(report: ScanReport, frees: dict[str, int], now: float) -> dict:
-    runs = [run_json(r, frees[r.path], now) for r in report.runs]
+def scan_json(report: ScanReport, summaries: tuple[RunSummary, ...]) -> dict:
+    runs = [run_json(s) for s in summaries]
     return {
         "version": JSON_VERSION,
         "roots": list(report.roots),
@@ -135,7 +128,7 @@ def scan_json(report: ScanReport, frees: dict[str, int], now: float) -> dict:
             "sets": sum(len(r.candidates) for r in report.runs),
             "big_bytes": sum(r.big_bytes for r in report.runs),
             "small_bytes": sum(r.small_bytes for r in report.runs),
-            "keep_last_1_frees": sum(frees.values()),
+            "keep_last_1_frees": sum(s.keep_last_1_frees for s in summaries),
         },
     }
 
@@ -145,10 +138,11 @@ def _label(s: CheckpointSet | None) -> str:
 
 
 def scan_text(
-    report: ScanReport, frees: dict[str, int], now: float, out: TextIO | None = None
+    report: ScanReport, summaries: tuple[RunSummary, ...], out: TextIO | None = None
 ) -> None:
     w = (out or sys.stdout).write
-    for run in report.runs:
+    for summary in summaries:
+        run = summary.run
         sets = run.candidates
         complete = sum(1 for s in sets if s.status == "complete")
         w(f"{run.name}  {shown_path(run.path)}  [{run.profile.label}: {run.trainer_reason}]\n")
@@ -173,14 +167,14 @@ def scan_text(
                 w(f"  small model  {m.name}: {shown}{m.problem}\n")
         for i in run.ignored:
             w(f"  ignored      {os.path.basename(i.path)}: {i.why}\n")
-        w(f"  keep-last 1 would free {size(frees[run.path])}\n")
-        done = hint(run, now)
-        if done.looks_finished:
+        w(f"  keep-last 1 would free {size(summary.keep_last_1_frees)}\n")
+        if summary.looks_finished:
             w(
-                f"  looks finished: idle {humanize.naturaldelta(done.idle)}, small model for the "
-                f"newest step present; `janitor finalize` would free {size(done.frees)}\n"
+                f"  looks finished: idle {humanize.naturaldelta(summary.idle)}, small model for "
+                f"the newest step present; `janitor finalize` would free "
+                f"{size(summary.finalize_frees)}\n"
             )
-        for t in traps(run):
+        for t in summary.traps:
             w(f"  warning: {t.message}\n")
         w("\n")
     for e in report.errors:
@@ -193,7 +187,7 @@ def scan_text(
         f"{count(len(report.runs), 'run')}, {count(total_sets, 'set')}; big checkpoints "
         f"{size(sum(r.big_bytes for r in report.runs))}, small models "
         f"{size(sum(r.small_bytes for r in report.runs))}; keep-last 1 would free "
-        f"{size(sum(frees.values()))}\n"
+        f"{size(sum(s.keep_last_1_frees for s in summaries))}\n"
     )
 
 
@@ -219,7 +213,8 @@ def plan_json(plan: Plan, execution: ExecutionReport | None, dry_run: bool) -> d
                 "path": rp.run.path,
                 "name": rp.run.name,
                 "trainer": rp.run.trainer,
-                "policy": rp.policy.effective().to_dict(),
+                "policy": rp.planner.as_dict().get("rules", {}),
+                "planner": rp.planner.as_dict(),
                 "sets": sets,
                 "expected_freed": rp.expected_freed,
                 "freed": result.freed if result else 0,
@@ -251,7 +246,7 @@ def run_plan_text(rp: RunPlan, out: TextIO, quiet: bool = False) -> None:
 
     console = Console(file=out, width=max(100, Console(file=out).width), highlight=False)
     console.print(
-        f"[bold]{rp.run.name}[/bold]  {shown_path(rp.run.path)}  ({rp.policy.describe()})",
+        f"[bold]{rp.run.name}[/bold]  {shown_path(rp.run.path)}  ({rp.planner.describe()})",
         markup=True,
     )
     table = Table(box=box.SIMPLE, show_edge=False, pad_edge=False)
@@ -356,7 +351,7 @@ def info_text(doc: dict, out: TextIO | None = None) -> None:
 # ---------------------------------------------------------------- finalize
 
 
-def final_text(final, out: TextIO | None = None) -> None:
+def final_text(final: RunFinal, out: TextIO | None = None) -> None:
     w = (out or sys.stdout).write
     run = final.run
     w(f"{run.name}  {shown_path(run.path)}\n")
@@ -382,7 +377,7 @@ def final_text(final, out: TextIO | None = None) -> None:
         run_result_text(final.plan, final.result, out or sys.stdout, quiet=False)
 
 
-def finals_json(finals, dry_run: bool) -> dict:
+def finals_json(finals: list[RunFinal], dry_run: bool) -> dict:
     runs = []
     for f in finals:
         runs.append(
@@ -414,3 +409,46 @@ def finals_json(finals, dry_run: bool) -> dict:
             }
         )
     return {"version": JSON_VERSION, "dry_run": dry_run, "runs": runs}
+
+
+# ---------------------------------------------------------------- watch
+
+
+def text_log(out=None) -> Callable[[dict], None]:
+    """One human line per action: time, run, what happened, bytes (humanized)."""
+
+    def write(record: dict) -> None:
+        stream = out or sys.stdout
+        event = record["event"]
+        stamp = _now()
+        if event == "removed":
+            what = f"removed steps {', '.join(map(str, record['steps']))}"
+            line = f"{os.path.basename(record['run'])}: {what}, freed {size(record['freed'])}"
+        elif event == "extracted":
+            verb = "small model exists" if record["skipped"] else "extracted"
+            line = f"{verb}: {record['output']} (from {os.path.basename(record['source'])})"
+        elif event == "extract-failed":
+            line = f"extraction failed: {record['error']}"
+        elif event == "watching":
+            line = f"watching {', '.join(record['roots'])} ({record['mode']})"
+        elif event == "stopped":
+            line = (
+                f"stopped: {record['removed']} files removed, {size(record['freed'])} "
+                f"freed, {record['extracted']} small models, {record['errors']} errors"
+            )
+        else:
+            detail = record.get("message") or record
+            line = f"{event}: {record.get('path', record.get('run', ''))} {detail}".strip()
+        stream.write(f"{stamp} {line}\n")
+        stream.flush()
+
+    return write
+
+
+def json_log(out=None) -> Callable[[dict], None]:
+    def write(record: dict) -> None:
+        stream = out or sys.stdout
+        stream.write(json.dumps({"time": _now(), **record}) + "\n")
+        stream.flush()
+
+    return write

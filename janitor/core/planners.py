@@ -1,103 +1,143 @@
-"""Scan -> plan: turn a run's sets, its config (pins, rules) and metrics into a ``RunPlan``.
-
-Reads config files and TensorBoard events, never deletes. The policy decision itself is
-``janitor.core.policy.apply`` (pure).
+"""Planners: pure functions from a run (and the inputs already read for it: pins, metric
+values, rules) to a ``RunPlan``. The plan carries its planner, so the executor can plan again
+under the run's lock with exactly the same rules, and the journal can say what decided.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import bisect
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from janitor.core.policy import Candidate, Policy, apply
-from janitor.core.resume import Trap, traps
-from janitor.storage import config
-from janitor.storage.metrics import load_scalars, values_at
-from janitor.storage.scan import CheckpointSet, Run, ScanError, ScanReport
+from janitor.core.policy import apply
+from janitor.core.resume import stale_sets, traps
+from janitor.domain.checkpoints import Run
+from janitor.domain.plans import RunPlan, SetDecision
+from janitor.domain.policy import Candidate, Policy
 
 
-@dataclass(frozen=True, slots=True)
-class SetDecision:
-    set: CheckpointSet
-    keep: bool
-    reasons: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class RunPlan:
-    run: Run
-    policy: Policy
-    decisions: tuple[SetDecision, ...]  # by number, ascending; pretrained bases included
-    notes: tuple[str, ...] = ()
-    traps: tuple[Trap, ...] = ()
-
-    @property
-    def removals(self) -> tuple[SetDecision, ...]:
-        return tuple(d for d in self.decisions if not d.keep)
-
-    @property
-    def expected_freed(self) -> int:
-        return sum(d.set.size for d in self.removals)
-
-
-@dataclass(frozen=True)
-class Plan:
-    runs: tuple[RunPlan, ...]
-    errors: tuple[ScanError, ...] = ()
-
-    @property
-    def expected_freed(self) -> int:
-        return sum(r.expected_freed for r in self.runs)
-
-
-def candidates(
-    run: Run, pins: frozenset[int] = frozenset(), metric: Mapping[int, float] | None = None
-) -> list[Candidate]:
-    scored = values_at(metric or {}, [s.number for s in run.sets if not s.latest_only])
-    out = []
-    for s in run.sets:
-        value = scored.get(s.number) if metric else None
-        out.append(
-            Candidate(
-                number=s.number,
-                status=s.status,
-                mtime=s.mtime,
-                size=s.size,
-                latest_only=s.latest_only,
-                base=s.base,
-                pinned=s.number in pins,
-                metric=value,
-            )
-        )
+def values_at(series: Mapping[int, float], steps: Iterable[int]) -> dict[int, float | None]:
+    """For each step, the value logged at it, else at the nearest logged step before it."""
+    logged = sorted(series)
+    out: dict[int, float | None] = {}
+    for step in steps:
+        i = bisect.bisect_right(logged, step)
+        out[step] = series[logged[i - 1]] if i else None
     return out
 
 
-def plan_run(run: Run, overrides: Mapping[str, Any], now: float) -> RunPlan:
-    """The run's plan under its config files and the command-line ``overrides``."""
-    policy = config.policy_for(run.path, overrides)
-    metric = None
-    effective = policy.effective()
-    if effective.keep_best:
-        metric = load_scalars(run.path, effective.metric)
-    outcome = apply(candidates(run, config.pins(run.path), metric), policy, now)
-    keep = set(outcome.keep)
-    decisions = tuple(SetDecision(s, s.number in keep, outcome.reasons[s.number]) for s in run.sets)
-    return RunPlan(run, policy, decisions, outcome.notes, traps(run))
-
-
-def fix_resume_plan(run: Run) -> RunPlan:
-    """Pure: move the stale sets the trainer would wrongly resume from (``--fix-resume``)."""
-    from janitor.core.resume import stale_sets
-
-    stale = {s.number for s in stale_sets(run)}
-    why = "stale: the trainer would resume from it although a later save exists (--fix-resume)"
-    decisions = tuple(
-        SetDecision(s, s.number not in stale, (why,) if s.number in stale else ("not stale",))
+def candidates(
+    run: Run,
+    pins: frozenset[int] = frozenset(),
+    metric: Mapping[int, float] | None = None,
+    held: Mapping[int, str] | None = None,
+) -> list[Candidate]:
+    """What the policy knows of each set: status, size, pins, the metric at its step, and
+    ``held`` reasons (sets the caller keeps for a reason of its own)."""
+    scored = values_at(metric or {}, [s.number for s in run.sets if not s.latest_only])
+    held = held or {}
+    return [
+        Candidate(
+            number=s.number,
+            status=s.status,
+            mtime=s.mtime,
+            size=s.size,
+            latest_only=s.latest_only,
+            base=s.base,
+            pinned=s.number in pins,
+            metric=scored.get(s.number) if metric else None,
+            held=held.get(s.number),
+        )
         for s in run.sets
-    )
-    return RunPlan(run, Policy(), decisions)
+    ]
 
 
-def plan(report: ScanReport, overrides: Mapping[str, Any], now: float) -> Plan:
-    return Plan(tuple(plan_run(r, overrides, now) for r in report.runs), report.errors)
+@dataclass(frozen=True)
+class RulesPlanner:
+    """``prune`` and ``watch``: the retention rules, each value with its source."""
+
+    policy: Policy
+    sources: Mapping[str, str] = field(default_factory=dict)  # Policy field -> flag or file
+    pins: frozenset[int] = frozenset()
+    metric: Mapping[int, float] | None = None  # step -> value of policy.metric
+    held: Mapping[int, str] = field(default_factory=dict)
+    kind: str = "rules"
+
+    def plan(self, run: Run, now: float) -> RunPlan:
+        cands = candidates(run, self.pins, self.metric, self.held)
+        outcome = apply(cands, self.policy, now)
+        keep = set(outcome.keep)
+        decisions = tuple(
+            SetDecision(s, s.number in keep, outcome.reasons[s.number]) for s in run.sets
+        )
+        return RunPlan(run, self, decisions, outcome.notes, traps(run))
+
+    def describe(self) -> str:
+        return self.policy.describe(self.sources)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "rules": self.policy.effective().to_dict(),
+            "sources": dict(self.sources),
+            "pins": sorted(self.pins),
+            "description": self.describe(),
+        }
+
+
+FIX_RESUME_WHY = (
+    "stale: the trainer would resume from it although a later save exists (--fix-resume)"
+)
+
+
+@dataclass(frozen=True)
+class FixResumePlanner:
+    """``prune --fix-resume``: the stale sets the trainer would wrongly resume from."""
+
+    kind: str = "fix-resume"
+
+    def plan(self, run: Run, now: float) -> RunPlan:
+        stale = {s.number for s in stale_sets(run)}
+        decisions = tuple(
+            SetDecision(s, s.number not in stale, (FIX_RESUME_WHY,) if s.number in stale else ())
+            for s in run.sets
+        )
+        return RunPlan(run, self, decisions)
+
+    def describe(self) -> str:
+        return "fix-resume: stale files the trainer would wrongly resume from"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "description": self.describe()}
+
+
+@dataclass(frozen=True)
+class FinalizePlanner:
+    """``finalize``: every set goes, once the small models of ``steps`` are verified (or, in
+    a dry run, would be); incomplete sets and pretrained bases stay."""
+
+    steps: tuple[int, ...]
+    verified: bool = True
+    kind: str = "finalize"
+
+    def plan(self, run: Run, now: float) -> RunPlan:
+        why = self.describe()
+        decisions = []
+        for s in run.sets:
+            if s.base:
+                decisions.append(SetDecision(s, True, ("pretrained base model",)))
+            elif s.status == "incomplete":
+                decisions.append(SetDecision(s, True, ("incomplete: never removed by finalize",)))
+            else:
+                decisions.append(SetDecision(s, False, (why,)))
+        return RunPlan(run, self, tuple(decisions))
+
+    def describe(self) -> str:
+        steps = ", ".join(map(str, self.steps)) or "none"
+        if self.verified:
+            return f"finalize: small models verified for steps {steps}"
+        return f"finalize: small models for steps {steps} exist or will be extracted"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "steps": list(self.steps), "description": self.describe()}

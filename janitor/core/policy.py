@@ -10,15 +10,10 @@ and pretrained bases. ``--max-size`` can only take away what the keep rules kept
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
-from typing import Literal
 
 from humanfriendly import format_size, format_timespan
 
-from janitor.domain.errors import UsageError
-
-Mode = Literal["min", "max"]
-Status = Literal["complete", "partial", "incomplete"]
+from janitor.domain.policy import Candidate, Mode, Outcome, Policy
 
 # Protection reasons (fixed texts, so tests and --json consumers can rely on them).
 NEWEST_COMPLETE = "newest complete"
@@ -29,95 +24,6 @@ IN_FLIGHT = "newer than the newest complete set: a save may be in progress"
 BASE = "pretrained base model"
 LATEST_WRITTEN = "most recently written complete set"
 PROTECTIONS = (NEWEST_COMPLETE, INCOMPLETE, PINNED, LATEST_ONLY, IN_FLIGHT, BASE, LATEST_WRITTEN)
-
-
-@dataclass(frozen=True)
-class Policy:
-    keep_last: int | None = None
-    keep_every: int | None = None  # steps per bucket
-    keep_within: float | None = None  # seconds before the newest set's mtime
-    keep_best: int | None = None
-    metric: str | None = None
-    mode: Mode = "min"
-    max_size: int | None = None  # bytes
-    remove_incomplete_older_than: float | None = None  # seconds before `now`
-
-    def __post_init__(self) -> None:
-        for name in ("keep_last", "keep_every", "keep_best"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 0):
-                raise UsageError(
-                    f"--{name.replace('_', '-')} must be a whole number >= 0, got {value!r}"
-                )
-        if self.keep_every == 0:
-            raise UsageError("--keep-every must be at least 1 step")
-        for name in ("keep_within", "max_size", "remove_incomplete_older_than"):
-            value = getattr(self, name)
-            if value is not None and value < 0:
-                raise UsageError(f"--{name.replace('_', '-')} must not be negative, got {value!r}")
-        if self.keep_best and not self.metric:
-            raise UsageError("--keep-best needs --metric TAG (e.g. --metric loss/g/total)")
-        if self.mode not in ("min", "max"):
-            raise UsageError(f"--mode must be min or max, got {self.mode!r}")
-
-    @property
-    def has_keep_rule(self) -> bool:
-        return any(
-            v is not None
-            for v in (self.keep_last, self.keep_every, self.keep_within, self.keep_best)
-        )
-
-    def effective(self) -> Policy:
-        """With no keep rule at all, keep the last 1 (the trainer's "save only latest") —
-        unless only ``max_size`` is given: then keep what fits."""
-        if self.has_keep_rule or self.max_size is not None:
-            return self
-        return replace(self, keep_last=1)
-
-    def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
-    def describe(self) -> str:
-        p = self.effective()
-        parts = []
-        if p.keep_last is not None:
-            parts.append(f"keep-last {p.keep_last}")
-        if p.keep_every is not None:
-            parts.append(f"keep-every {p.keep_every}")
-        if p.keep_within is not None:
-            parts.append(f"keep-within {format_timespan(p.keep_within)}")
-        if p.keep_best is not None:
-            parts.append(f"keep-best {p.keep_best} by {p.metric} ({p.mode})")
-        if p.max_size is not None:
-            parts.append(f"max-size {format_size(p.max_size)}")
-        if p.remove_incomplete_older_than is not None:
-            parts.append(
-                f"remove-incomplete older than {format_timespan(p.remove_incomplete_older_than)}"
-            )
-        return ", ".join(parts)
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """What the policy knows of one checkpoint set."""
-
-    number: int  # order key: step, or the latest-only constant
-    status: Status
-    mtime: float
-    size: int
-    latest_only: bool = False
-    base: bool = False
-    pinned: bool = False
-    metric: float | None = None
-
-
-@dataclass(frozen=True)
-class Outcome:
-    keep: tuple[int, ...]  # numbers, ascending
-    remove: tuple[int, ...]
-    reasons: dict[int, tuple[str, ...]]  # every number -> why it is kept, or why removed
-    expected_freed: int
-    notes: tuple[str, ...] = field(default=())
 
 
 Rule = Callable[[list[Candidate], Policy], dict[int, str]]
@@ -205,6 +111,8 @@ def _protections(candidates: Sequence[Candidate], p: Policy, now: float) -> dict
             why.append(LATEST_ONLY)
         if c.pinned:
             why.append(PINNED)
+        if c.held:
+            why.append(c.held)
         stale_incomplete = (  # --remove-incomplete --older-than: crash leftovers may go
             c.status != "complete"
             and p.remove_incomplete_older_than is not None

@@ -9,72 +9,30 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 
-# Big checkpoint names: <PREFIX>_<N>.pth with N a plain decimal (no sign, no leading zero,
-# no exponent). Anything else that merely looks similar (G_best.pth, G_1000_backup.pth,
-# G_-1.pth, G_1e5.pth, G_100.PTH) is reported as ignored, never a candidate.
-BIG_RE = re.compile(r"^(?P<prefix>G|D|DUR|WD)_(?P<num>0|[1-9][0-9]*)\.pth$")
-LOOKALIKE_RE = re.compile(r"^(G|D|DUR|WD)_.*\.pth$", re.IGNORECASE)
-# GPT-SoVITS's GPT stage: PyTorch Lightning checkpoints named by epoch and step.
-LIGHTNING_RE = re.compile(r"^epoch=(?P<epoch>0|[1-9][0-9]*)-step=(?P<num>0|[1-9][0-9]*)\.ckpt$")
-
-
-@dataclass(frozen=True)
-class SmallModelPattern:
-    format: str  # "applio" | "rvc" | "gpt-sovits"
-    regex: re.Pattern[str]
-
-
-APPLIO_SMALL = SmallModelPattern(
-    "applio", re.compile(r"^(?P<name>.+)_(?P<epoch>[0-9]+)e_(?P<step>[0-9]+)s\.pth$")
-)
-RVC_SMALL = SmallModelPattern(
-    "rvc", re.compile(r"^(?P<name>.+)_e(?P<epoch>[0-9]+)_s(?P<step>[0-9]+)\.pth$")
-)
-GPT_SOVITS_SMALL = SmallModelPattern(
-    "gpt-sovits", re.compile(r"^(?P<name>.+)_e(?P<epoch>[0-9]+)_s(?P<step>[0-9]+)\.pth$")
+from janitor.domain.profile import (
+    APPLIO_SMALL,
+    BIG_RE,
+    GPT_SOVITS_SMALL,
+    LIGHTNING_RE,
+    LOOKALIKE_RE,
+    RVC_SMALL,
+    SmallModelPattern,
+    TrainerProfile,
 )
 
-
-@dataclass(frozen=True)
-class TrainerProfile:
-    name: str
-    label: str
-    # Prefixes whose files of one step form one set, kept or removed together.
-    set_prefixes: tuple[str, ...] = ("G", "D")
-    # Big checkpoint file names: groups `num` (step or constant) and `prefix` (or `prefix`
-    # below for names without one).
-    big_re: re.Pattern[str] = BIG_RE
-    prefix: str | None = None
-    # The trainer's "save only latest" file number (not a step).
-    latest_constant: int | None = 2333333
-    # Steps that hold pretrained base models placed by the user: never candidates.
-    base_steps: frozenset[int] = frozenset({0})
-    small_models: tuple[SmallModelPattern, ...] = (APPLIO_SMALL, RVC_SMALL)
-    # Where else small models live, relative to the run folder (beside the run).
-    small_model_dirs: tuple[str, ...] = ()
-    # How the run folder is recognised: files or folders in it, its own name, its parent's.
-    marker_files: tuple[str, ...] = ()
-    marker_prefixes: tuple[str, ...] = ()  # any file starting with one of these
-    marker_dirs: tuple[str, ...] = ()
-    folder_re: re.Pattern[str] | None = None
-    parent_re: re.Pattern[str] | None = None
-    ancestor: str | None = None  # a folder that must appear above the run folder
-    # How extract-small serves this trainer: a small-model format, or why it cannot.
-    extract: str | None = "applio"
-    extract_refusal: str = ""
-    # Data folders inside a run that never hold checkpoints: not walked.
-    skip_dirs: frozenset[str] = field(default_factory=frozenset)
-
-    def match_big(self, name: str) -> tuple[str, int] | None:
-        """(prefix, number) if ``name`` is one of this trainer's big checkpoint names."""
-        m = self.big_re.match(name)
-        if m is None:
-            return None
-        prefix = self.prefix or m["prefix"]
-        return (prefix, int(m["num"])) if prefix in self.set_prefixes else None
-
+__all__ = [
+    "APPLIO_SMALL",
+    "BIG_RE",
+    "GPT_SOVITS_SMALL",
+    "LIGHTNING_RE",
+    "LOOKALIKE_RE",
+    "RVC_SMALL",
+    "SmallModelPattern",
+    "TrainerProfile",
+    "PROFILES",
+    "detect",
+]
 
 _DATA_DIRS = frozenset(
     {

@@ -8,15 +8,8 @@ them on its own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from janitor.storage.scan import CheckpointFile, CheckpointSet, Run
-
-
-@dataclass(frozen=True, slots=True)
-class Trap:
-    code: str  # stable identifier for --json
-    message: str  # one line: what and the consequence
+from janitor.domain.checkpoints import CheckpointFile, CheckpointSet, Run
+from janitor.domain.plans import Trap
 
 
 def trainer_pick(files: list[CheckpointFile], prefix: str) -> CheckpointFile | None:

@@ -13,8 +13,6 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from janitor.storage.fs import FileSystem
-
 _EOCD = b"PK\x05\x06"
 _Z64_LOCATOR = b"PK\x06\x07"
 _Z64_EOCD = b"PK\x06\x06"
@@ -22,10 +20,10 @@ _LOCAL = b"PK\x03\x04"
 _EOCD_LEN = 22
 _LOCATOR_LEN = 20
 _Z64_EOCD_LEN = 56
-_FAST_TAIL = _EOCD_LEN + _LOCATOR_LEN + _Z64_EOCD_LEN
-_MAX_TAIL = _FAST_TAIL + 0xFFFF  # the EOCD may be followed by a comment of up to 64 KiB
-_HEAD = 30 + 256
-_NO_EOCD = "truncated: no end-of-central-directory record"
+FAST_TAIL = _EOCD_LEN + _LOCATOR_LEN + _Z64_EOCD_LEN
+MAX_TAIL = FAST_TAIL + 0xFFFF  # the EOCD may be followed by a comment of up to 64 KiB
+HEAD = 30 + 256
+NO_EOCD = "truncated: no end-of-central-directory record"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +59,7 @@ def check_tail(tail: bytes, size: int) -> ZipCheck:
         return ZipCheck(False, f"too short to be a checkpoint ({size} bytes)")
     pos = _find_eocd(tail)
     if pos < 0:
-        return ZipCheck(False, _NO_EOCD)
+        return ZipCheck(False, NO_EOCD)
     eocd_at = size - len(tail) + pos  # absolute offset of the EOCD
     _, _, _, entries, cd_size, cd_offset, _ = struct.unpack_from("<HHHHIIH", tail, pos + 4)
     cd_end = eocd_at
@@ -99,14 +97,3 @@ def check_head(head: bytes, allow_replaced_header: bool = False) -> ZipCheck:
         shown = name[:60].decode("utf-8", "replace")
         return ZipCheck(False, f"a zip archive, but not a torch checkpoint (first entry {shown!r})")
     return COMPLETE
-
-
-def check_file(fs: FileSystem, path: str, allow_replaced_header: bool = False) -> ZipCheck:
-    """Completeness of one file, from one open and its first and last few hundred bytes
-    (64 KiB more only if the archive carries a comment)."""
-    head, tail, size = fs.read_ends(path, _HEAD, _FAST_TAIL)
-    result = check_tail(tail, size)
-    if not result.complete and size > len(tail) and result.problem == _NO_EOCD:
-        _, tail, size = fs.read_ends(path, 0, _MAX_TAIL)
-        result = check_tail(tail, size)
-    return check_head(head, allow_replaced_header) if result.complete else result

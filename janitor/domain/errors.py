@@ -22,6 +22,19 @@ class UsageError(JanitorError):
     exit_code = EXIT_USAGE
 
 
+class InvalidValue(UsageError):
+    """A value that breaks a rule, with the field it was meant for. The domain does not know
+    where the value came from; the layer that does (a flag, a file and key) words it with
+    ``worded(source)``."""
+
+    def __init__(self, field: str, value: object, rule: str) -> None:
+        self.field, self.value, self.rule = field, value, rule
+        super().__init__(self.worded(field.replace("_", "-")))
+
+    def worded(self, source: str) -> str:
+        return f"{source} {self.rule}, got {self.value!r}"
+
+
 class LockBusy(JanitorError):
     """Another janitor process holds the run's lock."""
 

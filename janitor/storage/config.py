@@ -13,19 +13,14 @@ keeping the user's comments and layout).
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 import tomllib
 from collections.abc import Mapping
-from dataclasses import fields
 from typing import Any
 
-from janitor.core.policy import Policy
 from janitor.domain.errors import JanitorError, UsageError
-
-CONFIG_NAME = "janitor.toml"
-STATE_DIR = ".janitor"
+from janitor.storage import layout
+from janitor.storage.fs import LOCAL, FileSystem
 
 # TOML key -> (Policy field, parser)
 _KEYS = {
@@ -71,13 +66,12 @@ def parse_bytes(text: str | int, what: str = "size") -> int:
     return int(_parse(text, parse, (InvalidSize,), "size", "20GB, 500MiB", what))
 
 
-def _read(path: str) -> dict[str, Any]:
+def _read(path: str, fs: FileSystem = LOCAL) -> dict[str, Any]:
     try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
+        return tomllib.loads(fs.read_bytes(path).decode("utf-8"))
     except FileNotFoundError:
         return {}
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: not valid TOML ({exc})") from None
     except OSError as exc:
         raise JanitorError(f"{path}: cannot read ({exc.strerror})") from None
@@ -104,30 +98,25 @@ def _rules(table: Mapping[str, Any], source: str) -> dict[str, Any]:
     return out
 
 
-def run_settings(run_path: str) -> dict[str, Any]:
-    """Policy fields from the config files that apply to one run (see module doc)."""
-    root_file = os.path.join(os.path.dirname(run_path.rstrip(os.sep)), CONFIG_NAME)
-    run_file = os.path.join(run_path, CONFIG_NAME)
+def run_settings(run_path: str, fs: FileSystem = LOCAL) -> dict[str, tuple[Any, str]]:
+    """Policy fields from the config files that apply to one run (see module doc), each
+    with the file (and table) it came from."""
+    root_file, run_file = layout.root_config(run_path), layout.run_config(run_path)
     name = os.path.basename(run_path.rstrip(os.sep))
-    root, own = _read(root_file), _read(run_file)
-    merged: dict[str, Any] = {}
-    merged.update(_rules(root.get("prune", {}), root_file))
-    merged.update(_rules(root.get("runs", {}).get(name, {}), f"{root_file} [runs.{name}]"))
-    merged.update(_rules(own.get("prune", {}), run_file))
+    root, own = _read(root_file, fs), _read(run_file, fs)
+    merged: dict[str, tuple[Any, str]] = {}
+    for table, source in (
+        (root.get("prune", {}), root_file),
+        (root.get("runs", {}).get(name, {}), f"{root_file} [runs.{name}]"),
+        (own.get("prune", {}), run_file),
+    ):
+        merged.update({k: (v, source) for k, v in _rules(table, source).items()})
     return merged
 
 
-def policy_for(run_path: str, overrides: Mapping[str, Any]) -> Policy:
-    """The run's policy: config files, then command-line ``overrides`` (non-None values)."""
-    values = run_settings(run_path)
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    allowed = {f.name for f in fields(Policy)}
-    return Policy(**{k: v for k, v in values.items() if k in allowed})
-
-
-def pins(run_path: str) -> frozenset[int]:
-    path = os.path.join(run_path, CONFIG_NAME)
-    value = _read(path).get("pins", [])
+def pins(run_path: str, fs: FileSystem = LOCAL) -> frozenset[int]:
+    path = layout.run_config(run_path)
+    value = _read(path, fs).get("pins", [])
     if not isinstance(value, list) or not all(
         isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value
     ):
@@ -136,42 +125,23 @@ def pins(run_path: str) -> frozenset[int]:
 
 
 def set_pins(
-    run_path: str, add: frozenset[int] = frozenset(), drop: frozenset[int] = frozenset()
+    run_path: str,
+    add: frozenset[int] = frozenset(),
+    drop: frozenset[int] = frozenset(),
+    fs: FileSystem = LOCAL,
 ) -> frozenset[int]:
     """Edit the run's pins in place (comments and other settings kept); returns the new pins."""
     import tomlkit
 
-    path = os.path.join(run_path, CONFIG_NAME)
+    path = layout.run_config(run_path)
     try:
-        with open(path, encoding="utf-8") as fh:
-            doc = tomlkit.parse(fh.read())
+        doc = tomlkit.parse(fs.read_bytes(path).decode("utf-8"))
     except FileNotFoundError:
         doc = tomlkit.document()
-    except (OSError, tomlkit.exceptions.ParseError) as exc:
+    except (OSError, UnicodeDecodeError, tomlkit.exceptions.ParseError) as exc:
         raise JanitorError(f"{path}: cannot read ({exc})") from None
     current = set(int(v) for v in doc.get("pins", []))
     new = sorted((current | add) - drop)
     doc["pins"] = new
-    atomic_write_text(path, tomlkit.dumps(doc))
+    fs.write_atomic(path, tomlkit.dumps(doc).encode("utf-8"))
     return frozenset(new)
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    """Temp file in the same folder, fsync, ``os.replace``: never a half-written file."""
-    folder = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".janitor-tmp-", suffix=".toml", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def state_dir(run_path: str) -> str:
-    """Where journal, locks and trash live: ``.janitor/`` in the run's parent (the logs root)."""
-    return os.path.join(os.path.dirname(run_path.rstrip(os.sep)), STATE_DIR)

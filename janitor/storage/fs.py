@@ -1,18 +1,23 @@
-"""The one narrow seam between janitor and storage: list, stat, read the ends of a file,
-remove, rename.
+"""The one seam between janitor and storage. Every byte janitor reads or writes (checkpoints'
+tails, janitor.toml, the journal, locks, trash moves, small models) goes through a
+``FileSystem``; nothing above this layer calls ``os`` or ``open`` on user data.
 
-Everything that touches the disk for scan, prune and watch goes through a ``FileSystem``;
-policy code never sees it. Today there is one implementation, the local disk; object storage
-(fsspec) can be added by implementing the same few methods.
+Today there is one implementation, the local disk (``LocalFS``); object storage (fsspec) is
+added by implementing the same methods. Code that needs a real local file (torch's mmap
+loader, TensorBoard's event reader) asks ``local_path`` and gets ``None`` where there is none.
 Symlinks are never followed: listings report them as links, ``stat`` is ``lstat``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import stat as stat_mod
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 Kind = Literal["file", "dir", "link", "other"]
 
@@ -37,15 +42,55 @@ def _kind(mode: int) -> Kind:
     return "other"
 
 
+class Appender(Protocol):
+    """An open append-only file: each ``write`` lands whole at the end; ``close`` syncs."""
+
+    def write(self, data: bytes) -> None: ...
+    def sync(self) -> None: ...
+    def close(self) -> None: ...
+
+
 class FileSystem(Protocol):
     def listdir(self, path: str) -> list[Entry]: ...
     def stat(self, path: str) -> Entry: ...
+    def exists(self, path: str) -> bool: ...
     def read_ends(self, path: str, head: int, tail: int) -> tuple[bytes, bytes, int]: ...
+    def read_bytes(self, path: str, offset: int = 0) -> bytes: ...
+    def write_atomic(self, path: str, data: bytes) -> None: ...
+    def appender(self, path: str) -> Appender: ...
     def remove(self, path: str) -> None: ...
     def truncate(self, path: str) -> None: ...
     def rename(self, src: str, dst: str) -> None: ...
     def makedirs(self, path: str) -> None: ...
     def realpath(self, path: str) -> str: ...
+    def lock(self, path: str, timeout: float) -> contextlib.AbstractContextManager[Any]: ...
+    def local_path(self, path: str) -> str | None: ...
+    def temp_dir(self, folder: str, prefix: str) -> contextlib.AbstractContextManager[str]: ...
+    def publish(self, tmp: str, final: str, *, replace: bool) -> bool: ...
+
+
+class LockTimeout(Exception):
+    """Another process holds the lock (``FileSystem.lock`` waited ``timeout`` seconds)."""
+
+
+class _LocalAppender:
+    def __init__(self, path: str) -> None:
+        self.fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | _CLOEXEC, 0o644)
+
+    def write(self, data: bytes) -> None:
+        os.write(self.fd, data)
+
+    def sync(self) -> None:
+        os.fsync(self.fd)
+
+    def close(self) -> None:
+        try:
+            self.sync()
+        finally:
+            os.close(self.fd)
+
+
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 class LocalFS:
@@ -84,6 +129,76 @@ class LocalFS:
             return os.pread(fd, head, 0), os.pread(fd, tail, size - tail), size
         finally:
             os.close(fd)
+
+    def exists(self, path: str) -> bool:
+        return os.path.lexists(path)
+
+    def read_bytes(self, path: str, offset: int = 0) -> bytes:
+        """The whole file, or everything after byte ``offset``."""
+        with open(self._open(path), "rb", closefd=True) as fh:
+            if offset:
+                fh.seek(offset)
+            return fh.read()
+
+    def write_atomic(self, path: str, data: bytes) -> None:
+        """Temp file in the same folder, fsync, ``os.replace``: never a half-written file."""
+        folder = os.path.dirname(path) or "."
+        fd, tmp = tempfile.mkstemp(prefix=".janitor-tmp-", dir=folder)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    def appender(self, path: str) -> Appender:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        return _LocalAppender(path)
+
+    @contextlib.contextmanager
+    def lock(self, path: str, timeout: float) -> Iterator[None]:
+        """An advisory lock file (``filelock``) shared by every janitor on this machine."""
+        from filelock import FileLock, Timeout
+
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        lock = FileLock(path, timeout=timeout)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise LockTimeout(path) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def local_path(self, path: str) -> str | None:
+        return path
+
+    @contextlib.contextmanager
+    def temp_dir(self, folder: str, prefix: str) -> Iterator[str]:
+        """A private folder beside ``folder``'s files (same file system), removed afterwards."""
+        tmp = tempfile.mkdtemp(prefix=prefix, dir=folder)
+        try:
+            yield tmp
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def publish(self, tmp: str, final: str, *, replace: bool) -> bool:
+        """Move a finished temp file to ``final``: replacing it (``replace``), or only if
+        nothing is there (False: something is, and it was left alone)."""
+        if replace:
+            os.replace(tmp, final)
+            return True
+        try:
+            os.link(tmp, final)
+        except FileExistsError:
+            return False
+        os.unlink(tmp)
+        return True
 
     def remove(self, path: str) -> None:
         os.unlink(path)

@@ -9,12 +9,12 @@ finishes it and says so. A torn last line (a write cut short) is tolerated and r
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-JOURNAL_NAME = "journal.jsonl"
+from janitor.storage import layout
+from janitor.storage.fs import LOCAL, FileSystem
 
 
 def now_iso(ts: float | None = None) -> str:
@@ -33,27 +33,26 @@ def fold_unfinished(records: Iterable[dict], into: dict[str, set[int]]) -> dict[
 
 
 class JournalWriter:
-    def __init__(self, path: str) -> None:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        self.fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    def __init__(self, fs: FileSystem, path: str) -> None:
         # A torn line from an earlier crash must not swallow our first record.
-        size = os.fstat(self.fd).st_size
-        self.needs_newline = bool(size) and os.pread(self.fd, 1, size - 1) != b"\n"
+        try:
+            _, last, size = fs.read_ends(path, 0, 1)
+        except FileNotFoundError:
+            last, size = b"", 0
+        self.needs_newline = bool(size) and last != b"\n"
+        self.out = fs.appender(path)
 
     def append(self, *records: dict) -> None:
         data = "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in records)
         if self.needs_newline:
             data, self.needs_newline = "\n" + data, False
-        os.write(self.fd, data.encode("utf-8"))
+        self.out.write(data.encode("utf-8"))
 
     def sync(self) -> None:
-        os.fsync(self.fd)
+        self.out.sync()
 
     def close(self) -> None:
-        try:
-            self.sync()
-        finally:
-            os.close(self.fd)
+        self.out.close()
 
     def __enter__(self) -> JournalWriter:
         return self
@@ -69,8 +68,15 @@ class JournalRead:
 
 
 class Journal:
-    def __init__(self, state_dir: str) -> None:
-        self.path = os.path.join(state_dir, JOURNAL_NAME)
+    def __init__(self, state_dir: str, fs: FileSystem = LOCAL) -> None:
+        self.fs = fs
+        self.path = layout.journal_path(state_dir)
+
+    def _read(self, offset: int = 0) -> bytes:
+        try:
+            return self.fs.read_bytes(self.path, offset)
+        except FileNotFoundError:
+            return b""
 
     def append(self, *records: dict) -> None:
         """Append whole lines and fsync (one-off actions: restore, trash empty)."""
@@ -80,27 +86,24 @@ class Journal:
     def writer(self) -> JournalWriter:
         """An open journal for many records (an execution): each record is one ``write``, so
         a ``kill -9`` can tear at most the line being written; fsync on ``sync``/close."""
-        return JournalWriter(self.path)
+        return JournalWriter(self.fs, self.path)
 
     def read(self) -> JournalRead:
         records: list[dict] = []
         torn: list[int] = []
-        try:
-            with open(self.path, encoding="utf-8", errors="replace") as fh:
-                for number, line in enumerate(fh, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        record = json.loads(line)
-                    except json.JSONDecodeError:
-                        torn.append(number)
-                        continue
-                    if isinstance(record, dict):
-                        records.append(record)
-                    else:
-                        torn.append(number)
-        except FileNotFoundError:
-            pass
+        text = self._read().decode("utf-8", errors="replace")
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                torn.append(number)
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+            else:
+                torn.append(number)
         return JournalRead(tuple(records), tuple(torn))
 
     def set_records_since(self, offset: int) -> tuple[list[dict], int, bool]:
@@ -108,11 +111,8 @@ class Journal:
         offset; and whether the file ends in a torn line (no newline, not JSON). A line still
         being written by another janitor is left for the next call."""
         records: list[dict] = []
-        try:
-            with open(self.path, "rb") as fh:
-                fh.seek(offset)
-                data = fh.read()
-        except FileNotFoundError:
+        data = self._read(offset)
+        if not data:
             return records, offset, False
         end = data.rfind(b"\n") + 1
         tail = data[end:]

@@ -6,11 +6,10 @@ only when a metric is asked for.
 
 from __future__ import annotations
 
-import bisect
-import os
-from collections.abc import Iterable, Mapping
-
 from janitor.domain.errors import JanitorError, UsageError
+from janitor.storage.fs import LOCAL, FileSystem
+
+EVENTS_PREFIX = "events.out.tfevents."
 
 
 def _accumulator_cls():
@@ -26,17 +25,20 @@ def _accumulator_cls():
     return EventAccumulator, SCALARS
 
 
-def load_scalars(run_path: str, tag: str) -> dict[int, float]:
+def load_scalars(run_path: str, tag: str, fs: FileSystem = LOCAL) -> dict[int, float]:
     """step -> value for ``tag`` from the event files directly in ``run_path``.
 
     A run without event files gives ``{}``; event files without the tag are a usage error
     that names the tags that do exist.
     """
-    has_events = any(n.startswith("events.out.tfevents.") for n in os.listdir(run_path))
+    has_events = any(e.name.startswith(EVENTS_PREFIX) for e in fs.listdir(run_path))
     if not has_events:
         return {}
+    local = fs.local_path(run_path)
+    if local is None:
+        raise JanitorError(f"{run_path}: --keep-best reads TensorBoard files from a local folder")
     EventAccumulator, SCALARS = _accumulator_cls()
-    acc = EventAccumulator(run_path, size_guidance={SCALARS: 0})
+    acc = EventAccumulator(local, size_guidance={SCALARS: 0})
     acc.Reload()
     tags = acc.Tags().get("scalars", [])
     if tag not in tags:
@@ -46,13 +48,3 @@ def load_scalars(run_path: str, tag: str) -> dict[int, float]:
     for event in acc.Scalars(tag):  # the last value logged at a step wins (resumed runs)
         values[int(event.step)] = float(event.value)
     return values
-
-
-def values_at(series: Mapping[int, float], steps: Iterable[int]) -> dict[int, float | None]:
-    """For each step, the value logged at it, else at the nearest logged step before it."""
-    logged = sorted(series)
-    out: dict[int, float | None] = {}
-    for step in steps:
-        i = bisect.bisect_right(logged, step)
-        out[step] = series[logged[i - 1]] if i else None
-    return out

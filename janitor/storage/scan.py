@@ -11,9 +11,6 @@ import errno
 import os
 from collections import defaultdict
 from collections.abc import Container, Sequence
-from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Literal
 
 from janitor.core.profiles import (
     ALL_SKIP_DIRS,
@@ -24,136 +21,19 @@ from janitor.core.profiles import (
     detect,
     looks_like_checkpoint_folder,
 )
-from janitor.core.ziptail import ZipCheck, check_file
-from janitor.domain.errors import JanitorError, PathProblem, UsageError, oserror_text
+from janitor.core.ziptail import ZipCheck
+from janitor.domain.checkpoints import (
+    CheckpointFile,
+    CheckpointSet,
+    Ignored,
+    Run,
+    ScanError,
+    ScanReport,
+    SmallModel,
+)
+from janitor.domain.errors import JanitorError, UsageError, oserror_text
+from janitor.storage.completeness import check_file
 from janitor.storage.fs import LOCAL, Entry, FileSystem
-
-Status = Literal["complete", "partial", "incomplete"]
-
-
-@dataclass(frozen=True, slots=True)
-class CheckpointFile:
-    path: str
-    name: str
-    prefix: str  # G, D, DUR, WD
-    number: int  # the number in the name (a step, or the trainer's latest-only constant)
-    size: int
-    mtime: float
-    complete: bool
-    problem: str | None = None  # why it is not complete
-
-
-@dataclass(frozen=True, slots=True)
-class CheckpointSet:
-    """All files of one save: G (and D, DUR, WD) with the same number."""
-
-    number: int  # order key: the step, or the latest-only constant (which wins the trainer's sort)
-    files: tuple[CheckpointFile, ...]
-    missing: tuple[str, ...] = ()  # prefixes the run uses that this set lacks
-    latest_only: bool = False  # G_2333333.pth: the trainer's "save only latest" file
-    base: bool = False  # G_0.pth: a pretrained base model the user placed; never a candidate
-    # Derived from the files once, in __post_init__ (scan at scale reads them many times).
-    size: int = field(init=False, default=0)
-    mtime: float = field(init=False, default=0.0)
-    status: Status = field(init=False, default="complete")
-
-    def __post_init__(self) -> None:
-        set_ = object.__setattr__
-        set_(self, "size", sum(f.size for f in self.files))
-        set_(self, "mtime", max((f.mtime for f in self.files), default=0.0))
-        if any(not f.complete for f in self.files):
-            set_(self, "status", "incomplete")
-        elif self.missing:
-            set_(self, "status", "partial")
-
-    @property
-    def step(self) -> int | None:
-        return None if self.latest_only else self.number
-
-    @property
-    def label(self) -> str:
-        if self.latest_only:
-            return f"latest-only ({self.number})"
-        return f"step {self.number}"
-
-    def file(self, prefix: str) -> CheckpointFile | None:
-        return next((f for f in self.files if f.prefix == prefix), None)
-
-
-@dataclass(frozen=True, slots=True)
-class SmallModel:
-    path: str
-    name: str
-    model_name: str
-    epoch: int | None  # None: a final model named after the run (RVC's <exp>.pth)
-    step: int | None
-    format: str  # applio | rvc | gpt-sovits
-    size: int
-    mtime: float
-    complete: bool
-    problem: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Ignored:
-    path: str
-    why: str
-
-
-@dataclass(frozen=True)
-class Run:
-    path: str
-    name: str
-    trainer: str
-    trainer_reason: str
-    sets: tuple[CheckpointSet, ...]  # ordered by number, never by mtime
-    small_models: tuple[SmallModel, ...] = ()
-    ignored: tuple[Ignored, ...] = ()
-    other_bytes: int = 0  # everything else in the folder (configs, logs, indexes): never touched
-    last_activity: float = 0.0  # newest mtime of any file in the folder (checkpoints, events)
-
-    @property
-    def profile(self) -> TrainerProfile:
-        return PROFILES[self.trainer]
-
-    @cached_property
-    def candidates(self) -> tuple[CheckpointSet, ...]:
-        return tuple(s for s in self.sets if not s.base)
-
-    @cached_property
-    def files(self) -> tuple[CheckpointFile, ...]:
-        return tuple(f for s in self.sets for f in s.files)
-
-    @cached_property
-    def big_bytes(self) -> int:
-        return sum(s.size for s in self.sets)
-
-    @cached_property
-    def small_bytes(self) -> int:
-        return sum(m.size for m in self.small_models)
-
-    @cached_property
-    def newest(self) -> CheckpointSet | None:
-        c = self.candidates
-        return c[-1] if c else None
-
-    @cached_property
-    def newest_complete(self) -> CheckpointSet | None:
-        return next((s for s in reversed(self.candidates) if s.status == "complete"), None)
-
-    @cached_property
-    def incomplete_files(self) -> tuple[CheckpointFile, ...]:
-        return tuple(f for f in self.files if not f.complete)
-
-
-ScanError = PathProblem  # a folder that could not be read
-
-
-@dataclass(frozen=True)
-class ScanReport:
-    roots: tuple[str, ...]
-    runs: tuple[Run, ...]
-    errors: tuple[ScanError, ...] = field(default=())
 
 
 class _Walker:
@@ -341,7 +221,7 @@ def build_run(
     return Run(
         path=folder,
         name=os.path.basename(folder.rstrip(os.sep)) or folder,
-        trainer=profile.name,
+        profile=profile,
         trainer_reason=reason,
         sets=tuple(sets),
         small_models=tuple(small),

@@ -29,8 +29,9 @@ from janitor.core.smallmodel import (
     rvc_name,
     rvc_sr,
 )
-from janitor.core.ziptail import check_file
 from janitor.domain.errors import JanitorError, UsageError
+from janitor.domain.results import SmallModelCheck
+from janitor.storage.completeness import check_file
 from janitor.storage.fs import LOCAL
 from janitor.storage.scan import small_match
 
@@ -583,3 +584,16 @@ def info(path: str) -> dict[str, Any]:
         except UsageError as exc:
             out["detected"] = {"error": str(exc)}
     return out
+
+
+class TorchSmallModels:
+    """``finalize``'s small-model maker: the trainer's small model of a G, found by the
+    trainer's naming or extracted, then verified tensor by tensor against the G."""
+
+    def ensure(self, g_path: str, dry_run: bool) -> SmallModelCheck:
+        done = extract_one(g_path, Options(skip_existing=True, dry_run=dry_run))
+        action = "exists" if done.skipped else ("extract" if done.planned else "extracted")
+        problems: tuple[str, ...] = ()
+        if not done.planned:
+            problems = tuple(verify_small(done.output, g_path, epoch_of(g_path), done.step))
+        return SmallModelCheck(done.output, done.epoch, done.step, action, problems)

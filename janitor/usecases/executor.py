@@ -15,54 +15,18 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Container
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from janitor.core.planners import RunPlan
-from janitor.domain.errors import PathProblem, oserror_text
-from janitor.storage import config
-from janitor.storage.fs import LOCAL, FileSystem
+from janitor.domain.errors import oserror_text
+from janitor.domain.plans import RunPlan
+from janitor.domain.results import FileError, Removed, RunResult
+from janitor.storage import layout
+from janitor.storage.fs import LOCAL, FileSystem, LockTimeout
 from janitor.storage.journal import Journal, fold_unfinished, now_iso
 from janitor.storage.scan import CheckpointFile, CheckpointSet, Run, rescan_run
 
 DRIVE_MOUNTS = ("/content/drive",)
 LOCK_TIMEOUT = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class Removed:
-    path: str
-    size: int
-    number: int
-    trash_path: str | None = None
-
-
-FileError = PathProblem  # a file that could not be removed or moved
-
-
-@dataclass(frozen=True)
-class RunResult:
-    run_path: str
-    removed: tuple[Removed, ...] = ()
-    errors: tuple[FileError, ...] = ()
-    skipped: tuple[str, ...] = ()  # sets or the whole run left alone, and why
-    notes: tuple[str, ...] = ()
-
-    @property
-    def freed(self) -> int:
-        return sum(r.size for r in self.removed)
-
-
-@dataclass(frozen=True)
-class ExecutionReport:
-    results: tuple[RunResult, ...] = field(default=())
-
-    @property
-    def freed(self) -> int:
-        return sum(r.freed for r in self.results)
-
-    @property
-    def errors(self) -> tuple[FileError, ...]:
-        return tuple(e for r in self.results for e in r.errors)
 
 
 @dataclass
@@ -83,14 +47,10 @@ def _error_text(exc: OSError) -> str:
     return oserror_text(exc, missing="vanished before it could be removed")
 
 
-def run_lock(run_path: str, timeout: float = LOCK_TIMEOUT):
-    """The per-run advisory lock (a ``filelock.FileLock``) shared by prune, watch, finalize."""
-    from filelock import FileLock
-
-    locks = os.path.join(config.state_dir(run_path), "locks")
-    os.makedirs(locks, exist_ok=True)
-    name = os.path.basename(run_path.rstrip(os.sep)) or "run"
-    return FileLock(os.path.join(locks, f"{name}.lock"), timeout=timeout)
+def run_lock(run_path: str, timeout: float = LOCK_TIMEOUT, fs: FileSystem = LOCAL):
+    """The per-run lock shared by prune, watch, finalize and the trash commands; raises
+    ``LockTimeout`` when another janitor holds it longer than ``timeout`` seconds."""
+    return fs.lock(layout.lock_path(run_path), timeout)
 
 
 def _removal_order(s: CheckpointSet) -> list[CheckpointFile]:
@@ -117,23 +77,16 @@ class Executor:
         self.on_removed = on_removed
         self._journals: dict[str, _JournalState] = {}
 
-    def execute(
-        self,
-        shown: RunPlan,
-        replan: Callable[[Run], RunPlan],
-        in_flight: Container[str] = frozenset(),
-    ) -> RunResult:
-        """Carry out ``shown`` under the run's lock; ``in_flight`` files are never opened."""
-        from filelock import Timeout
-
+    def execute(self, shown: RunPlan, in_flight: Container[str] = frozenset()) -> RunResult:
+        """Carry out ``shown`` under the run's lock, re-planned by its own planner on the run
+        as it is then; ``in_flight`` files are never opened."""
         run = shown.run
         if not shown.removals:
             return RunResult(run.path)
         try:
-            lock = run_lock(run.path, self.lock_timeout)
-            with lock:
-                return self._execute_locked(shown, replan, in_flight)
-        except Timeout:
+            with run_lock(run.path, self.lock_timeout, self.fs):
+                return self._execute_locked(shown, in_flight)
+        except LockTimeout:
             return RunResult(
                 run.path,
                 skipped=(
@@ -146,16 +99,14 @@ class Executor:
                 run.path, errors=(FileError(run.path, f"cannot lock run: {_error_text(exc)}"),)
             )
 
-    def _execute_locked(
-        self, shown: RunPlan, replan: Callable[[Run], RunPlan], in_flight: Container[str]
-    ) -> RunResult:
+    def _execute_locked(self, shown: RunPlan, in_flight: Container[str]) -> RunResult:
         run = shown.run
-        journal = Journal(config.state_dir(run.path))
+        journal = Journal(layout.state_dir(run.path), self.fs)
         try:
             fresh_run = rescan_run(run, self.fs, in_flight)
         except OSError as exc:
             return RunResult(run.path, errors=(FileError(run.path, _error_text(exc)),))
-        fresh = replan(fresh_run)
+        fresh = shown.planner.plan(fresh_run, self.clock())
         fresh_remove = {d.set.number: d.set for d in fresh.removals}
         state = self._journal_state(journal)
         unfinished = state.unfinished.setdefault(run.path, set())
@@ -171,7 +122,7 @@ class Executor:
             )
         present = {s.number for s in fresh_run.sets}
         truncate = self.truncate if self.truncate is not None else under_drive(run.path)
-        policy = shown.policy.describe()
+        policy = shown.planner.describe()
         with journal.writer() as log:
             for number in sorted(unfinished - present):
                 log.append(self._record("set-end", run.path, number, note="found finished"))
@@ -259,13 +210,8 @@ def _changed(planned: CheckpointSet, current: CheckpointSet) -> str | None:
     return sorted(extra)[0] if extra else None
 
 
-def trash_dir(run_path: str) -> str:
-    name = os.path.basename(run_path.rstrip(os.sep)) or "run"
-    return os.path.join(config.state_dir(run_path), "trash", name)
-
-
 def trash_destination(fs: FileSystem, run_path: str, name: str) -> str:
-    folder = trash_dir(run_path)
+    folder = layout.trash_dir(run_path)
     fs.makedirs(folder)
     dest = os.path.join(folder, name)
     n = 1
@@ -291,13 +237,13 @@ class TrashResult:
 
 def restore(run_path: str, step: int | None = None, fs: FileSystem = LOCAL) -> TrashResult:
     """Move a run's trashed files (all, or one step's) back where they were."""
-    journal = Journal(config.state_dir(run_path))
+    journal = Journal(layout.state_dir(run_path), fs)
     latest: dict[str, dict] = {}  # original path -> its newest trash record
     for r in journal.records_for(run_path, "trash"):
         if step is None or r.get("step") == step or r.get("number") == step:
             latest[r["path"]] = r
     moved, errors, skipped = [], [], []
-    with run_lock(run_path):
+    with run_lock(run_path, fs=fs):
         for original, r in sorted(latest.items()):
             src = r.get("trash_path")
             try:
@@ -328,8 +274,8 @@ def empty_trash(
 ) -> TrashResult:
     """Delete trashed files under ``<logs_root>/.janitor/trash`` (older than ``older_than`` s,
     judged by when they were trashed: the file's ctime changes on rename)."""
-    trash = os.path.join(logs_root, config.STATE_DIR, "trash")
-    journal = Journal(os.path.join(logs_root, config.STATE_DIR))
+    trash = layout.trash_root(logs_root)
+    journal = Journal(layout.state_dir_of_root(logs_root), fs)
     freed, errors, moved = 0, [], []
     try:
         runs = fs.listdir(trash)

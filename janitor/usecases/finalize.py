@@ -1,10 +1,11 @@
 """`janitor finalize`: when training is over, keep only verified small models.
 
 The one command allowed to remove a run's newest big checkpoint, and only after proving that
-the small model of every kept step exists and holds exactly that G's weights. Stages:
-``prepare`` (checks, finds or plans small models; reads tensors only to verify), then the
-plan (every complete or partial set of the run removed; incomplete files and pretrained
-bases left), then the same executor as ``prune``.
+the small model of every kept step exists and holds exactly that G's weights. Stages: checks;
+targets (newest complete, best K, listed steps); the small model of each found or made and
+verified by a ``SmallModels`` maker handed in from above (the torch layer: this module never
+imports torch); then a ``FinalizePlanner`` plan (every complete or partial set removed;
+incomplete files and pretrained bases left), carried out by the same executor as ``prune``.
 """
 
 from __future__ import annotations
@@ -12,81 +13,46 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from janitor.core.planners import RunPlan, SetDecision, candidates
-from janitor.core.policy import Policy, best_reason, rank_best
+from janitor.core.planners import FinalizePlanner, candidates
+from janitor.core.policy import best_reason, rank_best
+from janitor.domain.checkpoints import CheckpointSet, Run
 from janitor.domain.errors import JanitorError
-from janitor.storage.metrics import load_scalars
-from janitor.storage.scan import CheckpointSet, Run
-
-if TYPE_CHECKING:
-    from janitor.usecases.executor import Executor, RunResult
-
-EVENTS_PREFIX = "events.out.tfevents."
-FINISHED_IDLE = 24 * 3600.0  # scan calls a run finished after a day without writes
+from janitor.domain.policy import Policy
+from janitor.domain.results import Kept, RunFinal, SmallModelCheck
+from janitor.storage.fs import LOCAL, FileSystem
+from janitor.storage.metrics import EVENTS_PREFIX, load_scalars
+from janitor.usecases.executor import Executor
 
 
-@dataclass(frozen=True, slots=True)
-class Hint:
-    looks_finished: bool
-    idle: float  # seconds since the last write
-    frees: int  # bytes `finalize` would free
+class SmallModels(Protocol):
+    """Finds or writes the small model of a G file and verifies it against the G."""
+
+    def ensure(self, g_path: str, dry_run: bool) -> SmallModelCheck: ...
 
 
-def hint(run: Run, now: float) -> Hint:
-    """For scan: idle long, and a small model exists for the newest complete step?"""
-    idle = now - run.last_activity
-    newest = run.newest_complete
-    has_small = newest is not None and any(m.step == newest.number for m in run.small_models)
-    frees = sum(d.set.size for d in final_plan(run, "").removals)
-    return Hint(idle >= FINISHED_IDLE and has_small, idle, frees)
-
-
-@dataclass(frozen=True)
-class Kept:
-    """A step whose small model must exist (and be verified) before anything goes."""
-
-    step_set: CheckpointSet
-    why: str
-    output: str = ""
-    epoch: int = 0
-    step: int = 0
-    action: str = ""  # "exists" | "extract" | "extracted"
-    problems: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class RunFinal:
-    run: Run
-    kept: tuple[Kept, ...] = ()
-    refused: str | None = None  # why nothing is removed from this run
-    plan: RunPlan | None = None
-    result: RunResult | None = None
-    notes: tuple[str, ...] = field(default=())
-
-    @property
-    def expected_freed(self) -> int:
-        return self.plan.expected_freed if self.plan else 0
-
-
-def last_activity(run: Run) -> float:
+def last_activity(run: Run, fs: FileSystem = LOCAL) -> float:
     """Newest mtime of the run's files, TensorBoard events in sub-folders (eval/) included."""
     newest = run.last_activity
-    for entry in os.scandir(run.path):
-        if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
+    for entry in fs.listdir(run.path):
+        if entry.kind == "dir" and not entry.name.startswith("."):
             try:
-                for sub in os.scandir(entry.path):
+                for sub in fs.listdir(entry.path):
                     if sub.name.startswith(EVENTS_PREFIX):
-                        newest = max(newest, sub.stat(follow_symlinks=False).st_mtime)
+                        newest = max(newest, sub.mtime)
             except OSError:
                 continue
     return newest
 
 
 def targets(
-    run: Run, steps: Sequence[int], keep_best: int | None, metric: str | None, mode: str
+    run: Run,
+    steps: Sequence[int],
+    keep_best: int | None,
+    metric: str | None,
+    mode: str,
+    fs: FileSystem = LOCAL,
 ) -> list[tuple[CheckpointSet, str]]:
     """The sets whose small models must exist: newest complete, best K, listed steps."""
     complete = [s for s in run.candidates if s.status == "complete" and s.file("G")]
@@ -102,7 +68,7 @@ def targets(
         policy = Policy(keep_best=keep_best, metric=metric, mode=mode)
         scored = [
             c
-            for c in candidates(run, metric=load_scalars(run.path, metric))
+            for c in candidates(run, metric=load_scalars(run.path, metric, fs))
             if c.number in by_number
         ]
         for c in rank_best(scored, keep_best, mode):
@@ -110,34 +76,9 @@ def targets(
     return [out[n] for n in sorted(out)]
 
 
-def final_plan(run: Run, why: str) -> RunPlan:
-    """Pure: every set goes except incomplete ones (never deleted) and pretrained bases."""
-    decisions = []
-    for s in run.sets:
-        if s.base:
-            decisions.append(SetDecision(s, True, ("pretrained base model",)))
-        elif s.status == "incomplete":
-            decisions.append(SetDecision(s, True, ("incomplete: never removed by finalize",)))
-        else:
-            decisions.append(SetDecision(s, False, (why,)))
-    return RunPlan(run, Policy(), tuple(decisions))
-
-
-def _ensure_small(s: CheckpointSet, why: str, dry_run: bool) -> Kept:
-    """Find the step's small model by the trainer's naming, or extract it; then verify it."""
-    from janitor.torchio.extract import Options, epoch_of, extract_one, verify_small
-
-    g = s.file("G").path
-    done = extract_one(g, Options(skip_existing=True, dry_run=dry_run))
-    action = "exists" if done.skipped else ("extract" if done.planned else "extracted")
-    problems: tuple[str, ...] = ()
-    if not done.planned:
-        problems = tuple(verify_small(done.output, g, epoch_of(g), done.step))
-    return Kept(s, why, done.output, done.epoch, done.step, action, problems)
-
-
 def finalize_run(
     run: Run,
+    small_models: SmallModels,
     *,
     steps: Sequence[int] = (),
     keep_best: int | None = None,
@@ -148,11 +89,12 @@ def finalize_run(
     dry_run: bool = False,
     executor: Executor | None = None,
     now: float | None = None,
+    fs: FileSystem = LOCAL,
 ) -> RunFinal:
     now = time.time() if now is None else now
     if not any(s.status == "complete" and s.file("G") for s in run.candidates):
         return RunFinal(run, refused="no complete G checkpoint: nothing to keep a small model of")
-    active = now - last_activity(run)
+    active = now - last_activity(run, fs)
     if active < idle and not force:
         return RunFinal(
             run,
@@ -161,28 +103,19 @@ def finalize_run(
         )
     kept: list[Kept] = []
     try:
-        chosen = targets(run, steps, keep_best, metric, mode)
-        for s, why in chosen:
-            kept.append(_ensure_small(s, why, dry_run))
+        for s, why in targets(run, steps, keep_best, metric, mode, fs):
+            kept.append(Kept(s, why, small_models.ensure(s.file("G").path, dry_run)))
     except JanitorError as exc:  # e.g. a G that refuses to load: this run stays as it is
         return RunFinal(run, tuple(kept), refused=f"{exc}: nothing removed")
     bad = [k for k in kept if k.problems]
-
     if bad:
         names = ", ".join(os.path.basename(k.output) for k in bad)
         return RunFinal(
             run, tuple(kept), refused=f"verification failed for {names}: nothing removed"
         )
-    steps_text = ", ".join(str(k.step) for k in kept)
-    why = f"finalized: small models verified for steps {steps_text}"
-    if dry_run:
-        why = f"finalize: small models for steps {steps_text} exist or will be extracted"
-    plan = final_plan(run, why)
+    planner = FinalizePlanner(tuple(k.step for k in kept), verified=not dry_run)
+    plan = planner.plan(run, now)
     if dry_run or not plan.removals:
         return RunFinal(run, tuple(kept), plan=plan)
-    if executor is None:
-        from janitor.usecases.executor import Executor
-
-        executor = Executor()
-    result = executor.execute(plan, lambda fresh: final_plan(fresh, why))
+    result = (executor or Executor(fs)).execute(plan)
     return RunFinal(run, tuple(kept), plan=plan, result=result)

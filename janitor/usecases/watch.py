@@ -24,15 +24,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from janitor.cli.render import size as human_size
-from janitor.core.planners import plan_run
 from janitor.core.profiles import looks_like_checkpoint_folder
-from janitor.core.ziptail import check_file
 from janitor.domain.errors import JanitorError
+from janitor.domain.policy import Overrides
+from janitor.domain.results import RunResult
+from janitor.storage import layout
+from janitor.storage.completeness import check_file
 from janitor.storage.fs import LOCAL, FileSystem
-from janitor.storage.journal import now_iso
 from janitor.storage.scan import read_run, scan
-from janitor.usecases.executor import Executor, RunResult
+from janitor.usecases.executor import Executor
+from janitor.usecases.prune import plan_run
 
 _STOP = object()
 
@@ -87,7 +88,7 @@ class Handler:
 def _interesting(path: str) -> bool:
     """A checkpoint name, outside janitor's own state folder (trash moves are not saves)."""
     name = os.path.basename(path)
-    return looks_like_checkpoint_folder({name}) and ".janitor" not in path.split(os.sep)
+    return looks_like_checkpoint_folder({name}) and not layout.is_state_path(path)
 
 
 class ExtractorChild:
@@ -128,7 +129,7 @@ class ExtractorChild:
 @dataclass
 class Watcher:
     roots: Sequence[str]
-    overrides: Mapping[str, Any]
+    overrides: Overrides
     poll: float | None = None  # seconds between polls; None: inotify (native observer)
     settle: float = 10.0
     rescan: float = 600.0
@@ -155,10 +156,16 @@ class Watcher:
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        roots = [os.path.realpath(r) for r in self.roots]
-        for root in roots:
-            if not os.path.isdir(root):
+        roots = []
+        for root in self.roots:
+            try:
+                real = self.fs.realpath(root)
+                is_dir = self.fs.stat(real).kind == "dir"
+            except OSError:
+                is_dir = False
+            if not is_dir:
                 raise JanitorError(f"{root}: not a folder")
+            roots.append(real)
         self.full_pass()
         if self.poll is not None:
             from watchdog.observers.polling import PollingObserver
@@ -325,16 +332,14 @@ class Watcher:
             return None
         if run is None:
             return None
-        rp = plan_run(run, self.overrides, time.time())
+        rp = plan_run(run, self.overrides, time.time(), self.fs)
         for trap in rp.traps:  # resume traps: said once per run, never acted on
             if (run.path, trap.message) not in self.warned:
                 self.warned.add((run.path, trap.message))
                 self.log({"event": "warning", "run": run.path, "message": trap.message})
         if not rp.removals:
             return None
-        result = self.executor.execute(
-            rp, lambda r: plan_run(r, self.overrides, time.time()), flight
-        )
+        result = self.executor.execute(rp, flight)
         self.stats.actions += 1
         self.stats.removed += len(result.removed)
         self.stats.freed += result.freed
@@ -351,43 +356,3 @@ class Watcher:
         for msg in result.skipped:
             self.log({"event": "skipped", "run": run.path, "message": msg})
         return result
-
-
-def text_log(out=None) -> Callable[[dict], None]:
-    """One human line per action: time, run, what happened, bytes (humanized)."""
-
-    def write(record: dict) -> None:
-        stream = out or sys.stdout
-        event = record["event"]
-        stamp = now_iso()
-        if event == "removed":
-            what = f"removed steps {', '.join(map(str, record['steps']))}"
-            line = f"{os.path.basename(record['run'])}: {what}, freed {human_size(record['freed'])}"
-        elif event == "extracted":
-            verb = "small model exists" if record["skipped"] else "extracted"
-            line = f"{verb}: {record['output']} (from {os.path.basename(record['source'])})"
-        elif event == "extract-failed":
-            line = f"extraction failed: {record['error']}"
-        elif event == "watching":
-            line = f"watching {', '.join(record['roots'])} ({record['mode']})"
-        elif event == "stopped":
-            line = (
-                f"stopped: {record['removed']} files removed, {human_size(record['freed'])} "
-                f"freed, {record['extracted']} small models, {record['errors']} errors"
-            )
-        else:
-            detail = record.get("message") or record
-            line = f"{event}: {record.get('path', record.get('run', ''))} {detail}".strip()
-        stream.write(f"{stamp} {line}\n")
-        stream.flush()
-
-    return write
-
-
-def json_log(out=None) -> Callable[[dict], None]:
-    def write(record: dict) -> None:
-        stream = out or sys.stdout
-        stream.write(json.dumps({"time": now_iso(), **record}) + "\n")
-        stream.flush()
-
-    return write

@@ -1,0 +1,102 @@
+"""What an execution did: files removed or moved to the trash, per-file errors, sets left
+alone and why. Raw numbers (bytes); no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from janitor.domain.checkpoints import CheckpointSet, Run
+from janitor.domain.errors import PathProblem
+from janitor.domain.plans import RunPlan
+
+
+@dataclass(frozen=True, slots=True)
+class Removed:
+    path: str
+    size: int
+    number: int
+    trash_path: str | None = None
+
+
+FileError = PathProblem  # a file that could not be removed or moved
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_path: str
+    removed: tuple[Removed, ...] = ()
+    errors: tuple[FileError, ...] = ()
+    skipped: tuple[str, ...] = ()  # sets or the whole run left alone, and why
+    notes: tuple[str, ...] = ()
+
+    @property
+    def freed(self) -> int:
+        return sum(r.size for r in self.removed)
+
+
+@dataclass(frozen=True)
+class ExecutionReport:
+    results: tuple[RunResult, ...] = field(default=())
+
+    @property
+    def freed(self) -> int:
+        return sum(r.freed for r in self.results)
+
+    @property
+    def errors(self) -> tuple[FileError, ...]:
+        return tuple(e for r in self.results for e in r.errors)
+
+
+@dataclass(frozen=True)
+class SmallModelCheck:
+    """A step's small model: found or written (or, in a dry run, to be written) and checked
+    against its G file."""
+
+    output: str
+    epoch: int
+    step: int
+    action: str  # "exists" | "extract" (dry run) | "extracted"
+    problems: tuple[str, ...] = ()  # empty: verified (or not checked yet, for "extract")
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A step whose small model must exist (and be verified) before anything goes."""
+
+    step_set: CheckpointSet
+    why: str
+    small: SmallModelCheck
+
+    @property
+    def output(self) -> str:
+        return self.small.output
+
+    @property
+    def epoch(self) -> int:
+        return self.small.epoch
+
+    @property
+    def step(self) -> int:
+        return self.small.step
+
+    @property
+    def action(self) -> str:
+        return self.small.action
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        return self.small.problems
+
+
+@dataclass(frozen=True)
+class RunFinal:
+    run: Run
+    kept: tuple[Kept, ...] = ()
+    refused: str | None = None  # why nothing is removed from this run
+    plan: RunPlan | None = None
+    result: RunResult | None = None
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def expected_freed(self) -> int:
+        return self.plan.expected_freed if self.plan else 0

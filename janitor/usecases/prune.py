@@ -1,0 +1,90 @@
+"""Prune one run: read its rules (janitor.toml files, then this invocation's overrides), its
+pins and metric values; plan; and carry the plan out through the executor. Used by
+``janitor prune``, ``janitor watch`` and the Python API alike."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Container, Mapping
+from dataclasses import dataclass, field
+
+from janitor.core.planners import RulesPlanner
+from janitor.domain.checkpoints import Run, ScanReport
+from janitor.domain.errors import InvalidValue, UsageError
+from janitor.domain.plans import Plan, RunPlan
+from janitor.domain.policy import Overrides, Policy
+from janitor.domain.results import RunResult
+from janitor.storage import config
+from janitor.storage.fs import LOCAL, FileSystem
+from janitor.storage.metrics import load_scalars
+from janitor.usecases.executor import Executor
+
+NO_OVERRIDES = Overrides()
+
+
+def planner_for(
+    run: Run,
+    overrides: Overrides = NO_OVERRIDES,
+    fs: FileSystem = LOCAL,
+    held: Mapping[int, str] | None = None,
+) -> RulesPlanner:
+    """The run's rules with the source of every value, its pins, and the metric values
+    ``--keep-best`` ranks by. A value that breaks a rule is worded with its source."""
+    values: dict[str, object] = {}
+    sources: dict[str, str] = {}
+    for name, (value, source) in config.run_settings(run.path, fs).items():
+        values[name], sources[name] = value, source
+    for name, value in overrides.given().items():
+        values[name], sources[name] = value, overrides.source(name)
+    try:
+        policy = Policy(**values)
+    except InvalidValue as exc:
+        where = sources.get(exc.field, overrides.source(exc.field))
+        raise UsageError(exc.worded(where)) from None
+    effective = policy.effective()
+    metric = load_scalars(run.path, effective.metric, fs) if effective.keep_best else None
+    return RulesPlanner(policy, sources, config.pins(run.path, fs), metric, dict(held or {}))
+
+
+def plan_run(
+    run: Run,
+    overrides: Overrides = NO_OVERRIDES,
+    now: float | None = None,
+    fs: FileSystem = LOCAL,
+    held: Mapping[int, str] | None = None,
+) -> RunPlan:
+    now = time.time() if now is None else now
+    return planner_for(run, overrides, fs, held).plan(run, now)
+
+
+def plan(report: ScanReport, overrides: Overrides = NO_OVERRIDES, now: float | None = None,
+         fs: FileSystem = LOCAL) -> Plan:  # fmt: skip
+    now = time.time() if now is None else now
+    return Plan(tuple(plan_run(r, overrides, now, fs) for r in report.runs), report.errors)
+
+
+@dataclass
+class Pruner:
+    """Plan and execute run after run with one executor (one lock, one journal view)."""
+
+    overrides: Overrides = field(default_factory=Overrides)
+    executor: Executor = field(default_factory=Executor)
+    fs: FileSystem = LOCAL
+
+    def run(
+        self,
+        run: Run,
+        *,
+        dry_run: bool = False,
+        in_flight: Container[str] = frozenset(),
+        held: Mapping[int, str] | None = None,
+        shown: Callable[[RunPlan], None] | None = None,
+    ) -> tuple[RunPlan, RunResult | None]:
+        """Plan ``run``; hand the plan to ``shown`` (to print it before anything happens);
+        execute it unless ``dry_run``. Files in ``in_flight`` are never opened."""
+        rp = plan_run(run, self.overrides, time.time(), self.fs, held)
+        if shown is not None:
+            shown(rp)
+        if dry_run:
+            return rp, None
+        return rp, self.executor.execute(rp, in_flight)
