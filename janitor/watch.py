@@ -344,7 +344,7 @@ class Watcher:
             self.log({
                 "event": "removed", "run": run.path, "steps": steps,
                 "files": [os.path.basename(r.path) for r in result.removed],
-                "freed": result.freed,
+                "freed": result.freed, "trashed": result.trashed,
             })  # fmt: skip
         for e in result.errors:
             self.log({"event": "error", "path": e.path, "message": e.message})
@@ -362,7 +362,10 @@ def text_log(out=None) -> Callable[[dict], None]:
         stamp = now_iso()
         if event == "removed":
             what = f"removed steps {', '.join(map(str, record['steps']))}"
-            line = f"{os.path.basename(record['run'])}: {what}, freed {human_size(record['freed'])}"
+            done = f"freed {human_size(record['freed'])}"
+            if record.get("trashed"):  # --trash: moved, not freed
+                done = f"moved to the trash (still on disk): {human_size(record['trashed'])}"
+            line = f"{os.path.basename(record['run'])}: {what}, {done}"
         elif event == "extracted":
             verb = "small model exists" if record["skipped"] else "extracted"
             line = f"{verb}: {record['output']} (from {os.path.basename(record['source'])})"
