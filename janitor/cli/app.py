@@ -290,13 +290,13 @@ def prune(
         if result is not None:
             results.append(result)
         if not json:
-            render.run_result_text(rp, result, sys.stdout, quiet)
+            render.run_result_text(rp, result, sys.stdout, quiet, trash)
     plan = Plan(tuple(plans), report.errors)
     execution = None if dry_run else ExecutionReport(tuple(results))
     if json:
-        render.dump_json(render.plan_json(plan, execution, dry_run))
+        render.dump_json(render.plan_json(plan, execution, dry_run, trash))
     else:
-        render.prune_summary(plan, execution, sys.stdout, quiet)
+        render.prune_summary(plan, execution, sys.stdout, quiet, trash)
     failed = report.errors or (execution is not None and execution.errors)
     return EXIT_FAILURE if failed else EXIT_OK
 
@@ -432,7 +432,7 @@ def finalize(
         )  # fmt: skip
         finals.append(final)
         if not json:
-            render.final_text(final)
+            render.final_text(final, trash=trash)
     if json:
         render.dump_json(render.finals_json(finals, dry_run))
     elif not report.runs:
@@ -498,25 +498,62 @@ def _edit_pins(run: str, add: frozenset[int] = frozenset(), drop: frozenset[int]
     return EXIT_OK
 
 
+def _trash_path(path: str) -> str:
+    """A folder the trash commands work on, links resolved (the journal records real paths)."""
+    return os.path.realpath(_run_folder(path))
+
+
 @app.command()
 @command
 def restore(
     run: Annotated[str, typer.Argument(help="Run folder whose trashed files go back.")],
     step: Annotated[int | None, typer.Argument(help="Only this step's set.")] = None,
+    copy: Annotated[
+        str | None,
+        typer.Option(
+            "--copy",
+            metavar="ID",
+            show_default=False,
+            help="This copy (an id from `janitor trash list`, e.g. 100#2, or a trash "
+            "file name); default: the newest copy of each step.",
+        ),
+    ] = None,
 ) -> int:
-    """Move files that `prune --trash` put in .janitor/trash back into the run."""
-    from janitor.cli.render import count, shown_path
-    from janitor.usecases.executor import restore as do_restore
+    """Move files that `prune --trash` put in .janitor/trash back into the run.
 
-    result = do_restore(_run_folder(run), step)
-    for _src, dst in result.moved:
-        typer.echo(f"restored {shown_path(dst)}")
-    for msg in result.skipped:
-        typer.echo(f"skipped: {msg}")
+    A set's files come back together, never over a file already in the run. With several
+    copies of a step in the trash, the newest comes back and the older ones are named."""
+    from janitor.cli.render import restore_text, shown_path
+    from janitor.usecases.trash import restore as do_restore
+
+    run_path = _trash_path(run)
+    result = do_restore(run_path, step, copy)
+    restore_text(result, run_path)
     for e in result.errors:
         typer.echo(f"error: {shown_path(e.path)}: {e.message}", err=True)
-    typer.echo(f"{count(len(result.moved), 'file')} restored")
-    return EXIT_FAILURE if result.errors else EXIT_OK
+    return EXIT_FAILURE if result.errors or result.blocked else EXIT_OK
+
+
+@trash_app.command("list")
+@command
+def trash_list(
+    path: Annotated[str, typer.Argument(help="A logs root (every run's trash) or a run folder.")],
+    json: Json = False,
+) -> int:
+    """Every file in the trash: run, step, copy id, original and trash path, size, when."""
+    from janitor.cli import render
+    from janitor.storage import layout
+    from janitor.storage.trash import trash_contents, trash_copies, trash_runs
+
+    folder = _trash_path(path)
+    is_root = os.path.isdir(layout.trash_root(folder))
+    runs = trash_runs(folder) if is_root else [folder]
+    files = {r: trash_contents(r) for r in runs}
+    if json:
+        render.dump_json(render.trash_list_json([f for r in runs for f in files[r]]))
+    else:
+        render.trash_list_text([(r, layout.trash_dir(r), trash_copies(files[r])) for r in runs])
+    return EXIT_OK
 
 
 @trash_app.command("empty")
@@ -533,16 +570,16 @@ def trash_empty(
         ),
     ] = None,
 ) -> int:
-    """Delete files in the trash for good."""
-    from janitor.cli.render import count, shown_path, size
+    """Delete files in the trash for good (`janitor trash list` shows them first)."""
+    from janitor.cli.render import empty_text, shown_path
     from janitor.storage.config import parse_duration
-    from janitor.usecases.executor import empty_trash
+    from janitor.usecases.trash import empty_trash
 
     age = parse_duration(older_than, "--older-than") if older_than else None
-    result = empty_trash(_run_folder(logs_root), age, time.time())
+    result = empty_trash(_trash_path(logs_root), age, time.time())
     for e in result.errors:
         typer.echo(f"error: {shown_path(e.path)}: {e.message}", err=True)
-    typer.echo(f"freed {size(result.freed)} ({count(len(result.moved), 'file')})")
+    empty_text(result, older_than)
     return EXIT_FAILURE if result.errors else EXIT_OK
 
 

@@ -194,19 +194,30 @@ def scan_text(
 # ---------------------------------------------------------------- prune
 
 
-def plan_json(plan: Plan, execution: ExecutionReport | None, dry_run: bool) -> dict:
+def _moved_bytes(rp: RunPlan | Plan, trash: bool) -> dict[str, int]:
+    """The plan's bytes as JSON fields: freed when deleted, trashed when moved (still on disk)."""
+    return {
+        "expected_freed": 0 if trash else rp.expected_freed,
+        "expected_trashed": rp.expected_freed if trash else 0,
+    }
+
+
+def plan_json(
+    plan: Plan, execution: ExecutionReport | None, dry_run: bool, trash: bool = False
+) -> dict:
     results = {r.run_path: r for r in (execution.results if execution else ())}
     runs = []
     for rp in plan.runs:
         result = results.get(rp.run.path)
-        removed = {r.path for r in result.removed} if result else set()
+        removed = {r.path: r for r in result.removed} if result else {}
         sets = []
         for d in rp.decisions:
             entry = _set_json(d.set)
             entry.update({"action": "keep" if d.keep else "remove", "reasons": list(d.reasons)})
             if result is not None and not d.keep:
-                gone = [f.path for f in d.set.files if f.path in removed]
+                gone = [removed[f.path] for f in d.set.files if f.path in removed]
                 entry["removed"] = len(gone) == len(d.set.files)
+                entry["trashed"] = [r.trash_path for r in gone if r.trash_path]
             sets.append(entry)
         runs.append(
             {
@@ -216,8 +227,9 @@ def plan_json(plan: Plan, execution: ExecutionReport | None, dry_run: bool) -> d
                 "policy": rp.planner.as_dict().get("rules", {}),
                 "planner": rp.planner.as_dict(),
                 "sets": sets,
-                "expected_freed": rp.expected_freed,
+                **_moved_bytes(rp, trash),
                 "freed": result.freed if result else 0,
+                "trashed": result.trashed if result else 0,
                 "notes": list(rp.notes) + (list(result.notes) if result else []),
                 "skipped": list(result.skipped) if result else [],
                 "errors": [
@@ -230,9 +242,11 @@ def plan_json(plan: Plan, execution: ExecutionReport | None, dry_run: bool) -> d
     return {
         "version": JSON_VERSION,
         "dry_run": dry_run,
+        "trash": trash,
         "runs": runs,
-        "expected_freed": plan.expected_freed,
+        **_moved_bytes(plan, trash),
         "freed": execution.freed if execution else 0,
+        "trashed": execution.trashed if execution else 0,
         "errors": [{"path": e.path, "message": e.message} for e in plan.errors]
         + [{"path": e.path, "message": e.message} for e in (execution.errors if execution else ())],
     }
@@ -267,7 +281,35 @@ def run_plan_text(rp: RunPlan, out: TextIO, quiet: bool = False) -> None:
         out.write(f"  warning: {t.message}\n")
 
 
-def run_result_text(rp: RunPlan, result: RunResult | None, out: TextIO, quiet: bool) -> None:
+TRASHED = "to the trash (still on disk)"
+
+
+def _outcome(freed: int, trashed: int, deleted_files: int, trashed_files: int) -> str:
+    """What an execution did: "freed 2.6 GB (4 files)", "moved to the trash (still on disk):
+    4 files, 2.6 GB", or both."""
+    parts = []
+    if trashed_files:
+        parts.append(f"moved {TRASHED}: {count(trashed_files, 'file')}, {size(trashed)}")
+    if deleted_files or not parts:
+        parts.append(f"freed {size(freed)} ({count(deleted_files, 'file')})")
+    return "; ".join(parts)
+
+
+def _result_outcome(results) -> str:
+    removed = [r for result in results for r in result.removed]
+    moved = sum(1 for r in removed if r.trash_path)
+    return _outcome(
+        sum(x.freed for x in results), sum(x.trashed for x in results), len(removed) - moved, moved
+    )
+
+
+def _would(expected: int, trash: bool) -> str:
+    return f"would move {size(expected)} {TRASHED}" if trash else f"would free {size(expected)}"
+
+
+def run_result_text(
+    rp: RunPlan, result: RunResult | None, out: TextIO, quiet: bool, trash: bool = False
+) -> None:
     w = out.write
     for msg in result.skipped if result else ():
         w(f"  skipped: {msg}\n")
@@ -278,24 +320,115 @@ def run_result_text(rp: RunPlan, result: RunResult | None, out: TextIO, quiet: b
     if quiet:
         return
     if result is None:
-        w(f"  would free {size(rp.expected_freed)}\n\n")
+        w(f"  {_would(rp.expected_freed, trash)}\n\n")
     else:
-        w(f"  freed {size(result.freed)} ({count(len(result.removed), 'file')})\n\n")
+        w(f"  {_result_outcome([result])}\n\n")
 
 
-def prune_summary(plan: Plan, execution: ExecutionReport | None, out: TextIO, quiet: bool) -> None:
+def prune_summary(
+    plan: Plan, execution: ExecutionReport | None, out: TextIO, quiet: bool, trash: bool = False
+) -> None:
     for e in plan.errors:
         out.write(f"error: {shown_path(e.path)}: {e.message}\n")
     if not plan.runs:
         out.write("no training runs found\n")
         return
+    runs = count(len(plan.runs), "run")
     if execution is None:
-        runs = count(len(plan.runs), "run")
-        out.write(f"would free {size(plan.expected_freed)} in {runs} (dry run)\n")
-    elif not quiet or execution.freed:
-        files = sum(len(r.removed) for r in execution.results)
-        runs = count(len(plan.runs), "run")
-        out.write(f"freed {size(execution.freed)} ({count(files, 'file')}) in {runs}\n")
+        out.write(f"{_would(plan.expected_freed, trash)} in {runs} (dry run)\n")
+    elif not quiet or execution.freed or execution.trashed:
+        out.write(f"{_result_outcome(execution.results)} in {runs}\n")
+
+
+# ---------------------------------------------------------------- the trash
+
+
+def _copy_label(c) -> str:
+    return (
+        f"step {c.step}"
+        if c.step is not None
+        else (f"latest-only ({c.number})" if c.number is not None else "not a checkpoint name")
+    )
+
+
+def trash_list_json(files) -> dict:
+    return {
+        "version": JSON_VERSION,
+        "files": [
+            {
+                "run": f.run_path,
+                "copy": f.copy,
+                "step": f.step,
+                "number": f.number,
+                "original_path": f.original_path,
+                "trash_path": f.trash_path,
+                "size": f.size,
+                "trashed": iso(f.trashed),
+                "journaled": f.journaled,
+            }
+            for f in files
+        ],
+        "totals": {
+            "files": len(files),
+            "copies": len({(f.run_path, f.copy) for f in files}),
+            "size": sum(f.size for f in files),
+        },
+    }
+
+
+def trash_list_text(runs, out: TextIO | None = None) -> None:
+    """``runs``: (run path, its trash folder, its copies) triples."""
+    w = (out or sys.stdout).write
+    total_copies = total_files = total_size = 0
+    for run_path, trash_dir, copies in runs:
+        if not copies:
+            continue
+        w(f"{os.path.basename(run_path)}  {shown_path(run_path)}  "
+          f"(trash: {shown_path(trash_dir)})\n")  # fmt: skip
+        width = max(len(c.copy) for c in copies)
+        for c in copies:
+            files = ", ".join(f.name for f in c.files)
+            unknown = "" if all(f.journaled for f in c.files) else "; not in the journal"
+            w(f"  {c.copy:<{width}}  {_copy_label(c)}: {files}  {size(c.size)}, "
+              f"trashed {iso(c.trashed)}{unknown}\n")  # fmt: skip
+            total_copies += 1
+            total_files += len(c.files)
+            total_size += c.size
+        w("\n")
+    if not total_files:
+        w("the trash is empty\n")
+        return
+    copies = f"{total_copies} {'copy' if total_copies == 1 else 'copies'}"
+    w(f"{copies} ({count(total_files, 'file')}, "
+      f"{size(total_size)}) in the trash; `janitor restore RUN [STEP] [--copy ID]` brings one "
+      "back\n")  # fmt: skip
+
+
+def restore_text(result, run_path: str, out: TextIO | None = None) -> None:
+    w = (out or sys.stdout).write
+    for c in result.restored:
+        for f in c.files:
+            if (f.trash_path, f.original_path) in result.moved:
+                w(f"restored {shown_path(f.original_path)} ({_copy_label(c)}, copy {c.copy})\n")
+    for c in result.remaining:
+        w(f"still in the trash: {_copy_label(c)}, older copy {c.copy} "
+          f"(`janitor restore {shown_path(run_path)} --copy {c.copy}` once "
+          f"{', '.join(f.name for f in c.files)} are free again)\n")  # fmt: skip
+    for c, taken in result.blocked:
+        w(
+            f"skipped: {_copy_label(c)}, copy {c.copy}: {', '.join(taken)} already in the run; "
+            "left in the trash (nothing is overwritten)\n"
+        )
+    w(f"{count(len(result.moved), 'file')} restored\n")
+
+
+def empty_text(result, older_than: str | None, out: TextIO | None = None) -> None:
+    w = (out or sys.stdout).write
+    w(f"freed {size(result.freed)} ({count(len(result.removed), 'file')} deleted for good)\n")
+    if result.kept:
+        kept = sum(f.size for f in result.kept)
+        w(f"kept {count(len(result.kept), 'file')} ({size(kept)}) trashed less than "
+          f"{older_than} ago\n")  # fmt: skip
 
 
 # ---------------------------------------------------------------- extract-small, info
@@ -351,7 +484,7 @@ def info_text(doc: dict, out: TextIO | None = None) -> None:
 # ---------------------------------------------------------------- finalize
 
 
-def final_text(final: RunFinal, out: TextIO | None = None) -> None:
+def final_text(final, out: TextIO | None = None, trash: bool = False) -> None:
     w = (out or sys.stdout).write
     run = final.run
     w(f"{run.name}  {shown_path(run.path)}\n")
@@ -371,8 +504,11 @@ def final_text(final: RunFinal, out: TextIO | None = None) -> None:
         for d in left:
             w(f"  left: {', '.join(f.name for f in d.set.files)} ({'; '.join(d.reasons)})\n")
         if final.result is None:
-            w(f"  would remove {count(len(files), 'big checkpoint file')}, "
-              f"freeing {size(final.expected_freed)}\n\n")  # fmt: skip
+            n, expected = count(len(files), "big checkpoint file"), size(final.expected_freed)
+            if trash:
+                w(f"  would move {n} ({expected}) {TRASHED}\n\n")
+            else:
+                w(f"  would remove {n}, freeing {expected}\n\n")
             return
         run_result_text(final.plan, final.result, out or sys.stdout, quiet=False)
 
@@ -402,6 +538,7 @@ def finals_json(finals: list[RunFinal], dry_run: bool) -> dict:
                 ],
                 "expected_freed": f.expected_freed,
                 "freed": f.result.freed if f.result else 0,
+                "trashed": f.result.trashed if f.result else 0,
                 "errors": [
                     {"path": e.path, "message": e.message}
                     for e in (f.result.errors if f.result else ())
@@ -423,7 +560,10 @@ def text_log(out=None) -> Callable[[dict], None]:
         stamp = _now()
         if event == "removed":
             what = f"removed steps {', '.join(map(str, record['steps']))}"
-            line = f"{os.path.basename(record['run'])}: {what}, freed {size(record['freed'])}"
+            done = f"freed {size(record['freed'])}"
+            if record.get("trashed"):  # --trash: moved, not freed
+                done = f"moved to the trash (still on disk): {size(record['trashed'])}"
+            line = f"{os.path.basename(record['run'])}: {what}, {done}"
         elif event == "extracted":
             verb = "small model exists" if record["skipped"] else "extracted"
             line = f"{verb}: {record['output']} (from {os.path.basename(record['source'])})"

@@ -15,7 +15,7 @@ class Removed:
     path: str
     size: int
     number: int
-    trash_path: str | None = None
+    trash_path: str | None = None  # set when the file was moved to the trash, not deleted
 
 
 FileError = PathProblem  # a file that could not be removed or moved
@@ -31,7 +31,13 @@ class RunResult:
 
     @property
     def freed(self) -> int:
-        return sum(r.size for r in self.removed)
+        """Bytes really deleted (a move to the trash frees nothing)."""
+        return sum(r.size for r in self.removed if r.trash_path is None)
+
+    @property
+    def trashed(self) -> int:
+        """Bytes moved to the trash: still on disk."""
+        return sum(r.size for r in self.removed if r.trash_path is not None)
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,10 @@ class ExecutionReport:
     @property
     def freed(self) -> int:
         return sum(r.freed for r in self.results)
+
+    @property
+    def trashed(self) -> int:
+        return sum(r.trashed for r in self.results)
 
     @property
     def errors(self) -> tuple[FileError, ...]:

@@ -1,7 +1,8 @@
 """The journal: one JSON line per action, appended to ``<logs root>/.janitor/journal.jsonl``.
 
 Records: ``set-begin`` before a set's files are touched, one ``remove``/``trash`` line per
-file, ``set-end`` after; ``restore`` and ``trash-empty`` for the trash commands. A set with a
+file (a ``trash`` line names its ``trash_path`` and the ``copy`` id, e.g. ``100#2``),
+``set-end`` after; ``restore`` and ``trash-empty`` for the trash commands. A set with a
 ``set-begin`` and no ``set-end`` was interrupted (kill -9, power loss); the next prune
 finishes it and says so. A torn last line (a write cut short) is tolerated and reported.
 """
@@ -9,7 +10,7 @@ finishes it and says so. A torn last line (a write cut short) is tolerated and r
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -136,8 +137,3 @@ class Journal:
     def unfinished_sets(self, run_path: str, read: JournalRead | None = None) -> set[int]:
         """Numbers of this run's sets whose removal began and never ended."""
         return fold_unfinished((read or self.read()).records, {}).get(run_path, set())
-
-    def records_for(self, run_path: str, event: str) -> Iterator[dict]:
-        for r in self.read().records:
-            if r.get("run") == run_path and r.get("event") == event:
-                yield r

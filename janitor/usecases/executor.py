@@ -23,10 +23,11 @@ from janitor.domain.results import FileError, Removed, RunResult
 from janitor.storage import layout
 from janitor.storage.fs import LOCAL, FileSystem, LockTimeout
 from janitor.storage.journal import Journal, fold_unfinished, now_iso
-from janitor.storage.scan import CheckpointFile, CheckpointSet, Run, rescan_run
+from janitor.storage.locks import LOCK_TIMEOUT, run_lock
+from janitor.storage.scan import CheckpointFile, CheckpointSet, rescan_run
+from janitor.storage.trash import trash_destinations
 
 DRIVE_MOUNTS = ("/content/drive",)
-LOCK_TIMEOUT = 10.0
 
 
 @dataclass
@@ -45,12 +46,6 @@ def under_drive(path: str) -> bool:
 
 def _error_text(exc: OSError) -> str:
     return oserror_text(exc, missing="vanished before it could be removed")
-
-
-def run_lock(run_path: str, timeout: float = LOCK_TIMEOUT, fs: FileSystem = LOCAL):
-    """The per-run lock shared by prune, watch, finalize and the trash commands; raises
-    ``LockTimeout`` when another janitor holds it longer than ``timeout`` seconds."""
-    return fs.lock(layout.lock_path(run_path), timeout)
 
 
 def _removal_order(s: CheckpointSet) -> list[CheckpointFile]:
@@ -142,6 +137,14 @@ class Executor:
                 if planned.number in unfinished:
                     notes.append(f"{planned.label}: finishing an interrupted removal")
                 reasons = list(decision.reasons)
+                dests, copy = {}, None
+                if self.trash:
+                    resume = planned.number in unfinished
+                    try:
+                        dests, copy = trash_destinations(self.fs, run.path, current, resume)
+                    except OSError as exc:
+                        errors.append(FileError(layout.trash_dir(run.path), _error_text(exc)))
+                        continue
                 log.append(
                     self._record(
                         "set-begin", run.path, planned.number,
@@ -151,7 +154,7 @@ class Executor:
                 failed = False
                 for f in _removal_order(current):
                     try:
-                        trash_path = self._remove_one(run, f, truncate)
+                        trash_path = self._remove_one(f, dests.get(f.name), truncate)
                     except OSError as exc:
                         errors.append(FileError(f.path, _error_text(exc)))
                         failed = True
@@ -162,7 +165,7 @@ class Executor:
                         self._record(
                             "trash" if trash_path else "remove", run.path, planned.number,
                             path=f.path, size=f.size, step=planned.step, reasons=reasons,
-                            policy=policy, trash_path=trash_path,
+                            policy=policy, trash_path=trash_path, copy=copy,
                         )
                     )  # fmt: skip
                     if self.on_removed:
@@ -188,11 +191,10 @@ class Executor:
         record.update({k: v for k, v in extra.items() if v is not None})
         return record
 
-    def _remove_one(self, run: Run, f: CheckpointFile, truncate: bool) -> str | None:
-        if self.trash:
-            dest = trash_destination(self.fs, run.path, f.name)
-            self.fs.rename(f.path, dest)
-            return dest
+    def _remove_one(self, f: CheckpointFile, trash_path: str | None, truncate: bool) -> str | None:
+        if trash_path is not None:
+            self.fs.rename(f.path, trash_path)
+            return trash_path
         if truncate:  # Drive keeps deleted files in its trash, counted against the quota
             self.fs.truncate(f.path)
         self.fs.remove(f.path)
@@ -208,97 +210,3 @@ def _changed(planned: CheckpointSet, current: CheckpointSet) -> str | None:
             return f.name
     extra = set(now) - {f.name for f in planned.files}
     return sorted(extra)[0] if extra else None
-
-
-def trash_destination(fs: FileSystem, run_path: str, name: str) -> str:
-    folder = layout.trash_dir(run_path)
-    fs.makedirs(folder)
-    dest = os.path.join(folder, name)
-    n = 1
-    while True:
-        try:
-            fs.stat(dest)
-        except FileNotFoundError:
-            return dest
-        dest = os.path.join(folder, f"{name}.{n}")
-        n += 1
-
-
-# ------------------------------------------------------------------ trash: restore and empty
-
-
-@dataclass(frozen=True)
-class TrashResult:
-    moved: tuple[tuple[str, str], ...] = ()  # (from, to)
-    freed: int = 0
-    errors: tuple[FileError, ...] = ()
-    skipped: tuple[str, ...] = ()
-
-
-def restore(run_path: str, step: int | None = None, fs: FileSystem = LOCAL) -> TrashResult:
-    """Move a run's trashed files (all, or one step's) back where they were."""
-    journal = Journal(layout.state_dir(run_path), fs)
-    latest: dict[str, dict] = {}  # original path -> its newest trash record
-    for r in journal.records_for(run_path, "trash"):
-        if step is None or r.get("step") == step or r.get("number") == step:
-            latest[r["path"]] = r
-    moved, errors, skipped = [], [], []
-    with run_lock(run_path, fs=fs):
-        for original, r in sorted(latest.items()):
-            src = r.get("trash_path")
-            try:
-                fs.stat(src)
-            except (OSError, TypeError):
-                continue  # restored or emptied already
-            try:
-                fs.stat(original)
-                skipped.append(f"{original}: exists; {src} left in the trash")
-                continue
-            except FileNotFoundError:
-                pass
-            try:
-                fs.rename(src, original)
-            except OSError as exc:
-                errors.append(FileError(src, _error_text(exc)))
-                continue
-            moved.append((src, original))
-            journal.append(
-                {"event": "restore", "time": now_iso(), "run": run_path, "number": r.get("number"),
-                 "path": original, "trash_path": src, "size": r.get("size")}
-            )  # fmt: skip
-    return TrashResult(tuple(moved), 0, tuple(errors), tuple(skipped))
-
-
-def empty_trash(
-    logs_root: str, older_than: float | None, now: float, fs: FileSystem = LOCAL
-) -> TrashResult:
-    """Delete trashed files under ``<logs_root>/.janitor/trash`` (older than ``older_than`` s,
-    judged by when they were trashed: the file's ctime changes on rename)."""
-    trash = layout.trash_root(logs_root)
-    journal = Journal(layout.state_dir_of_root(logs_root), fs)
-    freed, errors, moved = 0, [], []
-    try:
-        runs = fs.listdir(trash)
-    except FileNotFoundError:
-        return TrashResult()
-    with journal.writer() as log:
-        for run_dir in runs:
-            if run_dir.kind != "dir":
-                continue
-            for entry in fs.listdir(run_dir.path):
-                if entry.kind != "file":
-                    continue
-                if older_than is not None and now - entry.ctime <= older_than:
-                    continue
-                try:
-                    fs.remove(entry.path)
-                except OSError as exc:
-                    errors.append(FileError(entry.path, _error_text(exc)))
-                    continue
-                freed += entry.size
-                moved.append((entry.path, ""))
-                log.append(
-                    {"event": "trash-empty", "time": now_iso(), "path": entry.path,
-                     "size": entry.size}
-                )  # fmt: skip
-    return TrashResult(tuple(moved), freed, tuple(errors))

@@ -349,7 +349,7 @@ class Watcher:
             self.log({
                 "event": "removed", "run": run.path, "steps": steps,
                 "files": [os.path.basename(r.path) for r in result.removed],
-                "freed": result.freed,
+                "freed": result.freed, "trashed": result.trashed,
             })  # fmt: skip
         for e in result.errors:
             self.log({"event": "error", "path": e.path, "message": e.message})
