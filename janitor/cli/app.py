@@ -197,25 +197,13 @@ def rule_overrides(
     older_than: str | None,
 ) -> Overrides:
     """Command-line rules, parsed (None = not given: the config files may say)."""
-    from janitor.domain.policy import Overrides
-    from janitor.storage.config import parse_bytes, parse_duration
+    from janitor.usecases.prune import parse_overrides
 
-    if older_than is not None and not remove_incomplete:
-        raise UsageError("--older-than goes with --remove-incomplete")
-    if remove_incomplete and older_than is None:
-        raise UsageError("--remove-incomplete needs --older-than DURATION (e.g. 1d)")
-    return Overrides(
-        keep_last=keep_last,
-        keep_every=keep_every,
-        keep_within=parse_duration(keep_within, "--keep-within") if keep_within else None,
-        keep_best=keep_best,
-        metric=metric,
-        mode=mode,
-        max_size=parse_bytes(max_size, "--max-size") if max_size else None,
-        remove_incomplete_older_than=(
-            parse_duration(older_than, "--older-than") if older_than else None
-        ),
-    )
+    return parse_overrides(
+        keep_last=keep_last, keep_every=keep_every, keep_within=keep_within,
+        keep_best=keep_best, metric=metric, mode=mode, max_size=max_size,
+        remove_incomplete=remove_incomplete, older_than=older_than,
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------------ commands

@@ -126,6 +126,7 @@ RULE_FIELDS = (
     "remove_incomplete_older_than",
 )  # fmt: skip
 _FLAGS = {"remove_incomplete_older_than": "--older-than"}
+_KEYWORDS = {"remove_incomplete_older_than": "older_than"}
 
 
 @dataclass(frozen=True)
@@ -150,5 +151,5 @@ class Overrides:
     def source(self, name: str) -> str:
         """How the user spelled ``name``: ``--keep-last`` or ``keep_last=``."""
         if self.origin == "keyword":
-            return f"{name}="
+            return f"{_KEYWORDS.get(name, name)}="
         return _FLAGS.get(name, "--" + name.replace("_", "-"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 from janitor.core.planners import RulesPlanner
 from janitor.domain.checkpoints import Run, ScanReport
@@ -20,6 +21,49 @@ from janitor.storage.metrics import load_scalars
 from janitor.usecases.executor import Executor
 
 NO_OVERRIDES = Overrides()
+
+
+def parse_overrides(
+    *,
+    keep_last: int | None = None,
+    keep_every: int | None = None,
+    keep_within: str | None = None,
+    keep_best: int | None = None,
+    metric: str | None = None,
+    mode: str | None = None,
+    max_size: str | int | None = None,
+    remove_incomplete: bool = False,
+    older_than: str | None = None,
+    origin: Literal["flag", "keyword"] = "flag",
+) -> Overrides:
+    """The rules of one invocation, as typed (``2d``, ``20GB``) on the command line or given
+    as keywords to the Python API; errors name the flag or keyword."""
+    spell = Overrides(origin=origin).source
+    older = spell("remove_incomplete_older_than")
+    if older_than is not None and not remove_incomplete:
+        raise UsageError(f"{older} goes with {spell('remove_incomplete')}")
+    if remove_incomplete and older_than is None:
+        raise UsageError(f"{spell('remove_incomplete')} needs {older} DURATION (e.g. 1d)")
+
+    def duration(value, name):
+        return None if value is None else config.parse_duration(value, name)
+
+    overrides = Overrides(
+        keep_last=keep_last,
+        keep_every=keep_every,
+        keep_within=duration(keep_within, spell("keep_within")),
+        keep_best=keep_best,
+        metric=metric,
+        mode=mode,
+        max_size=None if max_size is None else config.parse_bytes(max_size, spell("max_size")),
+        remove_incomplete_older_than=duration(older_than, older),
+        origin=origin,
+    )
+    try:
+        Policy(**overrides.given())  # every value checked here, worded as the user spelled it
+    except InvalidValue as exc:
+        raise UsageError(exc.worded(overrides.source(exc.field))) from None
+    return overrides
 
 
 def planner_for(

@@ -1,0 +1,111 @@
+"""The layers, enforced: each module imports only from its own layer or the ones below it.
+
+    domain (data types, no I/O) -> core (pure rules) -> storage (the seam) -> usecases (the only
+    code that deletes or moves) -> torchio (the only torch importer) -> cli, api (the edges)
+
+Every import counts, also those inside functions (janitor imports lazily for start-up time).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "janitor"
+
+LAYERS = {"domain": 0, "core": 1, "storage": 2, "usecases": 3, "torchio": 4, "cli": 5, "api": 5}
+TOP = 5  # janitor/__init__.py, _entry.py, __main__.py: the public edge
+# Rendering only formats what it is handed: data types in, text out.
+ONLY = {"janitor.cli.render": {"domain"}}
+# Third-party modules that may be imported only in some layers.
+RESTRICTED = {"torch": {"torchio"}, "typer": {"cli"}, "watchdog": {"usecases"}}
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def layer_of(module: str) -> tuple[str, int]:
+    parts = module.split(".")
+    if len(parts) >= 2 and parts[1] in LAYERS:
+        return parts[1], LAYERS[parts[1]]
+    return "top", TOP
+
+
+def imported(module: str, source: str) -> list[tuple[int, str]]:
+    """(line, module) for every import in ``source``, relative imports resolved."""
+    out = []
+    package = module if module.count(".") == 0 else module.rsplit(".", 1)[0]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join([*anchor, base] if base else anchor)
+            if base == "janitor":  # from janitor import x: x is a layer package or an attribute
+                out += [(node.lineno, f"janitor.{a.name}" if a.name in LAYERS else base)
+                        for a in node.names]  # fmt: skip
+            else:
+                out.append((node.lineno, base))
+    return out
+
+
+def violations(module: str, source: str) -> list[str]:
+    name, level = layer_of(module)
+    found = []
+    for line, target in imported(module, source):
+        root = target.split(".")[0]
+        if root == "janitor":
+            t_name, t_level = layer_of(target)
+            if target == "janitor" and module != "janitor" and level < TOP:
+                found.append(f"{module}:{line} imports the janitor package (the public API)")
+            elif t_level > level:
+                found.append(f"{module}:{line} ({name}) imports {target} ({t_name}): upwards")
+            elif module in ONLY and t_name not in ONLY[module] | {"top"}:
+                found.append(f"{module}:{line} imports {target}: it may import only "
+                             f"{', '.join(sorted(ONLY[module]))}")  # fmt: skip
+        elif root in RESTRICTED and name not in RESTRICTED[root]:
+            found.append(f"{module}:{line} ({name}) imports {root}")
+    return found
+
+
+def all_modules() -> list[tuple[str, str]]:
+    return [(module_name(p), p.read_text()) for p in sorted(PACKAGE.rglob("*.py"))]
+
+
+def test_every_module_belongs_to_a_layer():
+    unknown = [m for m, _ in all_modules() if m.count(".") >= 1 and layer_of(m)[0] == "top"
+               and m not in ("janitor._entry", "janitor.__main__", "janitor.api")]  # fmt: skip
+    assert unknown == []
+
+
+def test_imports_point_down_the_layers():
+    found = [v for module, source in all_modules() for v in violations(module, source)]
+    assert found == [], "\n".join(found)
+
+
+@pytest.mark.parametrize(
+    ("module", "line", "why"),
+    [
+        ("janitor.core.policy", "from janitor.storage.fs import LOCAL", "upwards"),
+        ("janitor.domain.plans", "import janitor.core.policy", "upwards"),
+        ("janitor.usecases.finalize", "from janitor.torchio.extract import extract_one",
+         "upwards"),
+        ("janitor.storage.scan", "from janitor import scan", "public API"),
+        ("janitor.cli.render", "from janitor.core.policy import apply", "may import only"),
+        ("janitor.usecases.watch", "import torch", "imports torch"),
+        ("janitor.core.planners", "from ..usecases import executor", "upwards"),
+    ],
+)  # fmt: skip
+def test_a_forbidden_import_is_caught(module, line, why):
+    found = violations(module, f"def f():\n    {line}\n")
+    assert len(found) == 1 and why in found[0], found
