@@ -594,21 +594,35 @@ def extract_small(
         str | None, typer.Option(help="Author metadata (Applio).", show_default=False)
     ] = None,
     sr: Annotated[
-        int | None, typer.Option("--sr", help="Sample rate override.", show_default=False)
+        str | None,
+        typer.Option(
+            "--sr",
+            metavar="HZ",
+            show_default=False,
+            help="Sample rate, when neither config.json nor the weights tell it.",
+        ),
     ] = None,
     version: Annotated[
-        str | None, typer.Option(help="v1 or v2 override.", show_default=False)
+        str | None, typer.Option(help="v1 or v2; must agree with the weights.", show_default=False)
     ] = None,
     f0: Annotated[
         bool | None,
-        typer.Option("--f0/--no-f0", help="Pitch guidance override.", show_default=False),
+        typer.Option(
+            "--f0/--no-f0", help="Pitch guidance; must agree with the weights.", show_default=False
+        ),
     ] = None,
     vocoder: Annotated[
-        str | None, typer.Option(help="HiFi-GAN, MRF HiFi-GAN or RefineGAN.", show_default=False)
+        str | None,
+        typer.Option(
+            help="HiFi-GAN, MRF HiFi-GAN or RefineGAN; must agree with the weights.",
+            show_default=False,
+        ),
     ] = None,
     step: Annotated[
-        int | None,
-        typer.Option(help="Step, for latest-only files (G_2333333).", show_default=False),
+        str | None,
+        typer.Option(
+            metavar="N", help="Step, for latest-only files (G_2333333).", show_default=False
+        ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
     skip_existing: Annotated[
@@ -617,14 +631,14 @@ def extract_small(
     json: Json = False,
 ) -> int:
     """Write the small inference model the trainer would write, from any big G checkpoint."""
-    import os
-
     from janitor.cli import render
-    from janitor.torchio.extract import Options, extract_one
+    from janitor.torchio.extract import Options, check_options, extract_one, whole_number
 
-    if len(files) > 1 and output and not os.path.isdir(output):
-        raise UsageError("with several inputs, --output must be an existing folder")
-    opts = Options(output, fmt, name, author, sr, version, f0, vocoder, step, force, skip_existing)
+    opts = Options(
+        output, fmt, name, author, whole_number(sr, "--sr"), version, f0, vocoder,
+        whole_number(step, "--step"), force, skip_existing,
+    )  # fmt: skip
+    check_options(opts, len(files))  # every option refused here exits 2 before any file
     done, failed = [], []
     with render.progress(len(files) > 1 and not json) as advance:
         for path in files:  # one process, torch imported once, files one at a time

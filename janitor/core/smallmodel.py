@@ -46,29 +46,31 @@ def applio_default_config(sr: int) -> dict[str, Any]:
     return table[str(sr)]
 
 
+# The model section's keys in the order items 2..16 of the ``config`` list hold them (item 0 is
+# data.filter_length // 2 + 1, item 1 the constant 32, item 17 data.sample_rate).
+MODEL_KEYS = (
+    "inter_channels", "hidden_channels", "filter_channels", "n_heads", "n_layers", "kernel_size",
+    "p_dropout", "resblock", "resblock_kernel_sizes", "resblock_dilation_sizes",
+    "upsample_rates", "upsample_initial_channel", "upsample_kernel_sizes", "spk_embed_dim",
+    "gin_channels",
+)  # fmt: skip
+
+
+def check_config(cfg: Mapping[str, Any], where: str = "config.json") -> None:
+    """Every key the ``config`` list reads is there: else a usage error naming file and key."""
+    needed = [("data", "filter_length"), *(("model", k) for k in MODEL_KEYS)]
+    for section, key in [*needed, ("data", "sample_rate")]:
+        if not isinstance(cfg.get(section), Mapping) or key not in cfg[section]:
+            raise UsageError(f"{where}: no {section}.{key}")
+    length = cfg["data"]["filter_length"]
+    if not isinstance(length, int) or isinstance(length, bool) or length <= 0:
+        raise UsageError(f"{where}: data.filter_length must be a positive whole number")
+
+
 def config_list(cfg: Mapping[str, Any]) -> list[Any]:
     """The 18-item ``config`` list, values and Python types as in config.json."""
     d, m = cfg["data"], cfg["model"]
-    return [
-        d["filter_length"] // 2 + 1,
-        32,
-        m["inter_channels"],
-        m["hidden_channels"],
-        m["filter_channels"],
-        m["n_heads"],
-        m["n_layers"],
-        m["kernel_size"],
-        m["p_dropout"],
-        m["resblock"],
-        m["resblock_kernel_sizes"],
-        m["resblock_dilation_sizes"],
-        m["upsample_rates"],
-        m["upsample_initial_channel"],
-        m["upsample_kernel_sizes"],
-        m["spk_embed_dim"],
-        m["gin_channels"],
-        d["sample_rate"],
-    ]
+    return [d["filter_length"] // 2 + 1, 32, *(m[k] for k in MODEL_KEYS), d["sample_rate"]]
 
 
 def model_hash(name: str, epoch: int, step: int, sr: int, version: str, config: list) -> str:
@@ -101,6 +103,7 @@ class Detected:
     speakers: Fact
     sr: Fact
     config: Fact  # the 18-item list
+    notes: tuple[str, ...] = ()  # what was decided against config.json, and why
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -116,13 +119,14 @@ def is_generator(shapes: Shapes) -> bool:
     return "enc_p.emb_phone.weight" in shapes and any(k.startswith("dec.") for k in shapes)
 
 
-def detect_version(shapes: Shapes) -> Fact:
+def detect_version(shapes: Shapes) -> Fact | None:
+    """v1/v2 from the text-encoder width; None for a width no trainer ships."""
     width = shapes["enc_p.emb_phone.weight"][1]
     if width == 768:
         return Fact("v2", "checkpoint: enc_p.emb_phone.weight is [*, 768]")
     if width == 256:
         return Fact("v1", "checkpoint: enc_p.emb_phone.weight is [*, 256]")
-    raise UsageError(f"unknown text-encoder width {width}: pass --version v1|v2")
+    return None
 
 
 def detect_f0(shapes: Shapes) -> Fact:
@@ -178,7 +182,12 @@ def config_from_shapes(shapes: Shapes, sr: int | None) -> tuple[dict[str, Any], 
             )
         sr, rates = layout
         how = f"sample rate from the upsample layout (kernels {list(kernels)})"
-    elif layout is not None and layout[0] == sr:
+    elif layout is not None and layout[0] != sr:
+        raise UsageError(
+            f"--sr {sr} contradicts the weights, which say sample rate {layout[0]} "
+            f"(upsample layout: {spec} spectrogram channels, kernels {list(kernels)})"
+        )
+    elif layout is not None:
         rates = layout[1]
     base = applio_default_config(sr)
     data, model = dict(base["data"]), dict(base["model"])
@@ -214,6 +223,49 @@ def config_from_shapes(shapes: Shapes, sr: int | None) -> tuple[dict[str, Any], 
     return {"data": data, "model": model}, f"{source}; {how}" if how else source
 
 
+def check_overrides(
+    sr: int | None = None, version: str | None = None, vocoder: str | None = None
+) -> None:
+    """The values the override flags may take at all (torch-free, before any file is read)."""
+    if sr is not None and (isinstance(sr, bool) or sr not in SAMPLE_RATES):
+        raise UsageError(f"--sr must be one of {', '.join(map(str, SAMPLE_RATES))}, got {sr!r}")
+    if version is not None and version not in ("v1", "v2"):
+        raise UsageError(f"--version must be v1 or v2, got {version!r}")
+    if vocoder is not None and vocoder not in VOCODERS:
+        raise UsageError(f"--vocoder must be one of {', '.join(VOCODERS)}, got {vocoder!r}")
+
+
+def _override(flag: str, what: str, value: Any, found: Fact | None) -> Fact:
+    """A flag may say what the weights cannot tell, or repeat what they say; never more."""
+    if found is None:
+        return Fact(value, "flag")
+    if value is None:
+        return found
+    if value != found.value:
+        raise UsageError(
+            f"{flag} contradicts the weights, which say {what} {found.value} ({found.source})"
+        )
+    return Fact(value, f"flag (agrees with {found.source})")
+
+
+def _speakers_from_weights(
+    cfg: Mapping[str, Any], rows: int | None, where: str
+) -> tuple[Mapping[str, Any], str | None]:
+    """config.json's spk_embed_dim, unless the generator's emb_g says otherwise: then the
+    weights win, as in the trainer's own extraction (Applio sets spk_embed_dim from the G's
+    emb_g rows before it builds the model, and passes that config to extract_model;
+    config.json keeps the value from preprocessing, e.g. 109 on a run trained without a
+    pretrained model whose G has 1 speaker)."""
+    said = cfg["model"]["spk_embed_dim"]
+    if rows is None or said == rows:
+        return cfg, None
+    note = (
+        f"{where} says spk_embed_dim {said}, the weights have {rows} speaker(s) (emb_g.weight "
+        f"rows): using {rows}, as the trainer's own extraction does"
+    )
+    return {**cfg, "model": {**cfg["model"], "spk_embed_dim": rows}}, note
+
+
 def detect(
     shapes: Shapes,
     run_config: Mapping[str, Any] | None,
@@ -222,14 +274,22 @@ def detect(
     version: str | None = None,
     f0: bool | None = None,
     vocoder: str | None = None,
+    where: str = "config.json",
 ) -> Detected:
-    """Everything a small model needs that the G file does not state outright."""
-    if version is not None and version not in ("v1", "v2"):
-        raise UsageError(f"--version must be v1 or v2, got {version!r}")
-    if vocoder is not None and vocoder not in VOCODERS:
-        raise UsageError(f"--vocoder must be one of {', '.join(VOCODERS)}, got {vocoder!r}")
+    """Everything a small model needs that the G file does not state outright. The override
+    flags only fill in what the weights cannot tell; one that contradicts them is refused.
+    ``where``: how to name the run's config.json in messages."""
+    check_overrides(sr, version, vocoder)
+    emb_g = shapes.get("emb_g.weight")
+    rows = emb_g[0] if emb_g else None
+    notes: list[str] = []
     if run_config is not None:
-        cfg, cfg_from = dict(run_config), "config.json"
+        check_config(run_config, where)
+        cfg, note = _speakers_from_weights(run_config, rows, where)
+        cfg_from = "config.json"
+        if note:
+            notes.append(note)
+            cfg_from = "config.json, spk_embed_dim from the weights (emb_g.weight rows)"
         if sr is not None and cfg["data"]["sample_rate"] != sr:
             raise UsageError(
                 f"--sr {sr} contradicts config.json (sample_rate {cfg['data']['sample_rate']})"
@@ -238,12 +298,17 @@ def detect(
     else:
         cfg, cfg_from = config_from_shapes(shapes, sr)
         sr_fact = Fact(cfg["data"]["sample_rate"], "flag" if sr is not None else cfg_from)
-    emb_g = shapes.get("emb_g.weight")
+    version_fact = _override(f"--version {version}", "version", version, detect_version(shapes))
+    if version_fact.value is None:
+        width = shapes["enc_p.emb_phone.weight"][1]
+        raise UsageError(f"unknown text-encoder width {width}: pass --version v1|v2")
+    f0_flag = "--f0" if f0 else "--no-f0"
     return Detected(
-        version=Fact(version, "flag") if version else detect_version(shapes),
-        f0=Fact(f0, "flag") if f0 is not None else detect_f0(shapes),
-        vocoder=Fact(vocoder, "flag") if vocoder else detect_vocoder(shapes),
-        speakers=Fact(emb_g[0] if emb_g else None, "checkpoint: emb_g.weight rows"),
+        version=version_fact,
+        f0=_override(f0_flag, "f0", f0, detect_f0(shapes)),
+        vocoder=_override(f"--vocoder {vocoder}", "vocoder", vocoder, detect_vocoder(shapes)),
+        speakers=Fact(rows, "checkpoint: emb_g.weight rows"),
         sr=sr_fact,
         config=Fact(config_list(cfg), cfg_from),
+        notes=tuple(notes),
     )

@@ -3,12 +3,15 @@
 The only module that imports torch, and only inside functions. Checkpoints are read through
 torch's weights-only unpickler with ``mmap=True``: the optimizer state (two thirds of a G
 file) is never read, and model tensors are converted to fp16 one at a time. Output goes to
-a temp folder beside the destination, is fsynced and ``os.replace``d into place.
+a temp folder beside the destination, is fsynced and then hard-linked into place, which
+never replaces a file already there (the trainer's own small model, written meanwhile);
+only ``--force`` replaces, with ``os.replace``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -23,6 +26,7 @@ from janitor.core.profiles import detect as detect_trainer
 from janitor.core.smallmodel import (
     Detected,
     applio_name,
+    check_overrides,
     detect,
     is_generator,
     model_hash,
@@ -37,6 +41,7 @@ from janitor.storage.scan import small_match
 
 TMP_PREFIX = ".janitor-tmp-"
 FORMATS = ("applio", "rvc")
+MAX_STEP = 1_000_000_000  # --step: a billion steps is years of training; more is a typo
 
 
 class UnsafeCheckpoint(JanitorError):
@@ -55,7 +60,7 @@ class Extracted:
     detected: Detected
     size: int
     notes: tuple[str, ...] = field(default=())
-    skipped: bool = False  # the output existed already (--skip-existing)
+    skipped: bool = False  # the output existed (before or while extracting): left alone
     planned: bool = False  # dry run: would be written
 
     def as_dict(self) -> dict[str, Any]:
@@ -213,9 +218,114 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def atomic_save(obj: Any, final: str, interrupts: DeferredInterrupt = _NO_INTERRUPTS) -> int:
+# os.link errors that mean "no hard links here" (FAT, exFAT, some FUSE and network mounts)
+_NO_HARD_LINKS = frozenset(
+    {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV}
+)
+_NO_RENAME_FLAG = frozenset({errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP})
+
+
+def publish_new(tmp: str, final: str) -> bool:
+    """Give the finished file ``tmp`` the name ``final`` without ever replacing a file there.
+
+    True: ``final`` is now ours. False: something was at ``final`` already (the trainer's own
+    small model, written after our existence check): it is left exactly as it is. ``tmp``
+    may remain; the caller removes it. A hard link is atomic and fails if ``final`` exists;
+    without hard links, a no-replace rename; without that either, ``final`` is created with
+    ``O_EXCL`` and the bytes are copied and fsynced (removed again if the copy fails)."""
+    try:
+        os.link(tmp, final)
+        return True
+    except FileExistsError:
+        return False
+    except AttributeError:  # a Python without os.link
+        pass
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+    moved = _rename_noreplace(tmp, final)
+    if moved is not None:
+        return moved
+    return _copy_exclusive(tmp, final)
+
+
+def _rename_noreplace(src: str, dst: str) -> bool | None:
+    """rename that fails rather than replace: renameat2(RENAME_NOREPLACE) on Linux,
+    renamex_np(RENAME_EXCL) on macOS, os.rename on Windows (which never replaces). True:
+    moved; False: ``dst`` exists; None: not available for this system or file system."""
+    if os.name == "nt":
+        try:
+            os.rename(src, dst)
+        except FileExistsError:
+            return False
+        return True
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+    a, b = os.fsencode(src), os.fsencode(dst)
+    if hasattr(libc, "renameat2"):
+        at_fdcwd, rename_noreplace = -100, 1
+        rc = libc.renameat2(at_fdcwd, a, at_fdcwd, b, rename_noreplace)
+    elif hasattr(libc, "renamex_np"):
+        rename_excl = 4
+        rc = libc.renamex_np(a, b, rename_excl)
+    else:
+        return None
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err == errno.EEXIST:
+        return False
+    if err in _NO_RENAME_FLAG:
+        return None
+    raise OSError(err, os.strerror(err), dst)
+
+
+def _copy_exclusive(src: str, dst: str) -> bool:
+    """Last resort: create ``dst`` only if absent (O_EXCL), copy, fsync; False if it exists."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(dst, flags, 0o666)
+    except FileExistsError:
+        return False
+    try:
+        with os.fdopen(fd, "wb") as out, open(src, "rb") as data:
+            shutil.copyfileobj(data, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(dst)  # ours: created with O_EXCL a moment ago
+        raise
+    return True
+
+
+def _fsync_folder(folder: str) -> None:
+    """Make the new name durable where the platform allows it; some refuse to open or fsync
+    a folder (Windows, some network and FUSE file systems): the file itself is fsynced."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_save(
+    obj: Any, final: str, interrupts: DeferredInterrupt = _NO_INTERRUPTS, *, replace: bool = False
+) -> int | None:
     """torch.save into ``<folder>/.janitor-tmp-<pid>-<n>/<name>`` (so the archive inside is
-    named like the final file), fsync, ``os.replace``; never a partial file at ``final``."""
+    named like the final file), fsync, then publish: never a partial file at ``final``.
+
+    Returns the size written, or None when a file appeared at ``final`` in the meantime: it
+    is never replaced (:func:`publish_new`). ``replace`` (``--force``) uses ``os.replace``."""
     import tempfile
 
     import torch
@@ -235,12 +345,11 @@ def atomic_save(obj: Any, final: str, interrupts: DeferredInterrupt = _NO_INTERR
         finally:
             os.close(fd)
         interrupts.check()  # Ctrl-C during the save: the temp folder goes, no output
-        os.replace(tmp, final)
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        if replace:
+            os.replace(tmp, final)
+        elif not publish_new(tmp, final):
+            return None
+        _fsync_folder(folder)
         return size
     except (OSError, RuntimeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -389,7 +498,71 @@ class Options:
     dry_run: bool = False  # decide everything, write nothing
 
 
+def whole_number(text: str | None, flag: str) -> int | None:
+    """A command-line whole number, read by janitor (one line naming the flag when it is not
+    one: 'nan', 'inf', '1e5', '')."""
+    if text is None:
+        return None
+    try:
+        return int(text.strip(), 10)
+    except ValueError:
+        raise UsageError(f"{flag} must be a whole number, got {text!r}") from None
+
+
+def check_options(opts: Options, inputs: int = 1) -> None:
+    """Usage errors in the options themselves and between them, before any file is read
+    (torch-free). What contradicts a particular G file is checked once it is read."""
+    if opts.format is not None and opts.format not in FORMATS:
+        raise UsageError(f"--format must be applio or rvc, got {opts.format!r}")
+    check_overrides(opts.sr, opts.version, opts.vocoder)
+    step = opts.step
+    if step is not None and (
+        isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_STEP
+    ):
+        raise UsageError(f"--step must be a whole number from 0 to {MAX_STEP}, got {step!r}")
+    name = opts.name
+    if name is not None and (
+        not name.strip() or name in (".", "..") or any(c in name for c in ("/", "\\", "\0"))
+    ):
+        raise UsageError(f"--name must be a plain name (no folders, not empty), got {name!r}")
+    if opts.force and opts.skip_existing:
+        raise UsageError("--force and --skip-existing contradict each other: pass one of them")
+    if opts.output is not None:
+        _check_output(opts.output, inputs)
+
+
+def _check_output(output: str, inputs: int) -> None:
+    """--output is an existing folder, or a file name in an existing folder (one input)."""
+    if os.path.isdir(output):
+        return
+    if inputs > 1:
+        raise UsageError(
+            f"--output {output}: with several inputs, --output must be an existing folder"
+        )
+    if output.endswith(("/", os.sep)):
+        what = "not a folder" if os.path.lexists(output) else "no such folder"
+        raise UsageError(f"--output {output}: {what}")
+    parent = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(parent):
+        what = "is not a folder" if os.path.lexists(parent) else "does not exist"
+        raise UsageError(f"--output {output}: the folder {parent} {what}")
+    if BIG_RE.match(os.path.basename(output)):
+        raise UsageError(
+            f"--output {output}: that is a training checkpoint's name (G_/D_<step>.pth); "
+            "a small model needs another"
+        )
+
+
+def _run_config(run_dir: str) -> tuple[dict | None, list[str]]:
+    """The run's config.json when it has the data/model sections (else ignored, with a note)."""
+    run_config = _read_json(os.path.join(run_dir, "config.json"))
+    if run_config is not None and not {"data", "model"} <= set(run_config):
+        return None, ["config.json has no data/model sections: ignored"]
+    return run_config, []
+
+
 def extract_one(path: str, opts: Options, now: Callable[[], datetime] = datetime.now) -> Extracted:
+    check_options(opts)
     with DeferredInterrupt() as interrupts:
         return _extract_one(path, opts, now, interrupts)
 
@@ -400,12 +573,17 @@ def _extract_one(
     path = os.path.abspath(path)
     _kind_error(path)
     check_readable(path)
-    if opts.format is not None and opts.format not in FORMATS:
-        raise UsageError(f"--format must be applio or rvc, got {opts.format!r}")
     run_dir = os.path.dirname(path)
     profile = trainer_of(run_dir)[0]
     if opts.format is None and profile.extract is None:
         raise UsageError(f"{path}: {profile.extract_refusal}")
+    m = BIG_RE.match(os.path.basename(path))
+    number = int(m["num"]) if m else None
+    latest = PROFILES["applio"].latest_constant
+    if opts.step is not None and number not in (None, latest, opts.step):
+        raise UsageError(
+            f"--step {opts.step} contradicts the file name {os.path.basename(path)} (step {number})"
+        )
     ckpt = load(path)
     interrupts.check()
     model = ckpt.get("model") if isinstance(ckpt, Mapping) else None
@@ -416,26 +594,18 @@ def _extract_one(
     shapes = _shapes(model)
     if not is_generator(shapes):
         raise UsageError(f"{path}: not a VITS generator (no enc_p/dec weights); is it a D file?")
-    notes: list[str] = []
-    run_config = _read_json(os.path.join(run_dir, "config.json"))
-    if run_config is not None and not {"data", "model"} <= set(run_config):
-        run_config = None
-        notes.append("config.json has no data/model sections: ignored")
+    run_config, notes = _run_config(run_dir)
     model_info = _read_json(os.path.join(run_dir, "model_info.json"))
     detected = detect(
-        shapes, run_config, sr=opts.sr, version=opts.version, f0=opts.f0, vocoder=opts.vocoder
-    )
+        shapes, run_config, sr=opts.sr, version=opts.version, f0=opts.f0, vocoder=opts.vocoder,
+        where=os.path.join(run_dir, "config.json"),
+    )  # fmt: skip
+    notes.extend(detected.notes)
     if model_info is None:
         notes.append(
             "no model_info.json: dataset_length None, embedder_model 'contentvec', speakers_id 1"
         )
     epoch = int(ckpt.get("iteration", 0))
-    number = (
-        int(BIG_RE.match(os.path.basename(path))["num"])
-        if BIG_RE.match(os.path.basename(path))
-        else None
-    )
-    latest = PROFILES["applio"].latest_constant
     if opts.step is not None:
         step, step_from = opts.step, "flag"
     elif number is None or number == latest:
@@ -452,14 +622,24 @@ def _extract_one(
         default = _default_output(run_dir, fmt, name, epoch, step)
         output = os.path.join(output, os.path.basename(default))
     output = os.path.abspath(output)
-    if os.path.lexists(output) and not opts.force:
-        if opts.skip_existing:
+    if os.path.exists(output) and os.path.samefile(output, path):
+        raise UsageError(f"--output {output}: is the input checkpoint itself")
+
+    def left_alone(note: str) -> Extracted:
+        """The output exists (the trainer's own, maybe): never replaced without --force."""
+        if not opts.skip_existing:
+            raise JanitorError(f"{output}: exists; pass --force to overwrite (or --skip-existing)")
+        try:
             size = os.path.getsize(output)
-            return Extracted(
-                path, output, fmt, name, epoch, step, step_from, detected, size,
-                ("exists already: left as it is",), skipped=True,
-            )  # fmt: skip
-        raise JanitorError(f"{output}: exists; pass --force to overwrite (or --skip-existing)")
+        except OSError:
+            size = 0
+        return Extracted(
+            path, output, fmt, name, epoch, step, step_from, detected, size, (note,),
+            skipped=True,
+        )  # fmt: skip
+
+    if os.path.lexists(output) and not opts.force:
+        return left_alone("exists already: left as it is")
     if opts.dry_run:
         return Extracted(
             path, output, fmt, name, epoch, step, step_from, detected, 0, tuple(notes),
@@ -472,7 +652,9 @@ def _extract_one(
         fmt, weight, detected, name=name, epoch=epoch, step=step, author=opts.author,
         model_info=model_info, now=now(),
     )  # fmt: skip
-    size = atomic_save(small, output, interrupts)
+    size = atomic_save(small, output, interrupts, replace=opts.force)
+    if size is None:
+        return left_alone("appeared while extracting (the trainer's own, likely): left as it is")
     return Extracted(path, output, fmt, name, epoch, step, step_from, detected, size, tuple(notes))
 
 
@@ -578,10 +760,11 @@ def info(path: str) -> dict[str, Any]:
     out["trainer"] = {"value": profile.name, "from": why}
     shapes = _shapes(model)
     if is_generator(shapes):
-        run_config = _read_json(os.path.join(run_dir, "config.json"))
         try:
-            out["detected"] = detect(shapes, run_config).as_dict()
-        except UsageError as exc:
+            run_config = _run_config(run_dir)[0]
+            detected = detect(shapes, run_config, where=os.path.join(run_dir, "config.json"))
+            out["detected"] = detected.as_dict()
+        except JanitorError as exc:
             out["detected"] = {"error": str(exc)}
     return out
 
