@@ -362,10 +362,10 @@ def watch(
     from janitor import watch as w
     from janitor.executor import Executor
 
-    if poll is not None and poll <= 0:
-        raise UsageError("--poll must be a positive number of seconds")
-    if settle < 0 or rescan_minutes <= 0:
-        raise UsageError("--settle must be >= 0 and --rescan > 0")
+    if poll is not None:
+        _in_range(poll, "--poll", "seconds", 3600)
+    _in_range(settle, "--settle", "seconds", 86400)
+    _in_range(rescan_minutes, "--rescan", "minutes", 7 * 24 * 60)
     watcher = w.Watcher(
         paths, rules, poll=poll, settle=settle, rescan=rescan_minutes * 60,
         extract_on_save=extract_on_save, trainer=trainer,
@@ -382,6 +382,13 @@ def watch(
     finally:
         watcher.stop()
     return EXIT_OK
+
+
+def _in_range(value: float, flag: str, unit: str, most: float) -> None:
+    """A watch interval: a real number above 0 and at most ``most`` (NaN fails both)."""
+    if not 0 < value <= most:
+        raise UsageError(f"{flag} must be a number of {unit} above 0 and at most {most:g}, "
+                         f"got {value:g}")  # fmt: skip
 
 
 @app.command()

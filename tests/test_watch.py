@@ -21,7 +21,7 @@ from fixtures.gen import write_checkpoint
 from janitor.executor import Executor
 from janitor.journal import Journal
 from janitor.watch import Watcher
-from tests.conftest import REPO, fake_ckpt
+from tests.conftest import REPO, fake_ckpt, run_janitor
 
 STEPS = list(range(100, 900, 100))
 
@@ -233,3 +233,16 @@ def test_running_out_of_inotify_watches_is_said_plainly(tmp_path, monkeypatch):
     with pytest.raises(JanitorError, match="ran out of inotify watches; use --poll"):
         watcher.start()
     assert "max_user_watches" in str(pytest.raises(JanitorError, watcher.start).value)
+
+
+# ------------------------------------------------------------------ the watch options
+
+
+@pytest.mark.parametrize("flag", ["--poll", "--settle", "--rescan"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "0", "1e300"])
+def test_watch_values_are_checked_where_they_enter(tmp_path, flag, value):
+    # the folder does not exist: a value that got through would end in exit 1, not 2
+    r = run_janitor("watch", tmp_path / "missing", f"{flag}={value}", timeout=60)
+    assert r.returncode == 2, (flag, value, r.returncode, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and flag in lines[0] and "Traceback" not in r.stderr, r.stderr
