@@ -296,13 +296,16 @@ def prune(
     from janitor import render
     from janitor.discovery import scan as do_scan
     from janitor.executor import ExecutionReport, Executor
+    from janitor.fs import LOCAL, Without
     from janitor.plan import Plan, plan_run
 
     report = do_scan(paths, trainer=trainer)
     executor = Executor(trash=trash, truncate=truncate, lock_timeout=lock_timeout)
-    if fix_resume and not dry_run:
-        _fix_resume(report, lock_timeout, quiet or json)
-        report = do_scan(paths, trainer=trainer)
+    fixes: list = []
+    if fix_resume:  # the prune plan is made on the runs as they are after the moves
+        fixes = _fix_resume(report, dry_run, lock_timeout, quiet, json)
+        moving = frozenset(f.path for rp, _ in fixes for d in rp.removals for f in d.set.files)
+        report = do_scan(paths, trainer=trainer, fs=Without(LOCAL, moving) if dry_run else LOCAL)
     now = time.time()
     plan = Plan(tuple(plan_run(r, rules, now) for r in report.runs), report.errors)
     results = []
@@ -316,11 +319,16 @@ def prune(
         if not json:
             render.run_result_text(rp, result, sys.stdout, quiet, trash)
     execution = None if dry_run else ExecutionReport(tuple(results))
+    moved = None if dry_run else ExecutionReport(tuple(result for _, result in fixes))
     if json:
-        render.dump_json(render.plan_json(plan, execution, dry_run, trash))
+        doc = render.plan_json(plan, execution, dry_run, trash)
+        if fix_resume:  # --fix-resume moves to the trash
+            shown = Plan(tuple(rp for rp, _ in fixes))
+            doc["fix_resume"] = render.plan_json(shown, moved, dry_run, True)["runs"]
+        render.dump_json(doc)
     else:
         render.prune_summary(plan, execution, sys.stdout, quiet, trash)
-    failed = report.errors or (execution is not None and execution.errors)
+    failed = report.errors or any(e is not None and e.errors for e in (execution, moved))
     return EXIT_FAILURE if failed else EXIT_OK
 
 
@@ -362,10 +370,10 @@ def watch(
     from janitor import watch as w
     from janitor.executor import Executor
 
-    if poll is not None and poll <= 0:
-        raise UsageError("--poll must be a positive number of seconds")
-    if settle < 0 or rescan_minutes <= 0:
-        raise UsageError("--settle must be >= 0 and --rescan > 0")
+    if poll is not None:
+        _in_range(poll, "--poll", "seconds", 3600)
+    _in_range(settle, "--settle", "seconds", 86400)
+    _in_range(rescan_minutes, "--rescan", "minutes", 7 * 24 * 60)
     watcher = w.Watcher(
         paths, rules, poll=poll, settle=settle, rescan=rescan_minutes * 60,
         extract_on_save=extract_on_save, trainer=trainer,
@@ -382,6 +390,13 @@ def watch(
     finally:
         watcher.stop()
     return EXIT_OK
+
+
+def _in_range(value: float, flag: str, unit: str, most: float) -> None:
+    """A watch interval: a real number above 0 and at most ``most`` (NaN fails both)."""
+    if not 0 < value <= most:
+        raise UsageError(f"{flag} must be a number of {unit} above 0 and at most {most:g}, "
+                         f"got {value:g}")  # fmt: skip
 
 
 @app.command()
@@ -448,19 +463,35 @@ def finalize(
     return EXIT_FAILURE if failed else EXIT_OK
 
 
-def _fix_resume(report, lock_timeout: float, quiet: bool) -> None:
-    """Only on request: stale sets go to the trash (journaled, restorable), never deleted."""
+def _fix_resume(report, dry_run: bool, lock_timeout: float, quiet: bool, json: bool) -> list:
+    """Only on request: stale sets go to the trash (journaled, restorable), never deleted.
+    Returns (plan, result) for each run with stale sets; result is None in a dry run.
+    Says what it moves (would move), and what went wrong unless the output is --json."""
     from janitor.executor import Executor
     from janitor.plan import fix_resume_plan
+    from janitor.render import shown_path
 
     mover = Executor(trash=True, lock_timeout=lock_timeout)
+    fixes = []
     for run in report.runs:
         shown = fix_resume_plan(run)
-        if shown.removals:
-            result = mover.execute(shown, fix_resume_plan)
-            if not quiet:
-                names = ", ".join(os.path.basename(r.path) for r in result.removed)
-                typer.echo(f"{run.name}: --fix-resume moved to the trash: {names}")
+        if not shown.removals:
+            continue
+        result = None if dry_run else mover.execute(shown, fix_resume_plan)
+        fixes.append((shown, result))
+        if json:
+            continue
+        if result is None and not quiet:
+            names = ", ".join(f.name for d in shown.removals for f in d.set.files)
+            typer.echo(f"{run.name}: --fix-resume would move to the trash: {names}")
+        elif result is not None and result.removed and not quiet:
+            names = ", ".join(os.path.basename(r.path) for r in result.removed)
+            typer.echo(f"{run.name}: --fix-resume moved to the trash: {names}")
+        for msg in result.skipped if result else ():
+            typer.echo(f"  skipped: {msg}")
+        for e in result.errors if result else ():
+            typer.echo(f"error: {shown_path(e.path)}: {e.message}")
+    return fixes
 
 
 def _run_folder(path: str) -> str:

@@ -108,3 +108,28 @@ class LocalFS:
 
 
 LOCAL = LocalFS()
+
+
+class Without:
+    """A read-only view of ``fs`` in which ``hidden`` paths do not exist: what a dry run
+    scans to show the plan as it will be once those files are moved away."""
+
+    def __init__(self, fs: FileSystem, hidden: frozenset[str]) -> None:
+        self.fs = fs
+        self.hidden = hidden
+
+    def listdir(self, path: str) -> list[Entry]:
+        return [e for e in self.fs.listdir(path) if e.path not in self.hidden]
+
+    def stat(self, path: str) -> Entry:
+        if path in self.hidden:
+            raise FileNotFoundError(2, "No such file or directory", path)
+        return self.fs.stat(path)
+
+    def read_ends(self, path: str, head: int, tail: int) -> tuple[bytes, bytes, int]:
+        if path in self.hidden:
+            raise FileNotFoundError(2, "No such file or directory", path)
+        return self.fs.read_ends(path, head, tail)
+
+    def realpath(self, path: str) -> str:
+        return self.fs.realpath(path)
