@@ -182,7 +182,7 @@ def test_config_file_defaults_per_run_overrides_and_flags(alice, cli):
     (alice / "alice" / "janitor.toml").write_text("[prune]\nkeep-every = 500\n")
     doc = json.loads(cli("prune", alice / "alice", "-n", "--json").output)
     assert [s["number"] for s in doc["runs"][0]["sets"] if s["action"] == "keep"] == [
-        400, 800, 900, 1000,
+        500, 800, 900, 1000,
     ]  # fmt: skip
     doc = json.loads(cli("prune", alice / "alice", "-n", "--json", "--keep-last", "1").output)
     assert doc["runs"][0]["policy"] == {"keep_last": 1, "keep_every": 500, "mode": "min"}
@@ -376,3 +376,54 @@ def test_prune_keeps_the_trainers_resume_pick(tmp_path_factory, spec, keep_last,
     if complete:
         newest = max(complete)
         assert (run / f"G_{newest}.pth").exists() and (run / f"D_{newest}.pth").exists()
+
+
+# --------------------------------------------------- 12. rules, pins and config from every source
+
+RULES_SAFETY = pytest.mark.safety("12. rules, pins and config from every source")
+
+
+def kept(doc: dict, index: int = 0) -> list[int]:
+    return [s["number"] for s in doc["runs"][index]["sets"] if s["action"] == "keep"]
+
+
+def g_steps(run: Path) -> list[int]:
+    return sorted(int(p.stem[2:]) for p in run.glob("G_*.pth"))
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    """Every file below ``folder`` with its content: to prove a refusal changed nothing."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes() if p.is_file() else b"<dir>"
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+@RULES_SAFETY
+def test_partial_sets_obey_the_keep_rules(tmp_path, cli):
+    logs = tmp_path / "logs"
+    run = fake_run(logs, "alice", range(1000, 6000, 1000))
+    for step in range(1000, 5000, 1000):  # users delete D files by hand: D is 2/3 of a set
+        (run / f"D_{step}.pth").unlink()
+    doc = json.loads(cli("prune", logs, "-n", "--json", "--keep-last", "5").output)
+    assert kept(doc) == [1000, 2000, 3000, 4000, 5000]
+    assert doc["runs"][0]["sets"][0]["reasons"] == ["last 5 (partial: no D file)"]
+    text = cli("prune", logs, "-n", "--keep-last", "3").output
+    assert "kept by no rule (partial set: no D file)" in text
+    assert "older than the newest complete set" not in text
+    result = cli("prune", logs, "--keep-every", "2000")
+    assert result.exit_code == 0, result.output
+    assert g_steps(run) == [2000, 4000, 5000] and (run / "D_5000.pth").exists()
+    # only --remove-incomplete --older-than takes partial sets beyond the rules
+    args = ["--keep-last", "5", "--remove-incomplete", "--older-than", "1d"]
+    doc = json.loads(cli("prune", logs, "-n", "--json", *args).output)
+    assert kept(doc) == [5000]
+
+
+@RULES_SAFETY
+def test_keep_every_keeps_the_milestones(tmp_path, cli):
+    logs = tmp_path / "logs"
+    run = fake_run(logs, "alice", range(1000, 13000, 1000))
+    result = cli("prune", logs, "--keep-every", "5000")
+    assert result.exit_code == 0, result.output
+    assert g_steps(run) == [5000, 10000, 12000]
