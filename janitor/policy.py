@@ -58,8 +58,10 @@ class Policy:
             raise UsageError("--keep-every must be at least 1 step")
         for name in ("keep_within", "max_size", "remove_incomplete_older_than"):
             value = getattr(self, name)
-            if value is not None and value < 0:
-                raise UsageError(f"--{name.replace('_', '-')} must not be negative, got {value!r}")
+            if value is not None and not 0 <= value < float("inf"):  # NaN fails this too
+                raise UsageError(
+                    f"--{name.replace('_', '-')} must be a finite amount >= 0, got {value!r}"
+                )
         if self.keep_best and not self.metric:
             raise UsageError("--keep-best needs --metric TAG (e.g. --metric loss/g/total)")
         if self.mode not in ("min", "max"):

@@ -193,6 +193,8 @@ def test_no_complete_set_keeps_everything():
         {"keep_last": -1},
         {"keep_every": 0},
         {"keep_within": -5.0},
+        {"keep_within": float("nan")},
+        {"max_size": float("inf")},
         {"keep_best": 2},  # no metric
         {"mode": "avg"},
     ],
