@@ -589,6 +589,25 @@ BAD_VALUES = [
 
 
 @RULES_SAFETY
+def test_refusals_in_a_real_process_are_one_line(tmp_path):
+    logs = tmp_path / "logs"
+    fake_run(logs, "alice", [100, 200, 300])
+    fake_run(logs, "bob", [100, 200, 300])
+    r = run_janitor("pin", logs, "100")
+    assert r.returncode == 2 and r.stdout == "" and "Traceback" not in r.stderr
+    assert r.stderr.startswith(f"janitor: {logs}: a logs root, not a run (runs: alice, bob)")
+    assert len(r.stderr.splitlines()) == 1 and not (logs / "janitor.toml").exists()
+    (logs / "janitor.toml").write_text("# defaults\nkeep-last = 3\n")
+    r = run_janitor("prune", logs)
+    assert r.returncode == 2 and r.stdout == "" and "Traceback" not in r.stderr
+    assert r.stderr == (
+        f"janitor: {logs}/janitor.toml:2: keep-last: not read at the top level; "
+        "did you mean it under [prune]?\n"
+    )
+    assert g_steps(logs / "alice") == [100, 200, 300]
+
+
+@RULES_SAFETY
 @pytest.mark.parametrize("args, config, needles", BAD_VALUES)
 def test_bad_values_are_one_line_usage_errors_naming_their_source(
     tmp_path, cli, args, config, needles
