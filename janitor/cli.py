@@ -34,6 +34,10 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _warn(message: str) -> None:
+    typer.echo(f"janitor: warning: {message}", err=True)
+
+
 def _interrupted() -> None:
     """Ctrl-C: every ``finally`` has run (temp files are gone); say so and leave with 130
     without running interpreter teardown, where a half-finished torch import can turn the
@@ -113,22 +117,22 @@ Trainer = Annotated[
     typer.Option("--trainer", help="Force the trainer profile: applio, rvc, generic."),
 ]
 KeepLast = Annotated[
-    int | None,
-    typer.Option("--keep-last", help="Keep the newest N complete sets (default 1 if no rule).",
-                 show_default=False),
+    str | None,
+    typer.Option("--keep-last", help="Keep the newest N sets, complete or partial (default 1 if "
+                 "no rule).", metavar="N", show_default=False),
 ]  # fmt: skip
 KeepEvery = Annotated[
-    int | None,
-    typer.Option("--keep-every", help="Milestones: keep the newest set in each STEPS-wide bucket.",
-                 metavar="STEPS", show_default=False),
+    str | None,
+    typer.Option("--keep-every", help="Milestones: keep steps STEPS, 2*STEPS, ... (or the newest "
+                 "set before each).", metavar="STEPS", show_default=False),
 ]  # fmt: skip
 KeepWithin = Annotated[
     str | None,
-    typer.Option("--keep-within", help="Keep sets saved within DURATION (2d, 36h) of the newest.",
-                 metavar="DURATION", show_default=False),
+    typer.Option("--keep-within", help="Keep sets saved within DURATION (2d, 36h, 90m; a unit is "
+                 "required) of the newest.", metavar="DURATION", show_default=False),
 ]  # fmt: skip
 KeepBest = Annotated[
-    int | None,
+    str | None,
     typer.Option("--keep-best", help="Keep the best K sets by --metric (TensorBoard scalar).",
                  metavar="K", show_default=False),
 ]  # fmt: skip
@@ -184,34 +188,37 @@ LockWait = Annotated[
 
 
 def rule_overrides(
-    keep_last: int | None,
-    keep_every: int | None,
+    keep_last: str | None,
+    keep_every: str | None,
     keep_within: str | None,
-    keep_best: int | None,
+    keep_best: str | None,
     metric: str | None,
     mode: str | None,
     max_size: str | None,
     remove_incomplete: bool,
     older_than: str | None,
 ) -> dict:
-    """Command-line rules as Policy fields (None = not given: the config file may say)."""
-    from janitor.config import parse_bytes, parse_duration
+    """Command-line rules as Policy fields, each checked and worded by its flag (None = not
+    given: the config file may say)."""
+    from janitor.config import FLAGS, check_rule
 
     if older_than is not None and not remove_incomplete:
         raise UsageError("--older-than goes with --remove-incomplete")
     if remove_incomplete and older_than is None:
         raise UsageError("--remove-incomplete needs --older-than DURATION (e.g. 1d)")
-    return {
+    given = {
         "keep_last": keep_last,
         "keep_every": keep_every,
-        "keep_within": parse_duration(keep_within, "--keep-within") if keep_within else None,
+        "keep_within": keep_within,
         "keep_best": keep_best,
         "metric": metric,
         "mode": mode,
-        "max_size": parse_bytes(max_size, "--max-size") if max_size else None,
-        "remove_incomplete_older_than": (
-            parse_duration(older_than, "--older-than") if older_than else None
-        ),
+        "max_size": max_size,
+        "remove_incomplete_older_than": older_than,
+    }
+    return {
+        name: None if value is None else check_rule(name, value, FLAGS[name])
+        for name, value in given.items()
     }
 
 
@@ -265,6 +272,8 @@ def scan(paths: Paths, json: Json = False, trainer: Trainer = None) -> int:
     report = do_scan(paths, trainer=trainer)
     now = time.time()
     frees = {r.path: render.keep_last_one(r, config.pins(r.path), now) for r in report.runs}
+    for warning in config.run_table_warnings(r.path for r in report.runs):
+        _warn(warning)
     if json:
         render.dump_json(render.scan_json(report, frees, now))
     else:
@@ -293,13 +302,15 @@ def prune(
     Acts without prompting (cron-ready); --dry-run previews. Rules combine: a set is kept if
     any rule keeps it. Defaults come from janitor.toml in the logs root or run folder.
     """
-    from janitor import render
+    from janitor import config, render
     from janitor.discovery import scan as do_scan
     from janitor.executor import ExecutionReport, Executor
     from janitor.fs import LOCAL, Without
     from janitor.plan import Plan, plan_run
 
     report = do_scan(paths, trainer=trainer)
+    for warning in config.run_table_warnings(r.path for r in report.runs):
+        _warn(warning)
     executor = Executor(trash=trash, truncate=truncate, lock_timeout=lock_timeout)
     fixes: list = []
     if fix_resume:  # the prune plan is made on the runs as they are after the moves
@@ -430,13 +441,14 @@ def finalize(
     """Training is over: make sure verified small models exist, then remove every big
     checkpoint (G, D, DUR, WD) of the run, the newest included."""
     from janitor import render
-    from janitor.config import parse_duration
+    from janitor.config import check_rule, parse_duration
     from janitor.discovery import scan as do_scan
     from janitor.executor import Executor
     from janitor.finalize import finalize_run
     from janitor.policy import Policy
 
-    policy = Policy(keep_best=keep_best, metric=metric, mode=mode or "min")  # validates
+    best = None if keep_best is None else check_rule("keep_best", keep_best, "--keep-best")
+    policy = Policy(keep_best=best, metric=metric, mode=mode or "min")  # validates
     try:
         wanted = [int(x) for x in steps.split(",") if x.strip()] if steps else []
     except ValueError:
@@ -505,29 +517,35 @@ def _run_folder(path: str) -> str:
 @app.command()
 @command
 def pin(
-    run: Annotated[str, typer.Argument(help="Run folder.")],
-    steps: Annotated[list[int], typer.Argument(help="Steps to pin.")],
+    run: Annotated[str, typer.Argument(help="Run folder (not a logs root).")],
+    steps: Annotated[list[str], typer.Argument(help="Steps to pin.", metavar="STEPS...")],
 ) -> int:
     """Pin steps of a run: pinned sets are never removed (stored in RUN/janitor.toml)."""
-    if any(s < 0 for s in steps):
-        raise UsageError("steps must be >= 0")
-    return _edit_pins(run, add=frozenset(steps))
+    return _edit_pins("pin", run, steps)
 
 
 @app.command()
 @command
 def unpin(
-    run: Annotated[str, typer.Argument(help="Run folder.")],
-    steps: Annotated[list[int], typer.Argument(help="Steps to unpin.")],
+    run: Annotated[str, typer.Argument(help="Run folder (not a logs root).")],
+    steps: Annotated[list[str], typer.Argument(help="Steps to unpin.", metavar="STEPS...")],
 ) -> int:
     """Remove pins from a run."""
-    return _edit_pins(run, drop=frozenset(steps))
+    return _edit_pins("unpin", run, steps)
 
 
-def _edit_pins(run: str, add: frozenset[int] = frozenset(), drop: frozenset[int] = frozenset()):
+def _edit_pins(verb: str, run: str, steps: list[str]) -> int:
     from janitor import config
 
-    now = config.set_pins(_run_folder(run), add=add, drop=drop)
+    wanted = frozenset(config.parse_count(s, "STEPS", maximum=config.MAX_STEP) for s in steps)
+    folder = _pin_target(verb, run, steps)
+    if verb == "pin":
+        now = config.set_pins(folder, add=wanted)
+    else:
+        absent = wanted - config.pins(folder)
+        now = config.set_pins(folder, drop=wanted)
+        if absent:
+            typer.echo(f"not pinned: {', '.join(map(str, sorted(absent)))}")
     typer.echo(f"pinned: {', '.join(map(str, sorted(now))) or 'none'}")
     return EXIT_OK
 
@@ -535,6 +553,25 @@ def _edit_pins(run: str, add: frozenset[int] = frozenset(), drop: frozenset[int]
 def _trash_path(path: str) -> str:
     """A folder the trash commands work on, links resolved (the journal records real paths)."""
     return os.path.realpath(_run_folder(path))
+def _pin_target(verb: str, path: str, steps: list[str]) -> str:
+    """The run folder pins go to: one holding checkpoints, or a folder with no run below it
+    (a run not started yet). A logs root, a file or a missing folder is a usage error."""
+    from janitor.discovery import scan as do_scan
+
+    if not os.path.lexists(path):
+        raise UsageError(f"{path}: no such folder (pins go to a run folder)")
+    if not os.path.isdir(path):
+        raise UsageError(
+            f"{path}: not a run folder (pins go to the folder holding the checkpoints)"
+        )
+    real = os.path.realpath(path)
+    runs = do_scan([path]).runs
+    if not runs or any(r.path == real for r in runs):
+        return real
+    names = [os.path.relpath(r.path, real) for r in runs]
+    shown = ", ".join(names[:5]) + (f", ... ({len(names)} runs)" if len(names) > 5 else "")
+    example = f"janitor {verb} {os.path.join(path, names[0])} {' '.join(steps)}"
+    raise UsageError(f"{path}: a logs root, not a run (runs: {shown}); {verb} a run: {example}")
 
 
 @app.command()

@@ -68,6 +68,7 @@ def candidates(
                 base=s.base,
                 pinned=s.number in pins,
                 metric=value,
+                missing=s.missing,
             )
         )
     return out
