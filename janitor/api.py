@@ -146,14 +146,22 @@ def finalize(
     try:
         Policy(keep_best=keep_best, metric=metric, mode=mode)
     except InvalidValue as exc:
-        raise UsageError(exc.worded(f"{exc.field}=")) from None
-    idle_s = parse_duration(_duration(idle), "idle=")
+        raise UsageError(exc.worded(f"{exc.field} argument")) from None
+    idle_s = parse_duration(_duration(idle), "idle argument")
     executor = Executor(trash=trash)
     makers = TorchSmallModels()
     return [
         finalize_run(
-            run, makers, steps=tuple(steps), keep_best=keep_best, metric=metric, mode=mode,
-            idle=idle_s, force=force, dry_run=dry_run, executor=executor,
+            run,
+            makers,
+            steps=tuple(steps),
+            keep_best=keep_best,
+            metric=metric,
+            mode=mode,
+            idle=idle_s,
+            force=force,
+            dry_run=dry_run,
+            executor=executor,
         )  # fmt: skip
         for run in do_scan([str(run_path)]).runs
     ]

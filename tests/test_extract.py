@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import janitor.storage.fs as fs_module
 from fixtures.gen import available_variants, write_run
 from tests.conftest import REPO, can_drop_privileges, run_janitor, truncate
 
@@ -361,7 +362,6 @@ def _no_link(kind):
 @pytest.fixture(params=["hard link", "EPERM: no-replace rename", "no os.link", "copy O_EXCL"])
 def publish_mode(request, monkeypatch):
     """Every way publish_new can put a finished temp file in place."""
-    from janitor.torchio import extract
 
     mode = request.param
     if mode == "EPERM: no-replace rename":
@@ -370,13 +370,13 @@ def publish_mode(request, monkeypatch):
         monkeypatch.delattr(os, "link")
     elif mode == "copy O_EXCL":
         monkeypatch.setattr(os, "link", _no_link("EXDEV"))
-        monkeypatch.setattr(extract, "_rename_noreplace", lambda src, dst: None)
+        monkeypatch.setattr(fs_module, "_rename_noreplace", lambda src, dst: None)
     return mode
 
 
 @never_replace
 def test_publish_new_creates_or_leaves_alone(tmp_path, publish_mode, cases):
-    from janitor.torchio.extract import publish_new
+    from janitor.storage.fs import publish_new
 
     tmp = tmp_path / "tmp" / "m.pth"
     tmp.parent.mkdir()
@@ -394,17 +394,16 @@ def test_publish_new_creates_or_leaves_alone(tmp_path, publish_mode, cases):
 
 @never_replace
 def test_no_replace_rename_and_exclusive_copy_never_replace(tmp_path, monkeypatch):
-    from janitor.torchio import extract
 
     src, dst = tmp_path / "src", tmp_path / "dst"
     src.write_bytes(b"janitor")
     dst.write_bytes(b"trainer")
-    moved = extract._rename_noreplace(str(src), str(dst))
+    moved = fs_module._rename_noreplace(str(src), str(dst))
     if moved is None:
         pytest.skip("no renameat2/renamex_np here")
     assert moved is False and dst.read_bytes() == b"trainer" and src.exists()
     dst.unlink()
-    assert extract._rename_noreplace(str(src), str(dst)) is True
+    assert fs_module._rename_noreplace(str(src), str(dst)) is True
     assert dst.read_bytes() == b"janitor" and not src.exists()
     # a copy that fails half-way removes the name it created, and only that
     src.write_bytes(b"janitor")
@@ -415,10 +414,10 @@ def test_no_replace_rename_and_exclusive_copy_never_replace(tmp_path, monkeypatc
 
     monkeypatch.setattr(shutil, "copyfileobj", disk_full)
     with pytest.raises(OSError):
-        extract._copy_exclusive(str(src), str(dst))
+        fs_module._copy_exclusive(str(src), str(dst))
     assert not dst.exists()
     dst.write_bytes(b"trainer")
-    assert extract._copy_exclusive(str(src), str(dst)) is False
+    assert fs_module._copy_exclusive(str(src), str(dst)) is False
     assert dst.read_bytes() == b"trainer"
 
 

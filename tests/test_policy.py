@@ -25,11 +25,12 @@ NOW = 1_800_000_000.0
 HOUR = 3600.0
 
 
-def run(*numbers: int, status=None, size=10, pinned=(), metric=None, mtime=None):
+def run(*numbers: int, status=None, size=10, pinned=(), metric=None, mtime=None, missing=None):
     """Candidates saved an hour apart, in step order."""
     status = status or {}
     metric = metric or {}
     mtime = mtime or {}
+    missing = missing or {}
     return [
         Candidate(
             number=n,
@@ -40,6 +41,7 @@ def run(*numbers: int, status=None, size=10, pinned=(), metric=None, mtime=None)
             base=n == 0,
             pinned=n in pinned,
             metric=metric.get(n),
+            **({"missing": missing[n]} if n in missing else {}),
         )
         for i, n in enumerate(numbers)
     ]
@@ -64,11 +66,22 @@ def test_keep_last_counts_only_complete_sets():
 
 
 def test_keep_every_keeps_newest_in_each_bucket():
-    cands = run(*range(100, 1100, 100))
+    cands = run(*range(100, 1200, 100))
     out = apply(cands, Policy(keep_every=500, keep_last=1), NOW)
-    # buckets [0,500): 400 newest; [500,1000): 900; [1000,1500): 1000
-    assert out.keep == (400, 900, 1000)
-    assert "every 500 steps" in out.reasons[400]
+    # buckets end at multiples: (0,500]: 500; (500,1000]: 1000; (1000,1500]: 1100 (newest so far)
+    assert out.keep == (500, 1000, 1100)
+    assert "every 500 steps" in out.reasons[500]
+
+
+def test_keep_every_buckets_end_at_the_milestones():
+    # saves every 1000 steps: --keep-every 5000 means steps 5000, 10000, 15000
+    out = apply(run(*range(1000, 16000, 1000)), Policy(keep_every=5000), NOW)
+    assert out.keep == (5000, 10000, 15000)
+    out = apply(run(*range(1000, 13000, 1000)), Policy(keep_every=5000), NOW)
+    assert out.keep == (5000, 10000, 12000)  # 12000: the newest of the bucket still filling
+    # saves that miss the multiple: the newest before it stands for the milestone
+    out = apply(run(1500, 4500, 5500, 9500, 10500), Policy(keep_every=5000), NOW)
+    assert out.keep == (4500, 9500, 10500)
 
 
 def test_keep_within_is_measured_from_the_newest_save_not_now():
@@ -105,9 +118,44 @@ def test_pins_latest_only_and_bases_are_protected():
 def test_partial_sets_newer_than_newest_complete_are_in_flight():
     out = apply(run(100, 200, status={200: "partial"}), Policy(), NOW)
     assert out.keep == (100, 200)
-    assert out.reasons[200] == (IN_FLIGHT,)
+    assert out.reasons[200] == (IN_FLIGHT, "last 1 (partial: a file is missing)")
     out = apply(run(100, 200, status={100: "partial"}), Policy(), NOW)
     assert out.remove == (100,)
+    assert out.reasons[100] == ("kept by no rule (partial set: a file is missing)",)
+
+
+def test_partial_sets_obey_the_keep_rules():
+    # D files of steps 1000-4000 deleted by hand: a G alone is still worth keeping
+    steps = (1000, 2000, 3000, 4000, 5000)
+    gone = {s: "partial" for s in steps[:4]}
+    missing = {s: ("D",) for s in steps[:4]}
+    partial = dict(status=gone, missing=missing)
+    out = apply(run(*steps, **partial), Policy(keep_last=5), NOW)
+    assert out.keep == steps and out.remove == ()
+    assert out.reasons[1000] == ("last 5 (partial: no D file)",)
+    assert out.reasons[5000] == (NEWEST_COMPLETE, "last 5")
+    out = apply(run(*steps, **partial), Policy(keep_last=3), NOW)
+    assert out.keep == (3000, 4000, 5000)
+    assert out.reasons[2000] == ("kept by no rule (partial set: no D file)",)
+    out = apply(run(*steps, **partial), Policy(keep_every=2000), NOW)
+    assert out.keep == (2000, 4000, 5000)
+    assert out.reasons[4000] == ("every 2000 steps (partial: no D file)",)
+    out = apply(run(*steps, **partial), Policy(keep_within=1.5 * HOUR), NOW)
+    assert out.keep == (4000, 5000)
+    metric = {1000: 3.0, 2000: 1.0, 3000: 2.0, 4000: 4.0, 5000: 5.0}
+    out = apply(run(*steps, metric=metric, **partial), Policy(keep_best=1, metric="m"), NOW)
+    assert out.keep == (2000, 5000)
+    assert out.reasons[2000] == ("best 1 by m (1) (partial: no D file)",)
+    out = apply(run(*steps, size=10, **partial), Policy(max_size=30), NOW)
+    assert out.keep == (3000, 4000, 5000)
+    # only --remove-incomplete --older-than takes them beyond the rules
+    policy = Policy(keep_last=5, remove_incomplete_older_than=HOUR)
+    out = apply(run(*steps, **partial), policy, NOW + 10 * HOUR)
+    assert out.keep == (5000,)
+    assert out.reasons[1000] == ("partial, older than 1 hour (--remove-incomplete)",)
+    # a partial set newer than the newest complete one is still a save in flight
+    out = apply(run(1000, 2000, status={2000: "partial"}), Policy(keep_last=0), NOW)
+    assert out.keep == (1000, 2000) and IN_FLIGHT in out.reasons[2000]
 
 
 def test_remove_incomplete_needs_age():
@@ -145,6 +193,8 @@ def test_no_complete_set_keeps_everything():
         {"keep_last": -1},
         {"keep_every": 0},
         {"keep_within": -5.0},
+        {"keep_within": float("nan")},
+        {"max_size": float("inf")},
         {"keep_best": 2},  # no metric
         {"mode": "avg"},
     ],
@@ -246,6 +296,10 @@ def test_invariants(cands, policy, now, cases):
             assert now - c.mtime > policy.remove_incomplete_older_than
         if c.pinned or c.base or c.latest_only:
             assert c.number in keep
+    # partial sets obey the keep rules: only max-size or --remove-incomplete take them beyond
+    for n in remove:
+        if by[n].status == "partial" and policy.remove_incomplete_older_than is None:
+            assert out.reasons[n][0].startswith(("kept by no rule (partial set:", "removed to fit"))
     # bytes freed are the removed sets' bytes
     assert out.expected_freed == sum(by[n].size for n in remove)
     # the trainer resumes from the same file afterwards (unless leftovers were asked away)

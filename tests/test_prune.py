@@ -184,13 +184,13 @@ def test_config_file_defaults_per_run_overrides_and_flags(alice, cli):
     (alice / "alice" / "janitor.toml").write_text("[prune]\nkeep-every = 500\n")
     doc = json.loads(cli("prune", alice / "alice", "-n", "--json").output)
     assert [s["number"] for s in doc["runs"][0]["sets"] if s["action"] == "keep"] == [
-        400, 800, 900, 1000,
+        500, 800, 900, 1000,
     ]  # fmt: skip
     doc = json.loads(cli("prune", alice / "alice", "-n", "--json", "--keep-last", "1").output)
     assert doc["runs"][0]["policy"] == {"keep_last": 1, "keep_every": 500, "mode": "min"}
     (alice / "janitor.toml").write_text("[prune]\nkeep-lots = 3\n")
     r = run_janitor("prune", alice, "-n")
-    assert r.returncode == 2 and "unknown setting(s) keep-lots" in r.stderr
+    assert r.returncode == 2 and "janitor.toml:2: [prune]: unknown setting keep-lots" in r.stderr
 
 
 def test_pins_survive_and_are_stored_in_the_run_config(alice, cli):
@@ -373,3 +373,254 @@ def test_prune_keeps_the_trainers_resume_pick(tmp_path_factory, spec, keep_last,
     if complete:
         newest = max(complete)
         assert (run / f"G_{newest}.pth").exists() and (run / f"D_{newest}.pth").exists()
+
+
+# --------------------------------------------------- 12. rules, pins and config from every source
+
+RULES_SAFETY = pytest.mark.safety("12. rules, pins and config from every source")
+
+
+def kept(doc: dict, index: int = 0) -> list[int]:
+    return [s["number"] for s in doc["runs"][index]["sets"] if s["action"] == "keep"]
+
+
+def g_steps(run: Path) -> list[int]:
+    return sorted(int(p.stem[2:]) for p in run.glob("G_*.pth"))
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    """Every file below ``folder`` with its content: to prove a refusal changed nothing."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes() if p.is_file() else b"<dir>"
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+@RULES_SAFETY
+def test_partial_sets_obey_the_keep_rules(tmp_path, cli):
+    logs = tmp_path / "logs"
+    run = fake_run(logs, "alice", range(1000, 6000, 1000))
+    for step in range(1000, 5000, 1000):  # users delete D files by hand: D is 2/3 of a set
+        (run / f"D_{step}.pth").unlink()
+    doc = json.loads(cli("prune", logs, "-n", "--json", "--keep-last", "5").output)
+    assert kept(doc) == [1000, 2000, 3000, 4000, 5000]
+    assert doc["runs"][0]["sets"][0]["reasons"] == ["last 5 (partial: no D file)"]
+    text = cli("prune", logs, "-n", "--keep-last", "3").output
+    assert "kept by no rule (partial set: no D file)" in text
+    assert "older than the newest complete set" not in text
+    result = cli("prune", logs, "--keep-every", "2000")
+    assert result.exit_code == 0, result.output
+    assert g_steps(run) == [2000, 4000, 5000] and (run / "D_5000.pth").exists()
+    # only --remove-incomplete --older-than takes partial sets beyond the rules
+    args = ["--keep-last", "5", "--remove-incomplete", "--older-than", "1d"]
+    doc = json.loads(cli("prune", logs, "-n", "--json", *args).output)
+    assert kept(doc) == [5000]
+
+
+@RULES_SAFETY
+def test_keep_every_keeps_the_milestones(tmp_path, cli):
+    logs = tmp_path / "logs"
+    run = fake_run(logs, "alice", range(1000, 13000, 1000))
+    result = cli("prune", logs, "--keep-every", "5000")
+    assert result.exit_code == 0, result.output
+    assert g_steps(run) == [5000, 10000, 12000]
+
+
+@RULES_SAFETY
+def test_pin_wants_a_run_folder_not_a_logs_root(tmp_path, cli):
+    logs = tmp_path / "logs"
+    fake_run(logs, "alice", [100, 200])
+    fake_run(logs, "bob", [100, 200])
+    before = tree(logs)
+    r = cli("pin", logs, "100")
+    assert r.exit_code == 2 and r.stdout == ""
+    assert "a logs root, not a run (runs: alice, bob)" in r.stderr
+    assert f"janitor pin {logs / 'alice'} 100" in r.stderr
+    assert tree(logs) == before  # no logs/janitor.toml with pins that protect nothing
+    r = cli("pin", logs / "alice", "100")
+    assert r.exit_code == 0 and r.stdout == "pinned: 100\n"
+    (logs / "carol").mkdir()  # a run not started yet
+    assert cli("pin", logs / "carol", "7").exit_code == 0
+    assert (logs / "carol" / "janitor.toml").read_text() == "pins = [7]\n"
+    cli("prune", logs)
+    assert g_steps(logs / "alice") == [100, 200] and g_steps(logs / "bob") == [200]
+
+
+@RULES_SAFETY
+def test_pins_in_the_root_runs_table_protect(tmp_path, cli):
+    logs = tmp_path / "logs"
+    fake_run(logs, "alice", [100, 200, 300])
+    fake_run(logs, "bob", [100, 200, 300])
+    (logs / "janitor.toml").write_text("[runs.alice]\npins = [100]\n")
+    (logs / "alice" / "janitor.toml").write_text("pins = [200]\n")
+    result = cli("prune", logs)
+    assert result.exit_code == 0, result.output
+    assert g_steps(logs / "alice") == [100, 200, 300] and g_steps(logs / "bob") == [300]
+    # unpin cannot drop a pin that lives in the root file: refused, nothing written
+    before = tree(logs)
+    r = cli("unpin", logs / "alice", "100", "200")
+    assert r.exit_code == 2 and r.stdout == ""
+    assert "janitor.toml:2" in r.stderr and "[runs.alice]" in r.stderr
+    assert tree(logs) == before
+    assert cli("unpin", logs / "alice", "200").stdout == "pinned: 100\n"
+    assert cli("unpin", logs / "alice", "300").stdout == "not pinned: 300\npinned: 100\n"
+    assert not (logs / "bob" / "janitor.toml").exists()
+    assert cli("unpin", logs / "bob", "300").stdout == "not pinned: 300\npinned: none\n"
+    assert not (logs / "bob" / "janitor.toml").exists()  # nothing to change: nothing written
+
+
+@RULES_SAFETY
+def test_a_runs_table_that_matches_no_run_is_a_warning(tmp_path, cli):
+    logs = tmp_path / "logs"
+    fake_run(logs, "alice", [100, 200, 300])
+    fake_run(logs, "bob", [100, 200, 300])
+    (logs / "janitor.toml").write_text("[prune]\nkeep-last = 2\n\n[runs.bobb]\nkeep-last = 3\n")
+    for args in (["prune", logs, "-n"], ["scan", logs], ["prune", logs, "-n", "--json"]):
+        r = cli(*args)
+        assert r.exit_code == 0, r.output
+        warning = [line for line in r.stderr.splitlines() if "[runs.bobb]" in line]
+        assert len(warning) == 1, r.stderr
+        assert "janitor.toml:4" in warning[0] and "runs: alice, bob" in warning[0]
+    assert json.loads(r.stdout)["runs"][1]["name"] == "bob"  # --json stays clean on stdout
+
+
+def flags(*args: str, needles: tuple[str, ...]):
+    return pytest.param(list(args), None, needles, id=" ".join(args) or "none")
+
+
+def toml(text: str, *needles: str, where: str = "janitor.toml", args=()):
+    case = " ".join([*args, where, text.strip().replace("\n", " / ")])
+    return pytest.param(list(args), (where, text), needles, id=case)
+
+
+BAD_VALUES = [
+    # command-line rule options (run as a real prune, not a dry run: it must refuse whole)
+    flags("--keep-last", "-1", needles=("--keep-last",)),
+    flags("--keep-last", "abc", needles=("--keep-last", "'abc'")),
+    flags("--keep-last", "1.5", needles=("--keep-last", "'1.5'")),
+    flags("--keep-last", "nan", needles=("--keep-last", "'nan'")),
+    flags("--keep-last", "1" + "0" * 30, needles=("--keep-last", "too large")),
+    flags("--keep-every", "0", needles=("--keep-every",)),
+    flags("--keep-every", "-5", needles=("--keep-every",)),
+    flags("--keep-every", "inf", needles=("--keep-every", "'inf'")),
+    flags("--keep-within", "2", needles=("--keep-within", "unit")),
+    flags("--keep-within", "0s", needles=("--keep-within", "more than zero")),
+    flags("--keep-within", "soon", needles=("--keep-within", "'soon'")),
+    flags("--keep-within", "nan", needles=("--keep-within", "'nan'")),
+    flags("--keep-within", "99999999999d", needles=("--keep-within", "too long")),
+    flags("--keep-best", "-1", needles=("--keep-best",)),
+    flags("--keep-best", "x", needles=("--keep-best", "'x'")),
+    flags("--keep-best", "2", needles=("--keep-best", "--metric")),
+    flags("--keep-best", "1", "--metric", "", needles=("--metric",)),
+    flags("--metric", "loss/g/total", needles=("--metric", "--keep-best")),
+    flags("--mode", "max", needles=("--mode", "--keep-best")),
+    flags("--keep-best", "1", "--metric", "m", "--mode", "avg", needles=("--mode", "avg")),
+    flags("--max-size", "lots", needles=("--max-size", "'lots'")),
+    flags("--max-size", "0", needles=("--max-size", "more than zero")),
+    flags("--max-size", "-5GB", needles=("--max-size", "'-5GB'")),
+    flags("--max-size", "nan", needles=("--max-size", "'nan'")),
+    flags("--max-size", "9" * 20 + "TB", needles=("--max-size", "too large")),
+    flags("--older-than", "1d", needles=("--older-than", "--remove-incomplete")),
+    flags("--remove-incomplete", needles=("--older-than",)),
+    flags("--remove-incomplete", "--older-than", "2", needles=("--older-than", "unit")),
+    flags("--remove-incomplete", "--older-than", "0s", needles=("--older-than", "zero")),
+    # every duration that enters janitor wants a unit
+    flags("trash", "empty", "{logs}", "--older-than", "7", needles=("--older-than", "unit")),
+    flags("finalize", "{logs}/alice", "--idle", "30", needles=("--idle", "unit")),
+    # janitor.toml: every key, named with file and line
+    toml("keep-last = 3\n", "janitor.toml:1", "keep-last", "did you mean it under [prune]?"),
+    toml("[prune]\nkeep-last = 2\n\n[runs.alice]\nkeep-last = 3\n\n# x\ncolour = 'red'\n",
+         "janitor.toml:8", "colour"),
+    toml("[prnue]\nkeep-last = 3\n", "janitor.toml:1", "[prnue]"),
+    toml("colour = 'red'\n[prune]\nkeep-last = 2\n", "janitor.toml:1", "colour"),
+    toml("[prune]\nkeep-lots = 3\n", "janitor.toml:2", "keep-lots"),
+    toml("[prune]\nolder-than = '1d'\n", "janitor.toml:2", "older-than"),
+    toml("[prune]\nkeep-last = -1\n", "janitor.toml:2", "keep-last"),
+    toml('[prune]\nkeep-last = "3"\n', "janitor.toml:2", "keep-last", "whole number"),
+    toml("[prune]\nkeep-last = 1.5\n", "janitor.toml:2", "keep-last"),
+    toml("[prune]\nkeep-last = nan\n", "janitor.toml:2", "keep-last"),
+    toml("[prune]\nkeep-last = inf\n", "janitor.toml:2", "keep-last"),
+    toml("[prune]\nkeep-last = true\n", "janitor.toml:2", "keep-last"),
+    toml("[prune]\nkeep-last = 10000000000000\n", "janitor.toml:2", "keep-last", "too large"),
+    toml("[prune]\nkeep-every = 0\n", "janitor.toml:2", "keep-every"),
+    toml("[prune]\nkeep-within = 2\n", "janitor.toml:2", "keep-within", "unit"),
+    toml('[prune]\nkeep-within = "2"\n', "janitor.toml:2", "keep-within", "unit"),
+    toml('[prune]\nkeep-within = "soon"\n', "janitor.toml:2", "keep-within", "'soon'"),
+    toml("[prune]\nkeep-within = nan\n", "janitor.toml:2", "keep-within"),
+    toml("[prune]\n\nkeep-best = 2\n", "janitor.toml:3", "keep-best", "metric"),
+    toml("[prune]\nkeep-best = 2\nmetric = 3\n", "janitor.toml:3", "metric"),
+    toml("[prune]\nkeep-best = 2\nmetric = ''\n", "janitor.toml:3", "metric"),
+    toml('[prune]\nmode = "avg"\n', "janitor.toml:2", "mode", "avg"),
+    toml('[prune]\nmax-size = "lots"\n', "janitor.toml:2", "max-size", "'lots'"),
+    toml("[prune]\nmax-size = 0\n", "janitor.toml:2", "max-size"),
+    toml("[prune]\nmax-size = -5\n", "janitor.toml:2", "max-size"),
+    toml("[prune]\nmax-size = nan\n", "janitor.toml:2", "max-size"),
+    toml("[prune]\nmax-size = true\n", "janitor.toml:2", "max-size"),
+    toml("[prune]\npins = [100]\n", "janitor.toml:2", "pins"),
+    toml("# mine\npins = [100]\n", "janitor.toml:2", "pins", "[runs.NAME]"),
+    toml("[runs.alice]\npins = [-1]\n", "janitor.toml:2", "pins"),
+    toml('[runs.alice]\npins = "100"\n', "janitor.toml:2", "pins"),
+    toml("[runs.alice]\npins = [1.5]\n", "janitor.toml:2", "pins"),
+    toml("[runs.alice]\nkeep-last = -1\n", "janitor.toml:2", "[runs.alice]", "keep-last"),
+    toml("runs = 3\n", "janitor.toml:1", "runs"),
+    toml("[runs]\nalice = 3\n", "janitor.toml:2", "alice"),
+    toml("prune = 3\n", "janitor.toml:1", "prune"),
+    toml("[prune\n", "janitor.toml", "line 1"),
+    toml("pins = [100]\n[prune]\nkeep-within = 2\n", "alice/janitor.toml:3", "keep-within",
+         "unit", where="alice/janitor.toml"),
+    toml("pinz = [100]\n", "alice/janitor.toml:1", "pinz", where="alice/janitor.toml"),
+    toml("keep-last = 3\n", "janitor.toml:1", "keep-last", args=("scan", "{logs}")),
+    # pin / unpin: run folders and step numbers
+    flags("pin", "{logs}", "100", needles=("a logs root", "alice, bob")),
+    flags("unpin", "{logs}", "100", needles=("a logs root", "alice, bob")),
+    flags("pin", "{logs}/alice/G_100.pth", "100", needles=("G_100.pth", "not a run folder")),
+    flags("pin", "{logs}/carol", "100", needles=("carol", "no such folder")),
+    flags("pin", "{logs}/alice", "abc", needles=("STEPS", "'abc'")),
+    flags("pin", "{logs}/alice", "100", "1.5", needles=("STEPS", "'1.5'")),
+    flags("pin", "{logs}/alice", "--", "-5", needles=("STEPS", "'-5'")),
+    flags("pin", "{logs}/alice", "1" + "0" * 20, needles=("STEPS", "too large")),
+    flags("unpin", "{logs}/alice", "abc", needles=("STEPS", "'abc'")),
+    toml("pins = 'x'\n", "alice/janitor.toml:1", "pins", where="alice/janitor.toml",
+         args=("pin", "{logs}/alice", "100")),
+]  # fmt: skip
+
+
+@RULES_SAFETY
+def test_refusals_in_a_real_process_are_one_line(tmp_path):
+    logs = tmp_path / "logs"
+    fake_run(logs, "alice", [100, 200, 300])
+    fake_run(logs, "bob", [100, 200, 300])
+    r = run_janitor("pin", logs, "100")
+    assert r.returncode == 2 and r.stdout == "" and "Traceback" not in r.stderr
+    assert r.stderr.startswith(f"janitor: {logs}: a logs root, not a run (runs: alice, bob)")
+    assert len(r.stderr.splitlines()) == 1 and not (logs / "janitor.toml").exists()
+    (logs / "janitor.toml").write_text("# defaults\nkeep-last = 3\n")
+    r = run_janitor("prune", logs)
+    assert r.returncode == 2 and r.stdout == "" and "Traceback" not in r.stderr
+    assert r.stderr == (
+        f"janitor: {logs}/janitor.toml:2: keep-last: not read at the top level; "
+        "did you mean it under [prune]?\n"
+    )
+    assert g_steps(logs / "alice") == [100, 200, 300]
+
+
+@RULES_SAFETY
+@pytest.mark.parametrize("args, config, needles", BAD_VALUES)
+def test_bad_values_are_one_line_usage_errors_naming_their_source(
+    tmp_path, cli, args, config, needles
+):
+    logs = tmp_path / "logs"
+    fake_run(logs, "alice", [100, 200, 300])
+    fake_run(logs, "bob", [100, 200, 300])
+    if config:
+        (logs / config[0]).write_text(config[1])
+    if not args or args[0].startswith("--"):
+        args = ["prune", "{logs}", *args]  # a real prune, not a dry run: it must refuse whole
+    before = tree(logs)
+    r = cli(*(a.replace("{logs}", str(logs)) for a in args))
+    assert r.exit_code == 2, r.output
+    assert r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("janitor: "), r.stderr
+    assert all(n in lines[0] for n in needles), lines[0]
+    assert tree(logs) == before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 
 from fixtures.gen import write_run
 from janitor.storage.journal import Journal
-from tests.conftest import fake_ckpt, fake_run, run_janitor
+from tests.conftest import fake_ckpt, fake_run, run_janitor, truncate
 
 GPT_LATEST = 233333333333
 
@@ -222,3 +223,56 @@ def test_each_resume_trap_in_text_and_json(tmp_path, cli, code, build, needle):
     assert code in {w["code"] for w in doc["runs"][0]["warnings"]}
     assert f"warning: {needle}" in cli("scan", tmp_path / "logs").output
     assert needle in cli("prune", tmp_path / "logs", "-n").output
+
+
+def _resume_tree(logs: Path, rng: random.Random, now: float) -> list[str]:
+    """A run with a random mix of resume traps; returns prune's rule flags for it."""
+    run = logs / "r"
+    steps = [100 * i for i in range(1, rng.randint(1, 5) + 1)]
+    for i, step in enumerate(steps):
+        for p in "GD" if rng.random() > 0.15 else "G":
+            fake_ckpt(run / f"{p}_{step}.pth", payload=64, mtime=now - 3600 + 60 * i)
+    if rng.random() < 0.5:  # latest-only file: stale, or the newest write
+        when = now - 30 * 86400 if rng.random() < 0.7 else now
+        for p in "GD":
+            fake_ckpt(run / f"{p}_2333333.pth", payload=64, mtime=when)
+    for step in rng.sample([5000, 6000, 7000], rng.randint(0, 2)):  # left by an earlier run
+        for p in ("G", "D", "DUR") if rng.random() < 0.2 else "GD":
+            fake_ckpt(run / f"{p}_{step}.pth", payload=64, mtime=now - 20 * 86400 + step)
+    if rng.random() < 0.3:  # the newest save was cut short
+        top = run / f"G_{steps[-1] + 100}.pth"
+        fake_ckpt(top, payload=64, mtime=now)
+        truncate(top)
+    flags = ["--keep-last", str(rng.randint(1, 3))]
+    if rng.random() < 0.3:
+        flags += ["--keep-every", "200"]
+    return flags
+
+
+def test_fix_resume_dry_run_shows_what_the_real_run_does(tmp_path, cli):
+    rng = random.Random(13)
+    now = time.time()
+    for case in range(40):
+        logs = tmp_path / f"logs{case}"
+        flags = _resume_tree(logs, rng, now)
+        dry = cli("prune", logs, *flags, "--fix-resume", "-n", "--json")
+        assert dry.exit_code == 0, dry.output
+        doc = json.loads(dry.output)
+        would = {
+            os.path.basename(f["path"])
+            for part in (doc.get("fix_resume", []), doc["runs"])
+            for r in part
+            for s in r["sets"]
+            if s["action"] == "remove"
+            for f in s["files"]
+        }
+        stale = [s for r in doc.get("fix_resume", []) for s in r["sets"] if s["action"] == "remove"]
+        text = cli("prune", logs, *flags, "--fix-resume", "-n").output
+        assert ("--fix-resume would move to the trash" in text) == bool(stale), text
+        before = {p.name for p in (logs / "r").iterdir()}
+        real = cli("prune", logs, *flags, "--fix-resume", "--json")
+        assert real.exit_code == 0, real.output
+        done = before - {p.name for p in (logs / "r").iterdir()}
+        assert would == done, (case, flags, sorted(before))
+        text = cli("prune", logs, *flags, "--fix-resume", "-n").output
+        assert "--fix-resume would move" not in text  # nothing stale is left

@@ -36,6 +36,10 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _warn(message: str) -> None:
+    typer.echo(f"janitor: warning: {message}", err=True)
+
+
 def _interrupted() -> None:
     """Ctrl-C: every ``finally`` has run (temp files are gone); say so and leave with 130
     without running interpreter teardown, where a half-finished torch import can turn the
@@ -115,22 +119,22 @@ Trainer = Annotated[
     typer.Option("--trainer", help="Force the trainer profile: applio, rvc, generic."),
 ]
 KeepLast = Annotated[
-    int | None,
-    typer.Option("--keep-last", help="Keep the newest N complete sets (default 1 if no rule).",
-                 show_default=False),
+    str | None,
+    typer.Option("--keep-last", help="Keep the newest N sets, complete or partial (default 1 if "
+                 "no rule).", metavar="N", show_default=False),
 ]  # fmt: skip
 KeepEvery = Annotated[
-    int | None,
-    typer.Option("--keep-every", help="Milestones: keep the newest set in each STEPS-wide bucket.",
-                 metavar="STEPS", show_default=False),
+    str | None,
+    typer.Option("--keep-every", help="Milestones: keep steps STEPS, 2*STEPS, ... (or the newest "
+                 "set before each).", metavar="STEPS", show_default=False),
 ]  # fmt: skip
 KeepWithin = Annotated[
     str | None,
-    typer.Option("--keep-within", help="Keep sets saved within DURATION (2d, 36h) of the newest.",
-                 metavar="DURATION", show_default=False),
+    typer.Option("--keep-within", help="Keep sets saved within DURATION (2d, 36h, 90m; a unit is "
+                 "required) of the newest.", metavar="DURATION", show_default=False),
 ]  # fmt: skip
 KeepBest = Annotated[
-    int | None,
+    str | None,
     typer.Option("--keep-best", help="Keep the best K sets by --metric (TensorBoard scalar).",
                  metavar="K", show_default=False),
 ]  # fmt: skip
@@ -186,17 +190,18 @@ LockWait = Annotated[
 
 
 def rule_overrides(
-    keep_last: int | None,
-    keep_every: int | None,
+    keep_last: str | None,
+    keep_every: str | None,
     keep_within: str | None,
-    keep_best: int | None,
+    keep_best: str | None,
     metric: str | None,
     mode: str | None,
     max_size: str | None,
     remove_incomplete: bool,
     older_than: str | None,
 ) -> Overrides:
-    """Command-line rules, parsed (None = not given: the config files may say)."""
+    """Command-line rules, each checked and worded by its flag (None = not given: the config
+    files may say)."""
     from janitor.usecases.prune import parse_overrides
 
     return parse_overrides(
@@ -214,11 +219,14 @@ def rule_overrides(
 def scan(paths: Paths, json: Json = False, trainer: Trainer = None) -> int:
     """Show each training run: sets, newest complete step, sizes, problems, what prune frees."""
     from janitor.cli import render
+    from janitor.storage import config
     from janitor.storage.scan import scan as do_scan
     from janitor.usecases.inspect import summarize
 
     report = do_scan(paths, trainer=trainer)
     summaries = summarize(report)
+    for warning in config.run_table_warnings(r.path for r in report.runs):
+        _warn(warning)
     if json:
         render.dump_json(render.scan_json(report, summaries))
     else:
@@ -257,6 +265,8 @@ def prune(
     from janitor.cli import render
     from janitor.domain.plans import Plan
     from janitor.domain.results import ExecutionReport
+    from janitor.storage import config
+    from janitor.storage.fs import LOCAL
     from janitor.storage.scan import scan as do_scan
     from janitor.usecases.executor import Executor
     from janitor.usecases.prune import Pruner
@@ -266,10 +276,18 @@ def prune(
         remove_incomplete, older_than,
     )  # fmt: skip
     report = do_scan(paths, trainer=trainer)
-    if fix_resume and not dry_run:
-        _fix_resume(report, lock_timeout, quiet or json)
-        report = do_scan(paths, trainer=trainer)
-    pruner = Pruner(rules, Executor(trash=trash, truncate=truncate, lock_timeout=lock_timeout))
+    for warning in config.run_table_warnings(r.path for r in report.runs):
+        _warn(warning)
+    fs = LOCAL
+    fixes: list = []
+    if fix_resume:  # the prune plan is made on the runs as they are after the moves
+        from janitor.usecases.fix_resume import view_after
+
+        fixes = _fix_resume(report, dry_run, lock_timeout, quiet, json)
+        fs = view_after(fixes, LOCAL) if dry_run else LOCAL
+        report = do_scan(paths, trainer=trainer, fs=fs)
+    executor = Executor(fs, trash=trash, truncate=truncate, lock_timeout=lock_timeout)
+    pruner = Pruner(rules, executor, fs)
     shown = None if json else (lambda rp: render.run_plan_text(rp, sys.stdout, quiet))
     plans, results = [], []
     for run in report.runs:
@@ -281,11 +299,16 @@ def prune(
             render.run_result_text(rp, result, sys.stdout, quiet, trash)
     plan = Plan(tuple(plans), report.errors)
     execution = None if dry_run else ExecutionReport(tuple(results))
+    moved = None if dry_run else ExecutionReport(tuple(result for _, result in fixes))
     if json:
-        render.dump_json(render.plan_json(plan, execution, dry_run, trash))
+        doc = render.plan_json(plan, execution, dry_run, trash)
+        if fix_resume:  # --fix-resume moves to the trash
+            fixed = Plan(tuple(rp for rp, _ in fixes))
+            doc["fix_resume"] = render.plan_json(fixed, moved, dry_run, True)["runs"]
+        render.dump_json(doc)
     else:
         render.prune_summary(plan, execution, sys.stdout, quiet, trash)
-    failed = report.errors or (execution is not None and execution.errors)
+    failed = report.errors or any(e is not None and e.errors for e in (execution, moved))
     return EXIT_FAILURE if failed else EXIT_OK
 
 
@@ -339,10 +362,10 @@ def watch(
         keep_last, keep_every, keep_within, keep_best, metric, mode, max_size,
         remove_incomplete, older_than,
     )  # fmt: skip
-    if poll is not None and poll <= 0:
-        raise UsageError("--poll must be a positive number of seconds")
-    if settle < 0 or rescan_minutes <= 0:
-        raise UsageError("--settle must be >= 0 and --rescan > 0")
+    if poll is not None:
+        _in_range(poll, "--poll", "seconds", 3600)
+    _in_range(settle, "--settle", "seconds", 86400)
+    _in_range(rescan_minutes, "--rescan", "minutes", 7 * 24 * 60)
     watcher = Watcher(
         paths, rules, poll=poll, settle=settle, rescan=rescan_minutes * 60,
         extract_on_save=extract_on_save, trainer=trainer,
@@ -359,6 +382,13 @@ def watch(
     finally:
         watcher.stop()
     return EXIT_OK
+
+
+def _in_range(value: float, flag: str, unit: str, most: float) -> None:
+    """A watch interval: a real number above 0 and at most ``most`` (NaN fails both)."""
+    if not 0 < value <= most:
+        raise UsageError(f"{flag} must be a number of {unit} above 0 and at most {most:g}, "
+                         f"got {value:g}")  # fmt: skip
 
 
 @app.command()
@@ -392,18 +422,15 @@ def finalize(
     """Training is over: make sure verified small models exist, then remove every big
     checkpoint (G, D, DUR, WD) of the run, the newest included."""
     from janitor.cli import render
-    from janitor.domain.errors import InvalidValue
     from janitor.domain.policy import Policy
-    from janitor.storage.config import parse_duration
+    from janitor.storage.config import check_rule, parse_duration
     from janitor.storage.scan import scan as do_scan
     from janitor.torchio.extract import TorchSmallModels
     from janitor.usecases.executor import Executor
     from janitor.usecases.finalize import finalize_run
 
-    try:
-        policy = Policy(keep_best=keep_best, metric=metric, mode=mode or "min")
-    except InvalidValue as exc:
-        raise UsageError(exc.worded("--" + exc.field.replace("_", "-"))) from None
+    best = None if keep_best is None else check_rule("keep_best", keep_best, "--keep-best")
+    policy = Policy(keep_best=best, metric=metric, mode=mode or "min")  # validates
     try:
         wanted = [int(x) for x in steps.split(",") if x.strip()] if steps else []
     except ValueError:
@@ -431,27 +458,44 @@ def finalize(
     return EXIT_FAILURE if failed else EXIT_OK
 
 
-def _fix_resume(report, lock_timeout: float, quiet: bool) -> None:
-    """Only on request: stale sets go to the trash (journaled, restorable), never deleted."""
-    import time
-
-    from janitor.core.planners import FixResumePlanner
+def _fix_resume(report, dry_run: bool, lock_timeout: float, quiet: bool, json: bool) -> list:
+    """Only on request: stale sets go to the trash (journaled, restorable), never deleted.
+    Returns (plan, result) for each run with stale sets; result is None in a dry run.
+    Says what it moves (would move), and what went wrong unless the output is --json."""
+    from janitor.cli.render import shown_path
     from janitor.usecases.executor import Executor
+    from janitor.usecases.fix_resume import fix_resume
 
-    mover = Executor(trash=True, lock_timeout=lock_timeout)
-    for run in report.runs:
-        shown = FixResumePlanner().plan(run, time.time())
-        if shown.removals:
-            result = mover.execute(shown)
-            if not quiet:
-                names = ", ".join(os.path.basename(r.path) for r in result.removed)
-                typer.echo(f"{run.name}: --fix-resume moved to the trash: {names}")
+    fixes = fix_resume(report, Executor(trash=True, lock_timeout=lock_timeout), dry_run)
+    for shown, result in fixes:
+        run = shown.run
+        if json:
+            continue
+        if result is None and not quiet:
+            names = ", ".join(f.name for d in shown.removals for f in d.set.files)
+            typer.echo(f"{run.name}: --fix-resume would move to the trash: {names}")
+        elif result is not None and result.removed and not quiet:
+            names = ", ".join(os.path.basename(r.path) for r in result.removed)
+            typer.echo(f"{run.name}: --fix-resume moved to the trash: {names}")
+        for msg in result.skipped if result else ():
+            typer.echo(f"  skipped: {msg}")
+        for e in result.errors if result else ():
+            typer.echo(f"error: {shown_path(e.path)}: {e.message}")
+    return fixes
+
+
+def _is_dir(path: str) -> bool:
+    """A folder (links the user typed are followed), asked through the storage seam."""
+    from janitor.storage.fs import LOCAL
+
+    try:
+        return LOCAL.stat(LOCAL.realpath(path)).kind == "dir"
+    except OSError:
+        return False
 
 
 def _run_folder(path: str) -> str:
-    import os
-
-    if not os.path.isdir(path):
+    if not _is_dir(path):
         raise UsageError(f"{path}: not a run folder")
     return os.path.abspath(path)
 
@@ -459,36 +503,66 @@ def _run_folder(path: str) -> str:
 @app.command()
 @command
 def pin(
-    run: Annotated[str, typer.Argument(help="Run folder.")],
-    steps: Annotated[list[int], typer.Argument(help="Steps to pin.")],
+    run: Annotated[str, typer.Argument(help="Run folder (not a logs root).")],
+    steps: Annotated[list[str], typer.Argument(help="Steps to pin.", metavar="STEPS...")],
 ) -> int:
     """Pin steps of a run: pinned sets are never removed (stored in RUN/janitor.toml)."""
-    if any(s < 0 for s in steps):
-        raise UsageError("steps must be >= 0")
-    return _edit_pins(run, add=frozenset(steps))
+    return _edit_pins("pin", run, steps)
 
 
 @app.command()
 @command
 def unpin(
-    run: Annotated[str, typer.Argument(help="Run folder.")],
-    steps: Annotated[list[int], typer.Argument(help="Steps to unpin.")],
+    run: Annotated[str, typer.Argument(help="Run folder (not a logs root).")],
+    steps: Annotated[list[str], typer.Argument(help="Steps to unpin.", metavar="STEPS...")],
 ) -> int:
     """Remove pins from a run."""
-    return _edit_pins(run, drop=frozenset(steps))
+    return _edit_pins("unpin", run, steps)
 
 
-def _edit_pins(run: str, add: frozenset[int] = frozenset(), drop: frozenset[int] = frozenset()):
+def _edit_pins(verb: str, run: str, steps: list[str]) -> int:
     from janitor.storage import config
 
-    now = config.set_pins(_run_folder(run), add=add, drop=drop)
+    wanted = frozenset(config.parse_count(s, "STEPS", maximum=config.MAX_STEP) for s in steps)
+    folder = _pin_target(verb, run, steps)
+    if verb == "pin":
+        now = config.set_pins(folder, add=wanted)
+    else:
+        absent = wanted - config.pins(folder)
+        now = config.set_pins(folder, drop=wanted)
+        if absent:
+            typer.echo(f"not pinned: {', '.join(map(str, sorted(absent)))}")
     typer.echo(f"pinned: {', '.join(map(str, sorted(now))) or 'none'}")
     return EXIT_OK
 
 
 def _trash_path(path: str) -> str:
     """A folder the trash commands work on, links resolved (the journal records real paths)."""
-    return os.path.realpath(_run_folder(path))
+    from janitor.storage.fs import LOCAL
+
+    return LOCAL.realpath(_run_folder(path))
+
+
+def _pin_target(verb: str, path: str, steps: list[str]) -> str:
+    """The run folder pins go to: one holding checkpoints, or a folder with no run below it
+    (a run not started yet). A logs root, a file or a missing folder is a usage error."""
+    from janitor.storage.fs import LOCAL
+    from janitor.storage.scan import scan as do_scan
+
+    if not LOCAL.exists(path):
+        raise UsageError(f"{path}: no such folder (pins go to a run folder)")
+    if not _is_dir(path):
+        raise UsageError(
+            f"{path}: not a run folder (pins go to the folder holding the checkpoints)"
+        )
+    real = LOCAL.realpath(path)
+    runs = do_scan([path]).runs
+    if not runs or any(r.path == real for r in runs):
+        return real
+    names = [os.path.relpath(r.path, real) for r in runs]
+    shown = ", ".join(names[:5]) + (f", ... ({len(names)} runs)" if len(names) > 5 else "")
+    example = f"janitor {verb} {os.path.join(path, names[0])} {' '.join(steps)}"
+    raise UsageError(f"{path}: a logs root, not a run (runs: {shown}); {verb} a run: {example}")
 
 
 @app.command()
@@ -534,7 +608,7 @@ def trash_list(
     from janitor.storage.trash import trash_contents, trash_copies, trash_runs
 
     folder = _trash_path(path)
-    is_root = os.path.isdir(layout.trash_root(folder))
+    is_root = _is_dir(layout.trash_root(folder))
     runs = trash_runs(folder) if is_root else [folder]
     files = {r: trash_contents(r) for r in runs}
     if json:

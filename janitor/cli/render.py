@@ -13,6 +13,7 @@ from typing import Any, TextIO
 import humanize
 
 from janitor.domain.checkpoints import CheckpointSet, ScanReport
+from janitor.domain.paths import shown_path
 from janitor.domain.plans import Plan, RunPlan, RunSummary
 from janitor.domain.results import ExecutionReport, RunFinal, RunResult
 
@@ -29,11 +30,6 @@ def iso(ts: float) -> str:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def shown_path(path: str) -> str:
-    rel = os.path.relpath(path)
-    return path if rel.startswith("..") else rel
 
 
 def count(n: int, noun: str) -> str:
@@ -566,9 +562,14 @@ def text_log(out=None) -> Callable[[dict], None]:
             line = f"{os.path.basename(record['run'])}: {what}, {done}"
         elif event == "extracted":
             verb = "small model exists" if record["skipped"] else "extracted"
-            line = f"{verb}: {record['output']} (from {os.path.basename(record['source'])})"
+            source = os.path.basename(record["source"])
+            line = f"{verb}: {record['output']} (from {source}, verified)"
         elif event == "extract-failed":
-            line = f"extraction failed: {record['error']}"
+            source = os.path.basename(record["source"])
+            line = (
+                f"extraction failed: {record['error']}; "
+                f"{source} is kept until its small model is verified"
+            )
         elif event == "watching":
             line = f"watching {', '.join(record['roots'])} ({record['mode']})"
         elif event == "stopped":

@@ -31,12 +31,9 @@ def candidates(
     run: Run,
     pins: frozenset[int] = frozenset(),
     metric: Mapping[int, float] | None = None,
-    held: Mapping[int, str] | None = None,
 ) -> list[Candidate]:
-    """What the policy knows of each set: status, size, pins, the metric at its step, and
-    ``held`` reasons (sets the caller keeps for a reason of its own)."""
+    """What the policy knows of each set: status, size, pins, the metric at its step."""
     scored = values_at(metric or {}, [s.number for s in run.sets if not s.latest_only])
-    held = held or {}
     return [
         Candidate(
             number=s.number,
@@ -47,7 +44,7 @@ def candidates(
             base=s.base,
             pinned=s.number in pins,
             metric=scored.get(s.number) if metric else None,
-            held=held.get(s.number),
+            missing=s.missing,
         )
         for s in run.sets
     ]
@@ -61,11 +58,10 @@ class RulesPlanner:
     sources: Mapping[str, str] = field(default_factory=dict)  # Policy field -> flag or file
     pins: frozenset[int] = frozenset()
     metric: Mapping[int, float] | None = None  # step -> value of policy.metric
-    held: Mapping[int, str] = field(default_factory=dict)
     kind: str = "rules"
 
     def plan(self, run: Run, now: float) -> RunPlan:
-        cands = candidates(run, self.pins, self.metric, self.held)
+        cands = candidates(run, self.pins, self.metric)
         outcome = apply(cands, self.policy, now)
         keep = set(outcome.keep)
         decisions = tuple(

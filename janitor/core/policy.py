@@ -5,6 +5,11 @@ why; a set is kept if any rule or protection keeps it. Protections always win ov
 the newest complete set, anything incomplete (being written or truncated), pinned steps,
 the trainer's latest-only file, sets newer than the newest complete one (a save in flight)
 and pretrained bases. ``--max-size`` can only take away what the keep rules kept.
+
+The keep rules rank complete and partial sets together (a G whose D was deleted by hand can
+still be extracted, or resumed with a fresh D); only ``--remove-incomplete --older-than``
+takes a partial set beyond them. Truncated sets are never ranked: they are protected, or
+leftovers that go with ``--remove-incomplete``.
 """
 
 from __future__ import annotations
@@ -29,29 +34,31 @@ PROTECTIONS = (NEWEST_COMPLETE, INCOMPLETE, PINNED, LATEST_ONLY, IN_FLIGHT, BASE
 Rule = Callable[[list[Candidate], Policy], dict[int, str]]
 
 
-def _keep_last(complete: list[Candidate], p: Policy) -> dict[int, str]:
-    return {c.number: f"last {p.keep_last}" for c in complete[: p.keep_last]}
+def _keep_last(ranked: list[Candidate], p: Policy) -> dict[int, str]:
+    return {c.number: f"last {p.keep_last}" for c in ranked[: p.keep_last]}
 
 
-def _keep_every(complete: list[Candidate], p: Policy) -> dict[int, str]:
+def _keep_every(ranked: list[Candidate], p: Policy) -> dict[int, str]:
+    """Milestones: buckets (0, N], (N, 2N], ... end at the multiples of N, so step 5000 of
+    ``--keep-every 5000`` is the one kept; the newest set of each bucket stands for it."""
     kept: dict[int, str] = {}
     buckets: set[int] = set()
-    for c in complete:  # newest first: the first one seen in a bucket is its newest
+    for c in ranked:  # newest first: the first one seen in a bucket is its newest
         if c.latest_only:
             continue
-        bucket = c.number // p.keep_every
+        bucket = -(-c.number // p.keep_every)  # ceil: a multiple ends its bucket
         if bucket not in buckets:
             buckets.add(bucket)
             kept[c.number] = f"every {p.keep_every} steps"
     return kept
 
 
-def _keep_within(complete: list[Candidate], p: Policy) -> dict[int, str]:
-    if not complete:
+def _keep_within(ranked: list[Candidate], p: Policy) -> dict[int, str]:
+    if not ranked:
         return {}
-    ref = max(c.mtime for c in complete)
+    ref = max(c.mtime for c in ranked)
     text = f"within {format_timespan(p.keep_within)} of the newest save"
-    return {c.number: text for c in complete if c.mtime >= ref - p.keep_within}
+    return {c.number: text for c in ranked if c.mtime >= ref - p.keep_within}
 
 
 def rank_best(candidates: Sequence[Candidate], k: int, mode: Mode) -> list[Candidate]:
@@ -66,13 +73,13 @@ def best_reason(c: Candidate, p: Policy) -> str:
     return f"best {p.keep_best} by {p.metric} ({c.metric:.6g})"
 
 
-def _keep_best(complete: list[Candidate], p: Policy) -> dict[int, str]:
-    return {c.number: best_reason(c, p) for c in rank_best(complete, p.keep_best, p.mode)}
+def _keep_best(ranked: list[Candidate], p: Policy) -> dict[int, str]:
+    return {c.number: best_reason(c, p) for c in rank_best(ranked, p.keep_best, p.mode)}
 
 
-def _fits(complete: list[Candidate], p: Policy) -> dict[int, str]:
-    # Only max-size given: every complete set is wanted; the size limit trims it below.
-    return {c.number: f"fits in max-size {format_size(p.max_size)}" for c in complete}
+def _fits(ranked: list[Candidate], p: Policy) -> dict[int, str]:
+    # Only max-size given: every ranked set is wanted; the size limit trims it below.
+    return {c.number: f"fits in max-size {format_size(p.max_size)}" for c in ranked}
 
 
 # The rule table: (policy field that enables it, rule).
@@ -82,6 +89,15 @@ RULES: tuple[tuple[str, Rule], ...] = (
     ("keep_within", _keep_within),
     ("keep_best", _keep_best),
 )
+
+
+def _stale_leftover(c: Candidate, p: Policy, now: float) -> bool:
+    """``--remove-incomplete --older-than``: a truncated or partial set that old may go."""
+    return (
+        c.status != "complete"
+        and p.remove_incomplete_older_than is not None
+        and now - c.mtime > p.remove_incomplete_older_than
+    )
 
 
 def _protections(candidates: Sequence[Candidate], p: Policy, now: float) -> dict[int, list[str]]:
@@ -111,13 +127,7 @@ def _protections(candidates: Sequence[Candidate], p: Policy, now: float) -> dict
             why.append(LATEST_ONLY)
         if c.pinned:
             why.append(PINNED)
-        if c.held:
-            why.append(c.held)
-        stale_incomplete = (  # --remove-incomplete --older-than: crash leftovers may go
-            c.status != "complete"
-            and p.remove_incomplete_older_than is not None
-            and now - c.mtime > p.remove_incomplete_older_than
-        )
+        stale_incomplete = _stale_leftover(c, p, now)
         if c.status == "incomplete" and not stale_incomplete:
             why.append(INCOMPLETE)
         if (
@@ -129,16 +139,16 @@ def _protections(candidates: Sequence[Candidate], p: Policy, now: float) -> dict
     return out
 
 
-def _removal_reason(c: Candidate, p: Policy, trimmed: set[int]) -> str:
+def _removal_reason(c: Candidate, p: Policy, trimmed: set[int], now: float) -> str:
     if c.number in trimmed:
         return f"removed to fit max-size {format_size(p.max_size)}"
-    if c.status == "partial" and p.remove_incomplete_older_than is None:
-        return "partial set (a file of it is missing), older than the newest complete set"
-    if c.status != "complete":
+    if _stale_leftover(c, p, now):
         return (
             f"{c.status}, older than {format_timespan(p.remove_incomplete_older_than)} "
             "(--remove-incomplete)"
         )
+    if c.lacks:
+        return f"kept by no rule (partial set: {c.lacks})"
     return "kept by no rule"
 
 
@@ -151,22 +161,29 @@ def apply(candidates: Sequence[Candidate], policy: Policy, now: float) -> Outcom
     reasons = {n: list(why) for n, why in _protections(candidates, p, now).items()}
     protected = {n for n, why in reasons.items() if why}
 
-    complete = sorted(
-        (c for c in candidates if c.status == "complete" and not c.base),
+    # The rules rank complete and partial sets together, newest first; truncated sets and
+    # leftovers given up by --remove-incomplete are not theirs to keep.
+    ranked = sorted(
+        (
+            c
+            for c in candidates
+            if not c.base and c.status != "incomplete" and not _stale_leftover(c, p, now)
+        ),
         key=lambda c: c.number,
         reverse=True,
     )
     rules = [rule for name, rule in RULES if getattr(p, name) is not None]
     if not rules and p.max_size is not None:
         rules = [_fits]
+    by_number = {c.number: c for c in candidates}
     for rule in rules:
-        for number, why in rule(complete, p).items():
-            reasons[number].append(why)
+        for number, why in rule(ranked, p).items():
+            lacks = by_number[number].lacks
+            reasons[number].append(f"{why} (partial: {lacks})" if lacks else why)
 
     notes: list[str] = []
     trimmed: set[int] = set()
     if p.max_size is not None:
-        by_number = {c.number: c for c in candidates}
         total = sum(c.size for c in candidates if reasons[c.number])
         for c in sorted(candidates, key=lambda c: c.number):  # oldest first
             if total <= p.max_size:
@@ -186,7 +203,7 @@ def apply(candidates: Sequence[Candidate], policy: Policy, now: float) -> Outcom
     removed = set(remove)
     for c in candidates:  # removed sets say why too
         if c.number in removed:
-            reasons[c.number] = [_removal_reason(c, p, trimmed)]
+            reasons[c.number] = [_removal_reason(c, p, trimmed, now)]
     sizes = {c.number: c.size for c in candidates}
     return Outcome(
         keep=keep,

@@ -32,7 +32,7 @@ class InvalidValue(UsageError):
         super().__init__(self.worded(field.replace("_", "-")))
 
     def worded(self, source: str) -> str:
-        return f"{source} {self.rule}, got {self.value!r}"
+        return f"{source}: {self.rule}, got {self.value!r}"
 
 
 class LockBusy(JanitorError):

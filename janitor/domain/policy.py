@@ -109,7 +109,14 @@ class Candidate:
     base: bool = False
     pinned: bool = False
     metric: float | None = None
-    held: str | None = None  # kept by the caller for this reason (e.g. no small model yet)
+    missing: tuple[str, ...] = ()  # prefixes a partial set lacks ("D",)
+
+    @property
+    def lacks(self) -> str:
+        """What a partial set lacks ('no D file'), for its reasons; '' for other sets."""
+        if self.status != "partial":
+            return ""
+        return f"no {', '.join(self.missing)} file" if self.missing else "a file is missing"
 
 
 @dataclass(frozen=True)
@@ -149,7 +156,7 @@ class Overrides:
         return {f: v for f in RULE_FIELDS if (v := getattr(self, f)) is not None}
 
     def source(self, name: str) -> str:
-        """How the user spelled ``name``: ``--keep-last`` or ``keep_last=``."""
+        """How the user spelled ``name``: ``--keep-last``, or ``keep_last argument``."""
         if self.origin == "keyword":
-            return f"{_KEYWORDS.get(name, name)}="
+            return f"{_KEYWORDS.get(name, name)} argument"
         return _FLAGS.get(name, "--" + name.replace("_", "-"))

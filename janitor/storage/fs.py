@@ -11,6 +11,7 @@ Symlinks are never followed: listings report them as links, ``stat`` is ``lstat`
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import stat as stat_mod
@@ -66,7 +67,136 @@ class FileSystem(Protocol):
     def lock(self, path: str, timeout: float) -> contextlib.AbstractContextManager[Any]: ...
     def local_path(self, path: str) -> str | None: ...
     def temp_dir(self, folder: str, prefix: str) -> contextlib.AbstractContextManager[str]: ...
+    def sync_file(self, path: str) -> int: ...
     def publish(self, tmp: str, final: str, *, replace: bool) -> bool: ...
+    def same_file(self, a: str, b: str) -> bool: ...
+
+
+def clean_stale_temps(folder: str, prefix: str) -> list[str]:
+    """Remove temp folders left by an extraction that was killed (its pid no longer runs)."""
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            if not entry.name.startswith(prefix) or not entry.is_dir(follow_symlinks=False):
+                continue
+            try:
+                pid = int(entry.name[len(prefix) :].split("-")[0])
+            except ValueError:
+                continue
+            if pid != os.getpid() and not _alive(pid):
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed.append(entry.path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# os.link errors that mean "no hard links here" (FAT, exFAT, some FUSE and network mounts)
+_NO_HARD_LINKS = frozenset(
+    {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV}
+)
+_NO_RENAME_FLAG = frozenset({errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP})
+
+
+def publish_new(tmp: str, final: str) -> bool:
+    """Give the finished file ``tmp`` the name ``final`` without ever replacing a file there.
+
+    True: ``final`` is now ours. False: something was at ``final`` already (the trainer's own
+    small model, written after our existence check): it is left exactly as it is. ``tmp``
+    may remain; the caller removes it. A hard link is atomic and fails if ``final`` exists;
+    without hard links, a no-replace rename; without that either, ``final`` is created with
+    ``O_EXCL`` and the bytes are copied and fsynced (removed again if the copy fails)."""
+    try:
+        os.link(tmp, final)
+        return True
+    except FileExistsError:
+        return False
+    except AttributeError:  # a Python without os.link
+        pass
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+    moved = _rename_noreplace(tmp, final)
+    if moved is not None:
+        return moved
+    return _copy_exclusive(tmp, final)
+
+
+def _rename_noreplace(src: str, dst: str) -> bool | None:
+    """rename that fails rather than replace: renameat2(RENAME_NOREPLACE) on Linux,
+    renamex_np(RENAME_EXCL) on macOS, os.rename on Windows (which never replaces). True:
+    moved; False: ``dst`` exists; None: not available for this system or file system."""
+    if os.name == "nt":
+        try:
+            os.rename(src, dst)
+        except FileExistsError:
+            return False
+        return True
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+    a, b = os.fsencode(src), os.fsencode(dst)
+    if hasattr(libc, "renameat2"):
+        at_fdcwd, rename_noreplace = -100, 1
+        rc = libc.renameat2(at_fdcwd, a, at_fdcwd, b, rename_noreplace)
+    elif hasattr(libc, "renamex_np"):
+        rename_excl = 4
+        rc = libc.renamex_np(a, b, rename_excl)
+    else:
+        return None
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err == errno.EEXIST:
+        return False
+    if err in _NO_RENAME_FLAG:
+        return None
+    raise OSError(err, os.strerror(err), dst)
+
+
+def _copy_exclusive(src: str, dst: str) -> bool:
+    """Last resort: create ``dst`` only if absent (O_EXCL), copy, fsync; False if it exists."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(dst, flags, 0o666)
+    except FileExistsError:
+        return False
+    try:
+        with os.fdopen(fd, "wb") as out, open(src, "rb") as data:
+            shutil.copyfileobj(data, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(dst)  # ours: created with O_EXCL a moment ago
+        raise
+    return True
+
+
+def fsync_folder(folder: str) -> None:
+    """Make the new name durable where the platform allows it; some refuse to open or fsync
+    a folder (Windows, some network and FUSE file systems): the file itself is fsynced."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 class LockTimeout(Exception):
@@ -180,25 +310,40 @@ class LocalFS:
 
     @contextlib.contextmanager
     def temp_dir(self, folder: str, prefix: str) -> Iterator[str]:
-        """A private folder beside ``folder``'s files (same file system), removed afterwards."""
-        tmp = tempfile.mkdtemp(prefix=prefix, dir=folder)
+        """A private folder ``<prefix><pid>-*`` in ``folder`` (same file system), removed
+        afterwards; folders left by a killed janitor (pid no longer running) go first."""
+        clean_stale_temps(folder, prefix)
+        tmp = tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=folder)
         try:
             yield tmp
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
+    def sync_file(self, path: str) -> int:
+        """fsync a finished file; its size."""
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            return os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+
     def publish(self, tmp: str, final: str, *, replace: bool) -> bool:
-        """Move a finished temp file to ``final``: replacing it (``replace``), or only if
-        nothing is there (False: something is, and it was left alone)."""
+        """Give the finished file ``tmp`` the name ``final``: replacing what is there
+        (``replace``), or only if nothing is (False: something is, left exactly as it is;
+        see ``publish_new``). The new name is made durable where the platform allows."""
         if replace:
             os.replace(tmp, final)
-            return True
-        try:
-            os.link(tmp, final)
-        except FileExistsError:
+        elif not publish_new(tmp, final):
             return False
-        os.unlink(tmp)
+        fsync_folder(os.path.dirname(final) or ".")
         return True
+
+    def same_file(self, a: str, b: str) -> bool:
+        try:
+            return os.path.samefile(a, b)
+        except OSError:
+            return False
 
     def remove(self, path: str) -> None:
         os.unlink(path)
@@ -223,3 +368,40 @@ class LocalFS:
 
 
 LOCAL = LocalFS()
+
+
+class Without:
+    """A read-only view of ``fs`` in which ``hidden`` paths do not exist: what a dry run
+    scans to show the plan as it will be once those files are moved away."""
+
+    def __init__(self, fs: FileSystem, hidden: frozenset[str]) -> None:
+        self.fs = fs
+        self.hidden = hidden
+
+    def _check(self, path: str) -> None:
+        if path in self.hidden:
+            raise FileNotFoundError(2, "No such file or directory", path)
+
+    def listdir(self, path: str) -> list[Entry]:
+        return [e for e in self.fs.listdir(path) if e.path not in self.hidden]
+
+    def stat(self, path: str) -> Entry:
+        self._check(path)
+        return self.fs.stat(path)
+
+    def exists(self, path: str) -> bool:
+        return path not in self.hidden and self.fs.exists(path)
+
+    def read_ends(self, path: str, head: int, tail: int) -> tuple[bytes, bytes, int]:
+        self._check(path)
+        return self.fs.read_ends(path, head, tail)
+
+    def read_bytes(self, path: str, offset: int = 0) -> bytes:
+        self._check(path)
+        return self.fs.read_bytes(path, offset)
+
+    def realpath(self, path: str) -> str:
+        return self.fs.realpath(path)
+
+    def local_path(self, path: str) -> str | None:
+        return None if path in self.hidden else self.fs.local_path(path)

@@ -10,11 +10,8 @@ only ``--force`` replaces, with ``os.replace``.
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import json
 import os
-import shutil
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -35,11 +32,11 @@ from janitor.core.smallmodel import (
 )
 from janitor.domain.errors import JanitorError, UsageError
 from janitor.domain.results import SmallModelCheck
+from janitor.storage import layout
 from janitor.storage.completeness import check_file
-from janitor.storage.fs import LOCAL
+from janitor.storage.fs import LOCAL, FileSystem
 from janitor.storage.scan import small_match
 
-TMP_PREFIX = ".janitor-tmp-"
 FORMATS = ("applio", "rvc")
 MAX_STEP = 1_000_000_000  # --step: a billion steps is years of training; more is a typo
 
@@ -160,13 +157,20 @@ def load(path: str) -> Any:
         raise JanitorError(f"{path}: cannot read checkpoint ({first})") from None
 
 
+def _is_dir(path: str) -> bool:
+    """A folder (links followed), asked through the storage seam."""
+    try:
+        return LOCAL.stat(LOCAL.realpath(path)).kind == "dir"
+    except OSError:
+        return False
+
+
 def _read_json(path: str) -> dict | None:
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
+        data = json.loads(LOCAL.read_bytes(path).decode("utf-8"))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError too
         raise JanitorError(f"{path}: cannot read ({exc})") from None
     return data if isinstance(data, dict) else None
 
@@ -191,172 +195,38 @@ def _kind_error(path: str) -> None:
 # ----------------------------------------------------------------- writing
 
 
-def clean_stale_temps(folder: str) -> list[str]:
-    """Remove temp folders left by an extraction that was killed (its pid no longer runs)."""
-    removed = []
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(folder):
-            if not entry.name.startswith(TMP_PREFIX) or not entry.is_dir(follow_symlinks=False):
-                continue
-            try:
-                pid = int(entry.name[len(TMP_PREFIX) :].split("-")[0])
-            except ValueError:
-                continue
-            if pid != os.getpid() and not _alive(pid):
-                shutil.rmtree(entry.path, ignore_errors=True)
-                removed.append(entry.path)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-# os.link errors that mean "no hard links here" (FAT, exFAT, some FUSE and network mounts)
-_NO_HARD_LINKS = frozenset(
-    {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV}
-)
-_NO_RENAME_FLAG = frozenset({errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP})
-
-
-def publish_new(tmp: str, final: str) -> bool:
-    """Give the finished file ``tmp`` the name ``final`` without ever replacing a file there.
-
-    True: ``final`` is now ours. False: something was at ``final`` already (the trainer's own
-    small model, written after our existence check): it is left exactly as it is. ``tmp``
-    may remain; the caller removes it. A hard link is atomic and fails if ``final`` exists;
-    without hard links, a no-replace rename; without that either, ``final`` is created with
-    ``O_EXCL`` and the bytes are copied and fsynced (removed again if the copy fails)."""
-    try:
-        os.link(tmp, final)
-        return True
-    except FileExistsError:
-        return False
-    except AttributeError:  # a Python without os.link
-        pass
-    except OSError as exc:
-        if exc.errno not in _NO_HARD_LINKS:
-            raise
-    moved = _rename_noreplace(tmp, final)
-    if moved is not None:
-        return moved
-    return _copy_exclusive(tmp, final)
-
-
-def _rename_noreplace(src: str, dst: str) -> bool | None:
-    """rename that fails rather than replace: renameat2(RENAME_NOREPLACE) on Linux,
-    renamex_np(RENAME_EXCL) on macOS, os.rename on Windows (which never replaces). True:
-    moved; False: ``dst`` exists; None: not available for this system or file system."""
-    if os.name == "nt":
-        try:
-            os.rename(src, dst)
-        except FileExistsError:
-            return False
-        return True
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-    except OSError:
-        return None
-    a, b = os.fsencode(src), os.fsencode(dst)
-    if hasattr(libc, "renameat2"):
-        at_fdcwd, rename_noreplace = -100, 1
-        rc = libc.renameat2(at_fdcwd, a, at_fdcwd, b, rename_noreplace)
-    elif hasattr(libc, "renamex_np"):
-        rename_excl = 4
-        rc = libc.renamex_np(a, b, rename_excl)
-    else:
-        return None
-    if rc == 0:
-        return True
-    err = ctypes.get_errno()
-    if err == errno.EEXIST:
-        return False
-    if err in _NO_RENAME_FLAG:
-        return None
-    raise OSError(err, os.strerror(err), dst)
-
-
-def _copy_exclusive(src: str, dst: str) -> bool:
-    """Last resort: create ``dst`` only if absent (O_EXCL), copy, fsync; False if it exists."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(dst, flags, 0o666)
-    except FileExistsError:
-        return False
-    try:
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as data:
-            shutil.copyfileobj(data, out, 1 << 20)
-            out.flush()
-            os.fsync(out.fileno())
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(dst)  # ours: created with O_EXCL a moment ago
-        raise
-    return True
-
-
-def _fsync_folder(folder: str) -> None:
-    """Make the new name durable where the platform allows it; some refuse to open or fsync
-    a folder (Windows, some network and FUSE file systems): the file itself is fsynced."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def atomic_save(
-    obj: Any, final: str, interrupts: DeferredInterrupt = _NO_INTERRUPTS, *, replace: bool = False
+    obj: Any,
+    final: str,
+    interrupts: DeferredInterrupt = _NO_INTERRUPTS,
+    *,
+    replace: bool = False,
+    fs: FileSystem = LOCAL,
 ) -> int | None:
-    """torch.save into ``<folder>/.janitor-tmp-<pid>-<n>/<name>`` (so the archive inside is
-    named like the final file), fsync, then publish: never a partial file at ``final``.
+    """torch.save into a temp folder beside ``final`` (``.janitor-tmp-<pid>-*/<name>``, so
+    the archive inside is named like the final file), fsync, then publish through the
+    storage seam: never a partial file at ``final``.
 
     Returns the size written, or None when a file appeared at ``final`` in the meantime: it
-    is never replaced (:func:`publish_new`). ``replace`` (``--force``) uses ``os.replace``."""
-    import tempfile
-
+    is never replaced (``FileSystem.publish``). ``replace`` (``--force``) replaces it."""
     import torch
 
     folder = os.path.dirname(final) or "."
+    inside = False  # the temp folder exists: errors now are about writing the file
     try:
-        tmp_dir = tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-", dir=folder)
-    except OSError as exc:
-        raise JanitorError(f"cannot write in {folder}: {exc.strerror}") from None
-    tmp = os.path.join(tmp_dir, os.path.basename(final))
-    try:
-        torch.save(obj, tmp)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-            size = os.fstat(fd).st_size
-        finally:
-            os.close(fd)
-        interrupts.check()  # Ctrl-C during the save: the temp folder goes, no output
-        if replace:
-            os.replace(tmp, final)
-        elif not publish_new(tmp, final):
-            return None
-        _fsync_folder(folder)
-        return size
+        with fs.temp_dir(folder, layout.TMP_PREFIX) as tmp_dir:
+            inside = True
+            tmp = os.path.join(tmp_dir, os.path.basename(final))
+            torch.save(obj, tmp)
+            size = fs.sync_file(tmp)
+            interrupts.check()  # Ctrl-C during the save: the temp folder goes, no output
+            return size if fs.publish(tmp, final, replace=replace) else None
     except (OSError, RuntimeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         reason = reason.strip().splitlines()[0] if reason.strip() else type(exc).__name__
+        if not inside:
+            raise JanitorError(f"cannot write in {folder}: {reason}") from None
         raise JanitorError(f"cannot write {final}: {reason}") from None
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
 # ----------------------------------------------------------------- extraction
@@ -378,7 +248,7 @@ class PageReleaser:
     def __init__(self, path: str) -> None:
         self.ranges: list[tuple[int, int]] = []
         self.madvise = None
-        real = os.path.realpath(path)
+        real = LOCAL.realpath(path)
         try:
             with open("/proc/self/maps", encoding="utf-8", errors="replace") as fh:
                 for line in fh:
@@ -434,7 +304,7 @@ def _default_output(run_dir: str, fmt: str, name: str, epoch: int, step: int) ->
     if fmt == "rvc":
         for rel in RVC.small_model_dirs:
             folder = os.path.normpath(os.path.join(run_dir, rel))
-            if os.path.isdir(folder):
+            if _is_dir(folder):
                 return os.path.join(folder, rvc_name(name, epoch, step))
         return os.path.join(run_dir, rvc_name(name, epoch, step))
     return os.path.join(run_dir, applio_name(name, epoch, step))
@@ -533,18 +403,18 @@ def check_options(opts: Options, inputs: int = 1) -> None:
 
 def _check_output(output: str, inputs: int) -> None:
     """--output is an existing folder, or a file name in an existing folder (one input)."""
-    if os.path.isdir(output):
+    if _is_dir(output):
         return
     if inputs > 1:
         raise UsageError(
             f"--output {output}: with several inputs, --output must be an existing folder"
         )
     if output.endswith(("/", os.sep)):
-        what = "not a folder" if os.path.lexists(output) else "no such folder"
+        what = "not a folder" if LOCAL.exists(output) else "no such folder"
         raise UsageError(f"--output {output}: {what}")
     parent = os.path.dirname(os.path.abspath(output))
-    if not os.path.isdir(parent):
-        what = "is not a folder" if os.path.lexists(parent) else "does not exist"
+    if not _is_dir(parent):
+        what = "is not a folder" if LOCAL.exists(parent) else "does not exist"
         raise UsageError(f"--output {output}: the folder {parent} {what}")
     if BIG_RE.match(os.path.basename(output)):
         raise UsageError(
@@ -618,11 +488,11 @@ def _extract_one(
     output = opts.output
     if output is None:
         output = _default_output(run_dir, fmt, name, epoch, step)
-    elif os.path.isdir(output):
+    elif _is_dir(output):
         default = _default_output(run_dir, fmt, name, epoch, step)
         output = os.path.join(output, os.path.basename(default))
     output = os.path.abspath(output)
-    if os.path.exists(output) and os.path.samefile(output, path):
+    if LOCAL.same_file(output, path):
         raise UsageError(f"--output {output}: is the input checkpoint itself")
 
     def left_alone(note: str) -> Extracted:
@@ -630,7 +500,7 @@ def _extract_one(
         if not opts.skip_existing:
             raise JanitorError(f"{output}: exists; pass --force to overwrite (or --skip-existing)")
         try:
-            size = os.path.getsize(output)
+            size = LOCAL.stat(LOCAL.realpath(output)).size
         except OSError:
             size = 0
         return Extracted(
@@ -638,14 +508,13 @@ def _extract_one(
             skipped=True,
         )  # fmt: skip
 
-    if os.path.lexists(output) and not opts.force:
+    if LOCAL.exists(output) and not opts.force:
         return left_alone("exists already: left as it is")
     if opts.dry_run:
         return Extracted(
             path, output, fmt, name, epoch, step, step_from, detected, 0, tuple(notes),
             planned=True,
         )  # fmt: skip
-    clean_stale_temps(os.path.dirname(output))
     weight = half_weights(model, path)
     interrupts.check()
     small = build_small(
@@ -718,7 +587,7 @@ def info(path: str) -> dict[str, Any]:
     path = os.path.abspath(path)
     check_readable(path)
     obj = load(path)
-    size = os.path.getsize(path)
+    size = LOCAL.stat(LOCAL.realpath(path)).size
     if not isinstance(obj, Mapping):
         raise JanitorError(f"{path}: not a VITS checkpoint (top level is {type(obj).__name__})")
     name = os.path.basename(path)

@@ -39,8 +39,12 @@ class _JournalState:
     torn_reported: bool = False
 
 
-def under_drive(path: str) -> bool:
-    real = os.path.realpath(path)
+def under_drive(path: str, fs: FileSystem = LOCAL) -> bool:
+    """On Google Drive's mount in Colab (deleted files stay in Drive's trash)."""
+    try:
+        real = fs.realpath(path)
+    except OSError:
+        real = path
     return any(real == m or real.startswith(m + os.sep) for m in DRIVE_MOUNTS)
 
 
@@ -116,7 +120,7 @@ class Executor:
                 "(janitor was killed while writing it); ignored"
             )
         present = {s.number for s in fresh_run.sets}
-        truncate = self.truncate if self.truncate is not None else under_drive(run.path)
+        truncate = self.truncate if self.truncate is not None else under_drive(run.path, self.fs)
         policy = shown.planner.describe()
         with journal.writer() as log:
             for number in sorted(unfinished - present):

@@ -5,15 +5,16 @@ pins and metric values; plan; and carry the plan out through the executor. Used 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Container, Mapping
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from typing import Literal
 
 from janitor.core.planners import RulesPlanner
+from janitor.core.values import check_rule
 from janitor.domain.checkpoints import Run, ScanReport
 from janitor.domain.errors import InvalidValue, UsageError
 from janitor.domain.plans import Plan, RunPlan
-from janitor.domain.policy import Overrides, Policy
+from janitor.domain.policy import Overrides
 from janitor.domain.results import RunResult
 from janitor.storage import config
 from janitor.storage.fs import LOCAL, FileSystem
@@ -45,60 +46,34 @@ def parse_overrides(
     if remove_incomplete and older_than is None:
         raise UsageError(f"{spell('remove_incomplete')} needs {older} DURATION (e.g. 1d)")
 
-    def duration(value, name):
-        return None if value is None else config.parse_duration(value, name)
-
-    overrides = Overrides(
-        keep_last=keep_last,
-        keep_every=keep_every,
-        keep_within=duration(keep_within, spell("keep_within")),
-        keep_best=keep_best,
-        metric=metric,
-        mode=mode,
-        max_size=None if max_size is None else config.parse_bytes(max_size, spell("max_size")),
-        remove_incomplete_older_than=duration(older_than, older),
-        origin=origin,
-    )
-    try:
-        Policy(**overrides.given())  # every value checked here, worded as the user spelled it
-    except InvalidValue as exc:
-        raise UsageError(exc.worded(overrides.source(exc.field))) from None
-    return overrides
+    given = {
+        "keep_last": keep_last, "keep_every": keep_every, "keep_within": keep_within,
+        "keep_best": keep_best, "metric": metric, "mode": mode, "max_size": max_size,
+        "remove_incomplete_older_than": older_than,
+    }  # fmt: skip
+    values = {k: check_rule(k, v, spell(k)) for k, v in given.items() if v is not None}
+    return Overrides(**values, origin=origin)  # combined with janitor.toml in planner_for
 
 
 def planner_for(
-    run: Run,
-    overrides: Overrides = NO_OVERRIDES,
-    fs: FileSystem = LOCAL,
-    held: Mapping[int, str] | None = None,
+    run: Run, overrides: Overrides = NO_OVERRIDES, fs: FileSystem = LOCAL
 ) -> RulesPlanner:
-    """The run's rules with the source of every value, its pins, and the metric values
-    ``--keep-best`` ranks by. A value that breaks a rule is worded with its source."""
-    values: dict[str, object] = {}
-    sources: dict[str, str] = {}
-    for name, (value, source) in config.run_settings(run.path, fs).items():
-        values[name], sources[name] = value, source
-    for name, value in overrides.given().items():
-        values[name], sources[name] = value, overrides.source(name)
+    """The run's rules with the source of every value (janitor.toml files, then
+    ``overrides``), its pins, and the metric values ``--keep-best`` ranks by."""
     try:
-        policy = Policy(**values)
-    except InvalidValue as exc:
-        where = sources.get(exc.field, overrides.source(exc.field))
-        raise UsageError(exc.worded(where)) from None
+        policy, sources = config.policy_for(run.path, overrides, fs)
+    except InvalidValue as exc:  # the last line of defence: config checks values first
+        raise UsageError(exc.worded(overrides.source(exc.field))) from None
     effective = policy.effective()
     metric = load_scalars(run.path, effective.metric, fs) if effective.keep_best else None
-    return RulesPlanner(policy, sources, config.pins(run.path, fs), metric, dict(held or {}))
+    return RulesPlanner(policy, sources, config.pins(run.path, fs), metric)
 
 
 def plan_run(
-    run: Run,
-    overrides: Overrides = NO_OVERRIDES,
-    now: float | None = None,
-    fs: FileSystem = LOCAL,
-    held: Mapping[int, str] | None = None,
+    run: Run, overrides: Overrides = NO_OVERRIDES, now: float | None = None, fs: FileSystem = LOCAL
 ) -> RunPlan:
     now = time.time() if now is None else now
-    return planner_for(run, overrides, fs, held).plan(run, now)
+    return planner_for(run, overrides, fs).plan(run, now)
 
 
 def plan(report: ScanReport, overrides: Overrides = NO_OVERRIDES, now: float | None = None,
@@ -121,12 +96,11 @@ class Pruner:
         *,
         dry_run: bool = False,
         in_flight: Container[str] = frozenset(),
-        held: Mapping[int, str] | None = None,
         shown: Callable[[RunPlan], None] | None = None,
     ) -> tuple[RunPlan, RunResult | None]:
         """Plan ``run``; hand the plan to ``shown`` (to print it before anything happens);
         execute it unless ``dry_run``. Files in ``in_flight`` are never opened."""
-        rp = plan_run(run, self.overrides, time.time(), self.fs, held)
+        rp = plan_run(run, self.overrides, time.time(), self.fs)
         if shown is not None:
             shown(rp)
         if dry_run:

@@ -8,6 +8,11 @@ structurally complete zip. Until then it is "in flight": never opened, never del
 its set never counts as complete. When a file becomes written, its run is planned and
 executed with the same plan/executor/lock/journal as ``prune``. A periodic full pass catches
 anything missed. torch is never imported here: extraction runs in a child process.
+
+With ``--extract-on-save`` no G goes before its small model exists and was verified (in the
+child, tensor by tensor); a set whose small model cannot be made stays, and says why. Resume
+warnings wait until the run has been quiet for ``settle`` seconds: a save in progress is not
+a trap, a file that stays incomplete is.
 """
 
 from __future__ import annotations
@@ -21,11 +26,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from janitor.core.profiles import looks_like_checkpoint_folder
+from janitor.domain.checkpoints import Run
 from janitor.domain.errors import JanitorError
+from janitor.domain.plans import Planner, RunPlan, SetDecision
 from janitor.domain.policy import Overrides
 from janitor.domain.results import RunResult
 from janitor.storage import layout
@@ -36,6 +43,7 @@ from janitor.usecases.executor import Executor
 from janitor.usecases.prune import plan_run
 
 _STOP = object()
+KEEP_UNVERIFIED = "small model not yet extracted/verified (--extract-on-save)"
 
 
 @dataclass
@@ -48,15 +56,24 @@ class Pending:
     closed: bool = False
 
 
-class NotWritten:
-    """Container of the paths the watcher has not seen fully written: every checkpoint file
-    it has not confirmed (closed or settled, and complete) is in flight and never opened."""
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """A G whose small model was extracted (or found) and verified against it."""
 
-    def __init__(self, written: Mapping[str, tuple[int, float]]) -> None:
-        self.written = written
+    g: tuple[int, float]  # the G's size and mtime at the time
+    small: str  # the small model's path
+    small_stat: tuple[int, float]  # its size and mtime at the time
+
+
+class NotWritten:
+    """Container of the paths the watcher has not seen settled: every checkpoint file it has
+    not confirmed (closed, or unchanged for ``settle`` s) is in flight and never opened."""
+
+    def __init__(self, settled: Mapping[str, tuple[int, float]]) -> None:
+        self.settled = settled
 
     def __contains__(self, path: object) -> bool:
-        return path not in self.written
+        return path not in self.settled
 
 
 @dataclass
@@ -67,6 +84,26 @@ class Stats:
     extracted: int = 0
     errors: int = 0
     events: int = 0
+
+
+@dataclass(frozen=True)
+class ExtractFirst:
+    """``--extract-on-save``: the rules' plan, in which a set whose G has no verified small
+    model stays. Carried by the plan, so the executor's fresh plan under the lock keeps such
+    a set too."""
+
+    inner: Planner
+    keep_unverified: Callable[[RunPlan], RunPlan]
+    kind: str = "rules"
+
+    def plan(self, run: Run, now: float) -> RunPlan:
+        return self.keep_unverified(self.inner.plan(run, now))
+
+    def describe(self) -> str:
+        return f"{self.inner.describe()}; extract-on-save"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.inner.as_dict(), "extract_on_save": True, "description": self.describe()}
 
 
 class Handler:
@@ -100,9 +137,12 @@ class ExtractorChild:
     def extract(self, path: str) -> dict:
         for _ in range(2):  # restart once if the child died
             if self.proc is None or self.proc.poll() is not None:
+                # its own session: a Ctrl-C in the terminal stops the watcher, which closes
+                # the child's stdin; the child finishes the file in hand and exits
                 self.proc = subprocess.Popen(
                     [sys.executable, "-m", "janitor.torchio.worker"],
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+                    start_new_session=True,
                 )  # fmt: skip
             try:
                 self.proc.stdin.write(json.dumps({"path": path}) + "\n")
@@ -134,6 +174,7 @@ class Watcher:
     settle: float = 10.0
     rescan: float = 600.0
     extract_on_save: bool = False
+    extractor: Any = None  # .extract(path) -> reply dict; default: an ExtractorChild
     executor: Executor = field(default_factory=Executor)
     trainer: str | None = None
     log: Callable[[dict], None] = lambda record: None
@@ -144,12 +185,20 @@ class Watcher:
     def __post_init__(self) -> None:
         self.q: queue.Queue = queue.Queue()
         self.pending: dict[str, Pending] = {}
-        self.written: dict[str, tuple[int, float]] = {}  # confirmed written: (size, mtime)
+        # settled: not being written (closed, or unchanged for `settle` s): (size, mtime).
+        # Complete or not: a settled file is read (its tail) like `prune` reads it.
+        self.settled: dict[str, tuple[int, float]] = {}
         self.first_pass_done = False
+        self.passes = 0  # full passes so far
         self.warned: set[tuple[str, str]] = set()
+        self.activity: dict[str, float] = {}  # run folder -> clock of its last checkpoint change
+        self.deferred: dict[str, float] = {}  # run folder -> when to look at its warnings again
         self.dirty: set[str] = set()
+        self.verified: dict[str, Verified] = {}  # G path -> its verified small model
+        self.failed: dict[str, tuple[int, float, int, str]] = {}  # G -> size, mtime, pass, why
         self.stop_event = threading.Event()
-        self.extractor = ExtractorChild() if self.extract_on_save else None
+        if self.extract_on_save and self.extractor is None:
+            self.extractor = ExtractorChild()
         self.observer = None
         self.worker: threading.Thread | None = None
 
@@ -166,7 +215,6 @@ class Watcher:
             if not is_dir:
                 raise JanitorError(f"{root}: not a folder")
             roots.append(real)
-        self.full_pass()
         if self.poll is not None:
             from watchdog.observers.polling import PollingObserver
 
@@ -188,10 +236,10 @@ class Watcher:
                 ) from None
             raise JanitorError(f"cannot watch: {exc.strerror or exc}") from None
         self.observer = observer
-        self.worker = threading.Thread(target=self._work, name="janitor-worker")
-        self.worker.start()
         mode = f"polling every {self.poll:g} s" if self.poll is not None else "inotify"
         self.log({"event": "watching", "roots": roots, "mode": mode})
+        self.worker = threading.Thread(target=self._work, name="janitor-worker")
+        self.worker.start()
 
     def stop(self) -> None:
         """Stop and join everything; an action in progress finishes first."""
@@ -209,11 +257,18 @@ class Watcher:
     # ------------------------------------------------------------ the worker
 
     def _work(self) -> None:
+        """The first full pass, then events, settling and periodic passes, until stopped.
+        (Events that come during the first pass wait in the queue.)"""
         next_rescan = self.clock() + self.rescan
+        try:
+            self.full_pass()
+        except Exception as exc:  # the watcher keeps watching
+            self.stats.errors += 1
+            self.log({"event": "error", "message": f"{type(exc).__name__}: {exc}"})
         while not self.stop_event.is_set():
             now = self.clock()
             deadlines = [p.changed_at + self.settle for p in self.pending.values()]
-            wait = min([next_rescan, *deadlines]) - now
+            wait = min([next_rescan, *deadlines, *self.deferred.values()]) - now
             try:
                 item = self.q.get(timeout=max(0.0, wait))
                 while item is not _STOP:
@@ -241,14 +296,16 @@ class Watcher:
         kind, src, dest = item
         self.stats.events += 1
         if kind in ("deleted", "moved"):
-            self.pending.pop(src, None)
-            self.written.pop(src, None)
+            for known in (self.pending, self.settled, self.verified, self.failed):
+                known.pop(src, None)
             if kind == "moved" and _interesting(dest):
                 self.pending[dest] = Pending(changed_at=self.clock())
+                self.activity[os.path.dirname(dest)] = self.clock()
             return
         if not _interesting(src):
             return
-        self.written.pop(src, None)
+        self.settled.pop(src, None)
+        self.activity[os.path.dirname(src)] = self.clock()
         p = self.pending.setdefault(src, Pending())
         if kind == "closed":
             p.closed = True
@@ -261,8 +318,9 @@ class Watcher:
             pass
 
     def _settle(self) -> None:
-        """Move files that are written (closed, or unchanged for `settle` s) and complete out
-        of `pending`; their runs become dirty."""
+        """Move files that are settled (closed, or unchanged for `settle` s) out of `pending`;
+        their runs become dirty. A settled complete G gets its small model (--extract-on-save).
+        Runs whose warnings were put off become dirty when their time comes."""
         now = self.clock()
         for path, p in list(self.pending.items()):
             if not p.closed and now - p.changed_at < self.settle:
@@ -272,37 +330,120 @@ class Watcher:
             except FileNotFoundError:
                 del self.pending[path]
                 continue
+            except OSError:
+                p.changed_at = now  # unreadable for now: in flight, looked at again later
+                continue
             if not p.closed and (st.size, st.mtime) != (p.size, p.mtime):
                 p.size, p.mtime, p.changed_at = st.size, st.mtime, now  # still moving
                 continue
             del self.pending[path]
-            if check_file(self.fs, path).complete:
-                self.written[path] = (st.size, st.mtime)
-                folder = os.path.dirname(path)
+            self.settled[path] = (st.size, st.mtime)
+            self.dirty.add(os.path.dirname(path))
+            try:
+                complete = check_file(self.fs, path).complete
+            except OSError:
+                complete = False
+            if complete and self.extractor is not None and os.path.basename(path).startswith("G_"):
+                self._ensure_small(path, st.size, st.mtime)
+        for folder, when in list(self.deferred.items()):
+            if when <= now:
+                del self.deferred[folder]
                 self.dirty.add(folder)
-                name = os.path.basename(path)
-                if self.extractor is not None and name.startswith("G_"):
-                    self._extract(path)
 
     def in_flight(self) -> NotWritten:
-        return NotWritten(self.written)
+        return NotWritten(self.settled)
 
     # ------------------------------------------------------------ actions
 
-    def _extract(self, path: str) -> None:
+    def _unverified(self, path: str, size: int, mtime: float, problem: str | None) -> str | None:
+        """Why the G at ``path`` (as planned: size, mtime, completeness problem) has no
+        verified small model; None when it has one. Looks only: never extracts."""
+        v = self.verified.get(path)
+        if v is not None and v.g == (size, mtime):
+            try:
+                st = self.fs.stat(v.small)
+                if (st.size, st.mtime) == v.small_stat:
+                    return None
+            except OSError:
+                pass
+            return f"{v.small} changed or went away since it was verified"
+        if problem is not None:
+            return f"{os.path.basename(path)} is incomplete ({problem}): no small model from it"
+        failed = self.failed.get(path)
+        if failed is not None and failed[:2] == (size, mtime):
+            return failed[3]
+        return "not extracted yet"
+
+    def _ensure_small(self, path: str, size: int, mtime: float, problem: str | None = None) -> None:
+        """Extract and verify the G's small model in the child, unless it is verified already
+        (each G once per size and mtime) or failed already in this full pass."""
+        why = self._unverified(path, size, mtime, problem)
+        if why is None:
+            return
+        failed = self.failed.get(path)
+        if failed is not None and failed[:3] == (size, mtime, self.passes):
+            return
+        if problem is not None:  # never read a file that is incomplete
+            self._failed(path, size, mtime, why)
+            return
         reply = self.extractor.extract(path)
-        if reply.get("ok"):
-            if not reply.get("skipped"):
-                self.stats.extracted += 1
-            self.log({"event": "extracted", "source": path, "output": reply["output"],
-                      "skipped": reply.get("skipped", False)})  # fmt: skip
-        else:
+        if not reply.get("ok"):
+            self._failed(path, size, mtime, reply.get("error") or "extraction failed")
+            return
+        try:
+            small, g = self.fs.stat(reply["output"]), self.fs.stat(path)
+        except OSError as exc:
+            self._failed(path, size, mtime, f"{exc.filename}: gone right after extraction")
+            return
+        if (g.size, g.mtime) != (size, mtime):
+            self._failed(path, size, mtime, f"{path}: changed while its small model was made")
+            return
+        self.verified[path] = Verified((size, mtime), reply["output"], (small.size, small.mtime))
+        self.failed.pop(path, None)
+        if not reply.get("skipped"):
+            self.stats.extracted += 1
+        self.log({"event": "extracted", "source": path, "output": reply["output"],
+                  "skipped": reply.get("skipped", False), "verified": True})  # fmt: skip
+
+    def _failed(self, path: str, size: int, mtime: float, why: str) -> None:
+        """Remember a G without a verified small model; say so once per file and reason."""
+        before = self.failed.get(path)
+        self.failed[path] = (size, mtime, self.passes, why)
+        if before is None or (before[0], before[1], before[3]) != (size, mtime, why):
             self.stats.errors += 1
-            self.log({"event": "extract-failed", "source": path, "error": reply.get("error")})
+            self.log({"event": "extract-failed", "source": path, "error": why})
+
+    def plan(self, run: Run) -> RunPlan:
+        """`prune`'s plan for the run; with --extract-on-save, a set whose G has no verified
+        small model is kept. Also the executor's fresh plan under the lock: looks only."""
+        return self._keep_unverified(plan_run(run, self.overrides, time.time(), self.fs))
+
+    def _keep_unverified(self, rp: RunPlan) -> RunPlan:
+        """The plan with every set kept whose G has no verified small model; its planner
+        does the same again for the executor's fresh plan under the lock."""
+        if self.extractor is None:
+            return rp
+        planner = rp.planner
+        if not isinstance(planner, ExtractFirst):
+            planner = ExtractFirst(planner, self._keep_unverified)
+        if not rp.removals:
+            return replace(rp, planner=planner)
+        decisions = []
+        for d in rp.decisions:
+            g = None if d.keep else d.set.file("G")
+            why = None if g is None else self._unverified(g.path, g.size, g.mtime, g.problem)
+            if why is not None:
+                detail = "" if why == "not extracted yet" else f": {why}"
+                d = SetDecision(d.set, True, (KEEP_UNVERIFIED + detail,))
+            decisions.append(d)
+        return replace(rp, planner=planner, decisions=tuple(decisions))
 
     def full_pass(self) -> None:
-        """Scan everything. The first pass reads every file (nothing is known yet) and
-        registers the complete ones as written; later passes never open unconfirmed files."""
+        """Scan everything. The first pass reads every file (nothing is known yet): the
+        complete ones are settled, incomplete ones may be a save in progress and get `settle`
+        seconds (they are pending); later passes never open unsettled files. Extractions
+        that failed are tried again once per full pass."""
+        self.passes += 1
         flight = self.in_flight() if self.first_pass_done else frozenset()
         try:
             report = scan(list(self.roots), fs=self.fs, trainer=self.trainer, in_flight=flight)
@@ -310,14 +451,19 @@ class Watcher:
             self.log({"event": "error", "message": str(exc)})
             return
         if not self.first_pass_done:
+            now = self.clock()
             for run in report.runs:
                 for f in run.files:
                     if f.complete:
-                        self.written[f.path] = (f.size, f.mtime)
+                        self.settled[f.path] = (f.size, f.mtime)
+                    else:
+                        self.pending.setdefault(f.path, Pending(f.size, f.mtime, now))
             self.first_pass_done = True
         for err in report.errors:
             self.log({"event": "error", "path": err.path, "message": err.message})
         for run in report.runs:
+            if self.stop_event.is_set():
+                break
             self.process(run.path)
 
     def process(self, folder: str) -> RunResult | None:
@@ -333,10 +479,13 @@ class Watcher:
         if run is None:
             return None
         rp = plan_run(run, self.overrides, time.time(), self.fs)
-        for trap in rp.traps:  # resume traps: said once per run, never acted on
-            if (run.path, trap.message) not in self.warned:
-                self.warned.add((run.path, trap.message))
-                self.log({"event": "warning", "run": run.path, "message": trap.message})
+        self._warn(run, rp)
+        if self.extractor is not None:  # every G that would go gets its small model first
+            for d in rp.removals:
+                g = d.set.file("G")
+                if g is not None and not self.stop_event.is_set():
+                    self._ensure_small(g.path, g.size, g.mtime, g.problem)
+            rp = self._keep_unverified(rp)
         if not rp.removals:
             return None
         result = self.executor.execute(rp, flight)
@@ -356,3 +505,20 @@ class Watcher:
         for msg in result.skipped:
             self.log({"event": "skipped", "run": run.path, "message": msg})
         return result
+
+    def _warn(self, run: Run, rp: RunPlan) -> None:
+        """Resume traps, said once each and never acted on, and only once the run has been
+        quiet for `settle` s with nothing in flight: a save in progress is not a trap."""
+        new = [t for t in rp.traps if (run.path, t.message) not in self.warned]
+        if not new:
+            return
+        now = self.clock()
+        quiet_at = self.activity.get(run.path, float("-inf")) + self.settle
+        if any(os.path.dirname(p) == run.path for p in self.pending):
+            quiet_at = max(quiet_at, now + self.settle)
+        if now < quiet_at:
+            self.deferred[run.path] = quiet_at  # looked at again then (the run turns dirty)
+            return
+        for trap in new:
+            self.warned.add((run.path, trap.message))
+            self.log({"event": "warning", "run": run.path, "message": trap.message})
