@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from janitor.storage import layout
+
 Kind = Literal["file", "dir", "link", "other"]
 
 
@@ -273,7 +275,7 @@ class LocalFS:
     def write_atomic(self, path: str, data: bytes) -> None:
         """Temp file in the same folder, fsync, ``os.replace``: never a half-written file."""
         folder = os.path.dirname(path) or "."
-        fd, tmp = tempfile.mkstemp(prefix=".janitor-tmp-", dir=folder)
+        fd, tmp = tempfile.mkstemp(prefix=layout.TMP_PREFIX, dir=folder)
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
