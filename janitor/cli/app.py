@@ -7,14 +7,12 @@ import functools
 import os
 import sys
 import time
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from janitor.domain.errors import EXIT_FAILURE, EXIT_OK, JanitorError, UsageError
-
-if TYPE_CHECKING:
-    from janitor.domain.policy import Overrides
+from janitor.domain.policy import Overrides
 
 app = typer.Typer(
     name="janitor",
@@ -211,6 +209,47 @@ def rule_overrides(
     )  # fmt: skip
 
 
+RULE_OPTIONS = {
+    "keep_last": (KeepLast, None),
+    "keep_every": (KeepEvery, None),
+    "keep_within": (KeepWithin, None),
+    "keep_best": (KeepBest, None),
+    "metric": (Metric, None),
+    "mode": (Mode, None),
+    "max_size": (MaxSize, None),
+    "remove_incomplete": (RemoveIncomplete, False),
+    "older_than": (OlderThan, None),
+}
+
+
+def rule_options(fn):
+    """Give a command (prune, watch) the retention-rule options, declared once above; it
+    receives them parsed, as one typed ``rules: Overrides`` (None where not given: the
+    config files may say). Typer reads options from the signature, so the command's
+    signature is extended with the options here, in one place."""
+    import inspect
+
+    sig = inspect.signature(fn, eval_str=True)
+    params = [p for name, p in sig.parameters.items() if name != "rules"]
+    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    extra = [
+        inspect.Parameter(name, kind, default=default, annotation=annotation)
+        for name, (annotation, default) in RULE_OPTIONS.items()
+    ]
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        values = {name: kwargs.pop(name) for name in RULE_OPTIONS}
+        return fn(*args, rules=rule_overrides(**values), **kwargs)
+
+    wrapper.__signature__ = sig.replace(parameters=[params[0], *extra, *params[1:]])
+    wrapper.__annotations__ = {
+        **{k: v for k, v in fn.__annotations__.items() if k != "rules"},
+        **{name: annotation for name, (annotation, _) in RULE_OPTIONS.items()},
+    }
+    return wrapper
+
+
 # ------------------------------------------------------------------ commands
 
 
@@ -236,17 +275,10 @@ def scan(paths: Paths, json: Json = False, trainer: Trainer = None) -> int:
 
 @app.command()
 @command
+@rule_options
 def prune(
     paths: Paths,
-    keep_last: KeepLast = None,
-    keep_every: KeepEvery = None,
-    keep_within: KeepWithin = None,
-    keep_best: KeepBest = None,
-    metric: Metric = None,
-    mode: Mode = None,
-    max_size: MaxSize = None,
-    remove_incomplete: RemoveIncomplete = False,
-    older_than: OlderThan = None,
+    rules: Overrides,
     dry_run: DryRun = False,
     json: Json = False,
     trash: Trash = False,
@@ -271,10 +303,6 @@ def prune(
     from janitor.usecases.executor import Executor
     from janitor.usecases.prune import Pruner
 
-    rules = rule_overrides(
-        keep_last, keep_every, keep_within, keep_best, metric, mode, max_size,
-        remove_incomplete, older_than,
-    )  # fmt: skip
     report = do_scan(paths, trainer=trainer)
     for warning in config.run_table_warnings(r.path for r in report.runs):
         _warn(warning)
@@ -314,17 +342,10 @@ def prune(
 
 @app.command()
 @command
+@rule_options
 def watch(
     paths: Annotated[list[str], typer.Argument(help="Logs roots or run folders to watch.")],
-    keep_last: KeepLast = None,
-    keep_every: KeepEvery = None,
-    keep_within: KeepWithin = None,
-    keep_best: KeepBest = None,
-    metric: Metric = None,
-    mode: Mode = None,
-    max_size: MaxSize = None,
-    remove_incomplete: RemoveIncomplete = False,
-    older_than: OlderThan = None,
+    rules: Overrides,
     extract_on_save: Annotated[
         bool, typer.Option("--extract-on-save", help="Write each new G's small model first.")
     ] = False,
@@ -358,10 +379,6 @@ def watch(
     from janitor.usecases.executor import Executor
     from janitor.usecases.watch import Watcher
 
-    rules = rule_overrides(
-        keep_last, keep_every, keep_within, keep_best, metric, mode, max_size,
-        remove_incomplete, older_than,
-    )  # fmt: skip
     if poll is not None:
         _in_range(poll, "--poll", "seconds", 3600)
     _in_range(settle, "--settle", "seconds", 86400)

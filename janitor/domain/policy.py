@@ -9,8 +9,6 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
-from humanfriendly import format_size, format_timespan
-
 from janitor.domain.errors import InvalidValue
 
 Mode = Literal["min", "max"]
@@ -73,6 +71,8 @@ class Policy:
     def describe(self, sources: Mapping[str, str] | None = None) -> str:
         """The effective rules in words; with ``sources`` (field -> where its value came
         from) each says its source: "keep-last 2 (--keep-last), keep-every 10000 (logs/...)"."""
+        from humanfriendly import format_size, format_timespan
+
         p = self.effective()
         src = dict(sources or {})
         parts: list[tuple[str, str]] = []
