@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from janitor.core.policy import apply
+from janitor.core.policy import PINNED, apply
 from janitor.core.resume import stale_sets, traps
 from janitor.domain.checkpoints import Run
 from janitor.domain.plans import RunPlan, SetDecision
@@ -89,17 +89,22 @@ FIX_RESUME_WHY = (
 
 @dataclass(frozen=True)
 class FixResumePlanner:
-    """``prune --fix-resume``: the stale sets the trainer would wrongly resume from."""
+    """``prune --fix-resume``: the stale sets the trainer would wrongly resume from; a pinned
+    set stays, stale or not."""
 
+    pins: frozenset[int] = frozenset()
     kind: str = "fix-resume"
 
     def plan(self, run: Run, now: float) -> RunPlan:
         stale = {s.number for s in stale_sets(run)}
-        decisions = tuple(
-            SetDecision(s, s.number not in stale, (FIX_RESUME_WHY,) if s.number in stale else ())
-            for s in run.sets
-        )
-        return RunPlan(run, self, decisions)
+        decisions = []
+        for s in run.sets:
+            if s.number in stale and s.number in self.pins:
+                decisions.append(SetDecision(s, True, (PINNED,)))
+            else:
+                why = (FIX_RESUME_WHY,) if s.number in stale else ()
+                decisions.append(SetDecision(s, s.number not in stale, why))
+        return RunPlan(run, self, tuple(decisions))
 
     def describe(self) -> str:
         return "fix-resume: stale files the trainer would wrongly resume from"
