@@ -49,7 +49,9 @@ RESULTS = REPO / "bench" / "results.json"
 
 
 def janitor_cmd() -> list[str]:
-    """The venv's console script (what users run), else ``python -m janitor``."""
+    """The venv's console script (what users run), else ``python -m janitor``. Every child
+    gets this checkout first on ``PYTHONPATH`` (see ``main``), so the script runs this
+    checkout's code even when the venv's editable install points at another one."""
     exe = Path(PY).parent / "janitor"
     return [str(exe)] if exe.exists() else [PY, "-m", "janitor"]
 
@@ -236,9 +238,7 @@ class Bench:
             f"writing full-size fixtures: run alice (steps {cfg.run_steps}, G+D) and "
             f"{cfg.batch_files} G files, in two processes"
         )
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-        jobs = [
+        jobs = [  # the repo is on PYTHONPATH (main): fixtures.gen is importable
             [PY, GEN_BIG, "run", self.path("logs"), *map(str, cfg.run_steps)],
             [PY, GEN_BIG, "G", self.path("batch"), *map(str, range(1, cfg.batch_files + 1))],
         ]
@@ -248,7 +248,7 @@ class Bench:
             procs = []
             for cmd in jobs:
                 err = stack.enter_context(tempfile.TemporaryFile(dir=self.tmp))
-                procs.append((cmd, err, m.spawn(cmd, stdout=None, stderr=err, cwd=REPO, env=env)))
+                procs.append((cmd, err, m.spawn(cmd, stdout=None, stderr=err, cwd=REPO)))
             for cmd, err, proc in procs:
                 rc, _ = m.reap(proc, 900)
                 if rc != 0:
@@ -803,6 +803,10 @@ def machine_info() -> dict:
     except (OSError, subprocess.CalledProcessError):
         rev = "unknown"
     info["janitor_rev"] = rev
+    info["janitor_imported_from"] = subprocess.run(  # by the children (PYTHONPATH, main)
+        [PY, "-c", "import janitor; print(janitor.__file__)"], capture_output=True, text=True,
+        check=True,
+    ).stdout.strip()  # fmt: skip
     info["kernel"] = platform.release()
     info["loadavg_start"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     return info
@@ -827,6 +831,11 @@ def main() -> int:
     os.chdir(REPO)
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
+    # Children (the console script too) import janitor from this checkout, not from whatever
+    # checkout the venv's editable install names (a worktree shares the main clone's venv).
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(REPO), os.environ.get("PYTHONPATH")])
+    )
     machine = machine_info()
     tmp = tempfile.mkdtemp(prefix="janitor-bench-")
     m.SCRATCH = tmp
