@@ -984,6 +984,7 @@ def machine_info() -> dict:
         check=True,
     ).stdout.strip()  # fmt: skip
     info["kernel"] = platform.release()
+    info["rss_method"] = m.RSS_METHOD
     info["loadavg_start"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     return info
 
