@@ -45,6 +45,7 @@ def candidates(
             pinned=s.number in pins,
             metric=scored.get(s.number) if metric else None,
             missing=s.missing,
+            protect=s.protect,
         )
         for s in run.sets
     ]
