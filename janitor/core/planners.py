@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from janitor.core.policy import apply
-from janitor.core.resume import stale_sets, traps
+from janitor.core.resume import half_written, stale_sets, traps
 from janitor.domain.checkpoints import Run
 from janitor.domain.plans import RunPlan, SetDecision
 from janitor.domain.policy import Candidate, Policy
@@ -86,18 +86,23 @@ class RulesPlanner:
 FIX_RESUME_WHY = (
     "stale: the trainer would resume from it although a later save exists (--fix-resume)"
 )
+FIX_HALF_WRITTEN_WHY = (
+    "half written: the Trainer's get_last_checkpoint would resume from it and crash (--fix-resume)"
+)
 
 
 @dataclass(frozen=True)
 class FixResumePlanner:
-    """``prune --fix-resume``: the stale sets the trainer would wrongly resume from."""
+    """``prune --fix-resume``: the stale sets the trainer would wrongly resume from, and
+    (HF Trainer) the half-written folders above the newest complete one."""
 
     kind: str = "fix-resume"
 
     def plan(self, run: Run, now: float) -> RunPlan:
-        stale = {s.number for s in stale_sets(run)}
+        why = {s.number: FIX_RESUME_WHY for s in stale_sets(run)}
+        why.update({s.number: FIX_HALF_WRITTEN_WHY for s in half_written(run, now)})
         decisions = tuple(
-            SetDecision(s, s.number not in stale, (FIX_RESUME_WHY,) if s.number in stale else ())
+            SetDecision(s, s.number not in why, (why[s.number],) if s.number in why else ())
             for s in run.sets
         )
         return RunPlan(run, self, decisions)

@@ -339,9 +339,10 @@ def _folder_set(
             except OSError as exc:
                 check = ZipCheck(False, f"cannot read: {oserror_text(exc)}")
         marker = e.path == state_path
+        mtime = e.mtime if e.kind == "file" else 0.0  # a link's own time is not a save's
         files.append(
             CheckpointFile(
-                e.path, name, "marker" if marker else "part", number, e.size, e.mtime,
+                e.path, name, "marker" if marker else "part", number, e.size, mtime,
                 check.complete if check else True, check.problem if check else None,
             )
         )  # fmt: skip
