@@ -311,3 +311,57 @@ def test_deepspeed_keeps_the_tag_latest_names_and_unpointed_newer_tags(tmp_path,
     (ds / "latest").write_text("global_step99")
     r = cli("scan", ds)
     assert "latest names global_step99, which is not here" in r.output
+
+
+# ------------------------------------------------------------------------- extract-small
+
+
+def test_extract_small_hf_folder_loads_with_from_pretrained(hf, cli):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    r = cli("extract-small", hf / "checkpoint-4", "--json")
+    assert r.exit_code == 0, r.output
+    (done,) = json.loads(r.output)["extracted"]
+    small = hf / "small-checkpoint-4"
+    assert done["output"] == str(small) and done["tensors"] > 0 and done["linked"] == 3
+    assert names(small) == ["config.json", "generation_config.json", "model.safetensors"]
+    assert (small / "model.safetensors").stat().st_ino == (
+        hf / "checkpoint-4" / "model.safetensors"
+    ).stat().st_ino  # a hard link: no second copy of the weights
+    a = AutoModelForCausalLM.from_pretrained(small).state_dict()
+    b = AutoModelForCausalLM.from_pretrained(hf / "checkpoint-4").state_dict()
+    assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
+    # the small folder is not a checkpoint: prune keeps it, the Trainer's resume ignores it
+    assert cli("prune", hf, "--keep-last", "1").exit_code == 0
+    assert "checkpoint-4" not in names(hf)
+    assert names(small) == ["config.json", "generation_config.json", "model.safetensors"]
+    again = cli("extract-small", hf / "checkpoint-10")
+    assert again.exit_code == 0 and (hf / "small-checkpoint-10" / "config.json").exists()
+    refused = cli("extract-small", hf / "checkpoint-12")
+    assert refused.exit_code == 1 and "half written" in refused.output
+
+
+def test_extract_small_lightning_ckpt_and_safetensors(pl, cli):
+    import torch
+    from safetensors.torch import load_file
+
+    src = next(p for p in pl.iterdir() if p.name.startswith("epoch=2-"))
+    r = cli("extract-small", src)
+    assert r.exit_code == 0, r.output
+    small = src.with_name(src.name[: -len(".ckpt")] + ".small.ckpt")
+    ckpt = torch.load(small, weights_only=True)
+    assert sorted(ckpt) == sorted(
+        ["epoch", "global_step", "pytorch-lightning_version", "state_dict", "hparams_name",
+         "hyper_parameters"]
+    )  # fmt: skip
+    full = torch.load(src, weights_only=True)
+    model = fr.lightning_module_cls().load_from_checkpoint(small)
+    assert all(torch.equal(v, full["state_dict"][k]) for k, v in model.state_dict().items())
+    r = cli("extract-small", src, "--format", "safetensors")
+    assert r.exit_code == 0, r.output
+    tensors = load_file(src.with_name(src.name[: -len(".ckpt")] + ".small.safetensors"))
+    assert all(torch.equal(tensors[k], full["state_dict"][k]) for k in full["state_dict"])
+    # small models are not checkpoints: prune leaves them
+    assert cli("prune", pl, "--keep-last", "1").exit_code == 0
+    assert small.exists() and not src.exists()

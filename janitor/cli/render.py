@@ -461,6 +461,12 @@ def extracted_text(e, out: TextIO | None = None) -> None:
         w(f"exists, left alone: {shown_path(e.output)}\n")
         return
     w(f"wrote {shown_path(e.output)} ({size(e.size)}, {e.format} format)\n")
+    if not hasattr(e, "detected"):  # a framework's small model (HF folder, Lightning ckpt)
+        links = f"; {e.linked} hard-linked, {e.copied} copied" if e.format == "hf" else ""
+        w(f"  from {shown_path(e.source)}: step {e.step}; {e.tensors} tensors verified{links}\n")
+        for note in e.notes:
+            w(f"  note: {note}\n")
+        return
     w(f"  from {shown_path(e.source)}: epoch {e.epoch}, step {e.step} ({e.step_from})\n")
     for key, fact in e.detected.as_dict().items():
         if key != "config":

@@ -15,7 +15,10 @@ BIG_RE = re.compile(r"^(?P<prefix>G|D|DUR|WD)_(?P<num>0|[1-9][0-9]*)\.pth$")
 LOOKALIKE_RE = re.compile(r"^(G|D|DUR|WD)_.*\.pth$", re.IGNORECASE)
 # PyTorch Lightning ModelCheckpoint files (also GPT-SoVITS's GPT stage): a name with a
 # `step=<S>` field, e.g. epoch=3-step=400.ckpt, epoch=3-step=400-val_loss=0.12.ckpt, -v1.
-LIGHTNING_RE = re.compile(r"^(?:.*-)?step=(?P<num>0|[1-9][0-9]*)(?:-.*)?\.ckpt$")
+# (janitor's own small models, <stem>.small.ckpt, are not checkpoints.)
+LIGHTNING_RE = re.compile(
+    r"^(?!.*\.small\.ckpt$)(?:.*-)?step=(?P<num>0|[1-9][0-9]*)(?:-.*)?\.ckpt$"
+)
 # Lightning's `last` file (save_last): last.ckpt, last-v1.ckpt, ...
 LIGHTNING_LAST_RE = re.compile(r"^last(?:-v(?P<num>[1-9][0-9]*))?\.ckpt$")
 # Hugging Face Trainer (`get_last_checkpoint`'s own pattern) and DeepSpeed tag folders.

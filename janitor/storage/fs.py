@@ -75,6 +75,7 @@ class FileSystem(Protocol):
     def readlink(self, path: str) -> str: ...
     def rmdir(self, path: str) -> None: ...
     def remove_tree(self, path: str) -> None: ...
+    def link_or_copy(self, src: str, dst: str) -> bool: ...
 
 
 def clean_stale_temps(folder: str, prefix: str) -> list[str]:
@@ -360,6 +361,19 @@ class LocalFS:
     def rmdir(self, path: str) -> None:
         """Remove an empty folder (OSError if anything is in it)."""
         os.rmdir(path)
+
+    def link_or_copy(self, src: str, dst: str) -> bool:
+        """``dst`` as a hard link to ``src`` (True), or, where the file system has none, a
+        fsynced copy (False). Never replaces ``dst``."""
+        try:
+            os.link(src, dst, follow_symlinks=False)
+            return True
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+        if not _copy_exclusive(src, dst):
+            raise FileExistsError(errno.EEXIST, "exists", dst)
+        return False
 
     def remove_tree(self, path: str) -> None:
         """Delete a folder and everything below it; links inside are removed, never
