@@ -11,17 +11,19 @@ import shutil
 import time
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from fixtures.gen import write_run
 from janitor.core.frameworks import metric_in_name, safetensors_problem
-from tests.conftest import fake_ckpt, truncate
+from tests.conftest import REPO, fake_ckpt, truncate
 
 pytest.importorskip("transformers")
 pytest.importorskip("lightning")
 
 from tests import framework_runs as fr  # noqa: E402
 
+SCHEMA = json.loads((REPO / "docs" / "scan.schema.json").read_text())
 OLD = time.time() - 3600  # mtimes of a save that is over (not being written)
 
 
@@ -97,6 +99,7 @@ def test_scan_names_each_framework_and_why_beside_vits_runs(hf, pl, tmp_path, cl
     (hf / "checkpoint-10" / "latest").write_text("global_step10")
     r = cli("scan", tmp_path, "--json")
     assert r.exit_code == 0, r.output
+    jsonschema.validate(json.loads(r.output), SCHEMA)
     runs = {
         Path(x["path"]).relative_to(tmp_path).as_posix(): x for x in json.loads(r.output)["runs"]
     }
@@ -181,9 +184,10 @@ def test_hf_fix_resume_leaves_a_folder_being_written(hf, cli):
     now = time.time()
     for p in [*(hf / "checkpoint-12").iterdir(), hf / "checkpoint-12"]:
         os.utime(p, (now, now))
+    (hf / "checkpoint-14").mkdir()  # a save that has just begun: no file in it yet
     r = cli("prune", hf, "--fix-resume", "--keep-last", "1")
     assert r.exit_code == 0, r.output
-    assert "checkpoint-12" in names(hf)
+    assert "checkpoint-12" in names(hf) and "checkpoint-14" in names(hf)
 
 
 def test_hf_keep_best_by_log_history(hf, cli):
@@ -233,7 +237,9 @@ def test_symlinks_in_and_around_checkpoint_folders_are_never_followed(hf, tmp_pa
     outside = tmp_path / "precious"
     outside.mkdir()
     (outside / "data.bin").write_bytes(b"x" * 100)
+    st = (hf / "checkpoint-4").stat()
     (hf / "checkpoint-4" / "link-out").symlink_to(outside)
+    os.utime(hf / "checkpoint-4", (st.st_atime, st.st_mtime))  # not a new save
     (hf / "checkpoint-6").rename(tmp_path / "ck6")
     (hf / "checkpoint-6").symlink_to(tmp_path / "ck6")
     r = cli("prune", hf, "--keep-last", "1")

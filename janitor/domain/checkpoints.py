@@ -39,6 +39,7 @@ class CheckpointSet:
     folder: str | None = None
     problem: str | None = None  # why a folder set is incomplete although its files are whole
     protect: tuple[str, ...] = ()  # the framework's own protections (best model, pointers)
+    folder_mtime: float = 0.0  # a folder set's own mtime (changes as files are added to it)
     # Derived from the files once, in __post_init__ (scan at scale reads them many times).
     size: int = field(init=False, default=0)
     mtime: float = field(init=False, default=0.0)
@@ -47,7 +48,9 @@ class CheckpointSet:
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         set_(self, "size", sum(f.size for f in self.files))
-        set_(self, "mtime", max((f.mtime for f in self.files), default=0.0))
+        set_(self, "mtime", max((f.mtime for f in self.files), default=self.folder_mtime))
+        if self.folder_mtime > self.mtime:  # a save just begun: the folder is newer than its files
+            set_(self, "mtime", self.folder_mtime)
         if self.problem or any(not f.complete for f in self.files):
             set_(self, "status", "incomplete")
         elif self.missing:

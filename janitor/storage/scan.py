@@ -348,7 +348,9 @@ def _folder_set(
         )  # fmt: skip
     if problem is None and profile.complete_by == "trainer-state":
         problem = _trainer_state_problem(fs, state_path, number)
-    return CheckpointSet(number, tuple(files), folder=folder.path, problem=problem)
+    return CheckpointSet(
+        number, tuple(files), folder=folder.path, problem=problem, folder_mtime=folder.mtime
+    )
 
 
 def _trainer_state_problem(fs: FileSystem, path: str, number: int) -> str | None:
