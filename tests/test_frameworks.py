@@ -371,3 +371,37 @@ def test_extract_small_lightning_ckpt_and_safetensors(pl, cli):
     # small models are not checkpoints: prune leaves them
     assert cli("prune", pl, "--keep-last", "1").exit_code == 0
     assert small.exists() and not src.exists()
+
+
+# ---------------------------------------------------------------------------------- watch
+
+
+def test_watch_prunes_beside_a_real_trainer_without_breaking_it(tmp_path):
+    """janitor watch --keep-last 1 beside a running Trainer: every save completes (a folder
+    removed or touched mid-save would make the Trainer crash), load_best_model_at_end still
+    finds its best folder, and at the end only the newest and the best are left."""
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    out.mkdir()
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "janitor", "watch", str(tmp_path), "--keep-last", "1",
+         "--settle", "0.3"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+    )  # fmt: skip
+    try:
+        time.sleep(1.0)
+        trainer = fr.hf_trainer(out, max_steps=10)
+        trainer.train()  # raises if a checkpoint folder vanished under it
+        best = Path(trainer.state.best_model_checkpoint).name
+        want = sorted({"checkpoint-10", best})
+        deadline = time.monotonic() + 20
+        while names(out) != want and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert names(out) == want
+    finally:
+        watcher.send_signal(signal.SIGTERM)
+        _, err = watcher.communicate(timeout=20)
+    assert watcher.returncode == 0, err

@@ -135,34 +135,37 @@ GPT_SOVITS_S1 = replace(
     framework=False,
     skip_dirs=_DATA_DIRS,
 )
-# Hugging Face Trainer: output_dir/checkpoint-<step>/ folders; trainer_state.json is written
-# last, so a folder without a valid one for its step is half written; get_last_checkpoint
-# resumes from the highest number whatever its state.
-HF_TRAINER = TrainerProfile(
-    name="hf-trainer",
-    label="Hugging Face Trainer",
+# Frameworks whose sets are folders: no latest-only constant, no bases, no small models
+# beside the run.
+_FOLDER_SETS = TrainerProfile(
+    name="folders",
+    label="checkpoint folders",
     set_prefixes=("part",),
     latest_constant=None,
     base_steps=frozenset(),
     small_models=(),
     layout="folders",
+    framework=True,
+)
+# Hugging Face Trainer: output_dir/checkpoint-<step>/ folders; trainer_state.json is written
+# last, so a folder without a valid one for its step is half written; get_last_checkpoint
+# resumes from the highest number whatever its state.
+HF_TRAINER = replace(
+    _FOLDER_SETS,
+    name="hf-trainer",
+    label="Hugging Face Trainer",
     set_dir_re=HF_CHECKPOINT_RE,
     complete_by="trainer-state",
     extract="hf",
     metric_source="trainer-state",
     resume="highest-folder",
-    framework=True,
 )
 # DeepSpeed engine.save_checkpoint: save_dir/global_step<N>/ folders, then `latest` naming
 # the tag (written last): the tag it names is what load_checkpoint resumes from.
-DEEPSPEED = TrainerProfile(
+DEEPSPEED = replace(
+    _FOLDER_SETS,
     name="deepspeed",
     label="DeepSpeed",
-    set_prefixes=("part",),
-    latest_constant=None,
-    base_steps=frozenset(),
-    small_models=(),
-    layout="folders",
     set_dir_re=DEEPSPEED_TAG_RE,
     complete_by="pointer",
     pointer_file="latest",
@@ -170,7 +173,6 @@ DEEPSPEED = TrainerProfile(
     extract_refusal="DeepSpeed shards are consolidated by DeepSpeed's own zero_to_fp32.py; "
     "janitor does not write them",
     resume="pointer",
-    framework=True,
 )
 # Unknown layouts: every VITS-family prefix belongs to its step's set (Bert-VITS2 style).
 GENERIC = TrainerProfile(
@@ -260,3 +262,16 @@ def looks_like_checkpoint_folder(names: set[str]) -> bool:
     return any(
         BIG_RE.match(n) or LIGHTNING_RE.match(n) or LIGHTNING_LAST_RE.match(n) for n in names
     )
+
+
+def run_folder_of(path: str) -> str:
+    """The run folder a written file belongs to: its folder, or, for a file inside a
+    checkpoint folder (HF checkpoint-<step>/, DeepSpeed global_step<N>/, a tag folder inside
+    an HF checkpoint folder as the Trainer writes under DeepSpeed), the folder holding it."""
+    parent = os.path.dirname(path)
+    if HF_CHECKPOINT_RE.match(os.path.basename(parent)):
+        return os.path.dirname(parent)
+    if DEEPSPEED_TAG_RE.match(os.path.basename(parent)):
+        owner = os.path.dirname(parent)
+        return os.path.dirname(owner) if HF_CHECKPOINT_RE.match(os.path.basename(owner)) else owner
+    return parent
