@@ -24,7 +24,7 @@ pytest.importorskip("lightning")
 from tests import framework_runs as fr  # noqa: E402
 
 SCHEMA = json.loads((REPO / "docs" / "scan.schema.json").read_text())
-OLD = time.time() - 3600  # mtimes of a save that is over (not being written)
+OLD = time.time() - 900  # a save that is over: idle > 10 min, not an earlier run (> 1 h)
 
 
 @pytest.fixture(scope="module")
@@ -405,3 +405,19 @@ def test_watch_prunes_beside_a_real_trainer_without_breaking_it(tmp_path):
         watcher.send_signal(signal.SIGTERM)
         _, err = watcher.communicate(timeout=20)
     assert watcher.returncode == 0, err
+
+
+def test_gpt_sovits_gpt_stage_is_the_lightning_profile(pl_template, tmp_path, cli):
+    """The same Lightning files in GPT-SoVITS's place are the GPT stage, read the same way
+    (last.ckpt kept with its target, metrics from the names); --trainer forces either."""
+    s1 = tmp_path / "GPT-SoVITS" / "logs" / "exp" / "logs_s1_v2" / "ckpt"
+    shutil.copytree(pl_template, s1, symlinks=True)
+    doc = json.loads(cli("scan", tmp_path, "--json").output)
+    (run,) = doc["runs"]
+    assert run["trainer"] == "gpt-sovits-s1" and run["trainer_reason"] == "folder logs_s1_v2/ckpt/"
+    assert [f["prefix"] for s in run["sets"] for f in s["files"]] == ["GPT"] * 4
+    forced = json.loads(cli("scan", s1, "--json", "--trainer", "lightning").output)
+    assert forced["runs"][0]["trainer"] == "lightning"
+    reasons, _ = prune_json(cli, s1, "--keep-best", "1", "--metric", "val_loss", "--mode", "max")
+    assert any(w.startswith("best 1 by val_loss (3.0") for w in reasons[4])
+    assert len(names(s1)) == 3 and (s1 / "last.ckpt").resolve().exists()
