@@ -127,3 +127,30 @@ def lightning_fit(dirpath: Path, max_epochs: int, ckpt_path=None, save_last="lin
     trainer = lightning_trainer(dirpath, max_epochs, save_last)
     trainer.fit(model, _loader(0), _loader(1), ckpt_path=ckpt_path)
     return trainer
+
+
+def fake_hf_checkpoint(out: Path, step: int, best: int | None = None, mtime: float | None = None):
+    """A checkpoint-<step>/ folder in the Trainer's layout without transformers (for tests
+    that need many or need no framework): config, a real safetensors file, torch-zip
+    training state, trainer_state.json last."""
+    import json
+    import struct
+
+    from tests.conftest import fake_ckpt
+
+    folder = out / f"checkpoint-{step}"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text('{"model_type": "gpt2"}')
+    header = json.dumps({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}).encode()
+    header += b" " * (-len(header) % 8)
+    (folder / "model.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + bytes(16))
+    for name in ("optimizer.pt", "scheduler.pt", "rng_state.pth", "training_args.bin"):
+        fake_ckpt(folder / name)
+    state = {"global_step": step, "log_history": [{"step": step, "eval_loss": 1.0 / step}]}
+    if best is not None:
+        state["best_model_checkpoint"] = str(out / f"checkpoint-{best}")
+    (folder / "trainer_state.json").write_text(json.dumps(state))
+    if mtime is not None:
+        for p in [*folder.iterdir(), folder]:
+            os.utime(p, (mtime, mtime))
+    return folder

@@ -37,6 +37,7 @@ from janitor.storage.scan import scan
 from janitor.torchio.extract import (
     DeferredInterrupt,
     Options,
+    _is_dir,
     atomic_save,
     check_readable,
     load,
@@ -149,7 +150,7 @@ def _extract_hf(folder: str, opts: Options, fs: FileSystem = LOCAL) -> Framework
     ):
         raise UsageError(f"{folder}: no model weights and config.json in it (found: {files})")
     output = opts.output or os.path.join(os.path.dirname(folder), f"small-{s.name}")
-    if fs.exists(output) and os.path.isdir(output) and opts.output and not opts.force:
+    if opts.output and _is_dir(output):
         output = os.path.join(output, f"small-{s.name}")
     output = os.path.abspath(output)
     if fs.exists(output) and not opts.force:
@@ -250,7 +251,7 @@ def _extract_lightning(path: str, opts: Options, interrupts: DeferredInterrupt) 
         raise UsageError(f"{path}: not a Lightning checkpoint (no state_dict)")
     fmt = opts.format or "ckpt"
     output = opts.output or _small_name(path, fmt)
-    if os.path.isdir(output):
+    if _is_dir(output):
         output = os.path.join(output, os.path.basename(_small_name(path, fmt)))
     output = os.path.abspath(output)
     step = ckpt.get("global_step") if isinstance(ckpt.get("global_step"), int) else None
