@@ -8,7 +8,7 @@ from functools import cached_property
 from typing import Literal
 
 from janitor.domain.errors import PathProblem
-from janitor.domain.profile import TrainerProfile
+from janitor.domain.profile import LATEST_BASE, TrainerProfile
 
 Status = Literal["complete", "partial", "incomplete"]
 
@@ -69,6 +69,8 @@ class CheckpointSet:
     def label(self) -> str:
         if self.folder:
             return f"step {self.number} ({self.name}/)"
+        if self.latest_only and self.number >= LATEST_BASE and self.files:
+            return self.files[0].name  # last.ckpt: no number of its own
         if self.latest_only:
             return f"latest-only ({self.number})"
         return f"step {self.number}"
