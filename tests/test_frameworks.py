@@ -421,3 +421,22 @@ def test_gpt_sovits_gpt_stage_is_the_lightning_profile(pl_template, tmp_path, cl
     reasons, _ = prune_json(cli, s1, "--keep-best", "1", "--metric", "val_loss", "--mode", "max")
     assert any(w.startswith("best 1 by val_loss (3.0") for w in reasons[4])
     assert len(names(s1)) == 3 and (s1 / "last.ckpt").resolve().exists()
+
+
+def test_interrupted_folder_removal_is_never_taken_for_a_checkpoint(tmp_path, cli):
+    """A prune killed inside a folder set: trainer_state.json went first, so what is left is
+    an incomplete folder (never newest, never resumed from by janitor's count), kept until
+    --remove-incomplete --older-than takes it."""
+    from tests.framework_runs import fake_hf_checkpoint
+
+    out = tmp_path / "out"
+    for i, step in enumerate((2, 4, 6)):
+        fake_hf_checkpoint(out, step, mtime=OLD + i)
+    (out / "checkpoint-6" / "trainer_state.json").unlink()  # killed: marker and one file gone
+    (out / "checkpoint-6" / "optimizer.pt").unlink()
+    os.utime(out / "checkpoint-6", (OLD + 10, OLD + 10))
+    reasons, _ = prune_json(cli, out, "--keep-last", "1")
+    assert names(out) == ["checkpoint-4", "checkpoint-6"]
+    assert reasons[4][0] == "newest complete" and "incomplete" in reasons[6][0]
+    prune_json(cli, out, "--keep-last", "1", "--remove-incomplete", "--older-than", "5m")
+    assert names(out) == ["checkpoint-4"]
