@@ -17,7 +17,8 @@ from janitor.domain.policy import Overrides
 app = typer.Typer(
     name="janitor",
     help="Keep voice-model training runs (Applio, RVC, so-vits-svc, Bert-VITS2, GPT-SoVITS) "
-    "from eating the disk: scan, prune stale G_/D_ checkpoints, pin what matters.",
+    "and Hugging Face Trainer, Lightning and DeepSpeed runs from eating the disk: scan, prune "
+    "stale checkpoints, pin what matters.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -114,7 +115,11 @@ Paths = Annotated[list[str], typer.Argument(help="Logs roots, run folders or che
 Json = Annotated[bool, typer.Option("--json", help="One JSON document on stdout (raw numbers).")]
 Trainer = Annotated[
     str | None,
-    typer.Option("--trainer", help="Force the trainer profile: applio, rvc, generic."),
+    typer.Option(
+        "--trainer",
+        help="Force the trainer profile: applio, rvc, generic, hf-trainer, lightning, "
+        "deepspeed, ...",
+    ),
 ]
 KeepLast = Annotated[
     str | None,
