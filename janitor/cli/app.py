@@ -315,6 +315,10 @@ def prune(
     fixes: list = []
     if fix_resume:  # the prune plan is made on the runs as they are after the moves
         from janitor.usecases.fix_resume import view_after
+        from janitor.usecases.prune import planner_for
+
+        for run in report.runs:  # every run's rules are checked before anything moves
+            planner_for(run, rules)
 
         fixes = _fix_resume(report, dry_run, lock_timeout, quiet, json)
         fs = view_after(fixes, LOCAL) if dry_run else LOCAL

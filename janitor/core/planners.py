@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from janitor.core.policy import apply
+from janitor.core.policy import PINNED, apply
 from janitor.core.resume import half_written, stale_sets, traps
 from janitor.domain.checkpoints import Run
 from janitor.domain.plans import RunPlan, SetDecision
@@ -94,18 +94,23 @@ FIX_HALF_WRITTEN_WHY = (
 @dataclass(frozen=True)
 class FixResumePlanner:
     """``prune --fix-resume``: the stale sets the trainer would wrongly resume from, and
-    (HF Trainer) the half-written folders above the newest complete one."""
+    (HF Trainer) the half-written folders above the newest complete one; a pinned set stays,
+    stale or not."""
 
+    pins: frozenset[int] = frozenset()
     kind: str = "fix-resume"
 
     def plan(self, run: Run, now: float) -> RunPlan:
         why = {s.number: FIX_RESUME_WHY for s in stale_sets(run)}
         why.update({s.number: FIX_HALF_WRITTEN_WHY for s in half_written(run, now)})
-        decisions = tuple(
-            SetDecision(s, s.number not in why, (why[s.number],) if s.number in why else ())
-            for s in run.sets
-        )
-        return RunPlan(run, self, decisions)
+        decisions = []
+        for s in run.sets:
+            if s.number in why and s.number in self.pins:
+                decisions.append(SetDecision(s, True, (PINNED,)))
+            else:
+                reasons = (why[s.number],) if s.number in why else ()
+                decisions.append(SetDecision(s, s.number not in why, reasons))
+        return RunPlan(run, self, tuple(decisions))
 
     def describe(self) -> str:
         return "fix-resume: stale files the trainer would wrongly resume from"

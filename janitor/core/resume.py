@@ -32,7 +32,8 @@ def stale_sets(run: Run) -> tuple[CheckpointSet, ...]:
     complete = [s for s in run.candidates if s.status == "complete"]
     if not complete or run.profile.resume not in ("digits", "highest-folder"):
         return ()
-    latest_written = max(complete, key=lambda s: s.mtime)
+    # saves written at the same moment: the trainer resumes from the highest of them
+    latest_written = max(complete, key=lambda s: (s.mtime, s.number))
     return tuple(
         s
         for s in run.candidates
