@@ -382,8 +382,11 @@ def whole_number(text: str | None, flag: str) -> int | None:
 def check_options(opts: Options, inputs: int = 1) -> None:
     """Usage errors in the options themselves and between them, before any file is read
     (torch-free). What contradicts a particular G file is checked once it is read."""
-    if opts.format is not None and opts.format not in FORMATS:
-        raise UsageError(f"--format must be applio or rvc, got {opts.format!r}")
+    if opts.format is not None and opts.format not in (*FORMATS, "ckpt", "safetensors"):
+        raise UsageError(
+            "--format must be applio or rvc (ckpt or safetensors for Lightning), "
+            f"got {opts.format!r}"
+        )
     check_overrides(opts.sr, opts.version, opts.vocoder)
     step = opts.step
     if step is not None and (
@@ -447,6 +450,8 @@ def _extract_one(
     profile = trainer_of(run_dir)[0]
     if opts.format is None and profile.extract is None:
         raise UsageError(f"{path}: {profile.extract_refusal}")
+    if opts.format is not None and opts.format not in FORMATS:
+        raise UsageError(f"--format {opts.format} is for Lightning checkpoints, not {path}")
     m = BIG_RE.match(os.path.basename(path))
     number = int(m["num"]) if m else None
     latest = PROFILES["applio"].latest_constant

@@ -33,5 +33,11 @@ def fix_resume(
 
 def view_after(fixes: list[tuple[RunPlan, RunResult | None]], fs: FileSystem) -> FileSystem:
     """The storage as it will be once a dry run's moves are done: those files hidden."""
-    moving = frozenset(f.path for rp, _ in fixes for d in rp.removals for f in d.set.files)
+    moving = frozenset(
+        p
+        for rp, _ in fixes
+        for d in rp.removals
+        for p in (d.set.folder, *(f.path for f in d.set.files))
+        if p is not None
+    )
     return Without(fs, moving)
