@@ -164,13 +164,22 @@ def apply(candidates: Sequence[Candidate], policy: Policy, now: float) -> Outcom
     reasons = {n: list(why) for n, why in _protections(candidates, p, now).items()}
     protected = {n for n, why in reasons.items() if why}
 
-    # The rules rank complete and partial sets together, newest first; truncated sets and
-    # leftovers given up by --remove-incomplete are not theirs to keep.
+    # The rules rank complete and partial sets together, newest first; truncated sets,
+    # leftovers given up by --remove-incomplete, and partial sets above the newest complete
+    # one (a save in progress: its D is not written yet) are not theirs to keep.
+    newest_step = max(
+        (c.number for c in candidates if c.status == "complete" and not c.base
+         and not c.latest_only),
+        default=-1,
+    )  # fmt: skip
     ranked = sorted(
         (
             c
             for c in candidates
-            if not c.base and c.status != "incomplete" and not _stale_leftover(c, p, now)
+            if not c.base
+            and c.status != "incomplete"
+            and not (c.status == "partial" and not c.latest_only and c.number > newest_step)
+            and not _stale_leftover(c, p, now)
         ),
         key=lambda c: c.number,
         reverse=True,
