@@ -372,10 +372,10 @@ def watch(
     trainer: Trainer = None,
 ) -> int:
     """Watch log folders and prune (and extract) as the trainer writes. Ctrl-C to stop."""
-    import signal
     import threading
 
     from janitor.cli import render
+    from janitor.storage import platform
     from janitor.usecases.executor import Executor
     from janitor.usecases.watch import Watcher
 
@@ -390,8 +390,7 @@ def watch(
         log=render.json_log() if json_log else render.text_log(),
     )  # fmt: skip
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, lambda *_: stop.set())
+    platform.on_stop_signals(lambda *_: stop.set())
     watcher.start()
     try:
         while not stop.wait(3600):
