@@ -94,3 +94,23 @@ def test_progress_on_a_terminal_only_and_never_with_quiet_or_json(tmp_path):
     assert "removing" not in tty
     out, tty = _on_a_terminal("prune", logs, "--keep-last", "50", "--json")
     assert "removing" not in tty and out.startswith("{")
+
+
+def test_an_old_truncated_file_says_truncated_a_fresh_one_may_be_written(tmp_path, cli):
+    import os
+    import time
+
+    from tests.conftest import fake_ckpt, truncate
+
+    logs = tmp_path / "logs"
+    run = fake_run(logs, "alice", [100, 200])
+    for name in ("G_300.pth", "D_300.pth"):
+        truncate(fake_ckpt(run / name))
+    out = cli("prune", logs, "-n", "--verbose").output
+    assert "incomplete: being written or truncated" in out  # just written: may still grow
+    old = time.time() - 60
+    for name in ("G_300.pth", "D_300.pth"):
+        os.utime(run / name, (old, old))
+    out = cli("prune", logs, "-n", "--verbose").output
+    assert "incomplete: truncated (unchanged for over 10 s)" in out
+    assert "being written or truncated" not in out

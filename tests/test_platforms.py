@@ -223,3 +223,24 @@ def test_watch_command_stops_on_sigterm_without_sighup(windows, tmp_path, cli):
             signal.signal(s, handler)
     assert r.exit_code == 0, r.output
     assert not (logs / "alice" / "G_100.pth").exists()
+
+
+def test_every_other_command_without_linux_calls(windows, tmp_path, cli):
+    """pin, unpin, trash list/empty, restore, info, log, scan --json: no internal error."""
+    logs = tmp_path / "logs"
+    write_run(logs, "alice", steps=(100, 200, 300), mtime_start=OLD)
+    run = logs / "alice"
+    for args in (
+        ("pin", run, "100"),
+        ("unpin", run, "100"),
+        ("prune", logs, "--keep-last", "1", "--trash"),
+        ("trash", "list", logs, "--json"),
+        ("restore", run, "100"),
+        ("trash", "empty", logs),
+        ("info", run / "G_300.pth", "--json"),
+        ("log", logs),
+        ("scan", logs, "--json"),
+    ):
+        r = cli(*args)
+        assert r.exit_code == 0, (args, r.output)
+        assert "internal error" not in r.output

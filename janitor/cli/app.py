@@ -184,6 +184,12 @@ Truncate = Annotated[
                  "in its trash). Default: on under /content/drive."),
 ]  # fmt: skip
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors and the total.")]
+Plot = Annotated[
+    str | None,
+    typer.Option("--plot", metavar="FILE", show_default=False,
+                 help="Also draw one run's plan (steps, set sizes, what is kept and why, the "
+                 "metric) into FILE.svg or FILE.png; needs vits-janitor[plot]."),
+]  # fmt: skip
 Verbose = Annotated[
     bool, typer.Option("--verbose", "-v", help="Every set on its own row (no step ranges).")
 ]
@@ -275,16 +281,7 @@ def scan(
     paths: Paths,
     json: Json = False,
     trainer: Trainer = None,
-    plot: Annotated[
-        str | None,
-        typer.Option(
-            "--plot",
-            metavar="FILE",
-            show_default=False,
-            help="Also draw one run's plan (steps, set sizes, what is kept and why, "
-            "the metric) into FILE.svg or FILE.png; needs vits-janitor[plot].",
-        ),
-    ] = None,  # fmt: skip
+    plot: Plot = None,
     metric: Metric = None,
 ) -> int:
     """Show each training run: sets, newest complete step, sizes, problems, what prune frees."""

@@ -110,6 +110,7 @@ class Candidate:
     pinned: bool = False
     metric: float | None = None
     missing: tuple[str, ...] = ()  # prefixes a partial set lacks ("D",)
+    truncated: bool = False  # incomplete and unchanged for longer than a save takes to settle
 
     @property
     def lacks(self) -> str:

@@ -12,6 +12,7 @@ import os
 from collections import defaultdict
 from collections.abc import Container, Sequence
 
+from janitor.core.policy import IN_FLIGHT_PROBLEM
 from janitor.core.profiles import (
     ALL_SKIP_DIRS,
     BIG_RE,
@@ -98,7 +99,7 @@ def small_match(profile: TrainerProfile, name: str):
     return None
 
 
-BEING_WRITTEN = ZipCheck(False, "being written (not settled yet)")
+BEING_WRITTEN = ZipCheck(False, IN_FLIGHT_PROBLEM)
 
 
 def _check(fs: FileSystem, path: str, allow_replaced_header: bool = False) -> ZipCheck | None:
