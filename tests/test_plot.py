@@ -35,9 +35,11 @@ def test_svg_with_the_plan_and_the_metric(logs, cli, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["logs", "plan.svg"]  # no temp file left
 
 
-def test_png_is_a_valid_image_of_a_logs_root_with_one_run(logs, cli, tmp_path):
+def test_png_is_a_valid_image_of_a_logs_root_with_one_run(cli, tmp_path):
     from matplotlib.image import imread
 
+    logs = tmp_path / "logs"
+    fake_run(logs, "alice", range(100, 1100, 100))
     (logs / "janitor.toml").write_text("[prune]\nkeep-every = 500\n")
     out = tmp_path / "plan.png"
     r = cli("scan", logs, "--plot", out)
