@@ -39,7 +39,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
@@ -1051,7 +1051,7 @@ def main() -> int:
     bench.make_notes(machine)
     total = time.perf_counter() - T0
     doc = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "quick": cfg.quick,
         "duration_s": total,
         "machine": machine,

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from janitor.core.policy import PINNED, apply
+from janitor.core.policy import IN_FLIGHT_PROBLEM, PINNED, SETTLED_AFTER, apply
 from janitor.core.resume import half_written, stale_sets, traps
 from janitor.domain.checkpoints import Run
 from janitor.domain.plans import RunPlan, SetDecision
@@ -31,8 +31,10 @@ def candidates(
     run: Run,
     pins: frozenset[int] = frozenset(),
     metric: Mapping[int, float] | None = None,
+    now: float | None = None,
 ) -> list[Candidate]:
-    """What the policy knows of each set: status, size, pins, the metric at its step."""
+    """What the policy knows of each set: status, size, pins, the metric at its step, and
+    (given ``now``) whether an incomplete set has been still long enough to be truncated."""
     scored = values_at(metric or {}, [s.number for s in run.sets if not s.latest_only])
     return [
         Candidate(
@@ -46,6 +48,10 @@ def candidates(
             metric=scored.get(s.number) if metric else None,
             missing=s.missing,
             protect=s.protect,
+            truncated=now is not None
+            and s.status == "incomplete"
+            and now - s.mtime > SETTLED_AFTER
+            and not any(f.problem == IN_FLIGHT_PROBLEM for f in s.files),
         )
         for s in run.sets
     ]
@@ -62,7 +68,7 @@ class RulesPlanner:
     kind: str = "rules"
 
     def plan(self, run: Run, now: float) -> RunPlan:
-        cands = candidates(run, self.pins, self.metric)
+        cands = candidates(run, self.pins, self.metric, now)
         outcome = apply(cands, self.policy, now)
         keep = set(outcome.keep)
         decisions = tuple(

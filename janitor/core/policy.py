@@ -25,12 +25,24 @@ from janitor.domain.policy import Candidate, Mode, Outcome, Policy
 # Protection reasons (fixed texts, so tests and --json consumers can rely on them).
 NEWEST_COMPLETE = "newest complete"
 INCOMPLETE = "incomplete: being written or truncated"
+SETTLED_AFTER = 10.0  # seconds without a change after which an incomplete file is truncated
+TRUNCATED = f"incomplete: truncated (unchanged for over {SETTLED_AFTER:g} s)"
+IN_FLIGHT_PROBLEM = "being written (not settled yet)"  # what the watcher says of a file in flight
 PINNED = "pinned"
 LATEST_ONLY = "latest-only file: the trainer resumes from it"
 IN_FLIGHT = "newer than the newest complete set: a save may be in progress"
 BASE = "pretrained base model"
 LATEST_WRITTEN = "most recently written complete set"
-PROTECTIONS = (NEWEST_COMPLETE, INCOMPLETE, PINNED, LATEST_ONLY, IN_FLIGHT, BASE, LATEST_WRITTEN)
+PROTECTIONS = (
+    NEWEST_COMPLETE,
+    INCOMPLETE,
+    TRUNCATED,
+    PINNED,
+    LATEST_ONLY,
+    IN_FLIGHT,
+    BASE,
+    LATEST_WRITTEN,
+)
 
 
 Rule = Callable[[list[Candidate], Policy], dict[int, str]]
@@ -132,7 +144,7 @@ def _protections(candidates: Sequence[Candidate], p: Policy, now: float) -> dict
         why.extend(c.protect)
         stale_incomplete = _stale_leftover(c, p, now)
         if c.status == "incomplete" and not stale_incomplete:
-            why.append(INCOMPLETE)
+            why.append(TRUNCATED if c.truncated else INCOMPLETE)
         if (
             not c.latest_only
             and not stale_incomplete

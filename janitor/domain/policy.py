@@ -111,6 +111,7 @@ class Candidate:
     metric: float | None = None
     missing: tuple[str, ...] = ()  # prefixes a partial set lacks ("D",)
     protect: tuple[str, ...] = ()  # the framework's own protections (HF best model, pointers)
+    truncated: bool = False  # incomplete and unchanged for longer than a save takes to settle
 
     @property
     def lacks(self) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from janitor.storage import layout
+from janitor.storage import layout, platform
 
 Kind = Literal["file", "dir", "link", "other"]
 
@@ -89,20 +89,10 @@ def clean_stale_temps(folder: str, prefix: str) -> list[str]:
                 pid = int(entry.name[len(prefix) :].split("-")[0])
             except ValueError:
                 continue
-            if pid != os.getpid() and not _alive(pid):
+            if pid != os.getpid() and not platform.pid_alive(pid):
                 shutil.rmtree(entry.path, ignore_errors=True)
                 removed.append(entry.path)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # os.link errors that mean "no hard links here" (FAT, exFAT, some FUSE and network mounts)
@@ -190,9 +180,73 @@ def _copy_exclusive(src: str, dst: str) -> bool:
     return True
 
 
+# ------------------------------------------------------------------ portable file calls
+# One small guarded function per call that not every system has; each looks its attribute up
+# when called (tests remove them to simulate Windows).
+
+
+def open_nofollow(path: str, flags: int) -> int:
+    """``os.open`` that never reads through a symlink. With ``O_NOFOLLOW`` (POSIX) the kernel
+    refuses a link; without it (Windows) the path is ``lstat``-ed first and the opened file
+    must be that same file (a link swapped in between is caught), else ELOOP."""
+    flags |= getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    nofollow = getattr(os, "O_NOFOLLOW", 0)
+    if nofollow:
+        return os.open(path, flags | nofollow)
+    before = os.lstat(path)
+    if stat_mod.S_ISLNK(before.st_mode):
+        raise OSError(errno.ELOOP, "Too many levels of symbolic links (a link)", path)
+    fd = os.open(path, flags)
+    after = os.fstat(fd)
+    if (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino):
+        os.close(fd)
+        raise OSError(errno.ELOOP, "Too many levels of symbolic links (replaced)", path)
+    return fd
+
+
+def read_at(fd: int, size: int, offset: int) -> bytes:
+    """``size`` bytes at ``offset`` (fewer at the end of the file): ``os.pread`` where it
+    exists, else seek and read until done (Windows)."""
+    pread = getattr(os, "pread", None)
+    if pread is not None:
+        return pread(fd, size, offset)
+    os.lseek(fd, offset, os.SEEK_SET)
+    chunks: list[bytes] = []
+    while size > 0:
+        chunk = os.read(fd, size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def fsync_path(path: str) -> int:
+    """fsync a finished file by name; its size. Windows flushes only a handle opened for
+    writing, so a read-only handle that cannot be synced is retried read-write."""
+    binary = getattr(os, "O_BINARY", 0)
+    fd = os.open(path, os.O_RDONLY | binary)
+    try:
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            if exc.errno not in (errno.EBADF, errno.EINVAL, errno.EPERM, errno.EACCES):
+                raise
+            rw = os.open(path, os.O_RDWR | binary)
+            try:
+                os.fsync(rw)
+            finally:
+                os.close(rw)
+        return os.fstat(fd).st_size
+    finally:
+        os.close(fd)
+
+
 def fsync_folder(folder: str) -> None:
     """Make the new name durable where the platform allows it; some refuse to open or fsync
     a folder (Windows, some network and FUSE file systems): the file itself is fsynced."""
+    if platform.WINDOWS:
+        return
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
@@ -211,7 +265,8 @@ class LockTimeout(Exception):
 
 class _LocalAppender:
     def __init__(self, path: str) -> None:
-        self.fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | _CLOEXEC, 0o644)
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | _CLOEXEC | getattr(os, "O_BINARY", 0)
+        self.fd = os.open(path, flags, 0o644)
 
     def write(self, data: bytes) -> None:
         os.write(self.fd, data)
@@ -251,7 +306,7 @@ class LocalFS:
         return Entry(name, path, _kind(st.st_mode), st.st_size, st.st_mtime, st.st_ctime)
 
     def _open(self, path: str) -> int:
-        return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        return open_nofollow(path, os.O_RDONLY)
 
     def read_ends(self, path: str, head: int, tail: int) -> tuple[bytes, bytes, int]:
         """The first ``head`` and last ``tail`` bytes and the size, from one open file (one
@@ -260,9 +315,9 @@ class LocalFS:
         try:
             size = os.fstat(fd).st_size
             if size <= head + tail:
-                data = os.pread(fd, size, 0)
+                data = read_at(fd, size, 0)
                 return data[:head], data[-tail:] if tail else b"", size
-            return os.pread(fd, head, 0), os.pread(fd, tail, size - tail), size
+            return read_at(fd, head, 0), read_at(fd, tail, size - tail), size
         finally:
             os.close(fd)
 
@@ -327,12 +382,7 @@ class LocalFS:
 
     def sync_file(self, path: str) -> int:
         """fsync a finished file; its size."""
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-            return os.fstat(fd).st_size
-        finally:
-            os.close(fd)
+        return fsync_path(path)
 
     def publish(self, tmp: str, final: str, *, replace: bool) -> bool:
         """Give the finished file ``tmp`` the name ``final``: replacing what is there
@@ -383,7 +433,7 @@ class LocalFS:
         shutil.rmtree(path)
 
     def truncate(self, path: str) -> None:
-        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        fd = open_nofollow(path, os.O_WRONLY)
         try:
             os.ftruncate(fd, 0)
         finally:

@@ -1,6 +1,6 @@
 """Scalars from a run's TensorBoard event files, for ``--keep-best K --metric TAG``.
 
-Read with the ``tensorboard`` package's own loader (extra ``janitor[metrics]``), imported
+Read with the ``tensorboard`` package's own loader (extra ``vits-janitor[metrics]``), imported
 only when a metric is asked for.
 """
 
@@ -28,7 +28,7 @@ def _accumulator_cls():
         )
     except ImportError:
         raise JanitorError(
-            "--keep-best needs the tensorboard package: pip install 'janitor[metrics]'"
+            "--keep-best needs the tensorboard package: pip install 'vits-janitor[metrics]'"
         ) from None
     return EventAccumulator, SCALARS
 

@@ -20,6 +20,7 @@ from janitor.core.frameworks import (
     TRAINER_STATE,
     parse_trainer_state,
 )
+from janitor.core.policy import IN_FLIGHT_PROBLEM
 from janitor.core.profiles import (
     ALL_SKIP_DIRS,
     BIG_RE,
@@ -117,7 +118,7 @@ def small_match(profile: TrainerProfile, name: str):
 
 
 LINK_IGNORED = "symlink: never followed or removed"
-BEING_WRITTEN = ZipCheck(False, "being written (not settled yet)")
+BEING_WRITTEN = ZipCheck(False, IN_FLIGHT_PROBLEM)
 
 
 def _check(fs: FileSystem, path: str, allow_replaced_header: bool = False) -> ZipCheck | None:

@@ -74,6 +74,9 @@ def targets(
     return [out[n] for n in sorted(out)]
 
 
+NOTHING_LEFT = "nothing left to finalize: no big checkpoints in the run"
+
+
 def finalize_run(
     run: Run,
     small_models: SmallModels,
@@ -90,6 +93,8 @@ def finalize_run(
     fs: FileSystem = LOCAL,
 ) -> RunFinal:
     now = time.time() if now is None else now
+    if not run.candidates:  # finalized already (or never saved a set): done, not refused
+        return RunFinal(run, notes=(NOTHING_LEFT,))
     if not any(s.status == "complete" and s.file("G") for s in run.candidates):
         return RunFinal(run, refused="no complete G checkpoint: nothing to keep a small model of")
     active = now - last_activity(run, fs)

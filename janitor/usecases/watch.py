@@ -35,7 +35,7 @@ from janitor.domain.errors import JanitorError
 from janitor.domain.plans import Planner, RunPlan, SetDecision
 from janitor.domain.policy import Overrides
 from janitor.domain.results import RunResult
-from janitor.storage import layout
+from janitor.storage import layout, platform
 from janitor.storage.completeness import check_file
 from janitor.storage.fs import LOCAL, FileSystem
 from janitor.storage.scan import read_run, scan
@@ -232,13 +232,12 @@ class Watcher:
             observer.start()
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EMFILE):
-                raise JanitorError(
-                    "the system ran out of inotify watches; use --poll, or raise the limit: "
-                    "sudo sysctl fs.inotify.max_user_watches=524288"
-                ) from None
+                raise JanitorError(platform.watch_limit_hint()) from None
             raise JanitorError(f"cannot watch: {exc.strerror or exc}") from None
         self.observer = observer
-        mode = f"polling every {self.poll:g} s" if self.poll is not None else "inotify"
+        mode = (
+            f"polling every {self.poll:g} s" if self.poll is not None else platform.native_watcher()
+        )
         self.log({"event": "watching", "roots": roots, "mode": mode})
         self.worker = threading.Thread(target=self._work, name="janitor-worker")
         self.worker.start()
