@@ -339,3 +339,21 @@ def test_a_pickle_that_runs_code_is_refused_with_the_allow_list(tmp_path):
     r = run_janitor("info", folder / "a_e1_s1.pth")
     assert r.returncode == 1 and "refusing to load" in r.stderr
     assert not (tmp_path / "pwned").exists()
+
+
+def test_a_release_file_as_new_as_the_newest_g_is_a_resume_trap(tree, cli):
+    run = tree / "so-vits-svc/logs/44k"
+    assert cli("extract-small", run / "G_800.pth").exit_code == 0
+    assert "release-file-resume" not in cli("scan", run, "--json").stdout  # 800 < 1600
+    assert cli("extract-small", run / "G_1600.pth").exit_code == 0
+    text = cli("scan", run).stdout
+    assert "warning: G_1600_release.pth matches the trainer's G_*.pth resume glob" in text
+
+
+def test_an_rvc_webui_run_without_its_data_folders_is_known_by_its_config(tmp_path, cli):
+    run = write_run(tmp_path / "logs", "exp", trainer="rvc", steps=(300,), with_d=False)
+    r = cli("extract-small", run / "G_300.pth", "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)["extracted"][0]
+    assert doc["format"] == "rvc" and doc["output"].endswith("exp_e3_s300.pth")
+    assert doc["detected"]["sr"] == {"value": "40k", "from": "train.log (sample_rate)"}

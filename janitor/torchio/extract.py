@@ -26,6 +26,7 @@ from janitor.core.smallmodel import (
     is_generator,
     is_sovits_generator,
     is_vits_generator,
+    rate_key,
 )
 from janitor.domain.errors import JanitorError, UsageError
 from janitor.domain.results import SmallModelCheck
@@ -414,6 +415,14 @@ def _check_output(output: str, inputs: int) -> None:
         )
 
 
+def _rvc_webui_config(run_dir: str) -> bool:
+    try:
+        cfg = _read_json(os.path.join(run_dir, "config.json"))
+    except JanitorError:
+        return False
+    return cfg is not None and "model" in cfg and rate_key(cfg) == "sampling_rate"
+
+
 def _read_text(path: str) -> str | None:
     try:
         return LOCAL.read_bytes(path).decode("utf-8", "replace")
@@ -473,6 +482,8 @@ def _extract_one(
     run_dir = os.path.dirname(path)
     profile = trainer_of(run_dir)[0]
     fmt = opts.format or profile.extract
+    if opts.format is None and profile.name == "generic" and _rvc_webui_config(run_dir):
+        fmt = "rvc"  # RVC WebUI's config.json names the rate data.sampling_rate (Applio's not)
     if fmt is None:
         raise UsageError(f"{path}: {profile.extract_refusal}")
     lightning = LIGHTNING_RE.match(os.path.basename(path))
