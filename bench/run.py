@@ -6,7 +6,8 @@ so ``TMPDIR`` is honoured) that is removed at the end, also on Ctrl-C or SIGTERM
 1. CLI start-up: ``janitor --help`` and ``janitor scan <one full-size run>`` vs
    ``python -c "import torch"`` and ``python -c pass``;
 2. extraction: ``janitor extract-small`` on full-size G files vs ``bench/naive_extract.py``
-   (one file, and a batch in one call vs one naive call per file);
+   (one file, and a batch in one call vs one naive call per file); 2b. every other trainer's
+   export (``bench/exports.py``) vs ``bench/naive_export.py``;
 3. scan of a 200k-file tree (100 runs x 1,000 G/D sets of tiny complete zips) vs ``find``;
 4. prune throughput vs ``find -delete``, and the plan (``--dry-run``) vs ``scan``;
 5. the watcher (inotify and ``--poll``): idle CPU and RSS, save-to-prune delay, SIGTERM.
@@ -38,6 +39,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+import exports
 import measure as m
 import trees
 
@@ -838,6 +840,7 @@ def main() -> int:
         bench.generate_big()
         bench.startup()
         bench.extraction()
+        exports.add_to(bench, Figure, 1 if cfg.quick else 3, log=log)  # 2b: every trainer
         bench.build_trees()
         bench.scan()
         bench.prune()

@@ -13,6 +13,7 @@ import json
 import os
 import pickle
 import shutil
+import zipfile
 from collections import OrderedDict
 from pathlib import Path
 
@@ -154,6 +155,9 @@ def test_sovits_weights_equal_savee(tree, cli, version):
     ref = T.sovits_export(g, cfg, epoch=4, step=68, version=version)
     data = out.read_bytes()
     assert data[:2] == ref[:2] == {"v2Pro": b"05", "v2ProPlus": b"06"}.get(version, b"PK")
+    if version in ("v2Pro", "v2ProPlus"):  # saved through memory by the trainer: "archive/"
+        names = zipfile.ZipFile(io.BytesIO(b"PK" + data[2:])).namelist()
+        assert names[0] == "archive/data.pkl"
     # the trainer's own loader (PK restored, its utils importable) reads both the same way
     got, want = T.load_as_trainer(data), T.load_as_trainer(ref)
     assert type(got) is OrderedDict and list(got) == ["weight", "config", "info"]

@@ -184,7 +184,7 @@ def rvc(ctx: Context) -> Prepared:
     if extract_like:
         config = Fact(sm.rvc_extract_config(rate, version.value),
                       f"RVC WebUI's fixed list for {sm.rvc_sr(rate)} {version.value}")  # fmt: skip
-        info = ctx.opts.info if ctx.opts.info is not None else sm.RVC_EXTRACT_INFO
+        info = ctx.opts.info or sm.RVC_EXTRACT_INFO  # the web UI: "" means its default
     else:
         config = detected.config
         info = f"{ctx.epoch}epoch"

@@ -227,8 +227,6 @@ def atomic_save(
     ``header``: GPT-SoVITS's version bytes in place of ``PK`` (it saves to memory, patches the
     first two bytes and writes the result; so does this). ``pickle_module``: for classes the
     trainer pickles under its own names."""
-    import io
-
     import torch
 
     extra = {"pickle_module": pickle_module} if pickle_module is not None else {}
@@ -242,10 +240,11 @@ def atomic_save(
             if header is None:
                 torch.save(obj, tmp, **extra)
             else:
-                buffer = io.BytesIO()
-                torch.save(obj, buffer, **extra)
-                fs.write_atomic(tmp, header + buffer.getbuffer()[2:].tobytes())
-                del buffer
+                out = _HeaderWriter(fs.appender(tmp), header)
+                try:
+                    torch.save(obj, out, **extra)
+                finally:
+                    out.close()
             size = fs.sync_file(tmp)
             interrupts.check()  # Ctrl-C during the save: the temp folder goes, no output
             return size if fs.publish(tmp, final, replace=replace) else None
@@ -255,6 +254,30 @@ def atomic_save(
         if not inside:
             raise JanitorError(f"cannot write in {folder}: {reason}") from None
         raise JanitorError(f"cannot write {final}: {reason}") from None
+
+
+class _HeaderWriter:
+    """A stream for ``torch.save`` that writes through the storage seam with the first two
+    bytes replaced. Saving to a stream (as GPT-SoVITS saves to memory) also names the zip's
+    inner folder ``archive``, as in the trainer's own files; nothing is held in memory."""
+
+    def __init__(self, out: Any, header: bytes) -> None:
+        self.out, self.header, self.written = out, header, 0
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        if self.written < len(self.header):
+            head = self.header[self.written : self.written + len(chunk)]
+            chunk = head + chunk[len(head) :]
+        self.out.write(chunk)
+        self.written += len(chunk)
+        return len(chunk)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.out.close()
 
 
 # ----------------------------------------------------------------- extraction
