@@ -106,6 +106,9 @@ def test_release_file_equals_compress_model(tree, cli, trainer, half):
     assert got["optimizer"]["param_groups"][0]["params"] == list(range(len(g["model"])))
     assert {t.dtype for t in got["model"].values()} == {torch.float16 if half else torch.float32}
     only_enc_q_missing(got["model"], g["model"])
+    doc = json.loads(cli("info", out, "--json").stdout)
+    doc = doc[0] if isinstance(doc, list) else doc
+    assert (doc["kind"], doc["format"], doc["epoch"]) == ("small", "release", 0)
 
 
 def test_release_names_are_small_models_in_scan_and_never_pruned(tree, cli):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from janitor.core.profiles import APPLIO, BIG_RE, LIGHTNING_RE, PROFILES
+from janitor.core.profiles import APPLIO, BIG_RE, LIGHTNING_RE, PROFILES, RELEASE_SMALL
 from janitor.core.profiles import detect as detect_trainer
 from janitor.core.smallmodel import (
     HEADER_VERSION,
@@ -681,16 +681,20 @@ def info(path: str) -> dict[str, Any]:
         raise JanitorError(f"{path}: not a VITS checkpoint (no 'model' or 'weight')")
     m = BIG_RE.match(name)
     shapes = _shapes(model)
+    release = not m and RELEASE_SMALL.regex.match(name) is not None
     if m:
         kind = m["prefix"]
+    elif release:
+        kind = "small"
     else:
-        kind = "G" if is_generator(shapes) or is_sovits_generator(shapes) else "small (release)"
+        kind = "G" if is_vits_generator(shapes) else "D"
     run_dir = os.path.dirname(path)
     profile, why = trainer_of(run_dir)
     latest = bool(m and int(m["num"]) == (profile.latest_constant or -1))
     out: dict[str, Any] = {
         "path": path,
         "kind": kind,
+        **({"format": "release"} if kind == "small" else {}),
         "size": size,
         "epoch": obj.get("iteration"),
         "step": int(m["num"]) if m and not latest else None,
