@@ -364,3 +364,18 @@ def test_an_rvc_webui_run_without_its_data_folders_is_known_by_its_config(tmp_pa
     doc = json.loads(r.stdout)["extracted"][0]
     assert doc["format"] == "rvc" and doc["output"].endswith("exp_e3_s300.pth")
     assert doc["detected"]["sr"] == {"value": "40k", "from": "train.log (sample_rate)"}
+
+
+def test_options_that_do_not_fit_the_run_are_refused(tree, cli, tmp_path):
+    svc = tree / "so-vits-svc/logs/44k/G_1600.pth"
+    applio = write_run(tmp_path / "logs", "alice", steps=(100,), with_d=False) / "G_100.pth"
+    for args, says in (
+        ((applio, "--half"), "--half is for so-vits-svc/Bert-VITS2 release files"),
+        ((svc, "--like", "extract"), "--like is for RVC WebUI models"),
+        ((svc, "--info", "x"), "--info is the text of RVC WebUI's own extraction"),
+        ((svc, "--format", "zip"), "--format must be one of applio, rvc, release, gpt-sovits"),
+        ((svc, "--format", "rvc", "--half"), "--half is for so-vits-svc/Bert-VITS2"),
+    ):
+        r = cli("extract-small", *args)
+        assert r.exit_code == 2 and says in r.output, (args, r.output)
+    assert not list(svc.parent.glob("*_release*")) and len(list(applio.parent.iterdir())) == 3

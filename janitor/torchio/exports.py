@@ -272,8 +272,6 @@ def _folder_version(folder: str) -> str | None:
 
 def sovits(ctx: Context) -> Prepared:
     """SoVITS weights as ``process_ckpt.savee`` writes them (v1, v2, v2Pro, v2ProPlus)."""
-    if ctx.opts.half:
-        raise UsageError("--half is for so-vits-svc/Bert-VITS2 release files only")
     exp_dir = os.path.dirname(ctx.run_dir)  # logs/<exp>
     where = os.path.join(exp_dir, "config.json")
     cfg = ctx.read_json(where)

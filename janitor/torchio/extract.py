@@ -509,6 +509,10 @@ def _extract_one(
         fmt = "rvc"  # RVC WebUI's config.json names the rate data.sampling_rate (Applio's not)
     if fmt is None:
         raise UsageError(f"{path}: {profile.extract_refusal}")
+    if opts.half and fmt != "release":
+        raise UsageError(f"--half is for so-vits-svc/Bert-VITS2 release files; this is a {fmt} run")
+    if opts.like is not None and fmt != "rvc":
+        raise UsageError(f"--like is for RVC WebUI models; this is a {fmt} run")
     lightning = LIGHTNING_RE.match(os.path.basename(path))
     ckpt = load(path, allow=LIGHTNING_GLOBALS if lightning else ())
     interrupts.check()
@@ -517,8 +521,9 @@ def _extract_one(
     if source == "model":
         check = {"gpt-sovits": is_sovits_generator, "release": is_vits_generator}
         if not check.get(fmt, is_generator)(shapes):
+            what = {"gpt-sovits": "GPT-SoVITS SoVITS"}.get(fmt, "VITS")
             raise UsageError(
-                f"{path}: not a VITS generator (no enc_p/dec weights); is it a D file?"
+                f"{path}: not a {what} generator (no enc_p/dec weights); is it a D file?"
             )
     epoch, step, step_from = _step_of(path, profile, opts, ckpt)
     ctx = Context(
