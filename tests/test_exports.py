@@ -379,3 +379,23 @@ def test_options_that_do_not_fit_the_run_are_refused(tree, cli, tmp_path):
         r = cli("extract-small", *args)
         assert r.exit_code == 2 and says in r.output, (args, r.output)
     assert not list(svc.parent.glob("*_release*")) and len(list(applio.parent.iterdir())) == 3
+
+
+def test_finalize_accepts_the_trainers_own_files(tree, cli):
+    """Files the trainers wrote themselves (their own pickled HParams class, their inner
+    folder names) are found by name and verified, not rewritten."""
+    pro = tree / "GPT-SoVITS-v2Pro"
+    g_path = pro / "logs/alice/logs_s2_v2Pro/G_68.pth"
+    cfg = json.loads((pro / "logs/alice/config.json").read_text())
+    own = T.sovits_export(load(g_path), cfg, epoch=4, step=68, version="v2Pro")
+    (pro / "SoVITS_weights_v2Pro/alice_e4_s68.pth").write_bytes(own)
+    svc = tree / "so-vits-svc/logs/44k"
+    cfg = json.loads((svc / "config.json").read_text())
+    torch.save(T.release_export(load(svc / "G_1600.pth"), cfg, False), svc / "G_1600_release.pth")
+    for run, small in ((pro / "logs/alice/logs_s2_v2Pro", pro / "SoVITS_weights_v2Pro"),
+                       (svc, svc)):  # fmt: skip
+        before = {p.name: p.read_bytes() for p in small.iterdir() if "_e4_" in p.name
+                  or "_release" in p.name}  # fmt: skip
+        r = cli("finalize", run, "--force")
+        assert r.exit_code == 0 and "small model present" in r.output and "verified" in r.output
+        assert {n: (small / n).read_bytes() for n in before} == before
