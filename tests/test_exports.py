@@ -133,12 +133,12 @@ def test_release_names_are_small_models_in_scan_and_never_pruned(tree, cli):
     assert "G_800.pth" not in left and "G_1600.pth" in left
 
 
-def test_release_needs_the_run_config(tree):
+def test_release_needs_the_run_config(tree, cli):
     run = tree / "so-vits-svc/logs/44k"
     (run / "config.json").unlink()
-    r = run_janitor("extract-small", run / "G_1600.pth")
-    assert r.returncode == 2 and "needs the run's config.json" in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1
+    r = cli("extract-small", run / "G_1600.pth")
+    assert r.exit_code == 2 and "needs the run's config.json" in r.output
+    assert len(r.output.strip().splitlines()) == 1
     assert not list(run.glob("*_release*"))
 
 
@@ -203,8 +203,8 @@ def test_gpt_weights_equal_the_lightning_callback(tree, cli):
 def test_latest_only_sovits_file_needs_its_step(tmp_path, cli):
     run = T.write_gpt_sovits_run(tmp_path, "v2Pro", steps=(51,), latest_only=True)
     g = run / f"G_{T.GPT_LATEST}.pth"
-    r = run_janitor("extract-small", g)
-    assert r.returncode == 2 and "pass --step N" in r.stderr
+    r = cli("extract-small", g)
+    assert r.exit_code == 2 and "pass --step N" in r.output
     assert not list((tmp_path / "SoVITS_weights_v2Pro").iterdir())
     r = cli("extract-small", g, "--step", "51")
     assert r.exit_code == 0, r.output
@@ -213,7 +213,7 @@ def test_latest_only_sovits_file_needs_its_step(tmp_path, cli):
     assert got["info"] == "3epoch_51iteration"
 
 
-def test_lora_runs_are_refused_clearly(tmp_path):
+def test_lora_runs_are_refused_clearly(tmp_path, cli):
     run = tmp_path / "logs/alice/logs_s2_v3"
     run.mkdir(parents=True)
     model = {"enc_p.text_embedding.weight": torch.zeros(732, 2),
@@ -222,9 +222,9 @@ def test_lora_runs_are_refused_clearly(tmp_path):
     torch.save({"model": model, "iteration": 1, "optimizer": {}, "learning_rate": 1e-4},
                run / "G_10.pth")  # fmt: skip
     (tmp_path / "logs/alice/config.json").write_text(json.dumps(T.sovits_config("v2")))
-    r = run_janitor("extract-small", run / "G_10.pth")
-    assert r.returncode == 2 and "v3 and v4 SoVITS runs train LoRA adapters" in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1
+    r = cli("extract-small", run / "G_10.pth")
+    assert r.exit_code == 2 and "v3 and v4 SoVITS runs train LoRA adapters" in r.output
+    assert len(r.output.strip().splitlines()) == 1
 
 
 # ----------------------------------------------------------------- RVC WebUI
