@@ -532,6 +532,9 @@ def _extract_one(
     )  # fmt: skip
     if step_from.startswith("unknown") and fmt != "gpt-sovits":
         ctx.notes.append(f"{os.path.basename(path)} does not say its step: using 0 (pass --step N)")
+    if source == "state_dict" and fmt != "gpt-sovits":
+        raise UsageError(f"{path}: a Lightning checkpoint (GPT-SoVITS's GPT stage) has no {fmt} "
+                         "small model; its export is --format gpt-sovits")  # fmt: skip
     prepared = (exports.gpt if source == "state_dict" else PREPARERS[fmt])(ctx)
     notes = ctx.notes
     output = opts.output
