@@ -17,7 +17,8 @@ from janitor.domain.policy import Overrides
 app = typer.Typer(
     name="janitor",
     help="Keep voice-model training runs (Applio, RVC, so-vits-svc, Bert-VITS2, GPT-SoVITS) "
-    "from eating the disk: scan, prune stale G_/D_ checkpoints, pin what matters.",
+    "and Hugging Face Trainer, Lightning and DeepSpeed runs from eating the disk: scan, prune "
+    "stale checkpoints, pin what matters.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -114,7 +115,11 @@ Paths = Annotated[list[str], typer.Argument(help="Logs roots, run folders or che
 Json = Annotated[bool, typer.Option("--json", help="One JSON document on stdout (raw numbers).")]
 Trainer = Annotated[
     str | None,
-    typer.Option("--trainer", help="Force the trainer profile: applio, rvc, generic."),
+    typer.Option(
+        "--trainer",
+        help="Force the trainer profile: applio, rvc, generic, hf-trainer, lightning, "
+        "deepspeed, ...",
+    ),
 ]
 KeepLast = Annotated[
     str | None,
@@ -310,6 +315,10 @@ def prune(
     fixes: list = []
     if fix_resume:  # the prune plan is made on the runs as they are after the moves
         from janitor.usecases.fix_resume import view_after
+        from janitor.usecases.prune import planner_for
+
+        for run in report.runs:  # every run's rules are checked before anything moves
+            planner_for(run, rules)
 
         fixes = _fix_resume(report, dry_run, lock_timeout, quiet, json)
         fs = view_after(fixes, LOCAL) if dry_run else LOCAL
@@ -666,7 +675,8 @@ def trash_empty(
 @command
 def extract_small(
     files: Annotated[
-        list[str], typer.Argument(help="Big G_<step>.pth (or GPT-SoVITS epoch=E-step=S.ckpt).")
+        list[str],
+        typer.Argument(help="Big G_<step>.pth files, HF checkpoint-<step>/ folders, .ckpt files."),
     ],
     output: Annotated[
         str | None,
@@ -679,7 +689,7 @@ def extract_small(
         typer.Option(
             "--format",
             help="applio, rvc, release (so-vits-svc/Bert-VITS2) or gpt-sovits (default: "
-            "follows the run).",
+            "follows the run); ckpt or safetensors for Lightning.",
             show_default=False,
         ),
     ] = None,
@@ -745,6 +755,7 @@ def extract_small(
     """Write the small inference model the trainer would write, from any big G checkpoint."""
     from janitor.cli import render
     from janitor.torchio.extract import Options, check_options, extract_one, whole_number
+    from janitor.torchio.frameworks import extract_framework, is_framework_input
 
     opts = Options(
         output, fmt, name, author, whole_number(sr, "--sr"), version, f0, vocoder,
@@ -755,7 +766,8 @@ def extract_small(
     with render.progress(len(files) > 1 and not json) as advance:
         for path in files:  # one process, torch imported once, files one at a time
             try:
-                done.append(extract_one(path, opts))
+                framework = is_framework_input(path)  # HF checkpoint folder, Lightning .ckpt
+                done.append((extract_framework if framework else extract_one)(path, opts))
                 if not json:
                     render.extracted_text(done[-1])
             except JanitorError as exc:

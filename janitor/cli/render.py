@@ -53,6 +53,9 @@ def _set_json(s: CheckpointSet) -> dict:
         "base": s.base,
         "status": s.status,
         "missing": list(s.missing),
+        "folder": s.folder,
+        "problem": s.problem,
+        "protect": list(s.protect),
         "size": s.size,
         "mtime": iso(s.mtime),
         "files": [
@@ -154,6 +157,9 @@ def scan_text(
                 w(f"  protected    {', '.join(f.name for f in s.files)}: pretrained base\n")
         for f in run.incomplete_files:
             w(f"  incomplete   {f.name}: {f.problem}\n")
+        for s in sets:
+            if s.problem:
+                w(f"  incomplete   {s.name}/: {s.problem}\n")
         for s in sets:
             if s.status == "partial":
                 w(f"  partial      {s.label}: no {', '.join(s.missing)} file\n")
@@ -267,7 +273,7 @@ def run_plan_text(rp: RunPlan, out: TextIO, quiet: bool = False) -> None:
     for d in rp.decisions:
         table.add_row(
             d.set.label,
-            ", ".join(f.name for f in d.set.files),
+            _files_text(d.set),
             size(d.set.size),
             "keep" if d.keep else "remove",
             "; ".join(d.reasons),
@@ -280,6 +286,12 @@ def run_plan_text(rp: RunPlan, out: TextIO, quiet: bool = False) -> None:
 
 
 TRASHED = "to the trash (still on disk)"
+
+
+def _files_text(s: CheckpointSet) -> str:
+    if s.folder:  # a checkpoint folder: its files are listed by --json
+        return f"{s.name}/ ({count(len(s.files), 'file')})"
+    return ", ".join(f.name for f in s.files)
 
 
 def _outcome(freed: int, trashed: int, deleted_files: int, trashed_files: int) -> str:
@@ -451,6 +463,12 @@ def extracted_text(e, out: TextIO | None = None) -> None:
         w(f"exists, left alone: {shown_path(e.output)}\n")
         return
     w(f"wrote {shown_path(e.output)} ({size(e.size)}, {e.format} format)\n")
+    if not hasattr(e, "detected"):  # a framework's small model (HF folder, Lightning ckpt)
+        links = f"; {e.linked} hard-linked, {e.copied} copied" if e.format == "hf" else ""
+        w(f"  from {shown_path(e.source)}: step {e.step}; {e.tensors} tensors verified{links}\n")
+        for note in e.notes:
+            w(f"  note: {note}\n")
+        return
     w(f"  from {shown_path(e.source)}: epoch {e.epoch}, step {e.step} ({e.step_from})\n")
     detected = e.detected.as_dict()
     for key, fact in detected.items():

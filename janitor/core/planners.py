@@ -10,8 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from janitor.core.policy import apply
-from janitor.core.resume import stale_sets, traps
+from janitor.core.policy import PINNED, apply
+from janitor.core.resume import half_written, stale_sets, traps
 from janitor.domain.checkpoints import Run
 from janitor.domain.plans import RunPlan, SetDecision
 from janitor.domain.policy import Candidate, Policy
@@ -45,6 +45,7 @@ def candidates(
             pinned=s.number in pins,
             metric=scored.get(s.number) if metric else None,
             missing=s.missing,
+            protect=s.protect,
         )
         for s in run.sets
     ]
@@ -85,21 +86,31 @@ class RulesPlanner:
 FIX_RESUME_WHY = (
     "stale: the trainer would resume from it although a later save exists (--fix-resume)"
 )
+FIX_HALF_WRITTEN_WHY = (
+    "half written: the Trainer's get_last_checkpoint would resume from it and crash (--fix-resume)"
+)
 
 
 @dataclass(frozen=True)
 class FixResumePlanner:
-    """``prune --fix-resume``: the stale sets the trainer would wrongly resume from."""
+    """``prune --fix-resume``: the stale sets the trainer would wrongly resume from, and
+    (HF Trainer) the half-written folders above the newest complete one; a pinned set stays,
+    stale or not."""
 
+    pins: frozenset[int] = frozenset()
     kind: str = "fix-resume"
 
     def plan(self, run: Run, now: float) -> RunPlan:
-        stale = {s.number for s in stale_sets(run)}
-        decisions = tuple(
-            SetDecision(s, s.number not in stale, (FIX_RESUME_WHY,) if s.number in stale else ())
-            for s in run.sets
-        )
-        return RunPlan(run, self, decisions)
+        why = {s.number: FIX_RESUME_WHY for s in stale_sets(run)}
+        why.update({s.number: FIX_HALF_WRITTEN_WHY for s in half_written(run, now)})
+        decisions = []
+        for s in run.sets:
+            if s.number in why and s.number in self.pins:
+                decisions.append(SetDecision(s, True, (PINNED,)))
+            else:
+                reasons = (why[s.number],) if s.number in why else ()
+                decisions.append(SetDecision(s, s.number not in why, reasons))
+        return RunPlan(run, self, tuple(decisions))
 
     def describe(self) -> str:
         return "fix-resume: stale files the trainer would wrongly resume from"

@@ -3,8 +3,10 @@
 ``apply(candidates, policy, now)`` touches no file and reads no clock. Every kept set says
 why; a set is kept if any rule or protection keeps it. Protections always win over rules:
 the newest complete set, anything incomplete (being written or truncated), pinned steps,
-the trainer's latest-only file, sets newer than the newest complete one (a save in flight)
-and pretrained bases. ``--max-size`` can only take away what the keep rules kept.
+the trainer's latest-only file, sets newer than the newest complete one (a save in flight),
+pretrained bases, and what a framework protects itself (HF's best model, the tag DeepSpeed's
+``latest`` names, the target of Lightning's last.ckpt). ``--max-size`` can only take away
+what the keep rules kept.
 
 The keep rules rank complete and partial sets together (a G whose D was deleted by hand can
 still be extracted, or resumed with a fresh D); only ``--remove-incomplete --older-than``
@@ -127,6 +129,7 @@ def _protections(candidates: Sequence[Candidate], p: Policy, now: float) -> dict
             why.append(LATEST_ONLY)
         if c.pinned:
             why.append(PINNED)
+        why.extend(c.protect)
         stale_incomplete = _stale_leftover(c, p, now)
         if c.status == "incomplete" and not stale_incomplete:
             why.append(INCOMPLETE)

@@ -110,6 +110,7 @@ class Candidate:
     pinned: bool = False
     metric: float | None = None
     missing: tuple[str, ...] = ()  # prefixes a partial set lacks ("D",)
+    protect: tuple[str, ...] = ()  # the framework's own protections (HF best model, pointers)
 
     @property
     def lacks(self) -> str:

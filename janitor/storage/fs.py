@@ -72,6 +72,10 @@ class FileSystem(Protocol):
     def sync_file(self, path: str) -> int: ...
     def publish(self, tmp: str, final: str, *, replace: bool) -> bool: ...
     def same_file(self, a: str, b: str) -> bool: ...
+    def readlink(self, path: str) -> str: ...
+    def rmdir(self, path: str) -> None: ...
+    def remove_tree(self, path: str) -> None: ...
+    def link_or_copy(self, src: str, dst: str) -> bool: ...
 
 
 def clean_stale_temps(folder: str, prefix: str) -> list[str]:
@@ -350,6 +354,34 @@ class LocalFS:
     def remove(self, path: str) -> None:
         os.unlink(path)
 
+    def readlink(self, path: str) -> str:
+        """What a symlink says (never followed)."""
+        return os.readlink(path)
+
+    def rmdir(self, path: str) -> None:
+        """Remove an empty folder (OSError if anything is in it)."""
+        os.rmdir(path)
+
+    def link_or_copy(self, src: str, dst: str) -> bool:
+        """``dst`` as a hard link to ``src`` (True), or, where the file system has none, a
+        fsynced copy (False). Never replaces ``dst``."""
+        try:
+            os.link(src, dst, follow_symlinks=False)
+            return True
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+        if not _copy_exclusive(src, dst):
+            raise FileExistsError(errno.EEXIST, "exists", dst)
+        return False
+
+    def remove_tree(self, path: str) -> None:
+        """Delete a folder and everything below it; links inside are removed, never
+        followed (``shutil.rmtree``'s own rule). Only for folders in janitor's trash."""
+        if os.path.islink(path):
+            raise OSError(errno.ELOOP, "a symlink, not a folder", path)
+        shutil.rmtree(path)
+
     def truncate(self, path: str) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
         try:
@@ -404,6 +436,10 @@ class Without:
 
     def realpath(self, path: str) -> str:
         return self.fs.realpath(path)
+
+    def readlink(self, path: str) -> str:
+        self._check(path)
+        return self.fs.readlink(path)
 
     def local_path(self, path: str) -> str | None:
         return None if path in self.hidden else self.fs.local_path(path)

@@ -38,6 +38,7 @@ from janitor.torchio import exports
 from janitor.torchio.exports import FORMATS, LIKES, PREPARERS, Context, Expect
 from janitor.torchio.pickling import GPT_SOVITS_GLOBALS, LIGHTNING_GLOBALS
 
+LIGHTNING_FORMATS = ("ckpt", "safetensors")  # janitor.torchio.frameworks (Lightning files)
 MAX_STEP = 1_000_000_000  # --step: a billion steps is years of training; more is a typo
 
 
@@ -389,8 +390,11 @@ def whole_number(text: str | None, flag: str) -> int | None:
 def check_options(opts: Options, inputs: int = 1) -> None:
     """Usage errors in the options themselves and between them, before any file is read
     (torch-free). What contradicts a particular G file is checked once it is read."""
-    if opts.format is not None and opts.format not in FORMATS:
-        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, got {opts.format!r}")
+    if opts.format is not None and opts.format not in (*FORMATS, *LIGHTNING_FORMATS):
+        raise UsageError(
+            f"--format must be one of {', '.join(FORMATS)} ({' or '.join(LIGHTNING_FORMATS)} "
+            f"for Lightning), got {opts.format!r}"
+        )
     if opts.like is not None and opts.like not in LIKES:
         raise UsageError(f"--like must be savee or extract, got {opts.like!r}")
     if opts.like is not None and opts.format not in (None, "rvc"):
@@ -462,10 +466,13 @@ def extract_one(path: str, opts: Options, now: Callable[[], datetime] = datetime
 def _step_of(path: str, profile, opts: Options, ckpt: Mapping[str, Any]) -> tuple[int, int, str]:
     """(epoch, step, where the step came from) of a big checkpoint."""
     name = os.path.basename(path)
-    lightning = LIGHTNING_RE.match(name)
-    if lightning:  # GPT-SoVITS stage 1: epoch=<E-1>-step=<S>.ckpt; the weights say E
-        epoch = int(ckpt.get("epoch", lightning["epoch"])) + 1
-        number: int | None = int(lightning["num"])
+    if name.endswith(".ckpt") and isinstance(ckpt.get("state_dict"), Mapping):
+        # GPT-SoVITS stage 1 (Lightning): epoch=<E-1>-step=<S>.ckpt or last.ckpt; E = epoch + 1
+        epoch = int(ckpt.get("epoch") or 0) + 1
+        lightning = LIGHTNING_RE.match(name)
+        if lightning is None and isinstance(ckpt.get("global_step"), int):
+            return epoch, ckpt["global_step"], "checkpoint (global_step)"
+        number: int | None = int(lightning["num"]) if lightning else None
     else:
         m = BIG_RE.match(name)
         number = int(m["num"]) if m else None
@@ -509,12 +516,18 @@ def _extract_one(
         fmt = "rvc"  # RVC WebUI's config.json names the rate data.sampling_rate (Applio's not)
     if fmt is None:
         raise UsageError(f"{path}: {profile.extract_refusal}")
+    if opts.format in LIGHTNING_FORMATS:
+        raise UsageError(f"--format {opts.format} is for Lightning checkpoints, not {path}")
+    if fmt not in PREPARERS:  # a framework's checkpoint (janitor.torchio.frameworks)
+        raise UsageError(
+            f"{path}: a {profile.label} checkpoint; extract-small writes its small model from "
+            "the checkpoint itself (HF folder, Lightning .ckpt)"
+        )
     if opts.half and fmt != "release":
         raise UsageError(f"--half is for so-vits-svc/Bert-VITS2 release files; this is a {fmt} run")
     if opts.like is not None and fmt != "rvc":
         raise UsageError(f"--like is for RVC WebUI models; this is a {fmt} run")
-    lightning = LIGHTNING_RE.match(os.path.basename(path))
-    ckpt = load(path, allow=LIGHTNING_GLOBALS if lightning else ())
+    ckpt = load(path, allow=LIGHTNING_GLOBALS if path.endswith(".ckpt") else ())
     interrupts.check()
     source, weights = _weights_of(path, ckpt)
     shapes = _shapes(weights)

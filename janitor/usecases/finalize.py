@@ -22,7 +22,7 @@ from janitor.domain.errors import JanitorError
 from janitor.domain.policy import Policy
 from janitor.domain.results import Kept, RunFinal, SmallModelCheck
 from janitor.storage.fs import LOCAL, FileSystem
-from janitor.storage.metrics import EVENTS_PREFIX, load_scalars
+from janitor.storage.metrics import EVENTS_PREFIX, load_metric
 from janitor.usecases.executor import Executor
 
 
@@ -68,9 +68,7 @@ def targets(
     if keep_best:
         policy = Policy(keep_best=keep_best, metric=metric, mode=mode)
         scored = [
-            c
-            for c in candidates(run, metric=load_scalars(run.path, metric, fs))
-            if c.number in by_number
+            c for c in candidates(run, metric=load_metric(run, metric, fs)) if c.number in by_number
         ]
         for c in rank_best(scored, keep_best, mode):
             out.setdefault(c.number, (by_number[c.number], best_reason(c, policy)))

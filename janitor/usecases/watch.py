@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from janitor.core.profiles import looks_like_checkpoint_folder
+from janitor.core.profiles import looks_like_checkpoint_folder, run_folder_of
 from janitor.domain.checkpoints import Run
 from janitor.domain.errors import JanitorError
 from janitor.domain.plans import Planner, RunPlan, SetDecision
@@ -123,9 +123,11 @@ class Handler:
 
 
 def _interesting(path: str) -> bool:
-    """A checkpoint name, outside janitor's own state folder (trash moves are not saves)."""
+    """A checkpoint name or a file inside a checkpoint folder, outside janitor's own state
+    folder (trash moves are not saves)."""
     name = os.path.basename(path)
-    return looks_like_checkpoint_folder({name}) and not layout.is_state_path(path)
+    inside = run_folder_of(path) != os.path.dirname(path)
+    return (inside or looks_like_checkpoint_folder({name})) and not layout.is_state_path(path)
 
 
 class ExtractorChild:
@@ -300,12 +302,12 @@ class Watcher:
                 known.pop(src, None)
             if kind == "moved" and _interesting(dest):
                 self.pending[dest] = Pending(changed_at=self.clock())
-                self.activity[os.path.dirname(dest)] = self.clock()
+                self.activity[run_folder_of(dest)] = self.clock()
             return
         if not _interesting(src):
             return
         self.settled.pop(src, None)
-        self.activity[os.path.dirname(src)] = self.clock()
+        self.activity[run_folder_of(src)] = self.clock()
         p = self.pending.setdefault(src, Pending())
         if kind == "closed":
             p.closed = True
@@ -338,7 +340,7 @@ class Watcher:
                 continue
             del self.pending[path]
             self.settled[path] = (st.size, st.mtime)
-            self.dirty.add(os.path.dirname(path))
+            self.dirty.add(run_folder_of(path))
             try:
                 complete = check_file(self.fs, path).complete
             except OSError:
@@ -514,7 +516,7 @@ class Watcher:
             return
         now = self.clock()
         quiet_at = self.activity.get(run.path, float("-inf")) + self.settle
-        if any(os.path.dirname(p) == run.path for p in self.pending):
+        if any(run_folder_of(p) == run.path for p in self.pending):
             quiet_at = max(quiet_at, now + self.settle)
         if now < quiet_at:
             self.deferred[run.path] = quiet_at  # looked at again then (the run turns dirty)
