@@ -399,3 +399,13 @@ def test_finalize_accepts_the_trainers_own_files(tree, cli):
         r = cli("finalize", run, "--force")
         assert r.exit_code == 0 and "small model present" in r.output and "verified" in r.output
         assert {n: (small / n).read_bytes() for n in before} == before
+
+
+def test_gpt_stage_last_ckpt_is_named_by_its_epoch(tree, cli):
+    ckpt_dir = tree / "GPT-SoVITS-s1/logs/alice/logs_s1_v2/ckpt"
+    shutil.copy(ckpt_dir / "epoch=4-step=60.ckpt", ckpt_dir / "last.ckpt")
+    r = cli("extract-small", ckpt_dir / "last.ckpt", "--json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)["extracted"][0]
+    assert doc["output"].endswith("GPT_weights_v2/alice-e5.ckpt") and doc["step"] == 60
+    assert not list(ckpt_dir.glob("*.small.*"))  # not the generic Lightning export
