@@ -487,6 +487,12 @@ def empty_text(result, older_than: str | None, out: TextIO | None = None) -> Non
 # ---------------------------------------------------------------- extract-small, info
 
 
+def _stdout_tty() -> bool:
+    """A bar on stderr takes over stdout only when both are the terminal: output piped to a
+    file or another program stays on stdout."""
+    return sys.stdout.isatty()
+
+
 @contextmanager
 def progress(enabled: bool, what: str = "extracting", total: int | None = None):
     """A rich progress bar on stderr for long work; yields ``advance()``. Shown only when
@@ -498,7 +504,9 @@ def progress(enabled: bool, what: str = "extracting", total: int | None = None):
     from rich.console import Console
     from rich.progress import Progress
 
-    with Progress(console=Console(stderr=True), transient=True) as bar:
+    with Progress(
+        console=Console(stderr=True), transient=True, redirect_stdout=_stdout_tty()
+    ) as bar:
         task = bar.add_task(what, total=total)
         yield lambda *_: bar.advance(task)
 
@@ -513,7 +521,9 @@ def finalize_progress(enabled: bool, runs: int):
     from rich.console import Console
     from rich.progress import Progress
 
-    with Progress(console=Console(stderr=True), transient=True) as bar:
+    with Progress(
+        console=Console(stderr=True), transient=True, redirect_stdout=_stdout_tty()
+    ) as bar:
         run_task = bar.add_task("finalizing runs", total=runs)
         tensors = bar.add_task("verifying tensors", total=None, visible=False)
 
@@ -539,7 +549,9 @@ class PassProgress:
             from rich.console import Console
             from rich.progress import Progress
 
-            self.bar = Progress(console=Console(stderr=True), transient=True)
+            self.bar = Progress(
+                console=Console(stderr=True), transient=True, redirect_stdout=_stdout_tty()
+            )
             self.task = self.bar.add_task("first pass over the runs", total=total)
             self.bar.start()
         self.bar.update(self.task, completed=done, total=total)
