@@ -112,6 +112,14 @@ def _main(
 
 Paths = Annotated[list[str], typer.Argument(help="Logs roots, run folders or checkpoint files.")]
 Json = Annotated[bool, typer.Option("--json", help="One JSON document on stdout (raw numbers).")]
+NoCache = Annotated[
+    bool,
+    typer.Option(
+        "--no-cache",
+        help="Read every checkpoint's ends again; neither read nor write the verdict cache "
+        "(.janitor/verdicts.cache).",
+    ),
+]
 Trainer = Annotated[
     str | None,
     typer.Option("--trainer", help="Force the trainer profile: applio, rvc, generic."),
@@ -255,14 +263,18 @@ def rule_options(fn):
 
 @app.command()
 @command
-def scan(paths: Paths, json: Json = False, trainer: Trainer = None) -> int:
+def scan(
+    paths: Paths, json: Json = False, trainer: Trainer = None, no_cache: NoCache = False
+) -> int:
     """Show each training run: sets, newest complete step, sizes, problems, what prune frees."""
     from janitor.cli import render
     from janitor.storage import config
+    from janitor.storage.scan import gc_paused
     from janitor.storage.scan import scan as do_scan
     from janitor.usecases.inspect import summarize
 
-    report = do_scan(paths, trainer=trainer)
+    gc_paused().__enter__()  # a short-lived process: no collector passes over 200k objects
+    report = do_scan(paths, trainer=trainer, cache=not no_cache)
     summaries = summarize(report)
     for warning in config.run_table_warnings(r.path for r in report.runs):
         _warn(warning)
@@ -288,6 +300,7 @@ def prune(
     trainer: Trainer = None,
     fix_resume: FixResume = False,
     lock_timeout: LockWait = 10.0,
+    no_cache: NoCache = False,
 ) -> int:
     """Remove stale checkpoint sets by the rules; the newest complete set always stays.
 
@@ -299,11 +312,14 @@ def prune(
     from janitor.domain.results import ExecutionReport
     from janitor.storage import config
     from janitor.storage.fs import LOCAL
+    from janitor.storage.scan import gc_paused
     from janitor.storage.scan import scan as do_scan
     from janitor.usecases.executor import Executor
     from janitor.usecases.prune import Pruner
 
-    report = do_scan(paths, trainer=trainer)
+    gc_paused().__enter__()  # a short-lived process: no collector passes over 200k objects
+    cache = {"cache": not no_cache, "save_cache": not dry_run}
+    report = do_scan(paths, trainer=trainer, **cache)
     for warning in config.run_table_warnings(r.path for r in report.runs):
         _warn(warning)
     fs = LOCAL
@@ -313,7 +329,7 @@ def prune(
 
         fixes = _fix_resume(report, dry_run, lock_timeout, quiet, json)
         fs = view_after(fixes, LOCAL) if dry_run else LOCAL
-        report = do_scan(paths, trainer=trainer, fs=fs)
+        report = do_scan(paths, trainer=trainer, fs=fs, **cache)
     executor = Executor(fs, trash=trash, truncate=truncate, lock_timeout=lock_timeout)
     pruner = Pruner(rules, executor, fs)
     shown = None if json else (lambda rp: render.run_plan_text(rp, sys.stdout, quiet))
@@ -453,7 +469,7 @@ def finalize(
     except ValueError:
         raise UsageError(f"--steps: expected step numbers like 1000,5000, got {steps!r}") from None
     idle_s = parse_duration(idle, "--idle")
-    report = do_scan(paths, trainer=trainer)
+    report = do_scan(paths, trainer=trainer, save_cache=not dry_run)
     executor = Executor(trash=trash, truncate=truncate)
     small_models = TorchSmallModels()
     finals = []
@@ -573,7 +589,7 @@ def _pin_target(verb: str, path: str, steps: list[str]) -> str:
             f"{path}: not a run folder (pins go to the folder holding the checkpoints)"
         )
     real = LOCAL.realpath(path)
-    runs = do_scan([path]).runs
+    runs = do_scan([path], save_cache=False).runs
     if not runs or any(r.path == real for r in runs):
         return real
     names = [os.path.relpath(r.path, real) for r in runs]

@@ -15,10 +15,11 @@ import errno
 import os
 import shutil
 import stat as stat_mod
+import struct
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from janitor.storage import layout
 
@@ -33,6 +34,34 @@ class Entry:
     size: int
     mtime: float
     ctime: float = 0.0  # inode change time: when a file was last renamed (moved to the trash)
+
+
+# What identifies one version of a file, as git's index keeps it, packed in 40 bytes (one
+# small object per file): locally device, inode, size, mtime_ns, ctime_ns. A file rewritten,
+# truncated, replaced by rename or touched back to an old mtime changes at least one of them
+# (ctime cannot be set by a user). Opaque above this layer: equal keys, same file version
+# (an object store would pack size and ETag).
+StatKey = bytes
+KEY = struct.Struct("<QQQqq")
+_pack_key = KEY.pack
+
+
+def key_times(key: StatKey) -> tuple[int, int]:
+    """(mtime_ns, ctime_ns) of a local key: the verdict cache's racy-entry check."""
+    return KEY.unpack(key)[3:]
+
+
+class Found(NamedTuple):
+    """One entry of a folder survey (``FileSystem.survey``). A tuple: one is made per file."""
+
+    name: str
+    kind: Kind
+    size: int
+    mtime: float
+    key: StatKey | None = None  # for files only
+    # (head, tail) of a probed file whose key was not known, read in the same open; or the
+    # error that stopped the read (permission denied, ...)
+    ends: tuple[bytes, bytes] | OSError | None = None
 
 
 def _kind(mode: int) -> Kind:
@@ -55,6 +84,10 @@ class Appender(Protocol):
 
 class FileSystem(Protocol):
     def listdir(self, path: str) -> list[Entry]: ...
+    def survey(
+        self, path: str, probe: Callable[[str], object], known: Mapping[str, StatKey],
+        head: int, tail: int,
+    ) -> list[Found]: ...  # fmt: skip
     def stat(self, path: str) -> Entry: ...
     def exists(self, path: str) -> bool: ...
     def read_ends(self, path: str, head: int, tail: int) -> tuple[bytes, bytes, int]: ...
@@ -223,6 +256,38 @@ class _LocalAppender:
 
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+# Never block on a FIFO named like a checkpoint; never read through a link.
+_PROBE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | _CLOEXEC | getattr(os, "O_NONBLOCK", 0)
+
+
+def _read_found(dfd: int, name: str, head: int, tail: int) -> Found:
+    """Open ``name`` in the folder ``dfd``: its stat (from the descriptor) and its ends."""
+    try:
+        fd = os.open(name, _PROBE_FLAGS, dir_fd=dfd)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:  # unreadable: reported as such, never taken as complete
+        st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        return Found(name, _kind(st.st_mode), st.st_size, st.st_mtime, None, exc)
+    try:
+        st = os.fstat(fd)
+        kind = _kind(st.st_mode)
+        size = st.st_size
+        if kind != "file":
+            return Found(name, kind, size, st.st_mtime)
+        key = _pack_key(st.st_dev, st.st_ino, size, st.st_mtime_ns, st.st_ctime_ns)
+        try:
+            if size <= head + tail:
+                data = os.pread(fd, size, 0)
+                ends = (data[:head], data[-tail:] if tail else b"")
+            else:
+                ends = (os.pread(fd, head, 0), os.pread(fd, tail, size - tail))
+        except OSError as exc:  # EIO, ...: unreadable, never complete
+            return Found(name, kind, size, st.st_mtime, None, exc)
+        return Found(name, kind, size, st.st_mtime, key, ends)
+    finally:
+        os.close(fd)
 
 
 class LocalFS:
@@ -239,6 +304,54 @@ class LocalFS:
                 out.append(
                     Entry(e.name, e.path, _kind(st.st_mode), st.st_size, st.st_mtime, st.st_ctime)
                 )
+        return out
+
+    def survey(
+        self,
+        path: str,
+        probe: Callable[[str], object],
+        known: Mapping[str, StatKey],
+        head: int,
+        tail: int,
+    ) -> list[Found]:
+        """Every entry of a folder, for the scan. Files whose name ``probe`` accepts get their
+        first ``head`` and last ``tail`` bytes read, unless their stat key is the one in
+        ``known`` (then they are not opened). A probed file is opened relative to the folder
+        and stat'ed through its descriptor (no separate lstat); others are lstat'ed."""
+        out: list[Found] = []
+        add = out.append
+        dfd = os.open(path, os.O_RDONLY | _DIRECTORY | os.O_NOFOLLOW | _CLOEXEC)
+        try:
+            with os.scandir(dfd) as it:
+                for e in it:
+                    name = e.name
+                    try:
+                        if e.is_dir(follow_symlinks=False):
+                            add(Found(name, "dir", 0, 0.0))
+                            continue
+                        if e.is_file(follow_symlinks=False) and probe(name):
+                            old = known.get(name)
+                            if old is not None:
+                                st = e.stat(follow_symlinks=False)
+                                key = _pack_key(st.st_dev, st.st_ino, st.st_size,
+                                                st.st_mtime_ns, st.st_ctime_ns)  # fmt: skip
+                                if key == old:
+                                    add(Found(name, "file", st.st_size, st.st_mtime, key))
+                                    continue
+                            add(_read_found(dfd, name, head, tail))
+                            continue
+                        st = e.stat(follow_symlinks=False)
+                    except FileNotFoundError:  # vanished between listing and stat
+                        continue
+                    kind = _kind(st.st_mode)
+                    key = (
+                        _pack_key(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+                        if kind == "file"
+                        else None
+                    )
+                    add(Found(name, kind, st.st_size, st.st_mtime, key))
+        finally:
+            os.close(dfd)
         return out
 
     def stat(self, path: str) -> Entry:
@@ -386,6 +499,17 @@ class Without:
 
     def listdir(self, path: str) -> list[Entry]:
         return [e for e in self.fs.listdir(path) if e.path not in self.hidden]
+
+    def survey(
+        self,
+        path: str,
+        probe: Callable[[str], object],
+        known: Mapping[str, StatKey],
+        head: int,
+        tail: int,
+    ) -> list[Found]:
+        found = self.fs.survey(path, probe, known, head, tail)
+        return [f for f in found if os.path.join(path, f.name) not in self.hidden]
 
     def stat(self, path: str) -> Entry:
         self._check(path)

@@ -7,21 +7,26 @@ folders or the trainers' data folders) and returns a frozen ``ScanReport``: raw 
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import gc
 import os
+import time
 from collections import defaultdict
-from collections.abc import Container, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
+from typing import NamedTuple
 
 from janitor.core.profiles import (
     ALL_SKIP_DIRS,
     BIG_RE,
     LOOKALIKE_RE,
+    PROBE_RE,
     PROFILES,
     TrainerProfile,
     detect,
     looks_like_checkpoint_folder,
 )
-from janitor.core.ziptail import ZipCheck
+from janitor.core.ziptail import FAST_TAIL, HEAD, ZipCheck
 from janitor.domain.checkpoints import (
     CheckpointFile,
     CheckpointSet,
@@ -32,18 +37,36 @@ from janitor.domain.checkpoints import (
     SmallModel,
 )
 from janitor.domain.errors import JanitorError, UsageError, oserror_text
-from janitor.storage.completeness import check_file
-from janitor.storage.fs import LOCAL, Entry, FileSystem
+from janitor.storage import layout
+from janitor.storage.cache import VerdictCache
+from janitor.storage.completeness import check_ends, check_file
+from janitor.storage.fs import LOCAL, FileSystem, Found, StatKey
+
+
+class Known(NamedTuple):
+    """What is already known of a folder's files: their stat keys and the verdicts read
+    when they had those keys (from the verdict cache, or from the plan being re-checked)."""
+
+    keys: Mapping[str, StatKey]
+    verdicts: Mapping[str, ZipCheck]
+
+
+NOTHING_KNOWN = Known({}, {})
 
 
 class _Walker:
-    def __init__(self, fs: FileSystem, trainer: str | None, in_flight: Container[str]) -> None:
+    def __init__(
+        self, fs: FileSystem, trainer: str | None, in_flight: Container[str], cache: bool
+    ) -> None:
         self.fs = fs
         self.trainer = trainer
         self.in_flight = in_flight
         self.runs: dict[str, Run] = {}
         self.errors: list[ScanError] = []
         self.seen_dirs: set[str] = set()
+        self.use_cache = cache
+        self.caches: dict[str, VerdictCache] = {}
+        self.started_ns = time.time_ns()
 
     def walk(self, top: str) -> None:
         stack = [top]
@@ -53,27 +76,83 @@ class _Walker:
                 continue
             self.seen_dirs.add(folder)
             try:
-                entries = self.fs.listdir(folder)
+                found, cache, known = self.survey(folder)
             except OSError as exc:
                 self.errors.append(ScanError(folder, f"cannot read folder: {oserror_text(exc)}"))
                 continue
-            self.add_run(folder, entries)
+            subdirs = sorted(
+                (f.name for f in found if f.kind == "dir"), reverse=True
+            )  # popped in name order
             stack.extend(
-                e.path
-                for e in sorted(entries, key=lambda e: e.name, reverse=True)
-                if e.kind == "dir" and not e.name.startswith(".") and e.name not in ALL_SKIP_DIRS
+                os.path.join(folder, d)
+                for d in subdirs
+                if not d.startswith(".") and d not in ALL_SKIP_DIRS
             )
+            self.add_run(folder, found, cache=cache, known=known)
+        if self.use_cache:  # run folders of a walked root that were not met are gone
+            cache = self.caches.get(layout.state_dir_of_root(top))
+            if cache is not None:
+                cache.forget_unseen()
 
-    def add_run(self, folder: str, entries: Sequence[Entry], only: str | None = None) -> None:
-        names = {e.name for e in entries if e.kind == "file"}
-        dirs = {e.name for e in entries if e.kind == "dir"}
+    def cache_for(self, folder: str) -> VerdictCache | None:
+        if not self.use_cache:
+            return None
+        state = layout.state_dir(folder)
+        cache = self.caches.get(state)
+        if cache is None:
+            cache = self.caches[state] = VerdictCache(self.fs, state, self.started_ns)
+        return cache
+
+    def survey(
+        self, folder: str, only: str | None = None
+    ) -> tuple[list[Found], VerdictCache | None, Known]:
+        """List ``folder``, reading the ends of checkpoint-like files whose verdict is not
+        cached (files in flight are never opened)."""
+        cache = self.cache_for(folder)
+        cached = cache.folder(_name_of(folder)) if cache is not None else None
+        known = Known(*cached) if cached is not None else NOTHING_KNOWN
+        found = self.fs.survey(folder, _prober(folder, only, self.in_flight), known.keys,
+                               HEAD, FAST_TAIL)  # fmt: skip
+        return found, cache, known
+
+    def add_run(
+        self,
+        folder: str,
+        found: Sequence[Found],
+        only: str | None = None,
+        cache: VerdictCache | None = None,
+        known: Known = NOTHING_KNOWN,
+    ) -> None:
+        names = {f.name for f in found if f.kind == "file"}
+        dirs = {f.name for f in found if f.kind == "dir"}
         profile, reason = pick_profile(names, dirs, folder, self.trainer)
         has_big = any(profile.match_big(n) for n in names)
         if not has_big and not _own_small_models(profile, names, folder):
             return  # e.g. RVC's assets/weights: reported beside its run, not as a run
-        run = build_run(self.fs, folder, entries, profile, reason, only, self.in_flight)
+        seen: list = []
+        run = build_run(self.fs, folder, found, profile, reason, only, self.in_flight, known,
+                        seen)  # fmt: skip
+        if cache is not None and only is None:
+            cache.record(_name_of(folder), seen[1:], seen[0])
         if run.sets or run.small_models:
             self.runs[folder] = run
+
+    def save_caches(self) -> None:
+        for cache in self.caches.values():
+            cache.save()
+
+
+def _name_of(folder: str) -> str:
+    return os.path.basename(folder.rstrip(os.sep)) or folder
+
+
+def _prober(folder: str, only: str | None, in_flight: Container[str]):
+    """Which names of ``folder`` to read while listing it."""
+    if only is not None:
+        return lambda name: name == only and os.path.join(folder, name) not in in_flight
+    if in_flight:
+        return lambda name: PROBE_RE.match(name) and os.path.join(folder, name) not in in_flight
+    return PROBE_RE.match
 
 
 def _own_small_models(profile: TrainerProfile, names: set[str], folder: str) -> bool:
@@ -150,73 +229,145 @@ def _small_models_beside(fs: FileSystem, folder: str, profile: TrainerProfile) -
 def build_run(
     fs: FileSystem,
     folder: str,
-    entries: Sequence[Entry],
+    found: Sequence[Found],
     profile: TrainerProfile,
     reason: str,
     only: str | None = None,
     in_flight: Container[str] = frozenset(),
+    known: Known = NOTHING_KNOWN,
+    seen: list | None = None,
 ) -> Run:
-    """Group one folder's files into checkpoint sets and small models (checks completeness).
+    """Group one folder's files into checkpoint sets and small models, with the verdicts
+    read while surveying it (or known: a file whose stat key is unchanged is not read).
 
     Paths in ``in_flight`` (the watcher saw them being written and they have not settled) are
-    taken as incomplete without being opened."""
+    taken as incomplete without being opened. ``seen`` (if given) receives the number of
+    verdicts taken from ``known``, then (name, key, verdict, read now) of every file judged."""
     by_number: dict[int, list[CheckpointFile]] = defaultdict(list)
     small: list[SmallModel] = []
     ignored: list[Ignored] = []
     other = 0
-    for e in sorted(entries, key=lambda e: e.name):
-        if only is not None and e.name != only:
+    last_activity = 0.0
+    hits = 0
+    judged: list = []
+    keys, verdicts = known
+    base = folder if folder.endswith(os.sep) else folder + os.sep
+
+    def verdict(f: Found) -> ZipCheck | None:  # small models, and big files read now
+        nonlocal hits
+        path = base + f.name
+        if in_flight and path in in_flight:
+            return BEING_WRITTEN
+        ends = f.ends
+        if ends is None:
+            if f.key is not None and keys.get(f.name) == f.key:
+                hits += 1
+                judged.append((f.name, f.key, verdicts[f.name], False))
+                return verdicts[f.name]
+            return _check(fs, path)  # not read while listed (a backend that does not probe)
+        if type(ends) is not tuple:
+            return ZipCheck(False, f"cannot read: {oserror_text(ends)}")
+        try:
+            check = check_ends(fs, path, ends[0], ends[1], f.size)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            return ZipCheck(False, f"cannot read: {oserror_text(exc)}")
+        judged.append((f.name, f.key, check, True))
+        return check
+
+    big_match = profile.big_re.match
+    fixed_prefix = profile.prefix
+    set_prefixes = profile.set_prefixes
+    for e in sorted(found):
+        name, kind, size, mtime, key, ends = e
+        if kind == "file" and mtime > last_activity:
+            last_activity = mtime
+        if only is not None and name != only:
             continue
-        big = profile.match_big(e.name)
-        m = None if big else BIG_RE.match(e.name)
-        if e.kind == "link":
-            if big or m or LOOKALIKE_RE.match(e.name):
-                ignored.append(Ignored(e.path, "symlink: never followed or removed"))
+        big = None
+        bm = big_match(name)
+        if bm is not None:
+            prefix = fixed_prefix or bm["prefix"]
+            if prefix in set_prefixes:
+                big = prefix, int(bm["num"])
+        m = None if big else BIG_RE.match(name)
+        if kind == "link":
+            if big or m or LOOKALIKE_RE.match(name):
+                ignored.append(Ignored(base + name, "symlink: never followed or removed"))
             continue
-        if e.kind != "file":
+        if kind != "file":
             continue
         if big:
-            check = BEING_WRITTEN if e.path in in_flight else _check(fs, e.path)
-            if check is None:
-                continue
+            if (
+                ends is None
+                and key is not None
+                and keys.get(name) == key
+                and not (in_flight and base + name in in_flight)
+            ):  # unchanged since its verdict was read: not opened
+                hits += 1
+                check = verdicts[name]
+                judged.append((name, key, check, False))
+            else:
+                check = verdict(e)
+                if check is None:
+                    continue
             prefix, number = big
             by_number[number].append(
                 CheckpointFile(
-                    e.path, e.name, prefix, number, e.size, e.mtime, check.complete, check.problem
+                    base, name, prefix, number, size, mtime, check.complete, check.problem, key
                 )
             )
             continue
-        sm = small_match(profile, e.name)
+        sm = small_match(profile, name)
         if sm:
             fmt, sm_m = sm
-            check = _check(fs, e.path)
+            check = verdict(e)
             if check is None:
                 continue
             small.append(
                 SmallModel(
-                    e.path, e.name, sm_m["name"], int(sm_m["epoch"]), int(sm_m["step"]), fmt,
+                    base + name, name, sm_m["name"], int(sm_m["epoch"]), int(sm_m["step"]), fmt,
                     e.size, e.mtime, check.complete, check.problem,
                 )
             )  # fmt: skip
             continue
         if m:
-            ignored.append(Ignored(e.path, f"{m['prefix']}_ files are not used by {profile.label}"))
-        elif LOOKALIKE_RE.match(e.name):
             ignored.append(
-                Ignored(e.path, "not a checkpoint name (expected <G|D|DUR|WD>_<step>.pth)")
+                Ignored(base + name, f"{m['prefix']}_ files are not used by {profile.label}")
+            )
+        elif LOOKALIKE_RE.match(name):
+            ignored.append(
+                Ignored(base + name, "not a checkpoint name (expected <G|D|DUR|WD>_<step>.pth)")
             )
         else:
             other += e.size
 
-    used = {f.prefix for n, fs_ in by_number.items() if n not in profile.base_steps for f in fs_}
+    if seen is not None:
+        seen.append(hits)
+        seen.extend(judged)
+    bases = profile.base_steps
+    used = {f.prefix for n, fs_ in by_number.items() if n not in bases for f in fs_}
+    used_order = tuple(p for p in profile.set_prefixes if p in used)
+    rank = {p: i for i, p in enumerate(profile.set_prefixes)}
+    latest_constant = profile.latest_constant
     sets = []
     for number in sorted(by_number):
-        files = tuple(sorted(by_number[number], key=lambda f: profile.set_prefixes.index(f.prefix)))
-        present = {f.prefix for f in files}
-        base = number in profile.base_steps
-        missing = () if base else tuple(p for p in profile.set_prefixes if p in used - present)
-        latest = profile.latest_constant is not None and number == profile.latest_constant
-        sets.append(CheckpointSet(number, files, missing, latest_only=latest, base=base))
+        files = by_number[number]
+        if len(files) > 1:
+            files.sort(key=lambda f: rank[f.prefix])
+        is_base = number in bases
+        if is_base or len(files) == len(used_order):
+            missing: tuple[str, ...] = ()
+        else:
+            present = {f.prefix for f in files}
+            missing = tuple(p for p in used_order if p not in present)
+        sets.append(
+            CheckpointSet(
+                number, tuple(files), missing, latest_only=number == latest_constant,
+                base=is_base,
+            )
+        )  # fmt: skip
     small.extend(_small_models_beside(fs, folder, profile))
     return Run(
         path=folder,
@@ -227,7 +378,7 @@ def build_run(
         small_models=tuple(small),
         ignored=tuple(ignored),
         other_bytes=other,
-        last_activity=max((e.mtime for e in entries if e.kind == "file"), default=0.0),
+        last_activity=last_activity,
     )
 
 
@@ -237,12 +388,40 @@ def scan(
     fs: FileSystem = LOCAL,
     trainer: str | None = None,
     in_flight: Container[str] = frozenset(),
+    cache: bool = True,
+    save_cache: bool = True,
 ) -> ScanReport:
     """Find runs under each path: a logs root, a run folder, or one checkpoint file.
-    Files in ``in_flight`` are taken as incomplete without being opened."""
+    Files in ``in_flight`` are taken as incomplete without being opened. With ``cache``,
+    verdicts of unchanged files come from the logs root's verdict cache (``storage.cache``),
+    which is brought up to date afterwards (unless not ``save_cache``: a dry run)."""
     if trainer is not None and trainer not in PROFILES:
         raise UsageError(f"unknown trainer {trainer!r} (known: {', '.join(PROFILES)})")
-    walker = _Walker(fs, trainer, in_flight)
+    walker = _Walker(fs, trainer, in_flight, cache)
+    with gc_paused():
+        _walk_all(walker, paths, trainer)
+    if save_cache:
+        walker.save_caches()
+    runs = tuple(sorted(walker.runs.values(), key=lambda r: r.path))
+    return ScanReport(tuple(paths), runs, tuple(walker.errors))
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a scan builds its objects: at 200,000 files the
+    collector's passes over the growing heap cost more than the scan itself. The objects
+    made hold no cycles; a collection runs at the end as usual."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _walk_all(walker: _Walker, paths: Sequence[str], trainer: str | None) -> None:
+    fs = walker.fs
     for raw in paths:
         try:
             path = fs.realpath(raw)  # links the user typed are followed; nothing below them
@@ -259,17 +438,29 @@ def scan(
             if not (looks_like_checkpoint_folder({name}) or small_match(profile, name)):
                 raise UsageError(f"{raw}: not a folder or a checkpoint file")
             folder = os.path.dirname(path)
-            walker.add_run(folder, fs.listdir(folder), only=name)
+            found, cache_, known = walker.survey(folder, only=name)
+            walker.add_run(folder, found, only=name, known=known)
         else:
             raise UsageError(f"{raw}: not a folder or a checkpoint file")
-    runs = tuple(sorted(walker.runs.values(), key=lambda r: r.path))
-    return ScanReport(tuple(paths), runs, tuple(walker.errors))
+
+
+def _known_from(run: Run) -> Known:
+    """The verdicts a plan was made with, by stat key: a file whose key has not changed
+    since is not read again."""
+    files = [f for f in run.files if f.key is not None]
+    return Known(
+        {f.name: f.key for f in files}, {f.name: ZipCheck(f.complete, f.problem) for f in files}
+    )
 
 
 def rescan_run(run: Run, fs: FileSystem = LOCAL, in_flight: Container[str] = frozenset()) -> Run:
-    """The same run, read again from disk (the executor re-checks just before deleting)."""
-    entries = fs.listdir(run.path)
-    return build_run(fs, run.path, entries, run.profile, run.trainer_reason, in_flight=in_flight)
+    """The same run, as it is on disk now (the executor re-checks just before deleting):
+    files whose stat key (device, inode, size, mtime_ns, ctime_ns) is the one planned keep
+    their verdict without being read; anything changed is read again."""
+    known = _known_from(run)
+    found = fs.survey(run.path, _prober(run.path, None, in_flight), known.keys, HEAD, FAST_TAIL)
+    return build_run(fs, run.path, found, run.profile, run.trainer_reason,
+                     in_flight=in_flight, known=known)  # fmt: skip
 
 
 def read_run(
@@ -279,9 +470,9 @@ def read_run(
     in_flight: Container[str] = frozenset(),
 ) -> Run | None:
     """One folder as a run (or None if it holds no checkpoints); for the watcher."""
-    entries = fs.listdir(folder)
-    names = {e.name for e in entries if e.kind == "file"}
-    dirs = {e.name for e in entries if e.kind == "dir"}
+    found = fs.survey(folder, _prober(folder, None, in_flight), {}, HEAD, FAST_TAIL)
+    names = {e.name for e in found if e.kind == "file"}
+    dirs = {e.name for e in found if e.kind == "dir"}
     profile, reason = pick_profile(names, dirs, folder, trainer)
-    run = build_run(fs, folder, entries, profile, reason, in_flight=in_flight)
+    run = build_run(fs, folder, found, profile, reason, in_flight=in_flight)
     return run if run.sets else None
