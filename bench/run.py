@@ -7,7 +7,8 @@ so ``TMPDIR`` is honoured) that is removed at the end, also on Ctrl-C or SIGTERM
    ``python -c "import torch"`` and ``python -c pass``;
 2. extraction: ``janitor extract-small`` on full-size G files vs ``bench/naive_extract.py``
    (one file, and a batch in one call vs one naive call per file);
-3. scan of a 200k-file tree (100 runs x 1,000 G/D sets of tiny complete zips) vs ``find``;
+3. scan of a 200k-file tree (100 runs x 1,000 G/D sets of tiny complete zips) vs ``find``:
+   cold (``--no-cache``) and warm (verdict cache valid);
 4. prune throughput vs ``find -delete``, and the plan (``--dry-run``) vs ``scan``;
 5. the watcher (inotify and ``--poll``): idle CPU and RSS, save-to-prune delay, SIGTERM.
 

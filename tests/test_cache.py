@@ -92,55 +92,51 @@ def _ns(path: Path) -> tuple[int, int]:
     return st.st_atime_ns, st.st_mtime_ns
 
 
-def test_rewritten_in_place_with_the_same_size(logs, reads, no_racy):
-    verdicts(logs)
-    g = logs / "alice" / "G_200.pth"
-    before = g.stat()
+def _rewritten_same_size_new_mtime(g: Path) -> None:
+    st = g.stat()
     _rewrite_same_size(g)
-    os.utime(g, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000))
-    reads.clear()
-    assert verdicts(logs)["G_200.pth"] is False
-    assert set(reads) == {"G_200.pth"}
+    os.utime(g, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
 
 
-def test_touched_back_to_its_old_mtime(logs, reads, no_racy):
+def _touched_back_to_its_old_mtime(g: Path) -> None:
     """Same size, same mtime (set back with utime): only the ctime tells."""
-    verdicts(logs)
-    g = logs / "alice" / "G_200.pth"
     old = _ns(g)
     _rewrite_same_size(g)
     os.utime(g, ns=old)
     assert g.stat().st_mtime_ns == old[1]
-    reads.clear()
-    assert verdicts(logs)["G_200.pth"] is False
-    assert set(reads) == {"G_200.pth"}
 
 
-def test_truncated(logs, reads, no_racy):
-    verdicts(logs)
-    g = logs / "bob" / "D_20.pth"
+def _truncated(g: Path) -> None:
     old = _ns(g)
     with open(g, "r+b") as fh:
         fh.truncate(100)
     os.utime(g, ns=old)
-    reads.clear()
-    assert verdicts(logs)["D_20.pth"] is False
-    assert set(reads) == {"D_20.pth"}
 
 
-def test_replaced_by_rename(logs, reads, no_racy):
+def _replaced_by_rename(g: Path) -> None:
     """Another file of the same size and mtime renamed over it: the inode tells."""
-    verdicts(logs)
-    g = logs / "alice" / "G_300.pth"
     st = g.stat()
-    new = logs / "alice" / "incoming.tmp"
+    new = g.with_name("incoming.tmp")
     new.write_bytes(g.read_bytes())
     _rewrite_same_size(new)
     os.utime(new, ns=(st.st_atime_ns, st.st_mtime_ns))
     os.rename(new, g)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [_rewritten_same_size_new_mtime, _touched_back_to_its_old_mtime, _truncated,
+     _replaced_by_rename],
+    ids=["rewritten-in-place-same-size", "touched-back-to-old-mtime", "truncated",
+         "replaced-by-rename"],
+)  # fmt: skip
+def test_a_changed_file_is_read_again(logs, reads, no_racy, change):
+    verdicts(logs)
+    change(logs / "alice" / "G_200.pth")
     reads.clear()
-    assert verdicts(logs)["G_300.pth"] is False
-    assert set(reads) == {"G_300.pth"}
+    after = verdicts(logs)
+    assert after["G_200.pth"] is False and sum(after.values()) == 9
+    assert set(reads) == {"G_200.pth"}  # only the changed file (twice: no end record)
 
 
 def test_a_file_written_as_the_scan_begins_is_read_again(logs, reads):

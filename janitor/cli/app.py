@@ -269,19 +269,33 @@ def scan(
     """Show each training run: sets, newest complete step, sizes, problems, what prune frees."""
     from janitor.cli import render
     from janitor.storage import config
-    from janitor.storage.scan import gc_paused
+    from janitor.storage.scan import gc_paused, scan_runs
     from janitor.storage.scan import scan as do_scan
-    from janitor.usecases.inspect import summarize
+    from janitor.usecases.inspect import summarize, summarize_run
 
     gc_paused().__enter__()  # a short-lived process: no collector passes over 200k objects
+    if not json:  # run by run: each block is printed and let go, never the whole tree at once
+        errors: list = []
+        paths_seen: dict[str, None] = {}
+        totals, now = [0, 0, 0, 0], time.time()
+        for run in scan_runs(paths, errors, trainer=trainer, cache=not no_cache):
+            if run.path in paths_seen:  # a run folder given twice (logs and logs/alice)
+                continue
+            summary = summarize_run(run, now)
+            render.scan_run_text(summary)
+            paths_seen[run.path] = None
+            for i, n in enumerate((len(run.candidates), run.big_bytes, run.small_bytes,
+                                   summary.keep_last_1_frees)):  # fmt: skip
+                totals[i] += n
+        for warning in config.run_table_warnings(paths_seen):
+            _warn(warning)
+        render.scan_footer(errors, len(paths_seen), *totals)
+        return EXIT_FAILURE if errors else EXIT_OK
     report = do_scan(paths, trainer=trainer, cache=not no_cache)
     summaries = summarize(report)
     for warning in config.run_table_warnings(r.path for r in report.runs):
         _warn(warning)
-    if json:
-        render.dump_json(render.scan_json(report, summaries))
-    else:
-        render.scan_text(report, summaries)
+    render.dump_json(render.scan_json(report, summaries))
     return EXIT_FAILURE if report.errors else EXIT_OK
 
 

@@ -61,14 +61,14 @@ class _Walker:
         self.fs = fs
         self.trainer = trainer
         self.in_flight = in_flight
-        self.runs: dict[str, Run] = {}
         self.errors: list[ScanError] = []
         self.seen_dirs: set[str] = set()
         self.use_cache = cache
         self.caches: dict[str, VerdictCache] = {}
         self.started_ns = time.time_ns()
 
-    def walk(self, top: str) -> None:
+    def walk(self, top: str) -> Iterator[Run]:
+        """The runs under ``top``, folder by folder (depth first, in name order)."""
         stack = [top]
         while stack:
             folder = stack.pop()
@@ -88,7 +88,9 @@ class _Walker:
                 for d in subdirs
                 if not d.startswith(".") and d not in ALL_SKIP_DIRS
             )
-            self.add_run(folder, found, cache=cache, known=known)
+            run = self.add_run(folder, found, cache=cache, known=known)
+            if run is not None:
+                yield run
         if self.use_cache:  # run folders of a walked root that were not met are gone
             cache = self.caches.get(layout.state_dir_of_root(top))
             if cache is not None:
@@ -122,20 +124,19 @@ class _Walker:
         only: str | None = None,
         cache: VerdictCache | None = None,
         known: Known = NOTHING_KNOWN,
-    ) -> None:
+    ) -> Run | None:
         names = {f.name for f in found if f.kind == "file"}
         dirs = {f.name for f in found if f.kind == "dir"}
         profile, reason = pick_profile(names, dirs, folder, self.trainer)
         has_big = any(profile.match_big(n) for n in names)
         if not has_big and not _own_small_models(profile, names, folder):
-            return  # e.g. RVC's assets/weights: reported beside its run, not as a run
+            return None  # e.g. RVC's assets/weights: reported beside its run, not as a run
         seen: list = []
         run = build_run(self.fs, folder, found, profile, reason, only, self.in_flight, known,
                         seen)  # fmt: skip
         if cache is not None and only is None:
             cache.record(_name_of(folder), seen[1:], seen[0])
-        if run.sets or run.small_models:
-            self.runs[folder] = run
+        return run if run.sets or run.small_models else None
 
     def save_caches(self) -> None:
         for cache in self.caches.values():
@@ -354,7 +355,10 @@ def build_run(
     sets = []
     for number in sorted(by_number):
         files = by_number[number]
-        if len(files) > 1:
+        if len(files) == 2:  # the usual G and D, listed as D, G
+            if rank[files[0].prefix] > rank[files[1].prefix]:
+                files.reverse()
+        elif len(files) > 2:
             files.sort(key=lambda f: rank[f.prefix])
         is_base = number in bases
         if is_base or len(files) == len(used_order):
@@ -395,15 +399,77 @@ def scan(
     Files in ``in_flight`` are taken as incomplete without being opened. With ``cache``,
     verdicts of unchanged files come from the logs root's verdict cache (``storage.cache``),
     which is brought up to date afterwards (unless not ``save_cache``: a dry run)."""
+    errors: list[ScanError] = []
+    runs = {
+        r.path: r
+        for r in scan_runs(
+            paths,
+            errors,
+            fs=fs,
+            trainer=trainer,
+            in_flight=in_flight,
+            cache=cache,
+            save_cache=save_cache,
+        )  # fmt: skip
+    }
+    return ScanReport(tuple(paths), tuple(sorted(runs.values(), key=lambda r: r.path)),
+                      tuple(errors))  # fmt: skip
+
+
+def scan_runs(
+    paths: Sequence[str],
+    errors: list[ScanError],
+    *,
+    fs: FileSystem = LOCAL,
+    trainer: str | None = None,
+    in_flight: Container[str] = frozenset(),
+    cache: bool = True,
+    save_cache: bool = True,
+) -> Iterator[Run]:
+    """``scan`` one run at a time, as the walk meets them (folders that cannot be read go to
+    ``errors``), so that a caller that is done with a run can let it go: a report of 200,000
+    files needs not be held at once. The paths are checked before anything is yielded (a
+    bad path is a UsageError, never output cut short)."""
     if trainer is not None and trainer not in PROFILES:
         raise UsageError(f"unknown trainer {trainer!r} (known: {', '.join(PROFILES)})")
-    walker = _Walker(fs, trainer, in_flight, cache)
+    tops = [_top(fs, raw, trainer) for raw in paths]
+    return _scan_tops(_Walker(fs, trainer, in_flight, cache), tops, errors, save_cache)
+
+
+def _top(fs: FileSystem, raw: str, trainer: str | None) -> tuple[str, str | None]:
+    """A path to scan: (folder to walk, None) or (its folder, the one checkpoint file)."""
+    try:
+        path = fs.realpath(raw)  # links the user typed are followed; nothing below them
+        top = fs.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            raise UsageError(f"{raw}: no such file or folder") from None
+        raise JanitorError(f"{raw}: {oserror_text(exc)}") from None
+    if top.kind == "dir":
+        return path, None
+    if top.kind == "file":
+        name = os.path.basename(path)
+        profile = PROFILES[trainer] if trainer else PROFILES["generic"]
+        if looks_like_checkpoint_folder({name}) or small_match(profile, name):
+            return os.path.dirname(path), name
+    raise UsageError(f"{raw}: not a folder or a checkpoint file")
+
+
+def _scan_tops(
+    walker: _Walker, tops: list[tuple[str, str | None]], errors: list[ScanError], save: bool
+) -> Iterator[Run]:
     with gc_paused():
-        _walk_all(walker, paths, trainer)
-    if save_cache:
+        for folder, only in tops:
+            if only is None:
+                yield from walker.walk(folder)
+                continue
+            found, _, known = walker.survey(folder, only=only)
+            run = walker.add_run(folder, found, only=only, known=known)
+            if run is not None:
+                yield run
+    errors.extend(walker.errors)
+    if save:
         walker.save_caches()
-    runs = tuple(sorted(walker.runs.values(), key=lambda r: r.path))
-    return ScanReport(tuple(paths), runs, tuple(walker.errors))
 
 
 @contextlib.contextmanager
@@ -418,30 +484,6 @@ def gc_paused() -> Iterator[None]:
     finally:
         if was:
             gc.enable()
-
-
-def _walk_all(walker: _Walker, paths: Sequence[str], trainer: str | None) -> None:
-    fs = walker.fs
-    for raw in paths:
-        try:
-            path = fs.realpath(raw)  # links the user typed are followed; nothing below them
-            top = fs.stat(path)
-        except OSError as exc:
-            if exc.errno == errno.ENOENT:
-                raise UsageError(f"{raw}: no such file or folder") from None
-            raise JanitorError(f"{raw}: {oserror_text(exc)}") from None
-        if top.kind == "dir":
-            walker.walk(path)
-        elif top.kind == "file":
-            name = os.path.basename(path)
-            profile = PROFILES[trainer] if trainer else PROFILES["generic"]
-            if not (looks_like_checkpoint_folder({name}) or small_match(profile, name)):
-                raise UsageError(f"{raw}: not a folder or a checkpoint file")
-            folder = os.path.dirname(path)
-            found, cache_, known = walker.survey(folder, only=name)
-            walker.add_run(folder, found, only=name, known=known)
-        else:
-            raise UsageError(f"{raw}: not a folder or a checkpoint file")
 
 
 def _known_from(run: Run) -> Known:
