@@ -44,6 +44,7 @@ class Entry:
 StatKey = bytes
 KEY = struct.Struct("<QQQqq")
 _pack_key = KEY.pack
+_new = tuple.__new__  # a Found without the named tuple's Python-level __new__
 
 
 def key_times(key: StatKey) -> tuple[int, int]:
@@ -285,7 +286,7 @@ def _read_found(dfd: int, name: str, head: int, tail: int) -> Found:
                 ends = (os.pread(fd, head, 0), os.pread(fd, tail, size - tail))
         except OSError as exc:  # EIO, ...: unreadable, never complete
             return Found(name, kind, size, st.st_mtime, None, exc)
-        return Found(name, kind, size, st.st_mtime, key, ends)
+        return _new(Found, (name, kind, size, st.st_mtime, key, ends))
     finally:
         os.close(fd)
 
@@ -327,19 +328,23 @@ class LocalFS:
                     name = e.name
                     try:
                         if e.is_dir(follow_symlinks=False):
-                            add(Found(name, "dir", 0, 0.0))
+                            add(_new(Found, (name, "dir", 0, 0.0, None, None)))
                             continue
-                        if e.is_file(follow_symlinks=False) and probe(name):
+                        if e.is_file(follow_symlinks=False):
                             old = known.get(name)
-                            if old is not None:
+                            if old is not None:  # known: only a stat, no open if unchanged
                                 st = e.stat(follow_symlinks=False)
-                                key = _pack_key(st.st_dev, st.st_ino, st.st_size,
-                                                st.st_mtime_ns, st.st_ctime_ns)  # fmt: skip
-                                if key == old:
-                                    add(Found(name, "file", st.st_size, st.st_mtime, key))
+                                size = st.st_size
+                                key = _pack_key(st.st_dev, st.st_ino, size, st.st_mtime_ns,
+                                                st.st_ctime_ns)  # fmt: skip
+                                if key == old or not probe(name):  # not probe: in flight
+                                    add(_new(Found, (name, "file", size, st.st_mtime, key, None)))
                                     continue
-                            add(_read_found(dfd, name, head, tail))
-                            continue
+                                add(_read_found(dfd, name, head, tail))
+                                continue
+                            if probe(name):
+                                add(_read_found(dfd, name, head, tail))
+                                continue
                         st = e.stat(follow_symlinks=False)
                     except FileNotFoundError:  # vanished between listing and stat
                         continue
@@ -349,7 +354,7 @@ class LocalFS:
                         if kind == "file"
                         else None
                     )
-                    add(Found(name, kind, st.st_size, st.st_mtime, key))
+                    add(_new(Found, (name, kind, st.st_size, st.st_mtime, key, None)))
         finally:
             os.close(dfd)
         return out
