@@ -38,9 +38,13 @@ safety: install
 	JANITOR_SAFETY_REPORT=build/safety.json $(PY) -m pytest -q -m safety
 	$(PY) tools/safety_table.py build/safety.json README.md
 
+LINTED := janitor tests fixtures tools bench
+
+# ruff (style, bugs, py310 target) and vermin (the oldest Python the code runs on: 3.10).
 lint: install
-	$(VENV)/bin/ruff check janitor tests fixtures tools bench
-	$(VENV)/bin/ruff format --check janitor tests fixtures tools bench
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+	$(VENV)/bin/vermin --no-tips --violations --eval-annotations -t=3.10- $(LINTED)
 
 clean:
 	rm -rf $(DEMO) .pytest_cache build *.egg-info

@@ -4,13 +4,17 @@ Everything is generated into one temp folder (``tempfile.mkdtemp(prefix="janitor
 so ``TMPDIR`` is honoured) that is removed at the end, also on Ctrl-C or SIGTERM:
 
 1. CLI start-up: ``janitor --help`` and ``janitor scan <one full-size run>`` vs
-   ``python -c "import torch"`` and ``python -c pass``;
+   ``python -c "import torch"`` and ``python -c pass``; ``python -c "import janitor"`` vs
+   ``janitor --help``;
 2. extraction: ``janitor extract-small`` on full-size G files vs ``bench/naive_extract.py``
    (one file, and a batch in one call vs one naive call per file);
 3. scan of a 200k-file tree (100 runs x 1,000 G/D sets of tiny complete zips) vs ``find``:
    cold (``--no-cache``) and warm (verdict cache valid);
 4. prune throughput vs ``find -delete``, and the plan (``--dry-run``) vs ``scan``;
-5. the watcher (inotify and ``--poll``): idle CPU and RSS, save-to-prune delay, SIGTERM.
+5. the watcher (inotify and ``--poll``): idle CPU and RSS, save-to-prune delay, SIGTERM;
+6. README's API example on a real-size Applio run (the full-size run plus one more save)
+   against ``janitor prune logs --keep-last 1`` on a hard-linked copy: the trainer's resume
+   step afterwards, and ``expected_freed_size`` against the bytes gone (a check, not a time).
 
 Every figure is a whole child process (``Popen`` + ``os.wait4``): wall time from
 ``time.perf_counter`` around it, peak RSS from its ``ru_maxrss``. Sides alternate inside each
@@ -24,6 +28,7 @@ Output: a markdown table and notes on stdout, all raw samples in ``bench/results
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import platform
@@ -35,7 +40,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
@@ -50,7 +55,9 @@ RESULTS = REPO / "bench" / "results.json"
 
 
 def janitor_cmd() -> list[str]:
-    """The venv's console script (what users run), else ``python -m janitor``."""
+    """The venv's console script (what users run), else ``python -m janitor``. Every child
+    gets this checkout first on ``PYTHONPATH`` (see ``main``), so the script runs this
+    checkout's code even when the venv's editable install points at another one."""
     exe = Path(PY).parent / "janitor"
     return [str(exe)] if exe.exists() else [PY, "-m", "janitor"]
 
@@ -89,6 +96,43 @@ while stack:
                 os.close(fd)
             n += 1
 """
+
+# Which heavy modules `import janitor` loads, and `janitor.scan` (the API's first use) after it.
+HEAVY_PROBE = """\
+import sys
+heavy = ("torch", "numpy", "tensorboard", "typer", "click", "rich", "watchdog")
+def loaded():
+    return ",".join(sorted({m.split(".")[0] for m in sys.modules} & set(heavy))) or "-"
+import janitor
+print(loaded())
+janitor.scan
+print(loaded())
+"""
+
+# README's API example, verbatim; run in a folder holding `logs/`.
+API_EXAMPLE = """\
+import janitor
+report = janitor.scan("logs")
+plan = report.plan(keep_last=1)
+print(plan.expected_freed_size)
+result = plan.execute()
+print(result.freed_size, result.errors)
+"""
+
+
+def trainer_resume(run_dir: str) -> dict[str, int | None]:
+    """The step the trainer resumes from: Applio's ``latest_checkpoint_path`` (RVC's is the
+    same) sorts ``G_*.pth`` / ``D_*.pth`` by the integer formed by all digits of the whole
+    path and loads the last one."""
+    out: dict[str, int | None] = {}
+    for kind in ("G", "D"):
+        found = sorted(
+            glob.glob(os.path.join(run_dir, f"{kind}_*.pth")),
+            key=lambda f: int("".join(filter(str.isdigit, f))),
+        )
+        name = os.path.basename(found[-1]) if found else ""
+        out[kind] = int(name[len(kind) + 1 : -len(".pth")]) if found else None
+    return out
 
 
 @dataclass(frozen=True)
@@ -237,9 +281,7 @@ class Bench:
             f"writing full-size fixtures: run alice (steps {cfg.run_steps}, G+D) and "
             f"{cfg.batch_files} G files, in two processes"
         )
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-        jobs = [
+        jobs = [  # the repo is on PYTHONPATH (main): fixtures.gen is importable
             [PY, GEN_BIG, "run", self.path("logs"), *map(str, cfg.run_steps)],
             [PY, GEN_BIG, "G", self.path("batch"), *map(str, range(1, cfg.batch_files + 1))],
         ]
@@ -249,7 +291,7 @@ class Bench:
             procs = []
             for cmd in jobs:
                 err = stack.enter_context(tempfile.TemporaryFile(dir=self.tmp))
-                procs.append((cmd, err, m.spawn(cmd, stdout=None, stderr=err, cwd=REPO, env=env)))
+                procs.append((cmd, err, m.spawn(cmd, stdout=None, stderr=err, cwd=REPO)))
             for cmd, err, proc in procs:
                 rc, _ = m.reap(proc, 900)
                 if rc != 0:
@@ -274,6 +316,7 @@ class Bench:
             "import torch": [PY, "-c", "import torch"],
             "janitor scan": [*J, "scan", self.run_dir],
             "python -c pass": [PY, "-c", "pass"],
+            "import janitor": [PY, "-c", "import janitor"],
         }
         log(f"start-up: {cfg.startup_reps} repetitions of {', '.join(cmds)}")
         for cmd in cmds.values():  # untimed warm-up of each
@@ -302,6 +345,19 @@ class Bench:
                 f"1-{key}-rss-vs-torch", f"1 start-up: {shown}, peak RSS", r[name], "MB",
                 "`python -c 'import torch'`", r["import torch"], goal="report",
             ))  # fmt: skip
+        for key, shown, d, unit in (("wall", "wall", w, "s"), ("rss", "peak RSS", r, "MB")):
+            self.add(Figure(
+                f"1-import-{key}", f"1 start-up: `python -c 'import janitor'`, {shown}",
+                d["import janitor"], unit, "`janitor --help`", d["janitor --help"],
+                goal="≤ 1×", goal_on="ratio", goal_op="<=", goal_value=1.0, goal_source="brief",
+            ))  # fmt: skip
+        # Untimed: what `import janitor` and the API example's first attribute pull in.
+        probe = subprocess.run(
+            [PY, "-c", HEAVY_PROBE], capture_output=True, text=True, check=True
+        ).stdout.split()
+        self.raw["import_janitor_heavy_modules"] = dict(zip(["import", "janitor.scan"], [
+            [] if x == "-" else x.split(",") for x in probe
+        ], strict=True))  # fmt: skip
         self.startup_walls = w
         self.startup_rss = r
 
@@ -388,8 +444,110 @@ class Bench:
         per_file = (m.walls(jb)["median"] - self.extract_one_wall) / max(1, n - 1)
         self.raw["extract_batch"]["marginal_s_per_file"] = per_file
         self.disk("extraction done")
-        for d in ("logs", "batch", "out"):
+        for d in ("batch", "out"):  # logs/ goes on to the API example
             shutil.rmtree(self.path(d))
+
+    # ------------------------------------------------------------ 6. the API example
+
+    def api_example(self) -> None:
+        """README's API example on copy A of a real-size Applio run (3 saves), `janitor prune
+        logs --keep-last 1` on copy B; then the trainer's resume rule on both."""
+        cfg = self.cfg
+        steps = [*cfg.run_steps, cfg.run_steps[-1] + 100]
+        log(f"API example: one more full-size save (step {steps[-1]}), two hard-linked copies")
+        m.run([PY, GEN_BIG, "save", self.path("logs"), *map(str, steps)], cwd=REPO)
+        self.disk("API example run")
+        roots = {side: self.path(f"api-{side}") for side in ("api", "cli")}
+        for root in roots.values():  # hard links: ~no disk; removing a link frees no block
+            os.makedirs(root)
+            subprocess.run(["cp", "-al", self.path("logs"), root], check=True)
+        shutil.rmtree(self.path("logs"))
+        runs = {side: os.path.join(root, "logs", "alice") for side, root in roots.items()}
+        before = {side: trees.file_sizes(root) for side, root in roots.items()}
+        resume_before = {side: trainer_resume(run) for side, run in runs.items()}
+        cmds = {
+            "api": [PY, "-c", API_EXAMPLE],
+            "cli": [*J, "prune", "logs", "--keep-last", "1"],
+        }
+        samples, outs, failures = {}, {}, {}
+        for side, cmd in cmds.items():
+            with tempfile.TemporaryFile(dir=self.tmp) as out:
+                try:
+                    samples[side] = asdict(m.run(cmd, stdout=out, cwd=roots[side]))
+                except m.BenchError as exc:
+                    failures[side] = str(exc)
+                out.seek(0)
+                outs[side] = out.read().decode("utf-8", "replace")
+        after = {side: trees.file_sizes(root) for side, root in roots.items()}
+        resume = {side: trainer_resume(run) for side, run in runs.items()}
+        freed = {side: sum(before[side].values()) - sum(after[side].values()) for side in roots}
+        allocated = {side: trees.disk_usage(root) for side, root in roots.items()}
+        lines = outs["api"].splitlines()
+        try:
+            expected = int(lines[0])
+            api_freed_text, api_errors = lines[1].split(" ", 1)
+            api_freed = int(api_freed_text)
+        except (IndexError, ValueError):
+            expected, api_freed, api_errors = None, None, None
+            failures.setdefault("api", f"unexpected output: {outs['api'][-500:]!r}")
+        journal = os.path.join(roots["cli"], "logs", ".janitor", "journal.jsonl")
+        cli_freed = 0
+        with contextlib.suppress(OSError), open(journal, encoding="utf-8") as fh:
+            for line in fh:
+                event = json.loads(line)
+                if event.get("event") == "remove":
+                    cli_freed += event["size"]
+        last = steps[-1]
+        checks = {
+            "runs without error": not failures and api_errors == "()",
+            f"resume step before = {last}": all(
+                r == {"G": last, "D": last} for r in resume_before.values()
+            ),
+            f"resume step after API = after CLI = {last}": (
+                resume["api"] == resume["cli"] == {"G": last, "D": last}
+            ),
+            "expected_freed_size = bytes gone from disk = result.freed_size = CLI's freed": (
+                expected is not None
+                and expected == freed["api"] == api_freed == freed["cli"] == cli_freed
+            ),
+            "files left identical by name": set(after["api"]) == set(after["cli"]),
+        }
+        ok = all(checks.values())
+        self.raw["api_example"] = {
+            "steps": steps,
+            "code": API_EXAMPLE,
+            "cli": cmds["cli"][len(J) :],
+            "files_before": before["api"],
+            "resume_before": resume_before,
+            "resume_after": resume,
+            "expected_freed_size": expected,
+            "result_freed_size": api_freed,
+            "result_errors": api_errors,
+            "freed_on_disk_bytes": freed,
+            "cli_journal_freed_bytes": cli_freed,
+            "files_after": {side: sorted(a) for side, a in after.items()},
+            "allocated_after_bytes": allocated,
+            "samples": samples,
+            "stdout": {side: o[-2000:] for side, o in outs.items()},
+            "failures": failures,
+            "checks": checks,
+        }
+        log(f"API example: {'ok' if ok else 'FAILED'} {checks}")
+        if expected is not None and ok:
+            shown = f"resume {last} (G and D); freed {expected:,} B = expected; errors ()"
+        else:
+            shown = "; ".join(k for k, v in checks.items() if not v) + " FAILED"
+        cli_shown = (
+            f"`janitor prune logs --keep-last 1`: resume {resume['cli']['G']}, "
+            f"freed {cli_freed:,} B"
+        )
+        self.api_figure = Figure(
+            "6-api-example", "6 API example on a real-size run: resume step, freed == expected",
+            m.summary([1.0 if ok else 0.0]), "", cli_shown, goal="equal", goal_on="value",
+            goal_op=">=", goal_value=1.0, goal_source="brief", text=shown, detail=checks,
+        )  # fmt: skip
+        for root in roots.values():
+            shutil.rmtree(root)
 
     # ------------------------------------------------------------ trees (built before any
     # mass deletion: on this ext4 without a journal, creating files right after deleting
@@ -729,7 +887,11 @@ class Bench:
             f"`janitor scan` of one full-size run {num(med('1-scan-wall-vs-torch'))} s, against "
             f"{num(bmed('1-help-wall-vs-torch'))} s to import torch and "
             f"{num(bmed('1-help-wall-vs-floor'))} s for a bare interpreter: janitor's imports "
-            f"cost ~{num(help_floor)} s before any work."
+            f"cost ~{num(help_floor)} s before any work. `python -c 'import janitor'` "
+            f"{num(med('1-import-wall'))} s at {num(med('1-import-rss'))} MB; heavy modules "
+            f"it loads: {raw['import_janitor_heavy_modules']['import'] or 'none'} "
+            f"(with `janitor.scan` resolved: "
+            f"{raw['import_janitor_heavy_modules']['janitor.scan'] or 'none'})."
         )
         one = raw["extract_one"]
         per_file = raw["extract_batch"]["marginal_s_per_file"]
@@ -781,6 +943,20 @@ class Bench:
             f"CPU in {cfg.idle:g} s. SIGTERM exit codes: "
             f"{figs['5-sigterm'].detail['exit_codes']}."
         )
+        api = raw["api_example"]
+        walls = {side: api["samples"].get(side, {}).get("wall") for side in ("api", "cli")}
+        n.append(
+            f"API example: one full-size Applio run with saves {api['steps']} "
+            f"({sum(api['files_before'].values()) / 1e9:.2f} GB), two hard-linked copies; "
+            f"README's example on one ({num(walls['api'] or 0)} s), `janitor prune logs "
+            f"--keep-last 1` on the other ({num(walls['cli'] or 0)} s). Trainer's resume step "
+            f"before {api['resume_before']['api']}, after the API {api['resume_after']['api']}, "
+            f"after the CLI {api['resume_after']['cli']}; expected_freed_size "
+            f"{api['expected_freed_size']}, result.freed_size {api['result_freed_size']}, "
+            f"bytes gone (st_size of the files before minus after) {api['freed_on_disk_bytes']}, "
+            f"CLI journal {api['cli_journal_freed_bytes']}; files left: "
+            f"{', '.join(api['files_after']['api'])}. Checks: {api['checks']}."
+        )
         met = [f for f in self.figures if f.met is True]
         missed = [f for f in self.figures if f.met is False]
         n.append(f"Goals met: {len(met)} of {len(met) + len(missed)}.")
@@ -819,7 +995,12 @@ def machine_info() -> dict:
     except (OSError, subprocess.CalledProcessError):
         rev = "unknown"
     info["janitor_rev"] = rev
+    info["janitor_imported_from"] = subprocess.run(  # by the children (PYTHONPATH, main)
+        [PY, "-c", "import janitor; print(janitor.__file__)"], capture_output=True, text=True,
+        check=True,
+    ).stdout.strip()  # fmt: skip
     info["kernel"] = platform.release()
+    info["rss_method"] = m.RSS_METHOD
     info["loadavg_start"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     return info
 
@@ -843,6 +1024,11 @@ def main() -> int:
     os.chdir(REPO)
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
+    # Children (the console script too) import janitor from this checkout, not from whatever
+    # checkout the venv's editable install names (a worktree shares the main clone's venv).
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(REPO), os.environ.get("PYTHONPATH")])
+    )
     machine = machine_info()
     tmp = tempfile.mkdtemp(prefix="janitor-bench-")
     m.SCRATCH = tmp
@@ -854,10 +1040,12 @@ def main() -> int:
         bench.generate_big()
         bench.startup()
         bench.extraction()
+        bench.api_example()
         bench.build_trees()
         bench.scan()
         bench.prune()
         bench.watch()
+        bench.add(bench.api_figure)  # last row of the table
         log("removing the trees")
         t0 = time.perf_counter()
         for name in os.listdir(tmp):
@@ -879,7 +1067,7 @@ def main() -> int:
     bench.make_notes(machine)
     total = time.perf_counter() - T0
     doc = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "quick": cfg.quick,
         "duration_s": total,
         "machine": machine,

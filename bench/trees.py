@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import subprocess
 import zipfile
 from collections.abc import Iterable
@@ -69,6 +70,17 @@ def files_under(root: str, skip_hidden: bool = True) -> set[str]:
             dirs[:] = [d for d in dirs if not d.startswith(".")]
         rel = os.path.relpath(folder, root)
         out.update(os.path.normpath(os.path.join(rel, f)) for f in files)
+    return out
+
+
+def file_sizes(root: str) -> dict[str, int]:
+    """``st_size`` of every regular file under ``root`` by relative path (hidden folders such
+    as janitor's ``.janitor`` left out), symlinks not followed."""
+    out = {}
+    for rel in files_under(root):
+        st = os.lstat(os.path.join(root, rel))
+        if stat.S_ISREG(st.st_mode):
+            out[rel] = st.st_size
     return out
 
 

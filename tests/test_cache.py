@@ -29,9 +29,9 @@ def reads(monkeypatch):
     opened: list[str] = []
     real_found, real_ends = fs_module._read_found, fs_module.LocalFS.read_ends
 
-    def read_found(dfd, name, head, tail):
+    def read_found(folder, dfd, name, head, tail):
         opened.append(name)
-        return real_found(dfd, name, head, tail)
+        return real_found(folder, dfd, name, head, tail)
 
     def read_ends(self, path, head, tail):
         if path.endswith(".pth"):  # not the journal's last byte

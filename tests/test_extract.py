@@ -270,7 +270,7 @@ def test_stale_temp_folders_are_cleaned(tmp_path, small_run, cli):
 def test_info_big_and_small(tmp_path, small_run):
     r = run_janitor("info", small_run / "G_200.pth", REAL / "tiny_2e_200s.pth", "--json")
     assert r.returncode == 0, r.stderr
-    big, small = json.loads(r.stdout)
+    big, small = json.loads(r.stdout)["files"]
     assert big["kind"] == "G" and big["epoch"] == 2 and big["step"] == 200
     assert big["optimizer_state"] is True and big["parameters"] > 0
     assert big["detected"]["version"]["value"] == "v2" and big["trainer"]["value"] == "applio"
@@ -513,7 +513,7 @@ def test_speaker_count_comes_from_the_weights_as_applio_does(real_run, cli):
     assert r.exit_code == 0, r.output
     assert load(real_run / "tiny_e2_s200.pth")["config"][15] == 4
     r = cli("info", real_run / "G_200.pth", "--json")
-    detected = json.loads(r.stdout)["detected"]
+    detected = json.loads(r.stdout)["files"][0]["detected"]
     assert detected["config"]["value"][15] == 4 and detected["speakers"]["value"] == 4
 
 
@@ -597,4 +597,7 @@ def test_config_json_missing_a_key_names_file_and_key(tmp_path, small_run):
     assert r.stderr.strip().endswith("config.json: no data.sample_rate")
     assert len(r.stderr.strip().splitlines()) == 1 and _listing(run) == before
     r = run_janitor("info", run / "G_200.pth", "--json")
-    assert r.returncode == 0 and "no data.sample_rate" in json.loads(r.stdout)["detected"]["error"]
+    assert (
+        r.returncode == 0
+        and "no data.sample_rate" in json.loads(r.stdout)["files"][0]["detected"]["error"]
+    )

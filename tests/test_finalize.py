@@ -121,7 +121,7 @@ def test_best_and_listed_steps_get_verified_small_models(logs, cli):
     assert r.exit_code == 0, r.output
     kept = {k["step"]: k for k in json.loads(r.output)["runs"][0]["kept"]}
     assert sorted(kept) == [200, 300, 500]
-    assert kept[200]["action"] == "exists" and kept[200]["why"].startswith("best 1 by")
+    assert kept[200]["action"] == "exists" and kept[200]["reasons"][0].startswith("best 1 by")
     assert kept[300]["action"] == "extracted" and all(k["verified"] for k in kept.values())
 
 

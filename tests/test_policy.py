@@ -118,7 +118,8 @@ def test_pins_latest_only_and_bases_are_protected():
 def test_partial_sets_newer_than_newest_complete_are_in_flight():
     out = apply(run(100, 200, status={200: "partial"}), Policy(), NOW)
     assert out.keep == (100, 200)
-    assert out.reasons[200] == (IN_FLIGHT, "last 1 (partial: a file is missing)")
+    assert out.reasons[200] == (IN_FLIGHT,)  # a save in progress takes no rule's slot
+    assert out.reasons[100] == (NEWEST_COMPLETE, "last 1")
     out = apply(run(100, 200, status={100: "partial"}), Policy(), NOW)
     assert out.remove == (100,)
     assert out.reasons[100] == ("kept by no rule (partial set: a file is missing)",)
@@ -308,3 +309,11 @@ def test_invariants(cands, policy, now, cases):
     # running the plan again removes nothing
     again = apply([by[n] for n in sorted(keep)], policy, now)
     assert again.remove == ()
+
+
+def test_a_save_in_progress_takes_no_keep_last_slot():
+    """G_400 written, D_400 not yet: the set is partial and in flight. It is kept, but it
+    must not push 200 out of --keep-last 2 (found by the watcher test beside a trainer)."""
+    out = apply(run(100, 200, 300, 400, status={400: "partial"}), Policy(keep_last=2), NOW)
+    assert out.keep == (200, 300, 400) and out.remove == (100,)
+    assert IN_FLIGHT in out.reasons[400] and "last 2" in out.reasons[200]

@@ -225,7 +225,7 @@ def test_trash_restore_and_empty(alice, cli):
     out = cli("restore", run).output
     assert names(run) == before
     cli("prune", alice, "--trash")
-    assert cli("trash", "empty", alice, "--older-than", "7d").output.startswith("freed 0 Bytes")
+    assert cli("trash", "empty", alice, "--older-than", "7d").output.startswith("freed 0 B ")
     out = cli("trash", "empty", alice).output
     assert out.startswith("freed ") and not os.listdir(alice / ".janitor" / "trash" / "alice")
     events = [r["event"] for r in journal_records(alice)]

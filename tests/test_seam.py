@@ -98,3 +98,32 @@ def test_finalize_through_the_seam(recorder, tmp_path, cli):
     assert result.exit_code == 0, result.output
     assert not list((logs / "alice").glob("G_*.pth"))
     assert recorder == []
+
+
+def test_framework_runs_through_the_seam(recorder, tmp_path, cli):
+    from tests.framework_runs import fake_hf_checkpoint
+
+    logs = tmp_path / "logs"
+    for i, step in enumerate((2, 4, 6, 8)):
+        fake_hf_checkpoint(logs / "hf", step, best=4, mtime=1_600_000_000.0 + i)
+    for step in (4, 8, 12):
+        fake_ckpt(logs / "pl" / f"epoch={step // 4}-step={step}-val_loss=0.{step}.ckpt")
+    (logs / "pl" / "last.ckpt").symlink_to("epoch=3-step=12-val_loss=0.12.ckpt")
+    for n in (10, 20):
+        fake_ckpt(logs / "ds" / f"global_step{n}" / "mp_rank_00_model_states.pt")
+    (logs / "ds" / "latest").write_text("global_step20")
+    for args in (
+        ("scan", logs),
+        ("scan", logs, "--json"),
+        ("prune", logs / "hf", "-n", "--keep-best", "1", "--metric", "eval_loss"),
+        ("prune", logs / "pl", "-n", "--keep-best", "1", "--metric", "val_loss"),
+        ("prune", logs, "--trash"),
+        ("trash", "list", logs),
+        ("restore", logs / "hf"),
+        ("prune", logs, "--keep-last", "1", "--fix-resume"),
+        ("trash", "empty", logs),
+    ):
+        result = cli(*args)
+        assert result.exit_code in (0, 1), (args, result.output)
+    assert sorted(p.name for p in (logs / "hf").iterdir()) == ["checkpoint-4", "checkpoint-8"]
+    assert recorder == []

@@ -276,3 +276,29 @@ def test_fix_resume_dry_run_shows_what_the_real_run_does(tmp_path, cli):
         assert would == done, (case, flags, sorted(before))
         text = cli("prune", logs, *flags, "--fix-resume", "-n").output
         assert "--fix-resume would move" not in text  # nothing stale is left
+
+
+def test_fix_resume_never_moves_a_pinned_set_nor_one_below_saves_of_the_same_moment(tmp_path, cli):
+    """Found by the promise properties: saves 100 and 300 written at one moment, 200 an hour
+    earlier: the trainer resumes from 300, so nothing is stale; and a pinned stale set stays."""
+    run = tmp_path / "logs" / "alice"
+    for step, mtime in ((100, 1_700_010_000), (200, 1_700_006_340), (300, 1_700_010_000)):
+        for p in "GD":
+            fake_ckpt(run / f"{p}_{step}.pth", mtime=mtime)
+    assert cli("prune", tmp_path / "logs", "--fix-resume", "--keep-last", "3").exit_code == 0
+    assert sorted(p.name for p in run.glob("G_*")) == ["G_100.pth", "G_200.pth", "G_300.pth"]
+    for p in "GD":  # now a really stale higher step, pinned
+        fake_ckpt(run / f"{p}_900.pth", mtime=1_600_000_000)
+    assert cli("pin", run, "900").exit_code == 0
+    assert cli("prune", tmp_path / "logs", "--fix-resume", "--keep-last", "4").exit_code == 0
+    assert (run / "G_900.pth").exists() and (run / "D_900.pth").exists()
+
+
+def test_fix_resume_checks_every_rule_before_it_moves_anything(tmp_path, cli):
+    run = fake_run(tmp_path / "logs", "alice", [100, 200])
+    for p in "GD":
+        fake_ckpt(run / f"{p}_900.pth", mtime=1_600_000_000)  # stale
+    (tmp_path / "logs" / "janitor.toml").write_text("[prune]\nkeep-last = 2\n")
+    r = cli("prune", tmp_path / "logs", "--fix-resume", "--metric", "loss/g/total")
+    assert r.exit_code == 2 and "--metric goes with --keep-best" in r.output
+    assert (run / "G_900.pth").exists() and not (tmp_path / "logs" / ".janitor" / "trash").exists()

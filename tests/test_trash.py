@@ -95,7 +95,7 @@ def test_every_trashed_copy_is_listed_and_comes_back(twice, cli, tmp_path, cases
     assert trash_listing(cli, run) == []
     assert "empty" in cli("trash", "list", logs).output
     r = cli("trash", "empty", logs)
-    assert r.exit_code == 0 and r.output.startswith("freed 0 Bytes")
+    assert r.exit_code == 0 and r.output.startswith("freed 0 B ")
     cases()
 
 

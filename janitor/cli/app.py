@@ -11,13 +11,15 @@ from typing import Annotated
 
 import typer
 
+from janitor.core.profiles import PROFILES
 from janitor.domain.errors import EXIT_FAILURE, EXIT_OK, JanitorError, UsageError
 from janitor.domain.policy import Overrides
 
 app = typer.Typer(
     name="janitor",
     help="Keep voice-model training runs (Applio, RVC, so-vits-svc, Bert-VITS2, GPT-SoVITS) "
-    "from eating the disk: scan, prune stale G_/D_ checkpoints, pin what matters.",
+    "and Hugging Face Trainer, Lightning and DeepSpeed runs from eating the disk: scan, prune "
+    "stale checkpoints, pin what matters.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -59,7 +61,9 @@ def _quiet_exit(code: int) -> None:
 
 
 def command(fn):
-    """Run a command body; turn janitor's errors into one line and an exit code."""
+    """Run a command body; turn janitor's errors into one line and an exit code (with
+    --json, also the envelope with ``ok`` false and the error)."""
+    name = fn.__name__.replace("trash_", "trash ").replace("_", "-")
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -68,6 +72,8 @@ def command(fn):
         except JanitorError as exc:
             if _state["debug"]:
                 raise
+            if kwargs.get("json") or kwargs.get("json_log"):
+                _json_failure(name, None, str(exc))
             raise _fail(str(exc), exc.exit_code) from None
         except KeyboardInterrupt:
             _interrupted()
@@ -76,6 +82,8 @@ def command(fn):
         except OSError as exc:
             if _state["debug"]:
                 raise
+            if kwargs.get("json") or kwargs.get("json_log"):
+                _json_failure(name, exc.filename, exc.strerror or str(exc))
             where = f"{exc.filename}: " if exc.filename else ""
             raise _fail(f"{where}{exc.strerror or exc}", EXIT_FAILURE) from None
         except Exception as exc:  # a bug: still one line, the details behind --debug
@@ -88,6 +96,12 @@ def command(fn):
         raise typer.Exit(code or EXIT_OK)
 
     return wrapper
+
+
+def _json_failure(name: str, path: str | None, message: str) -> None:
+    from janitor.cli import render
+
+    render.dump_json(render.envelope(name, False, errors=[(path, message)]))
 
 
 def _version(value: bool) -> None:
@@ -122,7 +136,7 @@ NoCache = Annotated[
 ]
 Trainer = Annotated[
     str | None,
-    typer.Option("--trainer", help="Force the trainer profile: applio, rvc, generic."),
+    typer.Option("--trainer", help=f"Force the trainer profile: {', '.join(PROFILES)}."),
 ]
 KeepLast = Annotated[
     str | None,
@@ -179,6 +193,15 @@ Truncate = Annotated[
                  "in its trash). Default: on under /content/drive."),
 ]  # fmt: skip
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors and the total.")]
+Plot = Annotated[
+    str | None,
+    typer.Option("--plot", metavar="FILE", show_default=False,
+                 help="Also draw one run's plan (steps, set sizes, what is kept and why, the "
+                 "metric) into FILE.svg or FILE.png; needs vits-janitor[plot]."),
+]  # fmt: skip
+Verbose = Annotated[
+    bool, typer.Option("--verbose", "-v", help="Every set on its own row (no step ranges).")
+]
 DryRun = Annotated[bool, typer.Option("--dry-run", "-n", help="Show the plan; change nothing.")]
 Yes = Annotated[
     bool, typer.Option("--yes", "-y", help="Accepted for scripts; prune never prompts.")
@@ -264,7 +287,12 @@ def rule_options(fn):
 @app.command()
 @command
 def scan(
-    paths: Paths, json: Json = False, trainer: Trainer = None, no_cache: NoCache = False
+    paths: Paths,
+    json: Json = False,
+    trainer: Trainer = None,
+    plot: Plot = None,
+    metric: Metric = None,
+    no_cache: NoCache = False,
 ) -> int:
     """Show each training run: sets, newest complete step, sizes, problems, what prune frees."""
     from janitor.cli import render
@@ -273,10 +301,17 @@ def scan(
     from janitor.storage.scan import scan as do_scan
     from janitor.usecases.inspect import summarize, summarize_run
 
+    if plot is not None:
+        from janitor.cli.plot import check_target
+
+        check_target(plot)
+    elif metric is not None:
+        raise UsageError("--metric on scan is for --plot (the curve to draw)")
     gc_paused().__enter__()  # a short-lived process: no collector passes over 200k objects
-    if not json:  # run by run: each block is printed and let go, never the whole tree at once
+    if not json and plot is None:  # run by run: each block printed and let go, never all at once
         errors: list = []
         paths_seen: dict[str, None] = {}
+        journals: set[str] = set()
         totals, now = [0, 0, 0, 0], time.time()
         for run in scan_runs(paths, errors, trainer=trainer, cache=not no_cache):
             if run.path in paths_seen:  # a run folder given twice (logs and logs/alice)
@@ -284,19 +319,44 @@ def scan(
             summary = summarize_run(run, now)
             render.scan_run_text(summary)
             paths_seen[run.path] = None
+            if summary.journal:
+                journals.add(summary.journal)
             for i, n in enumerate((len(run.candidates), run.big_bytes, run.small_bytes,
                                    summary.keep_last_1_frees)):  # fmt: skip
                 totals[i] += n
         for warning in config.run_table_warnings(paths_seen):
             _warn(warning)
-        render.scan_footer(errors, len(paths_seen), *totals)
+        render.scan_footer(errors, len(paths_seen), *totals, journals=journals)
         return EXIT_FAILURE if errors else EXIT_OK
     report = do_scan(paths, trainer=trainer, cache=not no_cache)
+    if plot is not None:
+        _plot(report, plot, metric)
     summaries = summarize(report)
     for warning in config.run_table_warnings(r.path for r in report.runs):
         _warn(warning)
-    render.dump_json(render.scan_json(report, summaries))
+    if json:
+        doc = render.scan_json(report, summaries)
+        render.dump_json(render.envelope("scan", not report.errors, doc))
+    else:
+        render.scan_text(report, summaries)
     return EXIT_FAILURE if report.errors else EXIT_OK
+
+
+def _plot(report, target: str, metric: str | None) -> None:
+    """The one run's plan (its janitor.toml rules) as a picture; the metric curve is the
+    plan's own (keep-best) or --metric."""
+    from janitor.cli.plot import plot_plan
+    from janitor.storage.metrics import load_scalars
+    from janitor.usecases.prune import plan_run
+
+    if len(report.runs) != 1:
+        names = ", ".join(r.name for r in report.runs[:5]) or "none"
+        raise UsageError(f"--plot draws one run; found {len(report.runs)} ({names})")
+    (run,) = report.runs
+    rp = plan_run(run)
+    name = metric or rp.planner.as_dict().get("rules", {}).get("metric")
+    values = load_scalars(run.path, name) if metric else getattr(rp.planner, "metric", None)
+    plot_plan(rp, target, values, name)
 
 
 @app.command()
@@ -311,6 +371,7 @@ def prune(
     truncate: Truncate = None,
     yes: Yes = False,
     quiet: Quiet = False,
+    verbose: Verbose = False,
     trainer: Trainer = None,
     fix_resume: FixResume = False,
     lock_timeout: LockWait = 10.0,
@@ -340,33 +401,39 @@ def prune(
     fixes: list = []
     if fix_resume:  # the prune plan is made on the runs as they are after the moves
         from janitor.usecases.fix_resume import view_after
+        from janitor.usecases.prune import planner_for
+
+        for run in report.runs:  # every run's rules are checked before anything moves
+            planner_for(run, rules)
 
         fixes = _fix_resume(report, dry_run, lock_timeout, quiet, json)
         fs = view_after(fixes, LOCAL) if dry_run else LOCAL
         report = do_scan(paths, trainer=trainer, fs=fs, **cache)
     executor = Executor(fs, trash=trash, truncate=truncate, lock_timeout=lock_timeout)
     pruner = Pruner(rules, executor, fs)
-    shown = None if json else (lambda rp: render.run_plan_text(rp, sys.stdout, quiet))
+    shown = None if json else (lambda rp: render.run_plan_text(rp, sys.stdout, quiet, verbose))
     plans, results = [], []
-    for run in report.runs:
-        rp, result = pruner.run(run, dry_run=dry_run, shown=shown)
-        plans.append(rp)
-        if result is not None:
-            results.append(result)
-        if not json:
-            render.run_result_text(rp, result, sys.stdout, quiet, trash)
+    with render.progress(not (json or quiet or dry_run), "removing") as advance:
+        executor.on_removed = advance
+        for run in report.runs:
+            rp, result = pruner.run(run, dry_run=dry_run, shown=shown)
+            plans.append(rp)
+            if result is not None:
+                results.append(result)
+            if not json:
+                render.run_result_text(rp, result, sys.stdout, quiet, trash)
     plan = Plan(tuple(plans), report.errors)
     execution = None if dry_run else ExecutionReport(tuple(results))
     moved = None if dry_run else ExecutionReport(tuple(result for _, result in fixes))
+    failed = report.errors or any(e is not None and e.errors for e in (execution, moved))
     if json:
         doc = render.plan_json(plan, execution, dry_run, trash)
         if fix_resume:  # --fix-resume moves to the trash
             fixed = Plan(tuple(rp for rp, _ in fixes))
             doc["fix_resume"] = render.plan_json(fixed, moved, dry_run, True)["runs"]
-        render.dump_json(doc)
+        render.dump_json(render.envelope("prune", not failed, doc))
     else:
         render.prune_summary(plan, execution, sys.stdout, quiet, trash)
-    failed = report.errors or any(e is not None and e.errors for e in (execution, moved))
     return EXIT_FAILURE if failed else EXIT_OK
 
 
@@ -402,10 +469,10 @@ def watch(
     trainer: Trainer = None,
 ) -> int:
     """Watch log folders and prune (and extract) as the trainer writes. Ctrl-C to stop."""
-    import signal
     import threading
 
     from janitor.cli import render
+    from janitor.storage import platform
     from janitor.usecases.executor import Executor
     from janitor.usecases.watch import Watcher
 
@@ -420,8 +487,7 @@ def watch(
         log=render.json_log() if json_log else render.text_log(),
     )  # fmt: skip
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, lambda *_: stop.set())
+    platform.on_stop_signals(lambda *_: stop.set())
     watcher.start()
     try:
         while not stop.wait(3600):
@@ -487,21 +553,24 @@ def finalize(
     executor = Executor(trash=trash, truncate=truncate)
     small_models = TorchSmallModels()
     finals = []
-    for run in report.runs:
-        final = finalize_run(
-            run, small_models, steps=wanted, keep_best=policy.keep_best, metric=policy.metric,
-            mode=policy.mode, idle=idle_s, force=force, dry_run=dry_run, executor=executor,
-        )  # fmt: skip
-        finals.append(final)
-        if not json:
-            render.final_text(final, trash=trash)
-    if json:
-        render.dump_json(render.finals_json(finals, dry_run))
-    elif not report.runs:
-        typer.echo("no training runs found")
+    with render.progress(not json, "verifying and removing", len(report.runs)) as advance:
+        for run in report.runs:
+            final = finalize_run(
+                run, small_models, steps=wanted, keep_best=policy.keep_best, metric=policy.metric,
+                mode=policy.mode, idle=idle_s, force=force, dry_run=dry_run, executor=executor,
+            )  # fmt: skip
+            finals.append(final)
+            advance()
+            if not json:
+                render.final_text(final, trash=trash)
     failed = report.errors or any(
         f.refused or (f.result is not None and f.result.errors) for f in finals
     )
+    if json:
+        doc = render.finals_json(finals, dry_run)
+        render.dump_json(render.envelope("finalize", not failed, doc, report.errors))
+    elif not report.runs:
+        typer.echo("no training runs found")
     return EXIT_FAILURE if failed else EXIT_OK
 
 
@@ -552,9 +621,10 @@ def _run_folder(path: str) -> str:
 def pin(
     run: Annotated[str, typer.Argument(help="Run folder (not a logs root).")],
     steps: Annotated[list[str], typer.Argument(help="Steps to pin.", metavar="STEPS...")],
+    json: Json = False,
 ) -> int:
     """Pin steps of a run: pinned sets are never removed (stored in RUN/janitor.toml)."""
-    return _edit_pins("pin", run, steps)
+    return _edit_pins("pin", run, steps, json)
 
 
 @app.command()
@@ -562,23 +632,29 @@ def pin(
 def unpin(
     run: Annotated[str, typer.Argument(help="Run folder (not a logs root).")],
     steps: Annotated[list[str], typer.Argument(help="Steps to unpin.", metavar="STEPS...")],
+    json: Json = False,
 ) -> int:
     """Remove pins from a run."""
-    return _edit_pins("unpin", run, steps)
+    return _edit_pins("unpin", run, steps, json)
 
 
-def _edit_pins(verb: str, run: str, steps: list[str]) -> int:
+def _edit_pins(verb: str, run: str, steps: list[str], json: bool = False) -> int:
+    from janitor.cli import render
     from janitor.storage import config
 
     wanted = frozenset(config.parse_count(s, "STEPS", maximum=config.MAX_STEP) for s in steps)
     folder = _pin_target(verb, run, steps)
+    absent: frozenset[int] = frozenset()
     if verb == "pin":
         now = config.set_pins(folder, add=wanted)
     else:
         absent = wanted - config.pins(folder)
         now = config.set_pins(folder, drop=wanted)
-        if absent:
-            typer.echo(f"not pinned: {', '.join(map(str, sorted(absent)))}")
+    if json:
+        render.dump_json(render.envelope(verb, True, render.pins_json(folder, now, absent)))
+        return EXIT_OK
+    if absent:
+        typer.echo(f"not pinned: {', '.join(map(str, sorted(absent)))}")
     typer.echo(f"pinned: {', '.join(map(str, sorted(now))) or 'none'}")
     return EXIT_OK
 
@@ -627,20 +703,25 @@ def restore(
             "file name); default: the newest copy of each step.",
         ),
     ] = None,
+    json: Json = False,
 ) -> int:
     """Move files that `prune --trash` put in .janitor/trash back into the run.
 
     A set's files come back together, never over a file already in the run. With several
     copies of a step in the trash, the newest comes back and the older ones are named."""
-    from janitor.cli.render import restore_text, shown_path
+    from janitor.cli import render
     from janitor.usecases.trash import restore as do_restore
 
     run_path = _trash_path(run)
     result = do_restore(run_path, step, copy)
-    restore_text(result, run_path)
+    ok = not (result.errors or result.blocked)
+    if json:
+        render.dump_json(render.envelope("restore", ok, render.restore_json(result, run_path)))
+    else:
+        render.restore_text(result, run_path)
     for e in result.errors:
-        typer.echo(f"error: {shown_path(e.path)}: {e.message}", err=True)
-    return EXIT_FAILURE if result.errors or result.blocked else EXIT_OK
+        typer.echo(f"error: {render.shown_path(e.path)}: {e.message}", err=True)
+    return EXIT_OK if ok else EXIT_FAILURE
 
 
 @trash_app.command("list")
@@ -659,7 +740,8 @@ def trash_list(
     runs = trash_runs(folder) if is_root else [folder]
     files = {r: trash_contents(r) for r in runs}
     if json:
-        render.dump_json(render.trash_list_json([f for r in runs for f in files[r]]))
+        doc = render.trash_list_json([f for r in runs for f in files[r]])
+        render.dump_json(render.envelope("trash list", True, doc))
     else:
         render.trash_list_text([(r, layout.trash_dir(r), trash_copies(files[r])) for r in runs])
     return EXIT_OK
@@ -678,24 +760,32 @@ def trash_empty(
             help="Only files trashed more than DURATION ago (7d).",
         ),
     ] = None,
+    json: Json = False,
 ) -> int:
     """Delete files in the trash for good (`janitor trash list` shows them first)."""
-    from janitor.cli.render import empty_text, shown_path
+    from janitor.cli import render
     from janitor.storage.config import parse_duration
     from janitor.usecases.trash import empty_trash
 
     age = parse_duration(older_than, "--older-than") if older_than else None
     result = empty_trash(_trash_path(logs_root), age, time.time())
     for e in result.errors:
-        typer.echo(f"error: {shown_path(e.path)}: {e.message}", err=True)
-    empty_text(result, older_than)
+        typer.echo(f"error: {render.shown_path(e.path)}: {e.message}", err=True)
+    if json:
+        doc = render.empty_json(result)
+        render.dump_json(render.envelope("trash empty", not result.errors, doc))
+    else:
+        render.empty_text(result, older_than)
     return EXIT_FAILURE if result.errors else EXIT_OK
 
 
 @app.command("extract-small")
 @command
 def extract_small(
-    files: Annotated[list[str], typer.Argument(help="Big G_<step>.pth files.")],
+    files: Annotated[
+        list[str],
+        typer.Argument(help="Big G_<step>.pth files, HF checkpoint-<step>/ folders, .ckpt files."),
+    ],
     output: Annotated[
         str | None,
         typer.Option(
@@ -705,7 +795,9 @@ def extract_small(
     fmt: Annotated[
         str | None,
         typer.Option(
-            "--format", help="applio or rvc (default: follows the run).", show_default=False
+            "--format",
+            help="applio or rvc (default: follows the run); ckpt or safetensors for Lightning.",
+            show_default=False,
         ),
     ] = None,
     name: Annotated[
@@ -754,6 +846,7 @@ def extract_small(
     """Write the small inference model the trainer would write, from any big G checkpoint."""
     from janitor.cli import render
     from janitor.torchio.extract import Options, check_options, extract_one, whole_number
+    from janitor.torchio.frameworks import extract_framework, is_framework_input
 
     opts = Options(
         output, fmt, name, author, whole_number(sr, "--sr"), version, f0, vocoder,
@@ -764,17 +857,19 @@ def extract_small(
     with render.progress(len(files) > 1 and not json) as advance:
         for path in files:  # one process, torch imported once, files one at a time
             try:
-                done.append(extract_one(path, opts))
+                framework = is_framework_input(path)  # HF checkpoint folder, Lightning .ckpt
+                done.append((extract_framework if framework else extract_one)(path, opts))
                 if not json:
                     render.extracted_text(done[-1])
             except JanitorError as exc:
                 if len(files) == 1:
                     raise
-                failed.append({"path": path, "error": str(exc)})
+                failed.append({"path": path, "message": str(exc)})
                 typer.echo(f"janitor: {exc}", err=True)
             advance()
     if json:
-        render.dump_json({"extracted": [d.as_dict() for d in done], "errors": failed})
+        doc = {"extracted": [d.as_dict() for d in done], "errors": failed}
+        render.dump_json(render.envelope("extract-small", not failed, doc))
     return EXIT_FAILURE if failed else EXIT_OK
 
 
@@ -786,7 +881,7 @@ def info(files: Annotated[list[str], typer.Argument(help="Checkpoint files.")],
     from janitor.cli import render
     from janitor.torchio.extract import info as do_info
 
-    docs, failed = [], False
+    docs, failed = [], []
     for path in files:
         try:
             docs.append(do_info(path))
@@ -794,13 +889,33 @@ def info(files: Annotated[list[str], typer.Argument(help="Checkpoint files.")],
             if len(files) == 1:
                 raise
             typer.echo(f"janitor: {exc}", err=True)
-            failed = True
-    if json:
-        render.dump_json(docs if len(files) > 1 else docs[0])
+            failed.append((path, str(exc)))
+    if json:  # always a list, also for one file
+        render.dump_json(render.envelope("info", not failed, {"files": docs}, failed))
     else:
         for doc in docs:
             render.info_text(doc)
     return EXIT_FAILURE if failed else EXIT_OK
+
+
+@app.command("log")
+@command
+def log(
+    path: Annotated[str, typer.Argument(help="A logs root (every run) or a run folder.")] = ".",
+    json: Json = False,
+) -> int:
+    """What janitor removed, trashed, restored: when, which file, why, by which rule."""
+    from janitor.cli import render
+    from janitor.usecases.inspect import journal_log
+
+    if not _is_dir(path):
+        raise UsageError(f"{path}: not a folder (a logs root or a run folder)")
+    journal, records = journal_log(path)
+    if json:
+        render.dump_json(render.envelope("log", True, render.log_json(journal, records)))
+    else:
+        render.log_text(journal, records)
+    return EXIT_OK
 
 
 def main() -> None:

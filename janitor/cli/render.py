@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any, TextIO
 
 import humanize
@@ -21,15 +21,16 @@ JSON_VERSION = 1
 
 
 def size(n: int) -> str:
-    return humanize.naturalsize(n)  # decimal units, like disk vendors and `df -H`: "2.6 GB"
+    """Decimal units, like disk vendors and `df -H`: "2.6 GB"; "0 B", never "0 Bytes"."""
+    return f"{n} B" if n < 1000 else humanize.naturalsize(n)
 
 
 def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def count(n: int, noun: str) -> str:
@@ -53,6 +54,9 @@ def _set_json(s: CheckpointSet) -> dict:
         "base": s.base,
         "status": s.status,
         "missing": list(s.missing),
+        "folder": s.folder,
+        "problem": s.problem,
+        "protect": list(s.protect),
         "size": s.size,
         "mtime": iso(s.mtime),
         "files": [
@@ -109,6 +113,9 @@ def run_json(summary: RunSummary) -> dict:
         "looks_finished": summary.looks_finished,
         "idle_seconds": round(summary.idle, 3),
         "finalize_frees": summary.finalize_frees,
+        "trash_bytes": summary.trash_bytes,
+        "trash_files": summary.trash_files,
+        "journal": summary.journal,
     }
 
 
@@ -129,6 +136,13 @@ def scan_json(report: ScanReport, summaries: tuple[RunSummary, ...]) -> dict:
     }
 
 
+def _span(steps: list[int]) -> str:
+    if not steps:
+        return ""
+    lo, hi = min(steps), max(steps)
+    return f", step {lo}" if lo == hi else f", steps {lo}..{hi}"
+
+
 def _label(s: CheckpointSet | None) -> str:
     return "none" if s is None else s.label
 
@@ -142,7 +156,8 @@ def scan_text(
     scan_footer(
         report.errors, len(report.runs), sum(len(r.candidates) for r in report.runs),
         sum(r.big_bytes for r in report.runs), sum(r.small_bytes for r in report.runs),
-        sum(s.keep_last_1_frees for s in summaries), out,
+        sum(s.keep_last_1_frees for s in summaries),
+        journals={s.journal for s in summaries if s.journal}, out=out,
     )  # fmt: skip
 
 
@@ -154,17 +169,23 @@ def scan_run_text(summary: RunSummary, out: TextIO | None = None) -> None:
     complete = sum(1 for s in sets if s.status == "complete")
     w(f"{run.name}  {shown_path(run.path)}  [{run.profile.label}: {run.trainer_reason}]\n")
     steps = [s.step for s in sets if s.step is not None]
-    span = f", steps {min(steps)}..{max(steps)}" if steps else ""
+    span = _span(steps)
     w(f"  sets         {len(sets)} ({complete} complete){span}\n")
     w(f"  newest       {_label(run.newest)}; newest complete {_label(run.newest_complete)}\n")
     nfiles = sum(len(s.files) for s in run.sets)
     w(f"  big files    {size(run.big_bytes)} in {count(nfiles, 'file')}\n")
     w(f"  small models {size(run.small_bytes)} in {count(len(run.small_models), 'file')}\n")
+    if summary.trash_files:
+        w(f"  trash        {size(summary.trash_bytes)} in {count(summary.trash_files, 'file')}"
+          f" (still on disk; `janitor trash list`)\n")  # fmt: skip
     for s in run.sets:
         if s.base:
             w(f"  protected    {', '.join(f.name for f in s.files)}: pretrained base\n")
     for f in run.incomplete_files:
         w(f"  incomplete   {f.name}: {f.problem}\n")
+    for s in sets:
+        if s.problem:
+            w(f"  incomplete   {s.name}/: {s.problem}\n")
     for s in sets:
         if s.status == "partial":
             w(f"  partial      {s.label}: no {', '.join(s.missing)} file\n")
@@ -188,15 +209,17 @@ def scan_run_text(summary: RunSummary, out: TextIO | None = None) -> None:
 
 def scan_footer(
     errors: Sequence[ScanError], runs: int, sets: int, big: int, small: int, frees: int,
-    out: TextIO | None = None,
+    journals: Iterable[str] = (), out: TextIO | None = None,
 ) -> None:  # fmt: skip
-    """After the runs: folders that could not be read, and the totals."""
+    """After the runs: folders that could not be read, the journals, and the totals."""
     w = (out or sys.stdout).write
     for e in errors:
         w(f"error: {shown_path(e.path)}: {e.message}\n")
     if not runs:
         w("no training runs found\n")
         return
+    for journal in sorted(journals):
+        w(f"journal: {shown_path(journal)} (`janitor log` reads it)\n")
     w(
         f"{count(runs, 'run')}, {count(sets, 'set')}; big checkpoints {size(big)}, small models "
         f"{size(small)}; keep-last 1 would free {size(frees)}\n"
@@ -264,7 +287,33 @@ def plan_json(
     }
 
 
-def run_plan_text(rp: RunPlan, out: TextIO, quiet: bool = False) -> None:
+COLLAPSE = 3  # this many consecutive removed sets with the same reasons or more: one row
+
+
+def _rows(decisions, verbose: bool):
+    """Table rows: one per set, except that consecutive removed sets with the same reasons
+    collapse into one range row (``steps 1000–2990 (1,000 sets)``) unless ``verbose``."""
+    groups: list[list] = []
+    for d in decisions:
+        last = groups[-1] if groups else None
+        if (not verbose and last and not d.keep and not last[0].keep
+                and d.reasons == last[0].reasons and d.set.step is not None
+                and last[-1].set.step is not None):  # fmt: skip
+            last.append(d)
+        else:
+            groups.append([d])
+    for g in groups:
+        if len(g) < COLLAPSE:
+            for d in g:
+                yield d.set.label, _files_text(d.set), d.set.size, d.keep, d.reasons
+            continue
+        prefixes = dict.fromkeys(f.prefix for d in g for f in d.set.files)
+        label = f"steps {g[0].set.step}\u2013{g[-1].set.step} ({len(g):,} sets)"
+        files = f"{', '.join(prefixes)}: {sum(len(d.set.files) for d in g):,} files"
+        yield label, files, sum(d.set.size for d in g), False, g[0].reasons
+
+
+def run_plan_text(rp: RunPlan, out: TextIO, quiet: bool = False, verbose: bool = False) -> None:
     if quiet:
         return
     from rich.console import Console
@@ -278,22 +327,29 @@ def run_plan_text(rp: RunPlan, out: TextIO, quiet: bool = False) -> None:
     table = Table(box=box.SIMPLE, show_edge=False, pad_edge=False)
     for col in ("set", "files", "size", "action", "why"):
         table.add_column(col, justify="right" if col == "size" else "left")
-    for d in rp.decisions:
-        table.add_row(
-            d.set.label,
-            ", ".join(f.name for f in d.set.files),
-            size(d.set.size),
-            "keep" if d.keep else "remove",
-            "; ".join(d.reasons),
-        )
+    for label, files, nbytes, keep, reasons in _rows(rp.decisions, verbose):
+        action = "[green]keep[/green]" if keep else "[red]remove[/red]"
+        table.add_row(label, files, size(nbytes), action, "; ".join(reasons))
     console.print(table)
     for note in rp.notes:
-        out.write(f"  note: {note}\n")
+        console.print(f"  note: {note}", markup=False, soft_wrap=True)
     for t in rp.traps:
-        out.write(f"  warning: {t.message}\n")
+        console.print(f"  [yellow]warning:[/yellow] {_escape(t.message)}", soft_wrap=True)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
 
 
 TRASHED = "to the trash (still on disk)"
+
+
+def _files_text(s: CheckpointSet) -> str:
+    if s.folder:  # a checkpoint folder: its files are listed by --json
+        return f"{s.name}/ ({count(len(s.files), 'file')})"
+    return ", ".join(f.name for f in s.files)
 
 
 def _outcome(freed: int, trashed: int, deleted_files: int, trashed_files: int) -> str:
@@ -375,7 +431,7 @@ def trash_list_json(files) -> dict:
                 "original_path": f.original_path,
                 "trash_path": f.trash_path,
                 "size": f.size,
-                "trashed": iso(f.trashed),
+                "trashed_at": iso(f.trashed),
                 "journaled": f.journaled,
             }
             for f in files
@@ -447,16 +503,19 @@ def empty_text(result, older_than: str | None, out: TextIO | None = None) -> Non
 
 
 @contextmanager
-def progress(enabled: bool):
-    """A rich progress bar for batches; yields ``advance()``."""
-    if not enabled:
-        yield lambda: None
+def progress(enabled: bool, what: str = "extracting", total: int | None = None):
+    """A rich progress bar on stderr for long work; yields ``advance()``. Shown only when
+    ``enabled`` (not --quiet, not --json) and stderr is a terminal: cron mails, notebook
+    logs and pipes get no bar."""
+    if not enabled or not sys.stderr.isatty():
+        yield lambda *_: None
         return
+    from rich.console import Console
     from rich.progress import Progress
 
-    with Progress(transient=True) as bar:
-        task = bar.add_task("extracting", total=None)
-        yield lambda: bar.advance(task)
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(what, total=total)
+        yield lambda *_: bar.advance(task)
 
 
 def extracted_text(e, out: TextIO | None = None) -> None:
@@ -465,6 +524,12 @@ def extracted_text(e, out: TextIO | None = None) -> None:
         w(f"exists, left alone: {shown_path(e.output)}\n")
         return
     w(f"wrote {shown_path(e.output)} ({size(e.size)}, {e.format} format)\n")
+    if not hasattr(e, "detected"):  # a framework's small model (HF folder, Lightning ckpt)
+        links = f"; {e.linked} hard-linked, {e.copied} copied" if e.format == "hf" else ""
+        w(f"  from {shown_path(e.source)}: step {e.step}; {e.tensors} tensors verified{links}\n")
+        for note in e.notes:
+            w(f"  note: {note}\n")
+        return
     w(f"  from {shown_path(e.source)}: epoch {e.epoch}, step {e.step} ({e.step_from})\n")
     for key, fact in e.detected.as_dict().items():
         if key != "config":
@@ -510,6 +575,9 @@ def final_text(final, out: TextIO | None = None, trash: bool = False) -> None:
     if final.refused:
         w(f"  refused: {final.refused}\n\n")
         return
+    if final.plan is None and final.notes:
+        w("".join(f"  {n}\n" for n in final.notes) + "\n")
+        return
     if final.plan is not None:
         files = [f for d in final.plan.removals for f in d.set.files]
         left = [d for d in final.plan.decisions if d.keep]
@@ -533,11 +601,12 @@ def finals_json(finals: list[RunFinal], dry_run: bool) -> dict:
                 "path": f.run.path,
                 "name": f.run.name,
                 "refused": f.refused,
+                "notes": list(f.notes),
                 "kept": [
                     {
                         "step": k.step,
                         "epoch": k.epoch,
-                        "why": k.why,
+                        "reasons": [k.why],
                         "small_model": k.output,
                         "action": k.action,
                         "verified": not k.problems and k.action != "extract",
@@ -557,7 +626,7 @@ def finals_json(finals: list[RunFinal], dry_run: bool) -> dict:
                 ],
             }
         )
-    return {"version": JSON_VERSION, "dry_run": dry_run, "runs": runs}
+    return {"dry_run": dry_run, "runs": runs}
 
 
 # ---------------------------------------------------------------- watch
@@ -590,8 +659,9 @@ def text_log(out=None) -> Callable[[dict], None]:
             line = f"watching {', '.join(record['roots'])} ({record['mode']})"
         elif event == "stopped":
             line = (
-                f"stopped: {record['removed']} files removed, {size(record['freed'])} "
-                f"freed, {record['extracted']} small models, {record['errors']} errors"
+                f"stopped: {count(record['removed'], 'file')} removed, {size(record['freed'])} "
+                f"freed, {count(record['extracted'], 'small model')}, "
+                f"{count(record['errors'], 'error')}"
             )
         else:
             detail = record.get("message") or record
@@ -605,7 +675,98 @@ def text_log(out=None) -> Callable[[dict], None]:
 def json_log(out=None) -> Callable[[dict], None]:
     def write(record: dict) -> None:
         stream = out or sys.stdout
-        stream.write(json.dumps({"time": _now(), **record}) + "\n")
+        line = {"version": JSON_VERSION, "command": "watch", "time": _now(), **record}
+        stream.write(json.dumps(line) + "\n")
         stream.flush()
 
     return write
+
+
+# ---------------------------------------------------------------- the JSON envelope
+# Every --json document: {"version", "command", "ok", <the command's fields>, "errors"}.
+# Errors are {"path", "message"} everywhere (path null when the error is not about a file).
+
+
+def envelope(command: str, ok: bool, body: dict | None = None, errors=()) -> dict:
+    body = dict(body or {})
+    body.pop("version", None)
+    doc: dict[str, Any] = {"version": JSON_VERSION, "command": command, "ok": ok}
+    doc.update(body)
+    doc["errors"] = [*body.get("errors", ()), *map(error_json, errors)]
+    return doc
+
+
+def error_json(e: Any) -> dict:
+    """A PathProblem, an (path, message) pair or a bare message."""
+    if isinstance(e, dict):
+        return {"path": e.get("path"), "message": e["message"]}
+    if isinstance(e, str):
+        return {"path": None, "message": e}
+    if isinstance(e, tuple):
+        return {"path": e[0], "message": e[1]}
+    return {"path": e.path, "message": e.message}
+
+
+def pins_json(run: str, pinned: frozenset[int], not_pinned: frozenset[int] = frozenset()) -> dict:
+    return {"run": run, "pins": sorted(pinned), "not_pinned": sorted(not_pinned)}
+
+
+def _copy_json(c) -> dict:
+    return {"copy": c.copy, "step": c.step, "number": c.number, "size": c.size,
+            "files": [f.name for f in c.files]}  # fmt: skip
+
+
+def restore_json(result, run_path: str) -> dict:
+    return {
+        "run": run_path,
+        "restored": [{"trash_path": src, "path": dst} for src, dst in result.moved],  # fmt: skip
+        "copies": [_copy_json(c) for c in result.restored],
+        "remaining": [_copy_json(c) for c in result.remaining],
+        "blocked": [{**_copy_json(c), "taken": list(taken)} for c, taken in result.blocked],
+        "errors": [error_json(e) for e in result.errors],
+    }
+
+
+def _trashed_file(f) -> dict:
+    return {"run": f.run_path, "trash_path": f.trash_path, "size": f.size,
+            "trashed_at": iso(f.trashed)}  # fmt: skip
+
+
+def empty_json(result) -> dict:
+    return {
+        "removed": [_trashed_file(f) for f in result.removed],
+        "kept": [_trashed_file(f) for f in result.kept],
+        "freed": result.freed,
+        "errors": [error_json(e) for e in result.errors],
+    }
+
+
+# ---------------------------------------------------------------- log
+
+_LOG_VERB = {"remove": "removed", "trash": "trashed", "restore": "restored",
+             "trash-empty": "deleted from trash"}  # fmt: skip
+
+
+def log_text(journal: str, records: list[dict], out: TextIO | None = None) -> None:
+    """The journal's file records, one line each: when, run, what, file, size, why, rule."""
+    w = (out or sys.stdout).write
+    if not records:
+        w(f"nothing removed yet (journal: {shown_path(journal)})\n")
+        return
+    for r in records:
+        when = str(r.get("time", ""))[:19].replace("T", " ")
+        run = os.path.basename(str(r.get("run", "")))
+        name = os.path.basename(str(r.get("path", "")))
+        line = f"{when}  {run}  {_LOG_VERB.get(r['event'], r['event'])} {name}"
+        if isinstance(r.get("size"), int):
+            line += f" ({size(r['size'])})"
+        if r.get("reasons"):
+            line += f": {'; '.join(r['reasons'])}"
+        if r.get("policy") and r["policy"] not in r.get("reasons", ()):
+            line += f" [{r['policy']}]"
+        w(line + "\n")
+    w(f"{count(len(records), 'record')} in {shown_path(journal)}\n")
+
+
+def log_json(journal: str, records: list[dict]) -> dict:
+    return {"journal": journal, "records": records}

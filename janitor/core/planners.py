@@ -10,8 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from janitor.core.policy import apply
-from janitor.core.resume import stale_sets, traps
+from janitor.core.policy import IN_FLIGHT_PROBLEM, PINNED, SETTLED_AFTER, apply
+from janitor.core.resume import half_written, stale_sets, traps
 from janitor.domain.checkpoints import Run
 from janitor.domain.plans import RunPlan, SetDecision
 from janitor.domain.policy import Candidate, Policy
@@ -31,8 +31,10 @@ def candidates(
     run: Run,
     pins: frozenset[int] = frozenset(),
     metric: Mapping[int, float] | None = None,
+    now: float | None = None,
 ) -> list[Candidate]:
-    """What the policy knows of each set: status, size, pins, the metric at its step."""
+    """What the policy knows of each set: status, size, pins, the metric at its step, and
+    (given ``now``) whether an incomplete set has been still long enough to be truncated."""
     scored = values_at(metric or {}, [s.number for s in run.sets if not s.latest_only])
     return [
         Candidate(
@@ -45,6 +47,11 @@ def candidates(
             pinned=s.number in pins,
             metric=scored.get(s.number) if metric else None,
             missing=s.missing,
+            protect=s.protect,
+            truncated=now is not None
+            and s.status == "incomplete"
+            and now - s.mtime > SETTLED_AFTER
+            and not any(f.problem == IN_FLIGHT_PROBLEM for f in s.files),
         )
         for s in run.sets
     ]
@@ -61,7 +68,7 @@ class RulesPlanner:
     kind: str = "rules"
 
     def plan(self, run: Run, now: float) -> RunPlan:
-        cands = candidates(run, self.pins, self.metric)
+        cands = candidates(run, self.pins, self.metric, now)
         outcome = apply(cands, self.policy, now)
         keep = set(outcome.keep)
         decisions = tuple(
@@ -89,21 +96,31 @@ class RulesPlanner:
 FIX_RESUME_WHY = (
     "stale: the trainer would resume from it although a later save exists (--fix-resume)"
 )
+FIX_HALF_WRITTEN_WHY = (
+    "half written: the Trainer's get_last_checkpoint would resume from it and crash (--fix-resume)"
+)
 
 
 @dataclass(frozen=True)
 class FixResumePlanner:
-    """``prune --fix-resume``: the stale sets the trainer would wrongly resume from."""
+    """``prune --fix-resume``: the stale sets the trainer would wrongly resume from, and
+    (HF Trainer) the half-written folders above the newest complete one; a pinned set stays,
+    stale or not."""
 
+    pins: frozenset[int] = frozenset()
     kind: str = "fix-resume"
 
     def plan(self, run: Run, now: float) -> RunPlan:
-        stale = {s.number for s in stale_sets(run)}
-        decisions = tuple(
-            SetDecision(s, s.number not in stale, (FIX_RESUME_WHY,) if s.number in stale else ())
-            for s in run.sets
-        )
-        return RunPlan(run, self, decisions)
+        why = {s.number: FIX_RESUME_WHY for s in stale_sets(run)}
+        why.update({s.number: FIX_HALF_WRITTEN_WHY for s in half_written(run, now)})
+        decisions = []
+        for s in run.sets:
+            if s.number in why and s.number in self.pins:
+                decisions.append(SetDecision(s, True, (PINNED,)))
+            else:
+                reasons = (why[s.number],) if s.number in why else ()
+                decisions.append(SetDecision(s, s.number not in why, reasons))
+        return RunPlan(run, self, tuple(decisions))
 
     def describe(self) -> str:
         return "fix-resume: stale files the trainer would wrongly resume from"

@@ -3,8 +3,10 @@
 ``apply(candidates, policy, now)`` touches no file and reads no clock. Every kept set says
 why; a set is kept if any rule or protection keeps it. Protections always win over rules:
 the newest complete set, anything incomplete (being written or truncated), pinned steps,
-the trainer's latest-only file, sets newer than the newest complete one (a save in flight)
-and pretrained bases. ``--max-size`` can only take away what the keep rules kept.
+the trainer's latest-only file, sets newer than the newest complete one (a save in flight),
+pretrained bases, and what a framework protects itself (HF's best model, the tag DeepSpeed's
+``latest`` names, the target of Lightning's last.ckpt). ``--max-size`` can only take away
+what the keep rules kept.
 
 The keep rules rank complete and partial sets together (a G whose D was deleted by hand can
 still be extracted, or resumed with a fresh D); only ``--remove-incomplete --older-than``
@@ -23,12 +25,24 @@ from janitor.domain.policy import Candidate, Mode, Outcome, Policy
 # Protection reasons (fixed texts, so tests and --json consumers can rely on them).
 NEWEST_COMPLETE = "newest complete"
 INCOMPLETE = "incomplete: being written or truncated"
+SETTLED_AFTER = 10.0  # seconds without a change after which an incomplete file is truncated
+TRUNCATED = f"incomplete: truncated (unchanged for over {SETTLED_AFTER:g} s)"
+IN_FLIGHT_PROBLEM = "being written (not settled yet)"  # what the watcher says of a file in flight
 PINNED = "pinned"
 LATEST_ONLY = "latest-only file: the trainer resumes from it"
 IN_FLIGHT = "newer than the newest complete set: a save may be in progress"
 BASE = "pretrained base model"
 LATEST_WRITTEN = "most recently written complete set"
-PROTECTIONS = (NEWEST_COMPLETE, INCOMPLETE, PINNED, LATEST_ONLY, IN_FLIGHT, BASE, LATEST_WRITTEN)
+PROTECTIONS = (
+    NEWEST_COMPLETE,
+    INCOMPLETE,
+    TRUNCATED,
+    PINNED,
+    LATEST_ONLY,
+    IN_FLIGHT,
+    BASE,
+    LATEST_WRITTEN,
+)
 
 
 Rule = Callable[[list[Candidate], Policy], dict[int, str]]
@@ -127,9 +141,10 @@ def _protections(candidates: Sequence[Candidate], p: Policy, now: float) -> dict
             why.append(LATEST_ONLY)
         if c.pinned:
             why.append(PINNED)
+        why.extend(c.protect)
         stale_incomplete = _stale_leftover(c, p, now)
         if c.status == "incomplete" and not stale_incomplete:
-            why.append(INCOMPLETE)
+            why.append(TRUNCATED if c.truncated else INCOMPLETE)
         if (
             not c.latest_only
             and not stale_incomplete
@@ -161,13 +176,22 @@ def apply(candidates: Sequence[Candidate], policy: Policy, now: float) -> Outcom
     reasons = {n: list(why) for n, why in _protections(candidates, p, now).items()}
     protected = {n for n, why in reasons.items() if why}
 
-    # The rules rank complete and partial sets together, newest first; truncated sets and
-    # leftovers given up by --remove-incomplete are not theirs to keep.
+    # The rules rank complete and partial sets together, newest first; truncated sets,
+    # leftovers given up by --remove-incomplete, and partial sets above the newest complete
+    # one (a save in progress: its D is not written yet) are not theirs to keep.
+    newest_step = max(
+        (c.number for c in candidates if c.status == "complete" and not c.base
+         and not c.latest_only),
+        default=-1,
+    )  # fmt: skip
     ranked = sorted(
         (
             c
             for c in candidates
-            if not c.base and c.status != "incomplete" and not _stale_leftover(c, p, now)
+            if not c.base
+            and c.status != "incomplete"
+            and not (c.status == "partial" and not c.latest_only and c.number > newest_step)
+            and not _stale_leftover(c, p, now)
         ),
         key=lambda c: c.number,
         reverse=True,

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 
 from janitor.domain.profile import (
     APPLIO_SMALL,
     BIG_RE,
+    DEEPSPEED_TAG_RE,
     GPT_SOVITS_SMALL,
+    HF_CHECKPOINT_RE,
+    LIGHTNING_LAST_RE,
     LIGHTNING_RE,
     LOOKALIKE_RE,
     RVC_SMALL,
@@ -101,20 +105,74 @@ GPT_SOVITS_S2 = TrainerProfile(
     "zip header; janitor reports them but does not write them",
     skip_dirs=_DATA_DIRS,
 )
-GPT_SOVITS_S1 = TrainerProfile(
+# PyTorch Lightning ModelCheckpoint: one .ckpt file per set (a name with step=<S>), last.ckpt
+# (a copy or a symlink) is what fit(ckpt_path="last") resumes from: always kept, with its
+# target; --keep-best reads metric values from the names when no event file has them.
+LIGHTNING = TrainerProfile(
+    name="lightning",
+    label="PyTorch Lightning",
+    set_prefixes=("ckpt",),
+    big_re=LIGHTNING_RE,
+    prefix="ckpt",
+    latest_constant=None,
+    latest_re=LIGHTNING_LAST_RE,
+    base_steps=frozenset(),
+    small_models=(),
+    extract="lightning",
+    metric_source="file-name",
+    resume="last-file",
+    framework=True,
+)
+# GPT-SoVITS's GPT stage writes Lightning checkpoints: the same profile, found by its place.
+GPT_SOVITS_S1 = replace(
+    LIGHTNING,
     name="gpt-sovits-s1",
     label="GPT-SoVITS (GPT stage)",
     set_prefixes=("GPT",),
-    big_re=LIGHTNING_RE,
     prefix="GPT",
-    latest_constant=None,
-    base_steps=frozenset(),
     folder_re=re.compile(r"^ckpt$"),
     parent_re=re.compile(r"^logs_s1"),
-    small_models=(),
-    extract=None,
-    extract_refusal="GPT-stage Lightning checkpoints have no small-model format in janitor",
+    framework=False,
     skip_dirs=_DATA_DIRS,
+)
+# Frameworks whose sets are folders: no latest-only constant, no bases, no small models
+# beside the run.
+_FOLDER_SETS = TrainerProfile(
+    name="folders",
+    label="checkpoint folders",
+    set_prefixes=("part",),
+    latest_constant=None,
+    base_steps=frozenset(),
+    small_models=(),
+    layout="folders",
+    framework=True,
+)
+# Hugging Face Trainer: output_dir/checkpoint-<step>/ folders; trainer_state.json is written
+# last, so a folder without a valid one for its step is half written; get_last_checkpoint
+# resumes from the highest number whatever its state.
+HF_TRAINER = replace(
+    _FOLDER_SETS,
+    name="hf-trainer",
+    label="Hugging Face Trainer",
+    set_dir_re=HF_CHECKPOINT_RE,
+    complete_by="trainer-state",
+    extract="hf",
+    metric_source="trainer-state",
+    resume="highest-folder",
+)
+# DeepSpeed engine.save_checkpoint: save_dir/global_step<N>/ folders, then `latest` naming
+# the tag (written last): the tag it names is what load_checkpoint resumes from.
+DEEPSPEED = replace(
+    _FOLDER_SETS,
+    name="deepspeed",
+    label="DeepSpeed",
+    set_dir_re=DEEPSPEED_TAG_RE,
+    complete_by="pointer",
+    pointer_file="latest",
+    extract=None,
+    extract_refusal="DeepSpeed shards are consolidated by DeepSpeed's own zero_to_fp32.py; "
+    "janitor does not write them",
+    resume="pointer",
 )
 # Unknown layouts: every VITS-family prefix belongs to its step's set (Bert-VITS2 style).
 GENERIC = TrainerProfile(
@@ -122,8 +180,12 @@ GENERIC = TrainerProfile(
 )
 
 PROFILES: dict[str, TrainerProfile] = {
-    p.name: p for p in (APPLIO, RVC, SOVITS, BERT_VITS2, GPT_SOVITS_S2, GPT_SOVITS_S1, GENERIC)
-}
+    p.name: p
+    for p in (
+        APPLIO, RVC, SOVITS, BERT_VITS2, GPT_SOVITS_S2, GPT_SOVITS_S1, HF_TRAINER, LIGHTNING,
+        DEEPSPEED, GENERIC,
+    )
+}  # fmt: skip
 # Most specific first: folder names and markers before the generic fallback.
 _DETECTION_ORDER = (GPT_SOVITS_S1, GPT_SOVITS_S2, BERT_VITS2, APPLIO, RVC, SOVITS)
 ALL_SKIP_DIRS: frozenset[str] = frozenset().union(*(p.skip_dirs for p in PROFILES.values()))
@@ -142,8 +204,42 @@ def _place_matches(profile: TrainerProfile, folder: str) -> str | None:
     return f"folder {parent}/{base}/"
 
 
-def detect(names: set[str], dirs: set[str], folder: str = "") -> tuple[TrainerProfile, str]:
-    """Pick a profile from a run folder's file and folder names and its place; say why."""
+def _examples(found: list[str]) -> str:
+    found = sorted(found, key=lambda n: (len(n), n))
+    if len(found) <= 3:
+        return ", ".join(found)
+    return f"{found[0]} ... {found[-1]}, {len(found)} in all"
+
+
+def _framework(names: set[str], dirs: set[str]) -> tuple[TrainerProfile, str] | None:
+    """HF Trainer, DeepSpeed or Lightning, from what the folder holds; only where no VITS
+    checkpoint is (a VITS run is never taken for a framework run, nor the reverse)."""
+    if any(BIG_RE.match(n) for n in names):
+        return None
+    hf = [d for d in dirs if HF_TRAINER.match_set_dir(d) is not None]
+    if hf:
+        return HF_TRAINER, f"checkpoint-<step>/ folders ({_examples(hf)})"
+    tags = [d for d in dirs if DEEPSPEED.match_set_dir(d) is not None]
+    if tags:
+        latest = " and a latest file" if DEEPSPEED.pointer_file in names else ""
+        return DEEPSPEED, f"global_step<N>/ folders ({_examples(tags)}){latest}"
+    ckpts = [n for n in names if LIGHTNING.match_big(n) or LIGHTNING.match_latest(n)]
+    if ckpts:
+        return LIGHTNING, f"Lightning .ckpt files ({_examples(ckpts)})"
+    return None
+
+
+def detect(
+    names: set[str], dirs: set[str], folder: str = "", links: set[str] = frozenset()
+) -> tuple[TrainerProfile, str]:
+    """Pick a profile from a run folder's file and folder names and its place; say why.
+    ``links`` (symlinks, never followed) count for Lightning's last.ckpt only."""
+    place = _place_matches(GPT_SOVITS_S1, folder) if folder else None
+    if place:
+        return GPT_SOVITS_S1, place
+    framework = _framework(names | {n for n in links if LIGHTNING.match_latest(n)}, dirs)
+    if framework:
+        return framework
     for profile in _DETECTION_ORDER:
         where = _place_matches(profile, folder) if folder else None
         if where:
@@ -178,4 +274,19 @@ PROBE_RE = _union(
 
 def looks_like_checkpoint_folder(names: set[str]) -> bool:
     """Cheap pre-check before detection: any name any profile would take as big."""
-    return any(BIG_RE.match(n) or LIGHTNING_RE.match(n) for n in names)
+    return any(
+        BIG_RE.match(n) or LIGHTNING_RE.match(n) or LIGHTNING_LAST_RE.match(n) for n in names
+    )
+
+
+def run_folder_of(path: str) -> str:
+    """The run folder a written file belongs to: its folder, or, for a file inside a
+    checkpoint folder (HF checkpoint-<step>/, DeepSpeed global_step<N>/, a tag folder inside
+    an HF checkpoint folder as the Trainer writes under DeepSpeed), the folder holding it."""
+    parent = os.path.dirname(path)
+    if HF_CHECKPOINT_RE.match(os.path.basename(parent)):
+        return os.path.dirname(parent)
+    if DEEPSPEED_TAG_RE.match(os.path.basename(parent)):
+        owner = os.path.dirname(parent)
+        return os.path.dirname(owner) if HF_CHECKPOINT_RE.match(os.path.basename(owner)) else owner
+    return parent

@@ -30,9 +30,10 @@ def stale_sets(run: Run) -> tuple[CheckpointSet, ...]:
     older than a numbered save, or numbered sets above the most recently written complete
     set and older than it (left from an earlier run in the same folder)."""
     complete = [s for s in run.candidates if s.status == "complete"]
-    if not complete:
+    if not complete or run.profile.resume not in ("digits", "highest-folder"):
         return ()
-    latest_written = max(complete, key=lambda s: s.mtime)
+    # saves written at the same moment: the trainer resumes from the highest of them
+    latest_written = max(complete, key=lambda s: (s.mtime, s.number))
     return tuple(
         s
         for s in run.candidates
@@ -40,7 +41,71 @@ def stale_sets(run: Run) -> tuple[CheckpointSet, ...]:
     )
 
 
+HALF_WRITTEN_IDLE = 600.0  # a checkpoint folder untouched this long is no longer being saved
+
+
+def half_written(run: Run, now: float) -> tuple[CheckpointSet, ...]:
+    """HF: the incomplete folders above the newest complete one, idle for HALF_WRITTEN_IDLE.
+    ``get_last_checkpoint`` takes the highest number, whole or not, and resuming crashes."""
+    if run.profile.resume != "highest-folder":
+        return ()
+    newest = run.newest_complete.number if run.newest_complete else -1
+    return tuple(
+        s
+        for s in run.candidates
+        if s.number > newest and s.status == "incomplete" and now - s.mtime > HALF_WRITTEN_IDLE
+    )
+
+
+def _framework_traps(run: Run) -> list[Trap]:
+    """The frameworks' own resume rules: the highest folder (HF), a pointer file (DeepSpeed's
+    latest), a last.ckpt symlink (Lightning)."""
+    found: list[Trap] = []
+    rule = run.profile.resume
+    if rule == "highest-folder" and run.newest is not None and run.newest.status == "incomplete":
+        s = run.newest
+        found.append(
+            Trap(
+                "incomplete-newest",
+                f"{s.name}/ is what the Trainer resumes from (get_last_checkpoint takes the "
+                f"highest number), but it is {s.problem or 'incomplete'}: "
+                "train(resume_from_checkpoint=True) will crash unless it is still being "
+                "written; `janitor prune --fix-resume` moves it to the trash",
+            )
+        )
+    names = {s.name for s in run.sets if s.folder} | {f.name for f in run.files}
+    for pointer, target in run.pointers:
+        if target not in names:
+            found.append(
+                Trap(
+                    "pointer-missing",
+                    f"{pointer} names {target or 'nothing'}, which is not here: "
+                    f"{run.profile.label} will not resume from it",
+                )
+            )
+    if rule == "pointer" and run.profile.pointer_file not in {p for p, _ in run.pointers}:
+        found.append(
+            Trap(
+                "pointer-missing",
+                f"no {run.profile.pointer_file} file: {run.profile.label} load_checkpoint "
+                "loads nothing unless given a tag",
+            )
+        )
+    lasts = [s for s in run.candidates if s.latest_only]
+    if rule == "last-file" and len(lasts) + len(run.pointers) > 1:
+        found.append(
+            Trap(
+                "several-last",
+                f'{len(lasts) + len(run.pointers)} last*.ckpt files: fit(ckpt_path="last") '
+                "takes the one with the newest mtime, which copies refresh",
+            )
+        )
+    return found
+
+
 def traps(run: Run) -> tuple[Trap, ...]:
+    if run.profile.resume != "digits":
+        return tuple(_framework_traps(run))
     files = [f for s in run.candidates for f in s.files]
     found: list[Trap] = []
     g = trainer_pick(files, "G")

@@ -8,7 +8,7 @@ from functools import cached_property
 from typing import Literal, NamedTuple
 
 from janitor.domain.errors import PathProblem
-from janitor.domain.profile import TrainerProfile
+from janitor.domain.profile import LATEST_BASE, TrainerProfile
 
 Status = Literal["complete", "partial", "incomplete"]
 
@@ -43,6 +43,12 @@ class CheckpointSet:
     missing: tuple[str, ...] = ()  # prefixes the run uses that this set lacks
     latest_only: bool = False  # G_2333333.pth: the trainer's "save only latest" file
     base: bool = False  # G_0.pth: a pretrained base model the user placed; never a candidate
+    # A set that is a folder (HF checkpoint-<step>/, DeepSpeed global_step<N>/): its path;
+    # ``files`` are then every file below it, named relative to the run folder.
+    folder: str | None = None
+    problem: str | None = None  # why a folder set is incomplete although its files are whole
+    protect: tuple[str, ...] = ()  # the framework's own protections (best model, pointers)
+    folder_mtime: float = 0.0  # a folder set's own mtime (changes as files are added to it)
     # Derived from the files once, in __post_init__ (scan at scale reads them many times).
     size: int = field(init=False, default=0)
     mtime: float = field(init=False, default=0.0)
@@ -57,8 +63,9 @@ class CheckpointSet:
             complete = complete and f.complete
         set_ = object.__setattr__
         set_(self, "size", size)
-        set_(self, "mtime", mtime)
-        if not complete:
+        # a folder set's own mtime counts: a save just begun is newer than its files
+        set_(self, "mtime", self.folder_mtime if self.folder_mtime > mtime else mtime)
+        if self.problem or not complete:
             set_(self, "status", "incomplete")
         elif self.missing:
             set_(self, "status", "partial")
@@ -68,7 +75,16 @@ class CheckpointSet:
         return None if self.latest_only else self.number
 
     @property
+    def name(self) -> str | None:
+        """The folder's name for a folder set (``checkpoint-12``), else None."""
+        return self.folder.rstrip("/").rsplit("/", 1)[-1] if self.folder else None
+
+    @property
     def label(self) -> str:
+        if self.folder:
+            return f"step {self.number} ({self.name}/)"
+        if self.latest_only and self.number >= LATEST_BASE and self.files:
+            return self.files[0].name  # last.ckpt: no number of its own
         if self.latest_only:
             return f"latest-only ({self.number})"
         return f"step {self.number}"
@@ -108,6 +124,9 @@ class Run:
     ignored: tuple[Ignored, ...] = ()
     other_bytes: int = 0  # everything else in the folder (configs, logs, indexes): never touched
     last_activity: float = 0.0  # newest mtime of any file in the folder (checkpoints, events)
+    # A pointer the framework resumes from (DeepSpeed's ``latest``, Lightning's ``last.ckpt``
+    # symlink): (pointer file, the name it points to); for resume traps.
+    pointers: tuple[tuple[str, str], ...] = ()
 
     @property
     def trainer(self) -> str:

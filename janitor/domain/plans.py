@@ -78,3 +78,6 @@ class RunSummary:
     finalize_frees: int
     idle: float  # seconds since the last write
     looks_finished: bool
+    trash_bytes: int = 0  # this run's files in janitor's trash (still on disk)
+    trash_files: int = 0
+    journal: str | None = None  # the journal that records this run's removals, if any

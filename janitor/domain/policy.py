@@ -110,6 +110,8 @@ class Candidate:
     pinned: bool = False
     metric: float | None = None
     missing: tuple[str, ...] = ()  # prefixes a partial set lacks ("D",)
+    protect: tuple[str, ...] = ()  # the framework's own protections (HF best model, pointers)
+    truncated: bool = False  # incomplete and unchanged for longer than a save takes to settle
 
     @property
     def lacks(self) -> str:

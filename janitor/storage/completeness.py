@@ -1,8 +1,15 @@
 """Completeness of a checkpoint file on storage: one open, its first and last few hundred
-bytes, judged by ``janitor.core.ziptail``."""
+bytes, judged by ``janitor.core.ziptail`` (safetensors: its header, judged by
+``janitor.core.frameworks``)."""
 
 from __future__ import annotations
 
+from janitor.core.frameworks import (
+    SAFETENSORS_SUFFIX,
+    ZIP_SUFFIXES,
+    safetensors_header_length,
+    safetensors_problem,
+)
 from janitor.core.ziptail import (
     FAST_TAIL,
     HEAD,
@@ -37,3 +44,26 @@ def check_ends(
         _, tail, size = fs.read_ends(path, 0, MAX_TAIL)
         result = check_tail(tail, size)
     return check_head(head, allow_replaced_header) if result.complete else result
+
+
+def check_safetensors(fs: FileSystem, path: str) -> ZipCheck:
+    """A safetensors file is whole when its header parses and the tensors' data ends exactly
+    at the end of the file: two ranged reads (the 8-byte length, then the header)."""
+    first8, _, size = fs.read_ends(path, 8, 0)
+    try:
+        n = safetensors_header_length(first8)
+    except ValueError as exc:
+        return ZipCheck(False, str(exc))
+    head, _, size = fs.read_ends(path, 8 + min(n, size), 0)
+    problem = safetensors_problem(head, size)
+    return ZipCheck(problem is None, problem)
+
+
+def check_member(fs: FileSystem, path: str) -> ZipCheck | None:
+    """Completeness of one file inside a folder set, by its kind: torch zips (.pt, .pth,
+    .bin) and safetensors are checked, other files (configs, json, scripts) are not."""
+    if path.endswith(SAFETENSORS_SUFFIX):
+        return check_safetensors(fs, path)
+    if path.endswith(ZIP_SUFFIXES):
+        return check_file(fs, path)
+    return None

@@ -20,10 +20,14 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+try:
+    import tomllib  # novermin (guarded: Python 3.10 has the same parser as tomli)
+except ModuleNotFoundError:
+    import tomli as tomllib
 
 from janitor.core.profiles import looks_like_checkpoint_folder
 from janitor.core.values import (

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Protocol
 
-from janitor.storage import layout
+from janitor.storage import layout, platform
 
 Kind = Literal["file", "dir", "link", "other"]
 
@@ -106,6 +106,10 @@ class FileSystem(Protocol):
     def sync_file(self, path: str) -> int: ...
     def publish(self, tmp: str, final: str, *, replace: bool) -> bool: ...
     def same_file(self, a: str, b: str) -> bool: ...
+    def readlink(self, path: str) -> str: ...
+    def rmdir(self, path: str) -> None: ...
+    def remove_tree(self, path: str) -> None: ...
+    def link_or_copy(self, src: str, dst: str) -> bool: ...
 
 
 def clean_stale_temps(folder: str, prefix: str) -> list[str]:
@@ -119,20 +123,10 @@ def clean_stale_temps(folder: str, prefix: str) -> list[str]:
                 pid = int(entry.name[len(prefix) :].split("-")[0])
             except ValueError:
                 continue
-            if pid != os.getpid() and not _alive(pid):
+            if pid != os.getpid() and not platform.pid_alive(pid):
                 shutil.rmtree(entry.path, ignore_errors=True)
                 removed.append(entry.path)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # os.link errors that mean "no hard links here" (FAT, exFAT, some FUSE and network mounts)
@@ -220,9 +214,73 @@ def _copy_exclusive(src: str, dst: str) -> bool:
     return True
 
 
+# ------------------------------------------------------------------ portable file calls
+# One small guarded function per call that not every system has; each looks its attribute up
+# when called (tests remove them to simulate Windows).
+
+
+def open_nofollow(path: str, flags: int) -> int:
+    """``os.open`` that never reads through a symlink. With ``O_NOFOLLOW`` (POSIX) the kernel
+    refuses a link; without it (Windows) the path is ``lstat``-ed first and the opened file
+    must be that same file (a link swapped in between is caught), else ELOOP."""
+    flags |= getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    nofollow = getattr(os, "O_NOFOLLOW", 0)
+    if nofollow:
+        return os.open(path, flags | nofollow)
+    before = os.lstat(path)
+    if stat_mod.S_ISLNK(before.st_mode):
+        raise OSError(errno.ELOOP, "Too many levels of symbolic links (a link)", path)
+    fd = os.open(path, flags)
+    after = os.fstat(fd)
+    if (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino):
+        os.close(fd)
+        raise OSError(errno.ELOOP, "Too many levels of symbolic links (replaced)", path)
+    return fd
+
+
+def read_at(fd: int, size: int, offset: int) -> bytes:
+    """``size`` bytes at ``offset`` (fewer at the end of the file): ``os.pread`` where it
+    exists, else seek and read until done (Windows)."""
+    pread = getattr(os, "pread", None)
+    if pread is not None:
+        return pread(fd, size, offset)
+    os.lseek(fd, offset, os.SEEK_SET)
+    chunks: list[bytes] = []
+    while size > 0:
+        chunk = os.read(fd, size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def fsync_path(path: str) -> int:
+    """fsync a finished file by name; its size. Windows flushes only a handle opened for
+    writing, so a read-only handle that cannot be synced is retried read-write."""
+    binary = getattr(os, "O_BINARY", 0)
+    fd = os.open(path, os.O_RDONLY | binary)
+    try:
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            if exc.errno not in (errno.EBADF, errno.EINVAL, errno.EPERM, errno.EACCES):
+                raise
+            rw = os.open(path, os.O_RDWR | binary)
+            try:
+                os.fsync(rw)
+            finally:
+                os.close(rw)
+        return os.fstat(fd).st_size
+    finally:
+        os.close(fd)
+
+
 def fsync_folder(folder: str) -> None:
     """Make the new name durable where the platform allows it; some refuse to open or fsync
     a folder (Windows, some network and FUSE file systems): the file itself is fsynced."""
+    if platform.WINDOWS:
+        return
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
@@ -241,7 +299,8 @@ class LockTimeout(Exception):
 
 class _LocalAppender:
     def __init__(self, path: str) -> None:
-        self.fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | _CLOEXEC, 0o644)
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | _CLOEXEC | getattr(os, "O_BINARY", 0)
+        self.fd = os.open(path, flags, 0o644)
 
     def write(self, data: bytes) -> None:
         os.write(self.fd, data)
@@ -258,18 +317,38 @@ class _LocalAppender:
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
-# Never block on a FIFO named like a checkpoint; never read through a link.
-_PROBE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | _CLOEXEC | getattr(os, "O_NONBLOCK", 0)
+# Never block on a FIFO named like a checkpoint (O_NOFOLLOW is added where it exists).
+_PROBE_FLAGS = os.O_RDONLY | _CLOEXEC | getattr(os, "O_NONBLOCK", 0)
 
 
-def _read_found(dfd: int, name: str, head: int, tail: int) -> Found:
-    """Open ``name`` in the folder ``dfd``: its stat (from the descriptor) and its ends."""
+def _relative_calls() -> bool:
+    """Whether a folder can be surveyed through its descriptor (openat, fstatat, pread,
+    O_NOFOLLOW); looked up when called (tests remove them to simulate Windows)."""
+    return (
+        bool(getattr(os, "O_NOFOLLOW", 0))
+        and hasattr(os, "pread")
+        and os.open in os.supports_dir_fd
+        and os.stat in os.supports_dir_fd
+        and os.scandir in os.supports_fd
+    )
+
+
+def _read_found(folder: str, dfd: int | None, name: str, head: int, tail: int) -> Found:
+    """Open ``name`` in ``folder`` (relative to its descriptor ``dfd`` where the platform
+    allows, else by path with the guarded no-follow open): its stat (from the descriptor)
+    and its ends."""
     try:
-        fd = os.open(name, _PROBE_FLAGS, dir_fd=dfd)
+        if dfd is not None:
+            fd = os.open(name, _PROBE_FLAGS | os.O_NOFOLLOW, dir_fd=dfd)
+        else:
+            fd = open_nofollow(os.path.join(folder, name), _PROBE_FLAGS)
     except FileNotFoundError:
         raise
     except OSError as exc:  # unreadable: reported as such, never taken as complete
-        st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        if dfd is not None:
+            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        else:
+            st = os.lstat(os.path.join(folder, name))
         return Found(name, _kind(st.st_mode), st.st_size, st.st_mtime, None, exc)
     try:
         st = os.fstat(fd)
@@ -280,10 +359,10 @@ def _read_found(dfd: int, name: str, head: int, tail: int) -> Found:
         key = _pack_key(st.st_dev, st.st_ino, size, st.st_mtime_ns, st.st_ctime_ns)
         try:
             if size <= head + tail:
-                data = os.pread(fd, size, 0)
+                data = read_at(fd, size, 0)
                 ends = (data[:head], data[-tail:] if tail else b"")
             else:
-                ends = (os.pread(fd, head, 0), os.pread(fd, tail, size - tail))
+                ends = (read_at(fd, head, 0), read_at(fd, tail, size - tail))
         except OSError as exc:  # EIO, ...: unreadable, never complete
             return Found(name, kind, size, st.st_mtime, None, exc)
         return _new(Found, (name, kind, size, st.st_mtime, key, ends))
@@ -318,12 +397,16 @@ class LocalFS:
         """Every entry of a folder, for the scan. Files whose name ``probe`` accepts get their
         first ``head`` and last ``tail`` bytes read, unless their stat key is the one in
         ``known`` (then they are not opened). A probed file is opened relative to the folder
-        and stat'ed through its descriptor (no separate lstat); others are lstat'ed."""
+        and stat'ed through its descriptor (no separate lstat); others are lstat'ed. Where the
+        platform has no openat/pread/O_NOFOLLOW (Windows) files are opened by path through
+        ``open_nofollow`` and read with ``read_at``."""
         out: list[Found] = []
         add = out.append
-        dfd = os.open(path, os.O_RDONLY | _DIRECTORY | os.O_NOFOLLOW | _CLOEXEC)
+        dfd = None
+        if _relative_calls():
+            dfd = os.open(path, os.O_RDONLY | _DIRECTORY | os.O_NOFOLLOW | _CLOEXEC)
         try:
-            with os.scandir(dfd) as it:
+            with os.scandir(path if dfd is None else dfd) as it:
                 for e in it:
                     name = e.name
                     try:
@@ -340,10 +423,10 @@ class LocalFS:
                                 if key == old or not probe(name):  # not probe: in flight
                                     add(_new(Found, (name, "file", size, st.st_mtime, key, None)))
                                     continue
-                                add(_read_found(dfd, name, head, tail))
+                                add(_read_found(path, dfd, name, head, tail))
                                 continue
                             if probe(name):
-                                add(_read_found(dfd, name, head, tail))
+                                add(_read_found(path, dfd, name, head, tail))
                                 continue
                         st = e.stat(follow_symlinks=False)
                     except FileNotFoundError:  # vanished between listing and stat
@@ -356,7 +439,8 @@ class LocalFS:
                     )
                     add(_new(Found, (name, kind, st.st_size, st.st_mtime, key, None)))
         finally:
-            os.close(dfd)
+            if dfd is not None:
+                os.close(dfd)
         return out
 
     def stat(self, path: str) -> Entry:
@@ -365,7 +449,7 @@ class LocalFS:
         return Entry(name, path, _kind(st.st_mode), st.st_size, st.st_mtime, st.st_ctime)
 
     def _open(self, path: str) -> int:
-        return os.open(path, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        return open_nofollow(path, os.O_RDONLY)
 
     def read_ends(self, path: str, head: int, tail: int) -> tuple[bytes, bytes, int]:
         """The first ``head`` and last ``tail`` bytes and the size, from one open file (one
@@ -374,9 +458,9 @@ class LocalFS:
         try:
             size = os.fstat(fd).st_size
             if size <= head + tail:
-                data = os.pread(fd, size, 0)
+                data = read_at(fd, size, 0)
                 return data[:head], data[-tail:] if tail else b"", size
-            return os.pread(fd, head, 0), os.pread(fd, tail, size - tail), size
+            return read_at(fd, head, 0), read_at(fd, tail, size - tail), size
         finally:
             os.close(fd)
 
@@ -441,12 +525,7 @@ class LocalFS:
 
     def sync_file(self, path: str) -> int:
         """fsync a finished file; its size."""
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-            return os.fstat(fd).st_size
-        finally:
-            os.close(fd)
+        return fsync_path(path)
 
     def publish(self, tmp: str, final: str, *, replace: bool) -> bool:
         """Give the finished file ``tmp`` the name ``final``: replacing what is there
@@ -468,8 +547,36 @@ class LocalFS:
     def remove(self, path: str) -> None:
         os.unlink(path)
 
+    def readlink(self, path: str) -> str:
+        """What a symlink says (never followed)."""
+        return os.readlink(path)
+
+    def rmdir(self, path: str) -> None:
+        """Remove an empty folder (OSError if anything is in it)."""
+        os.rmdir(path)
+
+    def link_or_copy(self, src: str, dst: str) -> bool:
+        """``dst`` as a hard link to ``src`` (True), or, where the file system has none, a
+        fsynced copy (False). Never replaces ``dst``."""
+        try:
+            os.link(src, dst, follow_symlinks=False)
+            return True
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+        if not _copy_exclusive(src, dst):
+            raise FileExistsError(errno.EEXIST, "exists", dst)
+        return False
+
+    def remove_tree(self, path: str) -> None:
+        """Delete a folder and everything below it; links inside are removed, never
+        followed (``shutil.rmtree``'s own rule). Only for folders in janitor's trash."""
+        if os.path.islink(path):
+            raise OSError(errno.ELOOP, "a symlink, not a folder", path)
+        shutil.rmtree(path)
+
     def truncate(self, path: str) -> None:
-        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0))
+        fd = open_nofollow(path, os.O_WRONLY)
         try:
             os.ftruncate(fd, 0)
         finally:
@@ -533,6 +640,10 @@ class Without:
 
     def realpath(self, path: str) -> str:
         return self.fs.realpath(path)
+
+    def readlink(self, path: str) -> str:
+        self._check(path)
+        return self.fs.readlink(path)
 
     def local_path(self, path: str) -> str | None:
         return None if path in self.hidden else self.fs.local_path(path)

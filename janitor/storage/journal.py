@@ -12,14 +12,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 from janitor.storage import layout
 from janitor.storage.fs import LOCAL, FileSystem
 
 
 def now_iso(ts: float | None = None) -> str:
-    moment = datetime.now(UTC) if ts is None else datetime.fromtimestamp(ts, UTC)
+    moment = datetime.now(timezone.utc) if ts is None else datetime.fromtimestamp(ts, timezone.utc)
     return moment.isoformat(timespec="milliseconds")
 
 

@@ -14,8 +14,17 @@ import os
 import time
 from collections import defaultdict
 from collections.abc import Container, Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import NamedTuple
 
+from janitor.core.frameworks import (
+    HF_BEST,
+    LINK_TARGET,
+    POINTER,
+    TRAINER_STATE,
+    parse_trainer_state,
+)
+from janitor.core.policy import IN_FLIGHT_PROBLEM
 from janitor.core.profiles import (
     ALL_SKIP_DIRS,
     BIG_RE,
@@ -39,8 +48,8 @@ from janitor.domain.checkpoints import (
 from janitor.domain.errors import JanitorError, UsageError, oserror_text
 from janitor.storage import layout
 from janitor.storage.cache import VerdictCache
-from janitor.storage.completeness import check_ends, check_file
-from janitor.storage.fs import LOCAL, FileSystem, Found, StatKey
+from janitor.storage.completeness import check_ends, check_file, check_member
+from janitor.storage.fs import LOCAL, Entry, FileSystem, Found, StatKey
 
 
 class Known(NamedTuple):
@@ -80,15 +89,18 @@ class _Walker:
             except OSError as exc:
                 self.errors.append(ScanError(folder, f"cannot read folder: {oserror_text(exc)}"))
                 continue
+            run = self.add_run(folder, found, cache=cache, known=known)
+            inside = {s.name for s in run.sets if s.folder} if run else ()
             subdirs = sorted(
                 (f.name for f in found if f.kind == "dir"), reverse=True
             )  # popped in name order
             stack.extend(
                 os.path.join(folder, d)
                 for d in subdirs
-                if not d.startswith(".") and d not in ALL_SKIP_DIRS
+                if not d.startswith(".")
+                and d not in ALL_SKIP_DIRS
+                and d not in inside  # a checkpoint folder is one set, not a run
             )
-            run = self.add_run(folder, found, cache=cache, known=known)
             if run is not None:
                 yield run
         if self.use_cache:  # run folders of a walked root that were not met are gone
@@ -125,10 +137,11 @@ class _Walker:
         cache: VerdictCache | None = None,
         known: Known = NOTHING_KNOWN,
     ) -> Run | None:
+        profile, reason = pick_profile(found, folder, self.trainer)
         names = {f.name for f in found if f.kind == "file"}
-        dirs = {f.name for f in found if f.kind == "dir"}
-        profile, reason = pick_profile(names, dirs, folder, self.trainer)
-        has_big = any(profile.match_big(n) for n in names)
+        has_big = any(profile.match_big(n) or profile.match_latest(n) for n in names) or any(
+            profile.match_set_dir(f.name) is not None for f in found if f.kind == "dir"
+        )
         if not has_big and not _own_small_models(profile, names, folder):
             return None  # e.g. RVC's assets/weights: reported beside its run, not as a run
         seen: list = []
@@ -163,11 +176,14 @@ def _own_small_models(profile: TrainerProfile, names: set[str], folder: str) -> 
 
 
 def pick_profile(
-    names: set[str], dirs: set[str], folder: str, trainer: str | None
+    entries: Sequence[Entry | Found], folder: str, trainer: str | None
 ) -> tuple[TrainerProfile, str]:
     if trainer:
         return PROFILES[trainer], "forced with --trainer"
-    return detect(names, dirs, folder)
+    names = {e.name for e in entries if e.kind == "file"}
+    dirs = {e.name for e in entries if e.kind == "dir"}
+    links = {e.name for e in entries if e.kind == "link"}
+    return detect(names, dirs, folder, links)
 
 
 def small_match(profile: TrainerProfile, name: str):
@@ -178,7 +194,8 @@ def small_match(profile: TrainerProfile, name: str):
     return None
 
 
-BEING_WRITTEN = ZipCheck(False, "being written (not settled yet)")
+LINK_IGNORED = "symlink: never followed or removed"
+BEING_WRITTEN = ZipCheck(False, IN_FLIGHT_PROBLEM)
 
 
 def _check(fs: FileSystem, path: str, allow_replaced_header: bool = False) -> ZipCheck | None:
@@ -243,7 +260,9 @@ def build_run(
 
     Paths in ``in_flight`` (the watcher saw them being written and they have not settled) are
     taken as incomplete without being opened. ``seen`` (if given) receives the number of
-    verdicts taken from ``known``, then (name, key, verdict, read now) of every file judged."""
+    verdicts taken from ``known``, then (name, key, verdict, read now) of every file judged.
+    Folder sets (HF checkpoint-<N>/, DeepSpeed global_step<N>/) bypass the verdict cache:
+    their files are read on every scan (``_folder_set``)."""
     by_number: dict[int, list[CheckpointFile]] = defaultdict(list)
     small: list[SmallModel] = []
     ignored: list[Ignored] = []
@@ -253,6 +272,9 @@ def build_run(
     judged: list = []
     keys, verdicts = known
     base = folder if folder.endswith(os.sep) else folder + os.sep
+    folder_sets: list[CheckpointSet] = []
+    latest_files: list[CheckpointSet] = []
+    pointers: list[tuple[str, str]] = []
 
     def verdict(f: Found) -> ZipCheck | None:  # small models, and big files read now
         nonlocal hits
@@ -292,12 +314,34 @@ def build_run(
             prefix = fixed_prefix or bm["prefix"]
             if prefix in set_prefixes:
                 big = prefix, int(bm["num"])
+        latest = profile.match_latest(name)
         m = None if big else BIG_RE.match(name)
         if kind == "link":
-            if big or m or LOOKALIKE_RE.match(name):
-                ignored.append(Ignored(base + name, "symlink: never followed or removed"))
+            if latest is not None:  # Lightning's last.ckpt as a symlink: kept with its target
+                pointers.append((name, _readlink(fs, base + name)))
+                ignored.append(Ignored(base + name, f"{LINK_IGNORED}; its target is kept"))
+            elif big or m or LOOKALIKE_RE.match(name) or _is_set_dir(profile, name):
+                ignored.append(Ignored(base + name, LINK_IGNORED))
+            continue
+        if kind == "dir":
+            number = profile.match_set_dir(name)
+            if number is not None:
+                folder_sets.append(_folder_set(fs, base, name, number, profile, in_flight))
             continue
         if kind != "file":
+            continue
+        if latest is not None:
+            check = verdict(e)
+            if check is not None:
+                f = CheckpointFile(
+                    base, name, profile.set_prefixes[0], latest, size, mtime,
+                    check.complete, check.problem, key,
+                )  # fmt: skip
+                latest_files.append(CheckpointSet(latest, (f,), latest_only=True))
+            continue
+        if profile.pointer_file and name == profile.pointer_file:
+            pointers.append((name, _read_pointer(fs, base + name)))
+            other += size
             continue
         if big:
             if (
@@ -372,6 +416,13 @@ def build_run(
                 base=is_base,
             )
         )  # fmt: skip
+    if folder_sets or latest_files or pointers or profile.complete_by == "pointer":
+        sets = _framework_sets(profile, sets + folder_sets + latest_files, pointers)
+    if profile.complete_by == "trainer-state":
+        sets = _with_best_model(fs, sets)
+    for s in folder_sets:
+        if s.mtime > last_activity:
+            last_activity = s.mtime
     small.extend(_small_models_beside(fs, folder, profile))
     return Run(
         path=folder,
@@ -383,7 +434,158 @@ def build_run(
         ignored=tuple(ignored),
         other_bytes=other,
         last_activity=last_activity,
+        pointers=tuple(pointers),
     )
+
+
+def _readlink(fs: FileSystem, path: str) -> str:
+    try:
+        return fs.readlink(path)
+    except OSError:
+        return ""
+
+
+def _read_pointer(fs: FileSystem, path: str) -> str:
+    """The tag a pointer file names (DeepSpeed's ``latest``: plain text, the tag)."""
+    try:
+        data = fs.read_bytes(path)
+    except OSError:
+        return ""
+    return data[:4096].decode("utf-8", "replace").strip() if len(data) <= 4096 else ""
+
+
+def _walk_files(fs: FileSystem, top: str, rel: str) -> list[tuple[Entry, str]]:
+    """Every entry below ``top`` that is not a folder (files, and links: never followed),
+    with its name relative to the run folder."""
+    out: list[tuple[Entry, str]] = []
+    stack = [(top, rel)]
+    while stack:
+        folder, prefix = stack.pop()
+        for e in sorted(fs.listdir(folder), key=lambda e: e.name):
+            name = f"{prefix}/{e.name}"
+            if e.kind == "dir":
+                stack.append((e.path, name))
+            else:
+                out.append((e, name))
+    return out
+
+
+def _folder_set(
+    fs: FileSystem,
+    base: str,
+    dirname: str,
+    number: int,
+    profile: TrainerProfile,
+    in_flight: Container[str],
+) -> CheckpointSet:
+    """A checkpoint folder (``dirname`` in the run folder ``base``) as one set: every file
+    below it; whole when each weight file is and (HF) its trainer_state.json, written last,
+    holds its step. Its files are read on every scan: no verdict cache for folder sets."""
+    path = base + dirname
+    files: list[CheckpointFile] = []
+    problem = None
+    folder_mtime = 0.0
+    try:
+        folder_mtime = fs.stat(path).mtime  # a save just begun: the folder is newer
+        members = _walk_files(fs, path, dirname)
+    except OSError as exc:
+        members, problem = [], f"cannot read folder: {oserror_text(exc)}"
+    state_path = os.path.join(path, TRAINER_STATE)
+    for e, name in members:
+        check = None
+        if e.path in in_flight:
+            check = BEING_WRITTEN
+        elif e.kind == "file":
+            try:
+                check = check_member(fs, e.path)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                check = ZipCheck(False, f"cannot read: {oserror_text(exc)}")
+        marker = e.path == state_path
+        mtime = e.mtime if e.kind == "file" else 0.0  # a link's own time is not a save's
+        files.append(
+            CheckpointFile(
+                base, name, "marker" if marker else "part", number, e.size, mtime,
+                check.complete if check else True, check.problem if check else None,
+            )
+        )  # fmt: skip
+    if problem is None and profile.complete_by == "trainer-state":
+        problem = _trainer_state_problem(fs, state_path, number)
+    return CheckpointSet(
+        number, tuple(files), folder=path, problem=problem, folder_mtime=folder_mtime
+    )
+
+
+def _trainer_state_problem(fs: FileSystem, path: str, number: int) -> str | None:
+    try:
+        state = parse_trainer_state(fs.read_bytes(path))
+    except FileNotFoundError:
+        return f"half written: no {TRAINER_STATE} (the Trainer writes it last)"
+    except OSError as exc:
+        return f"cannot read {TRAINER_STATE}: {oserror_text(exc)}"
+    except ValueError as exc:
+        return f"half written: {TRAINER_STATE} {exc}"
+    if state.global_step != number:
+        return f"{TRAINER_STATE} is for step {state.global_step}, not {number}"
+    return None
+
+
+def read_trainer_state(fs: FileSystem, s: CheckpointSet):
+    """The parsed trainer_state.json of a complete HF folder set, or None."""
+    if s.folder is None or s.status != "complete":
+        return None
+    try:
+        return parse_trainer_state(fs.read_bytes(os.path.join(s.folder, TRAINER_STATE)))
+    except (OSError, ValueError):
+        return None
+
+
+def _with_best_model(fs: FileSystem, sets: list[CheckpointSet]) -> list[CheckpointSet]:
+    """HF: the folder named ``best_model_checkpoint`` by the newest complete
+    trainer_state.json is protected (the Trainer's own rotation keeps it too)."""
+    for newest in reversed(sets):
+        state = read_trainer_state(fs, newest)
+        if state is None:
+            continue
+        if not state.best_model_checkpoint:
+            return sets
+        why = HF_BEST.format(source=f"{newest.name}/{TRAINER_STATE}")
+        return [
+            replace(s, protect=(*s.protect, why)) if s.name == state.best_model_checkpoint else s
+            for s in sets
+        ]
+    return sets
+
+
+def _framework_sets(
+    profile: TrainerProfile, sets: list[CheckpointSet], pointers: list[tuple[str, str]]
+) -> list[CheckpointSet]:
+    """Sets in order, with what the framework itself protects: the tag a pointer file names
+    (and, until it names one, tags above it are not complete), the target of a last.ckpt
+    symlink. HF's best model is added by ``with_best_model`` once the states are read."""
+    if not pointers and profile.complete_by != "pointer":
+        return sorted(sets, key=lambda s: s.number)
+    out = []
+    pointed = {target: name for name, target in pointers}
+    pointer_step = None
+    if profile.pointer_file:
+        named = [profile.match_set_dir(t) for n, t in pointers if n == profile.pointer_file]
+        pointer_step = next((x for x in named if x is not None), None)
+    for s in sorted(sets, key=lambda s: s.number):
+        protect = list(s.protect)
+        problem = s.problem
+        if s.folder and s.name in pointed:
+            protect.append(POINTER.format(pointer=pointed[s.name], framework=profile.label))
+        if s.folder is None:
+            for f in s.files:
+                if f.name in pointed:
+                    protect.append(LINK_TARGET.format(link=pointed[f.name]))
+        unpointed = pointer_step is None or s.number > pointer_step
+        if profile.complete_by == "pointer" and problem is None and unpointed:
+            problem = f"not named by {profile.pointer_file} yet: being written, or left by a crash"
+        out.append(replace(s, protect=tuple(protect), problem=problem))
+    return out
 
 
 def scan(
@@ -513,8 +715,10 @@ def read_run(
 ) -> Run | None:
     """One folder as a run (or None if it holds no checkpoints); for the watcher."""
     found = fs.survey(folder, _prober(folder, None, in_flight), {}, HEAD, FAST_TAIL)
-    names = {e.name for e in found if e.kind == "file"}
-    dirs = {e.name for e in found if e.kind == "dir"}
-    profile, reason = pick_profile(names, dirs, folder, trainer)
+    profile, reason = pick_profile(found, folder, trainer)
     run = build_run(fs, folder, found, profile, reason, in_flight=in_flight)
     return run if run.sets else None
+
+
+def _is_set_dir(profile: TrainerProfile, name: str) -> bool:
+    return profile.match_set_dir(name) is not None

@@ -17,7 +17,14 @@ import re
 from datetime import datetime
 
 from janitor.domain.checkpoints import CheckpointSet
-from janitor.domain.profile import BIG_RE, LIGHTNING_RE
+from janitor.domain.profile import (
+    BIG_RE,
+    DEEPSPEED_TAG_RE,
+    HF_CHECKPOINT_RE,
+    LATEST_BASE,
+    LIGHTNING_LAST_RE,
+    LIGHTNING_RE,
+)
 from janitor.domain.trash import TrashCopy, TrashedFile
 from janitor.storage import layout
 from janitor.storage.fs import LOCAL, FileSystem
@@ -27,8 +34,16 @@ _COPY_RE = re.compile(r"^(?P<name>.+?)(?:\.(?P<k>[1-9][0-9]*))?$")
 
 
 def _checkpoint_number(name: str) -> int | None:
-    m = BIG_RE.match(name) or LIGHTNING_RE.match(name)
-    return int(m["num"]) if m else None
+    m = (
+        BIG_RE.match(name)
+        or LIGHTNING_RE.match(name)
+        or HF_CHECKPOINT_RE.match(name)
+        or DEEPSPEED_TAG_RE.match(name)
+    )
+    if m:
+        return int(m["num"])
+    last = LIGHTNING_LAST_RE.match(name)
+    return LATEST_BASE + int(last["num"] or 0) if last else None
 
 
 def _split_trash_name(trash_name: str) -> tuple[str, int, int | None]:
@@ -58,10 +73,10 @@ def trash_destinations(
         name, k, number = _split_trash_name(e.name)
         if number == s.number:
             copies.setdefault(k, set()).add(name)
-    names = {f.name for f in s.files}
+    names = {s.name} if s.folder else {f.name for f in s.files}  # a folder moves whole
     newest = max(copies, default=-1)
     k = newest if resume and newest >= 0 and not names & copies[newest] else newest + 1
-    dests = {f.name: os.path.join(folder, f.name if k == 0 else f"{f.name}.{k}") for f in s.files}
+    dests = {n: os.path.join(folder, n if k == 0 else f"{n}.{k}") for n in names}
     return dests, _copy_id(s.number, k, "")
 
 
@@ -94,9 +109,9 @@ def trash_contents(
         records = trash_records(layout.state_dir(run_path), fs)
     out: list[TrashedFile] = []
     for e in entries:
-        if e.kind != "file":
-            continue
         name, k, number = _split_trash_name(e.name)
+        if e.kind != "file" and not (e.kind == "dir" and number is not None):
+            continue  # a checkpoint folder (HF, DeepSpeed) is trashed whole, as one entry
         r = records.get(e.path)
         if r is not None and os.path.basename(str(r.get("path", ""))) != name:
             r = None  # a record that does not describe this file
@@ -105,7 +120,8 @@ def trash_contents(
         out.append(
             TrashedFile(
                 run_path, name, e.path, _copy_id(number, k, e.name), k, number,
-                step if isinstance(step, int) else None, e.size,
+                step if isinstance(step, int) else None,
+                r["size"] if e.kind == "dir" and r and isinstance(r.get("size"), int) else e.size,
                 when if when is not None else e.ctime, r is not None,
             )
         )  # fmt: skip

@@ -11,6 +11,7 @@ only ``--force`` replaces, with ``os.replace``.
 from __future__ import annotations
 
 import json
+import mmap
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -32,7 +33,7 @@ from janitor.core.smallmodel import (
 )
 from janitor.domain.errors import JanitorError, UsageError
 from janitor.domain.results import SmallModelCheck
-from janitor.storage import layout
+from janitor.storage import layout, platform
 from janitor.storage.completeness import check_file
 from janitor.storage.fs import LOCAL, FileSystem
 from janitor.storage.scan import small_match
@@ -240,40 +241,23 @@ class PageReleaser:
     After each tensor we ``madvise(MADV_DONTNEED)`` its pages: they are clean file pages, so
     this only drops them from our RSS (the page cache keeps them; a later read re-faults
     them from the file). Only ranges inside the checkpoint's own mapping (from
-    /proc/self/maps) are ever touched; elsewhere (no /proc, not Linux) this does nothing.
+    /proc/self/maps) are ever touched; elsewhere (no /proc, not Linux) this does nothing
+    (``janitor.storage.platform``).
     """
 
-    MADV_DONTNEED = 4
-
     def __init__(self, path: str) -> None:
-        self.ranges: list[tuple[int, int]] = []
-        self.madvise = None
-        real = LOCAL.realpath(path)
-        try:
-            with open("/proc/self/maps", encoding="utf-8", errors="replace") as fh:
-                for line in fh:
-                    parts = line.split(maxsplit=5)
-                    if len(parts) == 6 and parts[5].rstrip("\n") == real:
-                        start, end = (int(x, 16) for x in parts[0].split("-"))
-                        self.ranges.append((start, end))
-            import ctypes
-            import mmap
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            self.madvise = libc.madvise
-            self.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-            self.page = mmap.PAGESIZE
-        except (OSError, AttributeError):
-            self.ranges = []
+        self.drop = platform.page_dropper()
+        self.ranges = platform.mapped_ranges(LOCAL.realpath(path)) if self.drop else []
+        self.page = mmap.PAGESIZE
 
     def release(self, tensor: Any) -> None:
-        if not self.ranges or tensor.numel() == 0:
+        if not self.ranges or self.drop is None or tensor.numel() == 0:
             return
         start = tensor.data_ptr()
         end = start + tensor.numel() * tensor.element_size()
         lo, hi = start - start % self.page, -(-end // self.page) * self.page
         if any(a <= lo and hi <= b for a, b in self.ranges):
-            self.madvise(lo, hi - lo, self.MADV_DONTNEED)
+            self.drop(lo, hi - lo)
 
 
 def half_weights(model: Mapping[str, Any], source: str | None = None) -> dict[str, Any]:
@@ -382,8 +366,11 @@ def whole_number(text: str | None, flag: str) -> int | None:
 def check_options(opts: Options, inputs: int = 1) -> None:
     """Usage errors in the options themselves and between them, before any file is read
     (torch-free). What contradicts a particular G file is checked once it is read."""
-    if opts.format is not None and opts.format not in FORMATS:
-        raise UsageError(f"--format must be applio or rvc, got {opts.format!r}")
+    if opts.format is not None and opts.format not in (*FORMATS, "ckpt", "safetensors"):
+        raise UsageError(
+            "--format must be applio or rvc (ckpt or safetensors for Lightning), "
+            f"got {opts.format!r}"
+        )
     check_overrides(opts.sr, opts.version, opts.vocoder)
     step = opts.step
     if step is not None and (
@@ -447,6 +434,8 @@ def _extract_one(
     profile = trainer_of(run_dir)[0]
     if opts.format is None and profile.extract is None:
         raise UsageError(f"{path}: {profile.extract_refusal}")
+    if opts.format is not None and opts.format not in FORMATS:
+        raise UsageError(f"--format {opts.format} is for Lightning checkpoints, not {path}")
     m = BIG_RE.match(os.path.basename(path))
     number = int(m["num"]) if m else None
     latest = PROFILES["applio"].latest_constant

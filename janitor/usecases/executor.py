@@ -7,7 +7,10 @@ For each run, under the run's advisory lock:
    janitors never delete the same file). Files are re-checked by stat key (device, inode,
    size, mtime_ns, ctime_ns): only a file that changed since planning is read again;
 2. journal ``set-begin``; remove (or move to the trash) the set's files, G last; journal
-   each file and ``set-end`` in one write (one fsync per run, when the journal closes);
+   each file and ``set-end`` in one write (one fsync per run, when the journal closes).
+   A folder set (HF checkpoint-<step>/, DeepSpeed tag) is removed file by file (its
+   completion marker first), then its emptied folders; to the trash it moves whole. Links
+   are removed, never followed;
 3. collect per-file errors and go on; the caller turns them into exit code 1.
 """
 
@@ -55,7 +58,9 @@ def _error_text(exc: OSError) -> str:
 
 def _removal_order(s: CheckpointSet) -> list[CheckpointFile]:
     # G last: if we are stopped half-way, the generator (the file worth keeping) is what remains.
-    return sorted(s.files, key=lambda f: (f.prefix == "G", f.prefix))
+    # A folder set's completion marker (trainer_state.json) first: a folder stopped half-way
+    # is then incomplete for the framework too, never taken for a whole checkpoint.
+    return sorted(s.files, key=lambda f: (f.prefix != "marker", f.prefix == "G", f.prefix))
 
 
 class Executor:
@@ -158,6 +163,28 @@ class Executor:
                 )  # fmt: skip
                 failed = False
                 done: list[dict] = []  # the set's records, written with its set-end at once
+                if current.folder and self.trash:  # a folder set moves to the trash whole
+                    try:
+                        trash_path = self._remove_one(current, dests[current.name], truncate)
+                    except OSError as exc:
+                        errors.append(FileError(current.folder, _error_text(exc)))
+                        failed = True
+                    else:
+                        item = Removed(current.folder, current.size, planned.number, trash_path)
+                        removed.append(item)
+                        done.append(
+                            self._record(
+                                "trash", run.path, planned.number, path=current.folder,
+                                size=current.size, step=planned.step, reasons=reasons,
+                                policy=policy, trash_path=trash_path, copy=copy, folder=True,
+                            )
+                        )  # fmt: skip
+                        if self.on_removed:
+                            self.on_removed(item)
+                    done.append(self._record("set-end", run.path, planned.number, failed=failed))
+                    log.append(*done)
+                    unfinished.discard(planned.number)
+                    continue
                 for f in _removal_order(current):
                     try:
                         trash_path = self._remove_one(f, dests.get(f.name), truncate)
@@ -176,6 +203,18 @@ class Executor:
                     )  # fmt: skip
                     if self.on_removed:
                         self.on_removed(item)
+                if current.folder and not failed:  # then the folders, emptied, deepest first
+                    try:
+                        self._remove_folders(current.folder)
+                    except OSError as exc:
+                        errors.append(FileError(current.folder, _error_text(exc)))
+                        failed = True
+                    else:
+                        done.append(
+                            self._record(
+                                "remove-folder", run.path, planned.number, path=current.folder
+                            )
+                        )
                 done.append(self._record("set-end", run.path, planned.number, failed=failed))
                 log.append(*done)  # one write; a kill before it leaves set-begin: finished later
                 unfinished.discard(planned.number)
@@ -198,9 +237,21 @@ class Executor:
         record.update({k: v for k, v in extra.items() if v is not None})
         return record
 
-    def _remove_one(self, f: CheckpointFile, trash_path: str | None, truncate: bool) -> str | None:
+    def _remove_folders(self, folder: str) -> None:
+        """Remove a checkpoint folder whose files are gone: its empty subfolders, deepest
+        first, then itself. Anything else found there (a file written since the plan, a
+        link) stops it with an error: only what was planned is ever removed."""
+        for e in self.fs.listdir(folder):
+            if e.kind != "dir":
+                raise OSError(39, "Directory not empty (a file appeared since planning)", e.path)
+            self._remove_folders(e.path)
+        self.fs.rmdir(folder)
+
+    def _remove_one(
+        self, f: CheckpointFile | CheckpointSet, trash_path: str | None, truncate: bool
+    ) -> str | None:
         if trash_path is not None:
-            self.fs.rename(f.path, trash_path)
+            self.fs.rename(f.folder if isinstance(f, CheckpointSet) else f.path, trash_path)
             return trash_path
         if truncate:  # Drive keeps deleted files in its trash, counted against the quota
             self.fs.truncate(f.path)

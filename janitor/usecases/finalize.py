@@ -22,7 +22,7 @@ from janitor.domain.errors import JanitorError
 from janitor.domain.policy import Policy
 from janitor.domain.results import Kept, RunFinal, SmallModelCheck
 from janitor.storage.fs import LOCAL, FileSystem
-from janitor.storage.metrics import EVENTS_PREFIX, load_scalars
+from janitor.storage.metrics import EVENTS_PREFIX, load_metric
 from janitor.usecases.executor import Executor
 
 
@@ -67,13 +67,14 @@ def targets(
     if keep_best:
         policy = Policy(keep_best=keep_best, metric=metric, mode=mode)
         scored = [
-            c
-            for c in candidates(run, metric=load_scalars(run.path, metric, fs))
-            if c.number in by_number
+            c for c in candidates(run, metric=load_metric(run, metric, fs)) if c.number in by_number
         ]
         for c in rank_best(scored, keep_best, mode):
             out.setdefault(c.number, (by_number[c.number], best_reason(c, policy)))
     return [out[n] for n in sorted(out)]
+
+
+NOTHING_LEFT = "nothing left to finalize: no big checkpoints in the run"
 
 
 def finalize_run(
@@ -92,6 +93,8 @@ def finalize_run(
     fs: FileSystem = LOCAL,
 ) -> RunFinal:
     now = time.time() if now is None else now
+    if not run.candidates:  # finalized already (or never saved a set): done, not refused
+        return RunFinal(run, notes=(NOTHING_LEFT,))
     if not any(s.status == "complete" and s.file("G") for s in run.candidates):
         return RunFinal(run, refused="no complete G checkpoint: nothing to keep a small model of")
     active = now - last_activity(run, fs)

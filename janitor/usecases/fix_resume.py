@@ -11,6 +11,7 @@ from janitor.core.planners import FixResumePlanner
 from janitor.domain.checkpoints import ScanReport
 from janitor.domain.plans import RunPlan
 from janitor.domain.results import RunResult
+from janitor.storage import config
 from janitor.storage.fs import FileSystem, Without
 from janitor.usecases.executor import Executor
 
@@ -22,10 +23,9 @@ def fix_resume(
     ``mover`` must move to the trash."""
     if not mover.trash:
         raise ValueError("--fix-resume only ever moves to the trash")
-    planner = FixResumePlanner()
     fixes = []
     for run in report.runs:
-        shown = planner.plan(run, time.time())
+        shown = FixResumePlanner(config.pins(run.path, mover.fs)).plan(run, time.time())
         if shown.removals:
             fixes.append((shown, None if dry_run else mover.execute(shown)))
     return fixes
@@ -33,5 +33,11 @@ def fix_resume(
 
 def view_after(fixes: list[tuple[RunPlan, RunResult | None]], fs: FileSystem) -> FileSystem:
     """The storage as it will be once a dry run's moves are done: those files hidden."""
-    moving = frozenset(f.path for rp, _ in fixes for d in rp.removals for f in d.set.files)
+    moving = frozenset(
+        p
+        for rp, _ in fixes
+        for d in rp.removals
+        for p in (d.set.folder, *(f.path for f in d.set.files))
+        if p is not None
+    )
     return Without(fs, moving)

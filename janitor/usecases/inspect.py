@@ -11,8 +11,9 @@ from janitor.core.resume import traps
 from janitor.domain.checkpoints import Run, ScanReport
 from janitor.domain.plans import RunSummary
 from janitor.domain.policy import Policy
-from janitor.storage import config
+from janitor.storage import config, layout
 from janitor.storage.fs import LOCAL, FileSystem
+from janitor.storage.journal import Journal
 
 FINISHED_IDLE = 24 * 3600.0  # scan calls a run finished after a day without writes
 
@@ -22,6 +23,11 @@ def summarize_run(run: Run, now: float, fs: FileSystem = LOCAL) -> RunSummary:
     idle = now - run.last_activity
     newest = run.newest_complete
     has_small = newest is not None and any(m.step == newest.number for m in run.small_models)
+    try:
+        trashed = [e for e in fs.listdir(layout.trash_dir(run.path)) if e.kind == "file"]
+    except OSError:
+        trashed = []
+    journal = layout.journal_path(layout.state_dir(run.path))
     return RunSummary(
         run=run,
         traps=traps(run),
@@ -29,6 +35,9 @@ def summarize_run(run: Run, now: float, fs: FileSystem = LOCAL) -> RunSummary:
         finalize_frees=FinalizePlanner(()).frees(run, now),
         idle=idle,
         looks_finished=idle >= FINISHED_IDLE and has_small,
+        trash_bytes=sum(e.size for e in trashed),
+        trash_files=len(trashed),
+        journal=journal if fs.exists(journal) else None,
     )
 
 
@@ -37,3 +46,22 @@ def summarize(
 ) -> tuple[RunSummary, ...]:
     now = time.time() if now is None else now
     return tuple(summarize_run(r, now, fs) for r in report.runs)
+
+
+FILE_EVENTS = ("remove", "trash", "restore", "trash-empty")
+
+
+def journal_log(path: str, fs: FileSystem = LOCAL) -> tuple[str, list[dict]]:
+    """The journal covering ``path`` (a logs root, or a run folder) and its records of files
+    removed, trashed, restored or deleted from the trash, oldest first (a run folder: only
+    that run's)."""
+    real = fs.realpath(path)
+    journal = Journal(layout.state_dir_of_root(real), fs)
+    run = None
+    if not fs.exists(journal.path):  # not a logs root with a journal: a run folder
+        journal, run = Journal(layout.state_dir(real), fs), real
+    records = [
+        r for r in journal.read().records
+        if r.get("event") in FILE_EVENTS and (run is None or r.get("run") == run)
+    ]  # fmt: skip
+    return journal.path, records

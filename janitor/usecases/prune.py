@@ -18,7 +18,7 @@ from janitor.domain.policy import Overrides
 from janitor.domain.results import RunResult
 from janitor.storage import config
 from janitor.storage.fs import LOCAL, FileSystem
-from janitor.storage.metrics import load_scalars
+from janitor.storage.metrics import load_metric
 from janitor.usecases.executor import Executor
 
 NO_OVERRIDES = Overrides()
@@ -65,7 +65,7 @@ def planner_for(
     except InvalidValue as exc:  # the last line of defence: config checks values first
         raise UsageError(exc.worded(overrides.source(exc.field))) from None
     effective = policy.effective()
-    metric = load_scalars(run.path, effective.metric, fs) if effective.keep_best else None
+    metric = load_metric(run, effective.metric, fs) if effective.keep_best else None
     return RulesPlanner(policy, sources, config.pins(run.path, fs), metric)
 
 

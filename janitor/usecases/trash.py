@@ -112,7 +112,10 @@ def empty_trash(
                         kept.append(f)
                         continue
                     try:
-                        fs.remove(f.trash_path)
+                        if fs.stat(f.trash_path).kind == "dir":  # a trashed checkpoint folder
+                            fs.remove_tree(f.trash_path)
+                        else:
+                            fs.remove(f.trash_path)
                     except OSError as exc:
                         errors.append(FileError(f.trash_path, _error_text(exc)))
                         continue

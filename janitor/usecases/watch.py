@@ -29,13 +29,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from janitor.core.profiles import looks_like_checkpoint_folder
+from janitor.core.profiles import looks_like_checkpoint_folder, run_folder_of
 from janitor.domain.checkpoints import Run
 from janitor.domain.errors import JanitorError
 from janitor.domain.plans import Planner, RunPlan, SetDecision
 from janitor.domain.policy import Overrides
 from janitor.domain.results import RunResult
-from janitor.storage import layout
+from janitor.storage import layout, platform
 from janitor.storage.completeness import check_file
 from janitor.storage.fs import LOCAL, FileSystem
 from janitor.storage.scan import read_run, scan
@@ -123,9 +123,11 @@ class Handler:
 
 
 def _interesting(path: str) -> bool:
-    """A checkpoint name, outside janitor's own state folder (trash moves are not saves)."""
+    """A checkpoint name or a file inside a checkpoint folder, outside janitor's own state
+    folder (trash moves are not saves)."""
     name = os.path.basename(path)
-    return looks_like_checkpoint_folder({name}) and not layout.is_state_path(path)
+    inside = run_folder_of(path) != os.path.dirname(path)
+    return (inside or looks_like_checkpoint_folder({name})) and not layout.is_state_path(path)
 
 
 class ExtractorChild:
@@ -230,13 +232,12 @@ class Watcher:
             observer.start()
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EMFILE):
-                raise JanitorError(
-                    "the system ran out of inotify watches; use --poll, or raise the limit: "
-                    "sudo sysctl fs.inotify.max_user_watches=524288"
-                ) from None
+                raise JanitorError(platform.watch_limit_hint()) from None
             raise JanitorError(f"cannot watch: {exc.strerror or exc}") from None
         self.observer = observer
-        mode = f"polling every {self.poll:g} s" if self.poll is not None else "inotify"
+        mode = (
+            f"polling every {self.poll:g} s" if self.poll is not None else platform.native_watcher()
+        )
         self.log({"event": "watching", "roots": roots, "mode": mode})
         self.worker = threading.Thread(target=self._work, name="janitor-worker")
         self.worker.start()
@@ -300,12 +301,12 @@ class Watcher:
                 known.pop(src, None)
             if kind == "moved" and _interesting(dest):
                 self.pending[dest] = Pending(changed_at=self.clock())
-                self.activity[os.path.dirname(dest)] = self.clock()
+                self.activity[run_folder_of(dest)] = self.clock()
             return
         if not _interesting(src):
             return
         self.settled.pop(src, None)
-        self.activity[os.path.dirname(src)] = self.clock()
+        self.activity[run_folder_of(src)] = self.clock()
         p = self.pending.setdefault(src, Pending())
         if kind == "closed":
             p.closed = True
@@ -338,7 +339,7 @@ class Watcher:
                 continue
             del self.pending[path]
             self.settled[path] = (st.size, st.mtime)
-            self.dirty.add(os.path.dirname(path))
+            self.dirty.add(run_folder_of(path))
             try:
                 complete = check_file(self.fs, path).complete
             except OSError:
@@ -514,7 +515,7 @@ class Watcher:
             return
         now = self.clock()
         quiet_at = self.activity.get(run.path, float("-inf")) + self.settle
-        if any(os.path.dirname(p) == run.path for p in self.pending):
+        if any(run_folder_of(p) == run.path for p in self.pending):
             quiet_at = max(quiet_at, now + self.settle)
         if now < quiet_at:
             self.deferred[run.path] = quiet_at  # looked at again then (the run turns dirty)

@@ -1,0 +1,136 @@
+"""Everything janitor asks of the operating system beyond portable Python, one small guarded
+function each, with a fallback where the call does not exist (Windows, macOS, other Unixes).
+
+File calls (no-follow opens, positional reads, folder fsync) live in the storage seam
+(``janitor.storage.fs``); what is here touches no file in a logs tree: process liveness, the
+stop signals, the native watcher's name and limits, and releasing pages of a mapped file.
+Each function looks its attribute up when called, so tests can remove it (``delattr``) and
+see the fallback.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from collections.abc import Callable
+
+WINDOWS = os.name == "nt"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` may still run. Unknown counts as alive (callers use this to
+    decide whether a temp folder is abandoned: when in doubt, leave it).
+
+    POSIX: ``kill(pid, 0)``. Windows: ``os.kill(pid, 0)`` would send CTRL_C_EVENT to a
+    console group, so the process is opened and its exit code asked instead."""
+    if WINDOWS:
+        return _windows_pid_alive(pid)
+    kill = getattr(os, "kill", None)
+    if kill is None:
+        return True
+    try:
+        kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: someone else's process, alive
+        return True
+    return True
+
+
+def _windows_pid_alive(pid: int) -> bool:
+    try:
+        import ctypes
+
+        kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+    except (ImportError, AttributeError, OSError):
+        return True
+    query_limited_information, still_active, access_denied = 0x1000, 259, 5
+    handle = kernel32.OpenProcess(query_limited_information, False, pid)
+    if not handle:
+        return kernel32.GetLastError() == access_denied
+    try:
+        code = ctypes.c_ulong()
+        if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
+            return True
+        return code.value == still_active
+    finally:
+        kernel32.CloseHandle(handle)
+
+
+def stop_signals() -> list[signal.Signals]:
+    """The signals that mean "stop cleanly" here: SIGTERM and SIGINT everywhere, SIGHUP
+    where it exists (not on Windows), SIGBREAK (Ctrl-Break) on Windows."""
+    names = ("SIGTERM", "SIGINT", "SIGHUP", "SIGBREAK")
+    return [getattr(signal, n) for n in names if hasattr(signal, n)]
+
+
+def on_stop_signals(handler: Callable[..., object]) -> None:
+    """Install ``handler`` for every stop signal this platform has (main thread only)."""
+    for sig in stop_signals():
+        try:
+            signal.signal(sig, handler)
+        except (OSError, ValueError):  # not settable here (or not the main thread)
+            continue
+
+
+def native_watcher() -> str:
+    """The name of the file-change API watchdog's native observer uses on this system."""
+    if sys.platform.startswith("linux"):
+        return "inotify"
+    if sys.platform == "darwin":
+        return "FSEvents"
+    if WINDOWS:
+        return "ReadDirectoryChangesW"
+    return "kqueue"
+
+
+def watch_limit_hint() -> str:
+    """What to say when the native watcher runs out of watches or file handles."""
+    if sys.platform.startswith("linux"):
+        return (
+            "the system ran out of inotify watches; use --poll, or raise the limit: "
+            "sudo sysctl fs.inotify.max_user_watches=524288"
+        )
+    return (
+        f"the system ran out of {native_watcher()} watches or open files; use --poll, or "
+        "raise the open-file limit (ulimit -n)"
+    )
+
+
+# ------------------------------------------------------------------ memory-mapped pages
+
+
+def mapped_ranges(real_path: str) -> list[tuple[int, int]]:
+    """Address ranges where ``real_path`` is mapped into this process, from /proc/self/maps
+    (Linux); empty where there is no such file."""
+    ranges: list[tuple[int, int]] = []
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                parts = line.split(maxsplit=5)
+                if len(parts) == 6 and parts[5].rstrip("\n") == real_path:
+                    start, end = (int(x, 16) for x in parts[0].split("-"))
+                    ranges.append((start, end))
+    except (OSError, ValueError):
+        return []
+    return ranges
+
+
+MADV_DONTNEED = 4  # Linux's value; other systems' MADV_DONTNEED differ or do not drop pages
+
+
+def page_dropper() -> Callable[[int, int], object] | None:
+    """``drop(address, length)``: give clean file-backed pages back (Linux ``madvise``), or
+    None where that is not available."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        madvise = libc.madvise
+    except (OSError, AttributeError):
+        return None
+    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    return lambda address, length: madvise(address, length, MADV_DONTNEED)
