@@ -7,7 +7,8 @@ so ``TMPDIR`` is honoured) that is removed at the end, also on Ctrl-C or SIGTERM
    ``python -c "import torch"`` and ``python -c pass``; ``python -c "import janitor"`` vs
    ``janitor --help``;
 2. extraction: ``janitor extract-small`` on full-size G files vs ``bench/naive_extract.py``
-   (one file, and a batch in one call vs one naive call per file);
+   (one file, and a batch in one call vs one naive call per file); 2b. every other trainer's
+   export (``bench/exports.py``) vs ``bench/naive_export.py``;
 3. scan of a 200k-file tree (100 runs x 1,000 G/D sets of tiny complete zips) vs ``find``:
    cold (``--no-cache``) and warm (verdict cache valid);
 4. prune throughput vs ``find -delete``, and the plan (``--dry-run``) vs ``scan``;
@@ -44,6 +45,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+import exports
 import measure as m
 import trees
 
@@ -1040,6 +1042,7 @@ def main() -> int:
         bench.generate_big()
         bench.startup()
         bench.extraction()
+        exports.add_to(bench, Figure, 1 if cfg.quick else 3, log=log)  # 2b: every trainer
         bench.api_example()
         bench.build_trees()
         bench.scan()

@@ -112,8 +112,9 @@ def scan(*paths: str, trainer: str | None = None, cache: bool = True) -> ScanRep
 def extract_small(g_path: str, out: str | None = None, **opts: Any):
     """Write the trainer's small inference model of a big G file; returns what was written
     (``output``, ``format``, ``epoch``, ``step``, detected facts). ``opts`` are the long
-    options of ``janitor extract-small``: format, name, author, sr, version, f0, vocoder,
-    step, force, skip_existing."""
+    options of ``janitor extract-small``: format (applio, rvc, release, gpt-sovits), name,
+    author, sr, version, f0, vocoder, step, force, skip_existing, like (rvc: savee or
+    extract), info (rvc like extract), half (release)."""
     from janitor.torchio.extract import Options, extract_one
 
     try:

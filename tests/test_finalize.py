@@ -86,7 +86,7 @@ def test_a_small_model_naming_another_step_fails(logs, cli):
     os.utime(run / "alice_5e_500s.pth", (OLD, OLD))
     before = state(run)
     r = cli("finalize", logs)
-    assert r.exit_code == 1 and "metadata names epoch 4 step 400" in r.output
+    assert r.exit_code == 1 and "step is 400, expected 500" in r.output
     assert state(run) == before
 
 

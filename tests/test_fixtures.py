@@ -390,7 +390,7 @@ def test_small_model_builder_reproduces_the_real_applio_file(real_g, real_small)
 def test_rvc_run(tmp_path):
     logs = tmp_path / "logs"
     run = gen.write_run(logs, "exp", trainer="rvc", steps=(200,), with_d=False, small_models=(200,))
-    assert names(run) == {"config.json", "G_200.pth"}  # RVC writes no model_info.json
+    assert names(run) == {"config.json", "train.log", "G_200.pth"}  # no model_info.json
     assert list(peek(run / "G_200.pth")) == ["model", "iteration", "optimizer", "learning_rate"]
     sm = load(tmp_path / "assets" / "weights" / "exp_e2_s200.pth")
     assert list(sm) == ["weight", "config", "info", "sr", "f0", "version"]

@@ -38,9 +38,15 @@ def test_wheel_installs_into_a_trainer_environment_and_runs(tmp_path):
     bindir = env / ("Scripts" if os.name == "nt" else "bin")
     py = bindir / "python"
     site = _run(py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").stdout
-    # The trainer's packages (torch CPU, typer, ...) live in another folder on its path.
-    ours = sysconfig.get_paths()["purelib"]
-    (Path(site.strip()) / "trainer-packages.pth").write_text(ours + "\n")
+    # The trainer's packages (torch CPU, typer, ...) live in another folder on its path: this
+    # venv's, less janitor's own development install (a trainer's environment has none).
+    ours = Path(sysconfig.get_paths()["purelib"])
+    trainer = tmp_path / "trainer-packages"
+    trainer.mkdir()
+    for entry in ours.iterdir():
+        if "janitor" not in entry.name.lower():
+            (trainer / entry.name).symlink_to(entry)
+    (Path(site.strip()) / "trainer-packages.pth").write_text(f"{trainer}\n")
 
     out = _run(py, "-m", "pip", "install", "--no-index", "--find-links", dist,
                "vits-janitor").stdout  # fmt: skip

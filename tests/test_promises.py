@@ -806,10 +806,12 @@ def test_durations_without_a_unit_are_refused(cli, cases, case):
     with pruned(cli, world, dry_run_first=False, expect=2) as o:
         assert o.after == o.before
         assert not o.trashed
-        assert o.stdout == ""
+        doc = json.loads(o.stdout)  # --json: one envelope, ok false, the same one line
+        assert doc["ok"] is False and len(doc["errors"]) == 1, doc
         lines = o.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("janitor: "), o.stderr
         if source.startswith("--"):
             assert source in lines[0], lines[0]
         else:
             assert "janitor.toml" in lines[0] and "keep-within" in lines[0], lines[0]
+        assert doc["errors"][0]["message"] in lines[0]

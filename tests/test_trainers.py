@@ -125,12 +125,6 @@ def test_prune_keeps_each_trainers_newest_and_protected_files(tree, cli):
         assert _resume_pick(tree / run, "D") == "D" + want[1:]
 
 
-def test_extract_small_explains_what_it_cannot_do(tree):
-    r = run_janitor("extract-small", tree / "so-vits-svc/logs/44k/G_2400.pth")
-    assert r.returncode == 2 and "so-vits-svc has no separate small-model format" in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1
-
-
 def test_rvc_runs_get_rvc_small_models_in_assets_weights(tmp_path):
     root = tmp_path / "RVC"
     run = write_run(root / "logs", "exp9", steps=(500,), with_d=False, model_info=False)

@@ -256,6 +256,7 @@ WATCH_SAFETY = pytest.mark.safety("14. watch: extract before remove, quiet durin
 
 @WATCH_SAFETY
 def test_extract_on_save_extracts_and_verifies_a_g_present_at_start(tmp_path):
+    from janitor.torchio.exports import Expect
     from janitor.torchio.extract import verify_small
 
     logs = tmp_path / "logs"
@@ -272,7 +273,7 @@ def test_extract_on_save_extracts_and_verifies_a_g_present_at_start(tmp_path):
     assert gone, out
     small = run / "alice_1e_100s.pth"
     assert small.exists(), sorted(p.name for p in run.iterdir())
-    assert verify_small(str(small), str(original), 1, 100) == []
+    assert verify_small(str(small), str(original), Expect(meta=(("epoch", 1), ("step", 100)))) == []
     events = [json.loads(line) for line in out.splitlines()]
     kinds = [(r["event"], os.path.basename(r.get("source", ""))) for r in events]
     removed = next(i for i, r in enumerate(events) if r["event"] == "removed")

@@ -796,10 +796,27 @@ def extract_small(
         str | None,
         typer.Option(
             "--format",
-            help="applio or rvc (default: follows the run); ckpt or safetensors for Lightning.",
+            help="applio, rvc, release (so-vits-svc/Bert-VITS2) or gpt-sovits (default: "
+            "follows the run); ckpt or safetensors for Lightning.",
             show_default=False,
         ),
     ] = None,
+    like: Annotated[
+        str | None,
+        typer.Option(
+            "--like",
+            help="rvc: savee (what training writes, default) or extract (the web UI's "
+            "extraction: fixed config, --info text).",
+            show_default=False,
+        ),
+    ] = None,
+    info_text: Annotated[
+        str | None,
+        typer.Option("--info", help="rvc --like extract: the info text.", show_default=False),
+    ] = None,
+    half: Annotated[
+        bool, typer.Option("--half", help="release: fp16, as compress_model.py -hf.")
+    ] = False,
     name: Annotated[
         str | None, typer.Option(help="Model name (default: run folder name).", show_default=False)
     ] = None,
@@ -850,7 +867,7 @@ def extract_small(
 
     opts = Options(
         output, fmt, name, author, whole_number(sr, "--sr"), version, f0, vocoder,
-        whole_number(step, "--step"), force, skip_existing,
+        whole_number(step, "--step"), force, skip_existing, like=like, half=half, info=info_text,
     )  # fmt: skip
     check_options(opts, len(files))  # every option refused here exits 2 before any file
     done, failed = [], []

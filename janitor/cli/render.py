@@ -193,6 +193,8 @@ def scan_run_text(summary: RunSummary, out: TextIO | None = None) -> None:
         if m.problem:
             shown = "" if m.complete else "incomplete: "
             w(f"  small model  {m.name}: {shown}{m.problem}\n")
+        elif m.format == "release":
+            w(f"  small model  {m.name}: compress_model.py release file, not a checkpoint\n")
     for i in run.ignored:
         w(f"  ignored      {os.path.basename(i.path)}: {i.why}\n")
     w(f"  keep-last 1 would free {size(summary.keep_last_1_frees)}\n")
@@ -531,10 +533,12 @@ def extracted_text(e, out: TextIO | None = None) -> None:
             w(f"  note: {note}\n")
         return
     w(f"  from {shown_path(e.source)}: epoch {e.epoch}, step {e.step} ({e.step_from})\n")
-    for key, fact in e.detected.as_dict().items():
+    detected = e.detected.as_dict()
+    for key, fact in detected.items():
         if key != "config":
             w(f"  {key:<9}{fact['value']!s:<14} from {fact['from']}\n")
-    w(f"  config   from {e.detected.config.source}\n")
+    if "config" in detected:
+        w(f"  config   from {detected['config']['from']}\n")
     for note in e.notes:
         w(f"  note: {note}\n")
 

@@ -15,11 +15,13 @@ from janitor.domain.profile import (
     APPLIO_SMALL,
     BIG_RE,
     DEEPSPEED_TAG_RE,
+    GPT_SMALL,
     GPT_SOVITS_SMALL,
     HF_CHECKPOINT_RE,
     LIGHTNING_LAST_RE,
     LIGHTNING_RE,
     LOOKALIKE_RE,
+    RELEASE_SMALL,
     RVC_SMALL,
     SmallModelPattern,
     TrainerProfile,
@@ -28,7 +30,9 @@ from janitor.domain.profile import (
 __all__ = [
     "APPLIO_SMALL",
     "BIG_RE",
+    "GPT_SMALL",
     "GPT_SOVITS_SMALL",
+    "RELEASE_SMALL",
     "LIGHTNING_RE",
     "LOOKALIKE_RE",
     "RVC_SMALL",
@@ -68,13 +72,8 @@ SOVITS = TrainerProfile(
     latest_constant=None,
     folder_re=re.compile(r"^[0-9]+k$"),
     parent_re=re.compile(r"^logs$"),
-    small_models=(),
-    extract=None,
-    extract_refusal=(
-        "so-vits-svc has no separate small-model format: its release file is the G without "
-        "enc_q and optimizer, made by so-vits-svc's compress_model.py; janitor writes "
-        "Applio/RVC small models only (--format applio|rvc if this G is RVC-compatible)"
-    ),
+    small_models=(RELEASE_SMALL,),
+    extract="release",  # compress_model.py's <stem>_release[_half].pth
     skip_dirs=_DATA_DIRS,
 )
 BERT_VITS2 = TrainerProfile(
@@ -85,9 +84,8 @@ BERT_VITS2 = TrainerProfile(
     marker_prefixes=("WD_", "DUR_"),
     folder_re=re.compile(r"^models$"),
     ancestor="Data",
-    small_models=(),
-    extract=None,
-    extract_refusal="Bert-VITS2 models have no separate small-model format janitor can write",
+    small_models=(RELEASE_SMALL,),
+    extract="release",  # compress_model.py's <stem>_release[_half].pth
     skip_dirs=_DATA_DIRS,
 )
 GPT_SOVITS_S2 = TrainerProfile(
@@ -98,11 +96,16 @@ GPT_SOVITS_S2 = TrainerProfile(
     small_models=(GPT_SOVITS_SMALL,),
     small_model_dirs=tuple(
         os.path.join("..", "..", "..", d)
-        for d in ("SoVITS_weights", "SoVITS_weights_v2", "SoVITS_weights_v3", "SoVITS_weights_v4")
-    ),
-    extract=None,
-    extract_refusal="GPT-SoVITS small weights store a pickled config object and a replaced "
-    "zip header; janitor reports them but does not write them",
+        for d in (
+            "SoVITS_weights",
+            "SoVITS_weights_v2",
+            "SoVITS_weights_v3",
+            "SoVITS_weights_v4",
+            "SoVITS_weights_v2Pro",
+            "SoVITS_weights_v2ProPlus",
+        )
+    ),  # fmt: skip
+    extract="gpt-sovits",  # process_ckpt.savee's weights, version header included
     skip_dirs=_DATA_DIRS,
 )
 # PyTorch Lightning ModelCheckpoint: one .ckpt file per set (a name with step=<S>), last.ckpt
@@ -132,6 +135,19 @@ GPT_SOVITS_S1 = replace(
     prefix="GPT",
     folder_re=re.compile(r"^ckpt$"),
     parent_re=re.compile(r"^logs_s1"),
+    small_models=(GPT_SMALL,),
+    small_model_dirs=tuple(
+        os.path.join("..", "..", "..", "..", d)
+        for d in (
+            "GPT_weights",
+            "GPT_weights_v2",
+            "GPT_weights_v3",
+            "GPT_weights_v4",
+            "GPT_weights_v2Pro",
+            "GPT_weights_v2ProPlus",
+        )
+    ),  # fmt: skip
+    extract="gpt-sovits",  # the s1_train.py callback's GPT weights
     framework=False,
     skip_dirs=_DATA_DIRS,
 )

@@ -144,6 +144,16 @@ def traps(run: Run) -> tuple[Trap, ...]:
                     f"({pick.problem}): resuming will crash unless it is still being written",
                 )
             )
+    for m in run.small_models:  # compress_model.py's names match the trainers' G_*.pth glob
+        if m.format == "release" and g is not None and m.step is not None and m.step >= g.number:
+            found.append(
+                Trap(
+                    "release-file-resume",
+                    f"{m.name} matches the trainer's G_*.pth resume glob with number {m.step} "
+                    f"(newest G: {g.name}): resuming may load it (iteration 0, a fresh "
+                    "optimizer); move it out of the run folder before training again",
+                )
+            )
     if g is not None and d is not None and g.number != d.number:
         found.append(
             Trap(

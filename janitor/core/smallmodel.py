@@ -8,7 +8,15 @@ Facts (see fixtures/formats and the trainers' own extraction code):
   ``f"{name}-{epoch}-{step}-{sr}-{version}-{config}"``), ``dataset_length``, ``model_name``,
   ``author``, ``embedder_model``, ``speakers_id``, ``vocoder``.
 - RVC WebUI: OrderedDict ``weight``, ``config``, ``info`` ("<epoch>epoch"), ``sr`` ("40k"),
-  ``f0`` (int), ``version``.
+  ``f0`` (int), ``version`` (``savee``); the web UI's extraction: ``weight``, ``config`` (fixed per
+  rate and version), ``info`` (the user's text), ``version``, ``sr``, ``f0``.
+- so-vits-svc 4.1 / Bert-VITS2 ``compress_model.py``: dict ``model`` (G minus ``enc_q``, fp32 or
+  fp16), ``iteration`` 0, ``optimizer`` (a fresh AdamW's state_dict over all N parameters),
+  ``learning_rate`` 0.0001; ``<stem>_release[_half].pth`` beside the G.
+- GPT-SoVITS: SoVITS weights OrderedDict ``weight`` (fp16, no ``enc_q``), ``config`` (the run's
+  ``utils.HParams``), ``info`` ("<E>epoch_<S>iteration"); v2Pro/v2ProPlus files start with
+  ``05``/``06`` instead of ``PK``. GPT weights: OrderedDict ``weight`` (the Lightning state dict,
+  fp16), ``config`` (the s1 YAML dict), ``info`` ("GPT-e<E>").
 """
 
 from __future__ import annotations
@@ -56,10 +64,23 @@ MODEL_KEYS = (
 )  # fmt: skip
 
 
+def rate_key(cfg: Mapping[str, Any]) -> str:
+    """Applio's config.json names the rate ``data.sample_rate``, RVC WebUI's
+    ``data.sampling_rate``."""
+    data = cfg.get("data")
+    if isinstance(data, Mapping) and "sample_rate" not in data and "sampling_rate" in data:
+        return "sampling_rate"
+    return "sample_rate"
+
+
+def sample_rate(cfg: Mapping[str, Any]) -> Any:
+    return cfg["data"][rate_key(cfg)]
+
+
 def check_config(cfg: Mapping[str, Any], where: str = "config.json") -> None:
     """Every key the ``config`` list reads is there: else a usage error naming file and key."""
     needed = [("data", "filter_length"), *(("model", k) for k in MODEL_KEYS)]
-    for section, key in [*needed, ("data", "sample_rate")]:
+    for section, key in [*needed, ("data", rate_key(cfg))]:
         if not isinstance(cfg.get(section), Mapping) or key not in cfg[section]:
             raise UsageError(f"{where}: no {section}.{key}")
     length = cfg["data"]["filter_length"]
@@ -70,7 +91,7 @@ def check_config(cfg: Mapping[str, Any], where: str = "config.json") -> None:
 def config_list(cfg: Mapping[str, Any]) -> list[Any]:
     """The 18-item ``config`` list, values and Python types as in config.json."""
     d, m = cfg["data"], cfg["model"]
-    return [d["filter_length"] // 2 + 1, 32, *(m[k] for k in MODEL_KEYS), d["sample_rate"]]
+    return [d["filter_length"] // 2 + 1, 32, *(m[k] for k in MODEL_KEYS), sample_rate(cfg)]
 
 
 def model_hash(name: str, epoch: int, step: int, sr: int, version: str, config: list) -> str:
@@ -116,7 +137,13 @@ Shapes = Mapping[str, Sequence[int]]
 
 
 def is_generator(shapes: Shapes) -> bool:
+    """An RVC-family (Applio, RVC WebUI) generator."""
     return "enc_p.emb_phone.weight" in shapes and any(k.startswith("dec.") for k in shapes)
+
+
+def is_vits_generator(shapes: Shapes) -> bool:
+    """Any VITS generator: a text/content encoder and a decoder (so-vits-svc, Bert-VITS2)."""
+    return any(k.startswith("enc_p.") for k in shapes) and any(k.startswith("dec.") for k in shapes)
 
 
 def detect_version(shapes: Shapes) -> Fact | None:
@@ -275,26 +302,29 @@ def detect(
     f0: bool | None = None,
     vocoder: str | None = None,
     where: str = "config.json",
+    speakers_from_weights: bool = True,
 ) -> Detected:
     """Everything a small model needs that the G file does not state outright. The override
     flags only fill in what the weights cannot tell; one that contradicts them is refused.
-    ``where``: how to name the run's config.json in messages."""
+    ``where``: how to name the run's config.json in messages. ``speakers_from_weights``: Applio
+    takes spk_embed_dim from the G's emb_g; RVC WebUI's ``savee`` from config.json as it is."""
     check_overrides(sr, version, vocoder)
     emb_g = shapes.get("emb_g.weight")
     rows = emb_g[0] if emb_g else None
     notes: list[str] = []
     if run_config is not None:
         check_config(run_config, where)
-        cfg, note = _speakers_from_weights(run_config, rows, where)
+        rows_said = rows if speakers_from_weights else None
+        cfg, note = _speakers_from_weights(run_config, rows_said, where)
         cfg_from = "config.json"
         if note:
             notes.append(note)
             cfg_from = "config.json, spk_embed_dim from the weights (emb_g.weight rows)"
-        if sr is not None and cfg["data"]["sample_rate"] != sr:
+        if sr is not None and sample_rate(cfg) != sr:
             raise UsageError(
-                f"--sr {sr} contradicts config.json (sample_rate {cfg['data']['sample_rate']})"
+                f"--sr {sr} contradicts config.json ({rate_key(cfg)} {sample_rate(cfg)})"
             )
-        sr_fact = Fact(cfg["data"]["sample_rate"], "config.json")
+        sr_fact = Fact(sample_rate(cfg), "config.json")
     else:
         cfg, cfg_from = config_from_shapes(shapes, sr)
         sr_fact = Fact(cfg["data"]["sample_rate"], "flag" if sr is not None else cfg_from)
@@ -311,4 +341,128 @@ def detect(
         sr=sr_fact,
         config=Fact(config_list(cfg), cfg_from),
         notes=tuple(notes),
+    )
+
+
+# ----------------------------------------------------------------- RVC WebUI
+
+# The web UI's "ckpt_extract" (``extract_small_model``) ignores config.json: one fixed list per
+# (sample rate, version), equal to the shipped default configs.
+_RVC_UPSAMPLES = {
+    (40000, "v1"): ([10, 10, 2, 2], [16, 16, 4, 4]),
+    (40000, "v2"): ([10, 10, 2, 2], [16, 16, 4, 4]),
+    (48000, "v1"): ([10, 6, 2, 2, 2], [16, 16, 4, 4, 4]),
+    (48000, "v2"): ([12, 10, 2, 2], [24, 20, 4, 4]),
+    (32000, "v1"): ([10, 4, 2, 2, 2], [16, 16, 4, 4, 4]),
+    (32000, "v2"): ([10, 8, 2, 2], [20, 16, 4, 4]),
+}
+RVC_EXTRACT_INFO = "Extracted model."  # the web UI's default text (branch 20240604)
+
+
+def rvc_extract_config(sr: int, version: str) -> list[Any]:
+    """The 18-item list RVC WebUI's own extraction writes for this rate and version."""
+    if (sr, version) not in _RVC_UPSAMPLES:
+        raise UsageError(f"RVC WebUI extracts 32k, 40k and 48k models only, not {sr} Hz")
+    rates, kernels = _RVC_UPSAMPLES[(sr, version)]
+    first = 513 if sr == 32000 else 1025
+    dilations = [[1, 3, 5], [1, 3, 5], [1, 3, 5]]
+    return [first, 32, 192, 192, 768, 2, 6, 3, 0, "1", [3, 7, 11], dilations, rates, 512,
+            kernels, 109, 256, sr]  # fmt: skip
+
+
+def rvc_train_facts(first_line: str) -> dict[str, Any]:
+    """``sample_rate`` ("40k"), ``if_f0`` (1/0) and ``version`` from the first line of RVC
+    WebUI's ``train.log`` (the run's hparams, logged as a Python dict literal)."""
+    import ast
+
+    start = first_line.find("{")
+    if start < 0:
+        return {}
+    try:
+        hparams = ast.literal_eval(first_line[start:].strip())
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return {}
+    if not isinstance(hparams, dict):
+        return {}
+    return {k: hparams[k] for k in ("sample_rate", "if_f0", "version") if k in hparams}
+
+
+# ----------------------------------------------------------------- so-vits-svc, Bert-VITS2
+
+RELEASE_LEARNING_RATE = 0.0001  # compress_model.py writes this constant, whatever the config
+
+
+def release_name(stem: str, half: bool) -> str:
+    """compress_model.py's default output name for ``<stem>.pth``."""
+    return f"{stem}_release{'_half' if half else ''}.pth"
+
+
+def check_train_section(cfg: Any, where: str) -> tuple[float, list[float], float]:
+    """(learning_rate, betas, eps) of a run config's ``train`` section, as the script reads
+    them; a usage error naming the file and key when one is missing."""
+    train = cfg.get("train") if isinstance(cfg, Mapping) else None
+    if not isinstance(train, Mapping):
+        raise UsageError(f"{where}: no train section")
+    for key in ("learning_rate", "betas", "eps"):
+        if key not in train:
+            raise UsageError(f"{where}: no train.{key}")
+    return train["learning_rate"], train["betas"], train["eps"]
+
+
+# ----------------------------------------------------------------- GPT-SoVITS
+
+SOVITS_VERSIONS = ("v1", "v2", "v2Pro", "v2ProPlus")
+# The two bytes GPT-SoVITS writes instead of "PK" (process_ckpt.model_version2byte) and what
+# its loader reads from them (head2version).
+VERSION_HEADER = {"v2Pro": b"05", "v2ProPlus": b"06"}
+HEADER_VERSION = {
+    b"00": "v1", b"01": "v2", b"02": "v3", b"03": "v3 LoRA", b"04": "v4 LoRA",
+    b"05": "v2Pro", b"06": "v2ProPlus",
+}  # fmt: skip
+UNSUPPORTED_SOVITS = (
+    "v3 and v4 SoVITS runs train LoRA adapters on a frozen base (s2_train_v3_lora.py); janitor "
+    "extracts v1, v2, v2Pro and v2ProPlus SoVITS weights only"
+)
+
+
+def sovits_weights_dir(version: str) -> str:
+    return "SoVITS_weights" if version == "v1" else f"SoVITS_weights_{version}"
+
+
+def gpt_weights_dir(version: str) -> str:
+    return "GPT_weights" if version == "v1" else f"GPT_weights_{version}"
+
+
+def sovits_info(epoch: int, step: int) -> str:
+    return f"{epoch}epoch_{step}iteration"
+
+
+def gpt_name(exp: str, epoch: int) -> str:
+    return f"{exp}-e{epoch}.ckpt"
+
+
+def gpt_info(epoch: int) -> str:
+    return f"GPT-e{epoch}"
+
+
+def sovits_version(shapes: Shapes) -> Fact:
+    """v1/v2/v2Pro/v2ProPlus from a SoVITS generator's weights: v2Pro adds a speaker-
+    verification projection (``sv_emb``), v2ProPlus widens the decoder (conv_pre 768 out);
+    v1's text embedding has 322 symbols (v2: 732)."""
+    if "sv_emb.weight" in shapes:
+        pre = shapes.get("dec.conv_pre.weight") or shapes.get("dec.conv_pre.weight_v") or (0,)
+        if pre[0] == 768:
+            return Fact("v2ProPlus", "checkpoint: sv_emb present, dec.conv_pre has 768 channels")
+        return Fact("v2Pro", "checkpoint: sv_emb present, dec.conv_pre has 512 channels")
+    if any("lora" in k for k in shapes) or any(k.startswith("cfm.") for k in shapes):
+        raise UsageError(UNSUPPORTED_SOVITS)
+    rows = (shapes.get("enc_p.text_embedding.weight") or (0,))[0]
+    if rows == 322:
+        return Fact("v1", "checkpoint: enc_p.text_embedding.weight has 322 rows")
+    return Fact("v2", f"checkpoint: enc_p.text_embedding.weight has {rows} rows")
+
+
+def is_sovits_generator(shapes: Shapes) -> bool:
+    return "enc_p.text_embedding.weight" in shapes and "quantizer.vq.layers.0._codebook.embed" in (
+        shapes
     )

@@ -100,7 +100,7 @@ class SmallModel:
     model_name: str
     epoch: int | None  # None: a final model named after the run (RVC's <exp>.pth)
     step: int | None
-    format: str  # applio | rvc | gpt-sovits
+    format: str  # applio | rvc | release | gpt-sovits
     size: int
     mtime: float
     complete: bool

@@ -42,8 +42,8 @@ ResumeRule = Literal["digits", "highest-folder", "pointer", "last-file"]
 
 @dataclass(frozen=True)
 class SmallModelPattern:
-    format: str  # "applio" | "rvc" | "gpt-sovits"
-    regex: re.Pattern[str]
+    format: str  # "applio" | "rvc" | "release" | "gpt-sovits"
+    regex: re.Pattern[str]  # groups: name, and epoch / step where the name has them
 
 
 APPLIO_SMALL = SmallModelPattern(
@@ -54,6 +54,14 @@ RVC_SMALL = SmallModelPattern(
 )
 GPT_SOVITS_SMALL = SmallModelPattern(
     "gpt-sovits", re.compile(r"^(?P<name>.+)_e(?P<epoch>[0-9]+)_s(?P<step>[0-9]+)\.pth$")
+)
+# GPT-SoVITS GPT (stage 1) weights: GPT_weights*/<exp>-e<E>.ckpt
+GPT_SMALL = SmallModelPattern("gpt-sovits", re.compile(r"^(?P<name>.+)-e(?P<epoch>[0-9]+)\.ckpt$"))
+# so-vits-svc / Bert-VITS2 compress_model.py: <stem>_release[_half].pth beside the G. These
+# names match the trainers' own G_*.pth globs; they are small models, never checkpoints.
+RELEASE_SMALL = SmallModelPattern(
+    "release",
+    re.compile(r"^(?P<name>G_(?P<step>0|[1-9][0-9]*)|.+?)_release(?:_half)?\.pth$"),
 )
 
 
@@ -71,7 +79,7 @@ class TrainerProfile:
     latest_constant: int | None = 2333333
     # Steps that hold pretrained base models placed by the user: never candidates.
     base_steps: frozenset[int] = frozenset({0})
-    small_models: tuple[SmallModelPattern, ...] = (APPLIO_SMALL, RVC_SMALL)
+    small_models: tuple[SmallModelPattern, ...] = (RELEASE_SMALL, APPLIO_SMALL, RVC_SMALL)
     # Where else small models live, relative to the run folder (beside the run).
     small_model_dirs: tuple[str, ...] = ()
     # How the run folder is recognised: files or folders in it, its own name, its parent's.
@@ -95,6 +103,11 @@ class TrainerProfile:
     metric_source: MetricSource = "tensorboard"
     resume: ResumeRule = "digits"
     framework: bool = False  # a general framework (detected only where no VITS files are)
+
+    @property
+    def generator(self) -> str:
+        """The prefix of the file a small model is made from (G, or GPT for Lightning)."""
+        return self.set_prefixes[0]
 
     def match_big(self, name: str) -> tuple[str, int] | None:
         """(prefix, number) if ``name`` is one of this trainer's big checkpoint names."""

@@ -194,6 +194,12 @@ def small_match(profile: TrainerProfile, name: str):
     return None
 
 
+def _number(m, group: str) -> int | None:
+    """The epoch or step a small model's name states (None where its naming has none)."""
+    value = m.groupdict().get(group)
+    return int(value) if value is not None else None
+
+
 LINK_IGNORED = "symlink: never followed or removed"
 BEING_WRITTEN = ZipCheck(False, IN_FLIGHT_PROBLEM)
 
@@ -212,8 +218,10 @@ def _check(fs: FileSystem, path: str, allow_replaced_header: bool = False) -> Zi
 
 def _small_models_beside(fs: FileSystem, folder: str, profile: TrainerProfile) -> list[SmallModel]:
     """Small models the trainer keeps outside the run folder (RVC's assets/weights,
-    GPT-SoVITS's SoVITS_weights*), named after the run or its parent (the experiment)."""
-    owners = {os.path.basename(folder), os.path.basename(os.path.dirname(folder))}
+    GPT-SoVITS's SoVITS_weights* and GPT_weights*), named after the run or a folder above it
+    (the experiment)."""
+    parent = os.path.dirname(folder)
+    owners = {os.path.basename(p) for p in (folder, parent, os.path.dirname(parent))}
     found: list[SmallModel] = []
     for rel in profile.small_model_dirs:
         where = os.path.normpath(os.path.join(folder, rel))
@@ -233,8 +241,8 @@ def _small_models_beside(fs: FileSystem, folder: str, profile: TrainerProfile) -
             if check is None:
                 continue
             fmt = sm[0] if sm else profile.extract or "rvc"
-            epoch = int(sm[1]["epoch"]) if sm else None
-            step = int(sm[1]["step"]) if sm else None
+            epoch = _number(sm[1], "epoch") if sm else None
+            step = _number(sm[1], "step") if sm else None
             found.append(
                 SmallModel(
                     e.path, e.name, e.name[:-4] if final else sm[1]["name"], epoch, step, fmt,
@@ -372,8 +380,8 @@ def build_run(
                 continue
             small.append(
                 SmallModel(
-                    base + name, name, sm_m["name"], int(sm_m["epoch"]), int(sm_m["step"]), fmt,
-                    e.size, e.mtime, check.complete, check.problem,
+                    base + name, name, sm_m["name"], _number(sm_m, "epoch"), _number(sm_m, "step"),
+                    fmt, size, mtime, check.complete, check.problem,
                 )
             )  # fmt: skip
             continue

@@ -13,23 +13,21 @@ from __future__ import annotations
 import json
 import mmap
 import os
-from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from janitor.core.profiles import APPLIO, BIG_RE, PROFILES, RVC
+from janitor.core.profiles import APPLIO, BIG_RE, LIGHTNING_RE, PROFILES, RELEASE_SMALL
 from janitor.core.profiles import detect as detect_trainer
 from janitor.core.smallmodel import (
-    Detected,
-    applio_name,
+    HEADER_VERSION,
     check_overrides,
     detect,
     is_generator,
-    model_hash,
-    rvc_name,
-    rvc_sr,
+    is_sovits_generator,
+    is_vits_generator,
+    rate_key,
 )
 from janitor.domain.errors import JanitorError, UsageError
 from janitor.domain.results import SmallModelCheck
@@ -37,8 +35,11 @@ from janitor.storage import layout, platform
 from janitor.storage.completeness import check_file
 from janitor.storage.fs import LOCAL, FileSystem
 from janitor.storage.scan import small_match
+from janitor.torchio import exports
+from janitor.torchio.exports import FORMATS, LIKES, PREPARERS, Context, Expect
+from janitor.torchio.pickling import GPT_SOVITS_GLOBALS, LIGHTNING_GLOBALS
 
-FORMATS = ("applio", "rvc")
+LIGHTNING_FORMATS = ("ckpt", "safetensors")  # janitor.torchio.frameworks (Lightning files)
 MAX_STEP = 1_000_000_000  # --step: a billion steps is years of training; more is a typo
 
 
@@ -55,11 +56,12 @@ class Extracted:
     epoch: int
     step: int
     step_from: str
-    detected: Detected
+    detected: Any  # .as_dict(): what was decided, and from where
     size: int
     notes: tuple[str, ...] = field(default=())
     skipped: bool = False  # the output existed (before or while extracting): left alone
     planned: bool = False  # dry run: would be written
+    expect: Expect = field(default=Expect(), compare=False)  # what verification checks
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -124,10 +126,10 @@ _NO_INTERRUPTS = DeferredInterrupt()  # check() on this never raises
 # ----------------------------------------------------------------- reading
 
 
-def check_readable(path: str) -> None:
+def check_readable(path: str, allow_replaced_header: bool = False) -> None:
     """Torch-free gate: an existing, complete torch zip (never read one still being written)."""
     try:
-        check = check_file(LOCAL, path)
+        check = check_file(LOCAL, path, allow_replaced_header)
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -138,14 +140,26 @@ def check_readable(path: str) -> None:
         raise JanitorError(f"{path}: not a complete torch checkpoint ({check.problem})")
 
 
-def load(path: str) -> Any:
-    """torch.load with mmap and the weights-only unpickler; code in the pickle is refused."""
+def read_header(path: str) -> bytes:
+    return LOCAL.read_ends(path, 2, 0)[0]
+
+
+def load(path: str, allow: Sequence[tuple[type, str]] = ()) -> Any:
+    """torch.load with mmap and the weights-only unpickler; code in the pickle is refused.
+    ``allow``: (inert class, global name) pairs a trainer's file needs (GPT-SoVITS's
+    ``utils.HParams``, Lightning's ``pathlib.PosixPath``), nothing else. A file whose first
+    two bytes GPT-SoVITS replaced is read from memory with ``PK`` restored, as its loader does."""
+    import io
     import pickle
 
     import torch
 
     try:
-        return torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+        with torch.serialization.safe_globals(list(allow)):
+            if read_header(path) not in (b"PK", b""):
+                data = io.BytesIO(b"PK" + LOCAL.read_bytes(path, 2))
+                return torch.load(data, map_location="cpu", weights_only=True)
+            return torch.load(path, map_location="cpu", mmap=True, weights_only=True)
     except pickle.UnpicklingError as exc:
         detail = str(exc).strip().splitlines()
         why = next((line for line in detail if "GLOBAL" in line or "Unsupported" in line), "")
@@ -189,7 +203,7 @@ def _kind_error(path: str) -> None:
             f"{path}: is a {m['prefix']}_ file (discriminator/duration model); "
             "extract-small needs the generator G_<step>.pth"
         )
-    if not m and small_match(APPLIO, name):
+    if not m and any(small_match(p, name) for p in (APPLIO, *PROFILES.values())):
         raise UsageError(f"{path}: is already a small model")
 
 
@@ -203,14 +217,21 @@ def atomic_save(
     *,
     replace: bool = False,
     fs: FileSystem = LOCAL,
+    header: bytes | None = None,
+    pickle_module: Any = None,
 ) -> int | None:
     """torch.save into a temp folder beside ``final`` (``.janitor-tmp-<pid>-*/<name>``, so
     the archive inside is named like the final file), fsync, then publish through the
     storage seam: never a partial file at ``final``.
 
     Returns the size written, or None when a file appeared at ``final`` in the meantime: it
-    is never replaced (``FileSystem.publish``). ``replace`` (``--force``) replaces it."""
+    is never replaced (``FileSystem.publish``). ``replace`` (``--force``) replaces it.
+    ``header``: GPT-SoVITS's version bytes in place of ``PK`` (it saves to memory, patches the
+    first two bytes and writes the result; so does this). ``pickle_module``: for classes the
+    trainer pickles under its own names."""
     import torch
+
+    extra = {"pickle_module": pickle_module} if pickle_module is not None else {}
 
     folder = os.path.dirname(final) or "."
     inside = False  # the temp folder exists: errors now are about writing the file
@@ -218,7 +239,14 @@ def atomic_save(
         with fs.temp_dir(folder, layout.TMP_PREFIX) as tmp_dir:
             inside = True
             tmp = os.path.join(tmp_dir, os.path.basename(final))
-            torch.save(obj, tmp)
+            if header is None:
+                torch.save(obj, tmp, **extra)
+            else:
+                out = _HeaderWriter(fs.appender(tmp), header)
+                try:
+                    torch.save(obj, out, **extra)
+                finally:
+                    out.close()
             size = fs.sync_file(tmp)
             interrupts.check()  # Ctrl-C during the save: the temp folder goes, no output
             return size if fs.publish(tmp, final, replace=replace) else None
@@ -228,6 +256,30 @@ def atomic_save(
         if not inside:
             raise JanitorError(f"cannot write in {folder}: {reason}") from None
         raise JanitorError(f"cannot write {final}: {reason}") from None
+
+
+class _HeaderWriter:
+    """A stream for ``torch.save`` that writes through the storage seam with the first two
+    bytes replaced. Saving to a stream (as GPT-SoVITS saves to memory) also names the zip's
+    inner folder ``archive``, as in the trainer's own files; nothing is held in memory."""
+
+    def __init__(self, out: Any, header: bytes) -> None:
+        self.out, self.header, self.written = out, header, 0
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        if self.written < len(self.header):
+            head = self.header[self.written : self.written + len(chunk)]
+            chunk = head + chunk[len(head) :]
+        self.out.write(chunk)
+        self.written += len(chunk)
+        return len(chunk)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.out.close()
 
 
 # ----------------------------------------------------------------- extraction
@@ -260,15 +312,22 @@ class PageReleaser:
             self.drop(lo, hi - lo)
 
 
-def half_weights(model: Mapping[str, Any], source: str | None = None) -> dict[str, Any]:
+def half_weights(
+    model: Mapping[str, Any],
+    source: str | None = None,
+    *,
+    half: bool = True,
+    drop_enc_q: bool = True,
+) -> dict[str, Any]:
     """G state dict without ``enc_q`` keys, every tensor fp16, in the original order. Each
-    tensor is read from the mapped file, converted, and its pages released on its own."""
+    tensor is read from the mapped file, converted, and its pages released on its own.
+    ``half=False`` keeps the stored dtype (a copy, off the mapped file)."""
     releaser = PageReleaser(source) if source else None
     out = {}
     for k, v in model.items():
-        if "enc_q" in k:
+        if drop_enc_q and "enc_q" in k:
             continue
-        out[k] = v.half()
+        out[k] = v.half() if half else v
         if releaser is not None:
             releaser.release(v)
     return out
@@ -280,60 +339,6 @@ def trainer_of(run_dir: str):
     files = {e.name for e in entries if e.kind == "file"}
     dirs = {e.name for e in entries if e.kind == "dir"}
     return detect_trainer(files, dirs, run_dir)
-
-
-def _default_output(run_dir: str, fmt: str, name: str, epoch: int, step: int) -> str:
-    """Where the trainer itself puts the small model: Applio in the run folder; RVC WebUI in
-    <root>/assets/weights beside <root>/logs/<exp> when that folder exists."""
-    if fmt == "rvc":
-        for rel in RVC.small_model_dirs:
-            folder = os.path.normpath(os.path.join(run_dir, rel))
-            if _is_dir(folder):
-                return os.path.join(folder, rvc_name(name, epoch, step))
-        return os.path.join(run_dir, rvc_name(name, epoch, step))
-    return os.path.join(run_dir, applio_name(name, epoch, step))
-
-
-def build_small(
-    fmt: str,
-    weight: dict[str, Any],
-    detected: Detected,
-    *,
-    name: str,
-    epoch: int,
-    step: int,
-    author: str | None,
-    model_info: Mapping[str, Any] | None,
-    now: datetime,
-) -> OrderedDict:
-    config = detected.config.value
-    sr, version = detected.sr.value, detected.version.value
-    if fmt == "rvc":
-        return OrderedDict(
-            weight=weight,
-            config=config,
-            info=f"{epoch}epoch",
-            sr=rvc_sr(sr),
-            f0=int(detected.f0.value),
-            version=version,
-        )
-    info = model_info or {}
-    out = OrderedDict(weight=weight)
-    out["config"] = config
-    out["epoch"] = epoch
-    out["step"] = step
-    out["sr"] = sr
-    out["f0"] = bool(detected.f0.value)
-    out["version"] = version
-    out["creation_date"] = now.isoformat()
-    out["model_hash"] = model_hash(name, epoch, step, sr, version, config)
-    out["dataset_length"] = info.get("total_dataset_duration")
-    out["model_name"] = name
-    out["author"] = author
-    out["embedder_model"] = info.get("embedder_model", "contentvec")
-    out["speakers_id"] = info.get("speakers_id", 1)
-    out["vocoder"] = detected.vocoder.value
-    return out
 
 
 @dataclass(frozen=True)
@@ -350,6 +355,9 @@ class Options:
     force: bool = False
     skip_existing: bool = False
     dry_run: bool = False  # decide everything, write nothing
+    like: str | None = None  # rvc: "savee" (training, default) or "extract" (the web UI's)
+    half: bool = False  # release: compress_model.py -hf
+    info: str | None = None  # rvc --like extract: the info text
 
 
 def whole_number(text: str | None, flag: str) -> int | None:
@@ -366,11 +374,19 @@ def whole_number(text: str | None, flag: str) -> int | None:
 def check_options(opts: Options, inputs: int = 1) -> None:
     """Usage errors in the options themselves and between them, before any file is read
     (torch-free). What contradicts a particular G file is checked once it is read."""
-    if opts.format is not None and opts.format not in (*FORMATS, "ckpt", "safetensors"):
+    if opts.format is not None and opts.format not in (*FORMATS, *LIGHTNING_FORMATS):
         raise UsageError(
-            "--format must be applio or rvc (ckpt or safetensors for Lightning), "
-            f"got {opts.format!r}"
+            f"--format must be one of {', '.join(FORMATS)} ({' or '.join(LIGHTNING_FORMATS)} "
+            f"for Lightning), got {opts.format!r}"
         )
+    if opts.like is not None and opts.like not in LIKES:
+        raise UsageError(f"--like must be savee or extract, got {opts.like!r}")
+    if opts.like is not None and opts.format not in (None, "rvc"):
+        raise UsageError("--like is for RVC WebUI models (--format rvc)")
+    if opts.info is not None and opts.like != "extract":
+        raise UsageError("--info is the text of RVC WebUI's own extraction: pass --like extract")
+    if opts.half and opts.format not in (None, "release"):
+        raise UsageError("--half is for so-vits-svc/Bert-VITS2 release files (--format release)")
     check_overrides(opts.sr, opts.version, opts.vocoder)
     step = opts.step
     if step is not None and (
@@ -403,25 +419,72 @@ def _check_output(output: str, inputs: int) -> None:
     if not _is_dir(parent):
         what = "is not a folder" if LOCAL.exists(parent) else "does not exist"
         raise UsageError(f"--output {output}: the folder {parent} {what}")
-    if BIG_RE.match(os.path.basename(output)):
+    if BIG_RE.match(os.path.basename(output)) or LIGHTNING_RE.match(os.path.basename(output)):
         raise UsageError(
             f"--output {output}: that is a training checkpoint's name (G_/D_<step>.pth); "
             "a small model needs another"
         )
 
 
-def _run_config(run_dir: str) -> tuple[dict | None, list[str]]:
-    """The run's config.json when it has the data/model sections (else ignored, with a note)."""
-    run_config = _read_json(os.path.join(run_dir, "config.json"))
-    if run_config is not None and not {"data", "model"} <= set(run_config):
-        return None, ["config.json has no data/model sections: ignored"]
-    return run_config, []
+def _rvc_webui_config(run_dir: str) -> bool:
+    try:
+        cfg = _read_json(os.path.join(run_dir, "config.json"))
+    except JanitorError:
+        return False
+    return cfg is not None and "model" in cfg and rate_key(cfg) == "sampling_rate"
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        return LOCAL.read_bytes(path).decode("utf-8", "replace")
+    except OSError:
+        return None
 
 
 def extract_one(path: str, opts: Options, now: Callable[[], datetime] = datetime.now) -> Extracted:
     check_options(opts)
     with DeferredInterrupt() as interrupts:
         return _extract_one(path, opts, now, interrupts)
+
+
+def _step_of(path: str, profile, opts: Options, ckpt: Mapping[str, Any]) -> tuple[int, int, str]:
+    """(epoch, step, where the step came from) of a big checkpoint."""
+    name = os.path.basename(path)
+    if name.endswith(".ckpt") and isinstance(ckpt.get("state_dict"), Mapping):
+        # GPT-SoVITS stage 1 (Lightning): epoch=<E-1>-step=<S>.ckpt or last.ckpt; E = epoch + 1
+        epoch = int(ckpt.get("epoch") or 0) + 1
+        lightning = LIGHTNING_RE.match(name)
+        if lightning is None and isinstance(ckpt.get("global_step"), int):
+            return epoch, ckpt["global_step"], "checkpoint (global_step)"
+        number: int | None = int(lightning["num"]) if lightning else None
+    else:
+        m = BIG_RE.match(name)
+        number = int(m["num"]) if m else None
+        epoch = int(ckpt.get("iteration", 0))
+    latest = profile.latest_constant or PROFILES["applio"].latest_constant
+    if opts.step is not None and number not in (None, latest, opts.step):
+        raise UsageError(f"--step {opts.step} contradicts the file name {name} (step {number})")
+    if opts.step is not None:
+        return epoch, opts.step, "flag"
+    if number is None or number == latest:
+        return epoch, 0, "unknown (latest-only file): 0; pass --step N"
+    return epoch, number, "file name"
+
+
+def _weights_of(path: str, ckpt: Any) -> tuple[str, Mapping[str, Any]]:
+    """("model" | "state_dict", the state dict) of a big checkpoint, or a usage error."""
+    if (
+        isinstance(ckpt, Mapping)
+        and isinstance(ckpt.get("state_dict"), Mapping)
+        and ("hyper_parameters" in ckpt)
+    ):
+        return "state_dict", ckpt["state_dict"]
+    model = ckpt.get("model") if isinstance(ckpt, Mapping) else None
+    if not isinstance(model, Mapping):
+        if isinstance(ckpt, Mapping) and "weight" in ckpt:
+            raise UsageError(f"{path}: is already a small model")
+        raise UsageError(f"{path}: not a VITS training checkpoint (no 'model' state dict)")
+    return "model", model
 
 
 def _extract_one(
@@ -432,57 +495,59 @@ def _extract_one(
     check_readable(path)
     run_dir = os.path.dirname(path)
     profile = trainer_of(run_dir)[0]
-    if opts.format is None and profile.extract is None:
-        raise UsageError(f"{path}: {profile.extract_refusal}")
-    if opts.format is not None and opts.format not in FORMATS:
-        raise UsageError(f"--format {opts.format} is for Lightning checkpoints, not {path}")
-    m = BIG_RE.match(os.path.basename(path))
-    number = int(m["num"]) if m else None
-    latest = PROFILES["applio"].latest_constant
-    if opts.step is not None and number not in (None, latest, opts.step):
-        raise UsageError(
-            f"--step {opts.step} contradicts the file name {os.path.basename(path)} (step {number})"
-        )
-    ckpt = load(path)
-    interrupts.check()
-    model = ckpt.get("model") if isinstance(ckpt, Mapping) else None
-    if not isinstance(model, Mapping):
-        if isinstance(ckpt, Mapping) and "weight" in ckpt:
-            raise UsageError(f"{path}: is already a small model")
-        raise UsageError(f"{path}: not a VITS training checkpoint (no 'model' state dict)")
-    shapes = _shapes(model)
-    if not is_generator(shapes):
-        raise UsageError(f"{path}: not a VITS generator (no enc_p/dec weights); is it a D file?")
-    run_config, notes = _run_config(run_dir)
-    model_info = _read_json(os.path.join(run_dir, "model_info.json"))
-    detected = detect(
-        shapes, run_config, sr=opts.sr, version=opts.version, f0=opts.f0, vocoder=opts.vocoder,
-        where=os.path.join(run_dir, "config.json"),
-    )  # fmt: skip
-    notes.extend(detected.notes)
-    if model_info is None:
-        notes.append(
-            "no model_info.json: dataset_length None, embedder_model 'contentvec', speakers_id 1"
-        )
-    epoch = int(ckpt.get("iteration", 0))
-    if opts.step is not None:
-        step, step_from = opts.step, "flag"
-    elif number is None or number == latest:
-        step, step_from = 0, "unknown (latest-only file): 0; pass --step N"
-        notes.append(f"{os.path.basename(path)} does not say its step: using 0 (pass --step N)")
-    else:
-        step, step_from = number, "file name"
-    name = opts.name or os.path.basename(run_dir)
     fmt = opts.format or profile.extract
+    if opts.format is None and profile.name == "generic" and _rvc_webui_config(run_dir):
+        fmt = "rvc"  # RVC WebUI's config.json names the rate data.sampling_rate (Applio's not)
+    if fmt is None:
+        raise UsageError(f"{path}: {profile.extract_refusal}")
+    if opts.format in LIGHTNING_FORMATS:
+        raise UsageError(f"--format {opts.format} is for Lightning checkpoints, not {path}")
+    if fmt not in PREPARERS:  # a framework's checkpoint (janitor.torchio.frameworks)
+        raise UsageError(
+            f"{path}: a {profile.label} checkpoint; extract-small writes its small model from "
+            "the checkpoint itself (HF folder, Lightning .ckpt)"
+        )
+    if opts.half and fmt != "release":
+        raise UsageError(f"--half is for so-vits-svc/Bert-VITS2 release files; this is a {fmt} run")
+    if opts.like is not None and fmt != "rvc":
+        raise UsageError(f"--like is for RVC WebUI models; this is a {fmt} run")
+    ckpt = load(path, allow=LIGHTNING_GLOBALS if path.endswith(".ckpt") else ())
+    interrupts.check()
+    source, weights = _weights_of(path, ckpt)
+    shapes = _shapes(weights)
+    if source == "model":
+        check = {"gpt-sovits": is_sovits_generator, "release": is_vits_generator}
+        if not check.get(fmt, is_generator)(shapes):
+            what = {"gpt-sovits": "GPT-SoVITS SoVITS"}.get(fmt, "VITS")
+            raise UsageError(
+                f"{path}: not a {what} generator (no enc_p/dec weights); is it a D file?"
+            )
+    epoch, step, step_from = _step_of(path, profile, opts, ckpt)
+    ctx = Context(
+        path, run_dir, profile, ckpt, weights, shapes, epoch, step, step_from, opts,
+        _read_json, _read_text, _is_dir, now,
+    )  # fmt: skip
+    if step_from.startswith("unknown") and fmt != "gpt-sovits":
+        ctx.notes.append(f"{os.path.basename(path)} does not say its step: using 0 (pass --step N)")
+    if source == "state_dict" and fmt != "gpt-sovits":
+        raise UsageError(f"{path}: a Lightning checkpoint (GPT-SoVITS's GPT stage) has no {fmt} "
+                         "small model; its export is --format gpt-sovits")  # fmt: skip
+    prepared = (exports.gpt if source == "state_dict" else PREPARERS[fmt])(ctx)
+    notes = ctx.notes
     output = opts.output
     if output is None:
-        output = _default_output(run_dir, fmt, name, epoch, step)
+        output = prepared.output
     elif _is_dir(output):
-        default = _default_output(run_dir, fmt, name, epoch, step)
-        output = os.path.join(output, os.path.basename(default))
+        output = os.path.join(output, os.path.basename(prepared.output))
     output = os.path.abspath(output)
     if LOCAL.same_file(output, path):
         raise UsageError(f"--output {output}: is the input checkpoint itself")
+
+    def done(size: int, notes: Sequence[str], **flags: bool) -> Extracted:
+        return Extracted(
+            path, output, prepared.format, prepared.name, epoch, step, step_from,
+            prepared.detected, size, tuple(notes), expect=prepared.expect, **flags,
+        )  # fmt: skip
 
     def left_alone(note: str) -> Extracted:
         """The output exists (the trainer's own, maybe): never replaced without --force."""
@@ -492,68 +557,64 @@ def _extract_one(
             size = LOCAL.stat(LOCAL.realpath(output)).size
         except OSError:
             size = 0
-        return Extracted(
-            path, output, fmt, name, epoch, step, step_from, detected, size, (note,),
-            skipped=True,
-        )  # fmt: skip
+        return done(size, (note,), skipped=True)
 
     if LOCAL.exists(output) and not opts.force:
         return left_alone("exists already: left as it is")
     if opts.dry_run:
-        return Extracted(
-            path, output, fmt, name, epoch, step, step_from, detected, 0, tuple(notes),
-            planned=True,
-        )  # fmt: skip
-    weight = half_weights(model, path)
+        return done(0, notes, planned=True)
+    expect = prepared.expect
+    weight = half_weights(weights, path, half=expect.half, drop_enc_q=expect.drop_enc_q)
     interrupts.check()
-    small = build_small(
-        fmt, weight, detected, name=name, epoch=epoch, step=step, author=opts.author,
-        model_info=model_info, now=now(),
+    small = prepared.build(weight)
+    size = atomic_save(
+        small, output, interrupts, replace=opts.force, header=prepared.header,
+        pickle_module=prepared.pickle_module,
     )  # fmt: skip
-    size = atomic_save(small, output, interrupts, replace=opts.force)
     if size is None:
         return left_alone("appeared while extracting (the trainer's own, likely): left as it is")
-    return Extracted(path, output, fmt, name, epoch, step, step_from, detected, size, tuple(notes))
+    return done(size, notes)
 
 
 # ----------------------------------------------------------------- verification
 
 
-def verify_small(small_path: str, g_path: str, epoch: int, step: int) -> list[str]:
+def verify_small(small_path: str, g_path: str, expect: Expect) -> list[str]:
     """Problems that make ``small_path`` not the small model of ``g_path`` (empty: verified).
 
-    It must load with the weights-only unpickler, name the same epoch (and step, for Applio),
-    and hold exactly the G's weights without ``enc_q``, each equal to its fp16 conversion.
-    Compared tensor by tensor from the mapped files, pages released as we go."""
+    It must load with the weights-only unpickler (and only the names the format needs
+    allow-listed), start with the format's header bytes, hold the expected metadata (epoch,
+    step, info, ...), and exactly the big file's weights (without ``enc_q`` where the trainer
+    drops them), each equal to its fp16 conversion (or as stored). Compared tensor by tensor
+    from the mapped files, pages released as we go."""
     try:
-        check_readable(small_path)
-        small = load(small_path)
-        g = load(g_path)
+        check_readable(small_path, allow_replaced_header=expect.header != b"PK")
+        header = read_header(small_path)
+        small = load(small_path, expect.allow)
+        big = load(g_path, LIGHTNING_GLOBALS if expect.source == "state_dict" else ())
     except JanitorError as exc:
         return [str(exc)]
     problems: list[str] = []
-    if not isinstance(small, Mapping) or not isinstance(small.get("weight"), Mapping):
-        return [f"{small_path}: not a small model (no 'weight')"]
-    if "model_hash" in small:  # Applio
-        if small.get("epoch") != epoch or small.get("step") != step:
-            problems.append(
-                f"metadata names epoch {small.get('epoch')} step {small.get('step')}, "
-                f"the G file is epoch {epoch} step {step}"
-            )
-    elif small.get("info") != f"{epoch}epoch":
-        problems.append(f"info is {small.get('info')!r}, expected '{epoch}epoch'")
-    weight, model = small["weight"], g["model"]
-    want = [k for k in model if "enc_q" not in k]
+    if header != expect.header:
+        problems.append(f"starts with {header!r}, expected {expect.header!r}")
+    if not isinstance(small, Mapping) or not isinstance(small.get(expect.container), Mapping):
+        return [f"{small_path}: not a small model (no {expect.container!r})"]
+    for key, value in expect.meta:
+        if small.get(key) != value:
+            problems.append(f"{key} is {small.get(key)!r}, expected {value!r}")
+    weight, model = small[expect.container], big[expect.source]
+    want = [k for k in model if not (expect.drop_enc_q and "enc_q" in k)]
     if list(weight) != want:
         missing, extra = set(want) - set(weight), set(weight) - set(want)
         problems.append(f"weight keys differ ({len(missing)} missing, {len(extra)} extra)")
         return problems
     small_pages, g_pages = PageReleaser(small_path), PageReleaser(g_path)
+    how = "the fp16 conversion of" if expect.half else "the tensor in"
     for key in want:
         mine, source = weight[key], model[key]
-        expected = source.half()
+        expected = source.half() if expect.half else source
         if mine.dtype != expected.dtype or not mine.equal(expected):
-            problems.append(f"tensor {key} differs from the fp16 conversion of the G file")
+            problems.append(f"tensor {key} differs from {how} the big checkpoint")
             if len(problems) >= 5:
                 break
         small_pages.release(mine)
@@ -561,21 +622,33 @@ def verify_small(small_path: str, g_path: str, epoch: int, step: int) -> list[st
     return problems
 
 
-def epoch_of(g_path: str) -> int:
-    """The epoch (``iteration``) stored in a big checkpoint, read without touching tensors."""
-    check_readable(g_path)
-    ckpt = load(g_path)
-    return int(ckpt.get("iteration", 0)) if isinstance(ckpt, Mapping) else 0
-
-
 # ----------------------------------------------------------------- info
+
+
+def _small_format(obj: Mapping[str, Any], header: bytes) -> tuple[str, dict[str, Any]]:
+    """(format, what the file says about itself) of a small model."""
+    if "model_hash" in obj:
+        return "applio", {}
+    if header != b"PK":
+        version = HEADER_VERSION.get(header, f"unknown header {header!r}")
+        return "gpt-sovits", {"version": f"{version} (header {header.decode('latin-1')})"}
+    if isinstance(obj.get("info"), str) and obj["info"].startswith("GPT-e"):
+        return "gpt-sovits", {"version": "GPT weights (stage 1)"}
+    if isinstance(obj.get("info"), str) and obj["info"].endswith("iteration"):
+        shapes = _shapes(obj["weight"])
+        rows = (shapes.get("enc_p.text_embedding.weight") or (0,))[0]
+        version = "v1" if rows == 322 else "v2"
+        return "gpt-sovits", {"version": f"{version} (header PK; enc_p.text_embedding rows {rows})"}
+    return "rvc", {}
 
 
 def info(path: str) -> dict[str, Any]:
     """What a checkpoint is, read through mmap (optimizer tensors are never touched)."""
     path = os.path.abspath(path)
-    check_readable(path)
-    obj = load(path)
+    check_readable(path, allow_replaced_header=True)
+    header = read_header(path)
+    lightning = LIGHTNING_RE.match(os.path.basename(path))
+    obj = load(path, (*GPT_SOVITS_GLOBALS, *(LIGHTNING_GLOBALS if lightning else ())))
     size = LOCAL.stat(LOCAL.realpath(path)).size
     if not isinstance(obj, Mapping):
         raise JanitorError(f"{path}: not a VITS checkpoint (top level is {type(obj).__name__})")
@@ -584,26 +657,49 @@ def info(path: str) -> dict[str, Any]:
         weight = obj["weight"]
         dtypes = sorted({str(v.dtype).replace("torch.", "") for v in weight.values()})
         meta = {k: v for k, v in obj.items() if k != "weight"}
-        fmt = "applio" if "model_hash" in obj else "rvc"
+        if hasattr(meta.get("config"), "as_dict"):
+            meta["config"] = meta["config"].as_dict()
+        fmt, extra = _small_format(obj, header)
         return {
             "path": path,
             "kind": "small",
             "format": fmt,
+            **extra,
             "size": size,
             "tensors": len(weight),
             "dtypes": dtypes,
             "parameters": sum(int(v.numel()) for v in weight.values()),
             "metadata": meta,
         }
+    if lightning and isinstance(obj.get("state_dict"), Mapping):
+        state = obj["state_dict"]
+        return {
+            "path": path,
+            "kind": "GPT (Lightning)",
+            "size": size,
+            "epoch": obj.get("epoch"),
+            "step": obj.get("global_step"),
+            "parameters": sum(int(v.numel()) for v in state.values() if hasattr(v, "numel")),
+        }
     model = obj.get("model")
     if not isinstance(model, Mapping):
         raise JanitorError(f"{path}: not a VITS checkpoint (no 'model' or 'weight')")
     m = BIG_RE.match(name)
-    kind = m["prefix"] if m else ("G" if is_generator(_shapes(model)) else "D")
-    latest = bool(m and int(m["num"]) == PROFILES["applio"].latest_constant)
+    shapes = _shapes(model)
+    release = not m and RELEASE_SMALL.regex.match(name) is not None
+    if m:
+        kind = m["prefix"]
+    elif release:
+        kind = "small"
+    else:
+        kind = "G" if is_vits_generator(shapes) else "D"
+    run_dir = os.path.dirname(path)
+    profile, why = trainer_of(run_dir)
+    latest = bool(m and int(m["num"]) == (profile.latest_constant or -1))
     out: dict[str, Any] = {
         "path": path,
         "kind": kind,
+        **({"format": "release"} if kind == "small" else {}),
         "size": size,
         "epoch": obj.get("iteration"),
         "step": int(m["num"]) if m and not latest else None,
@@ -613,13 +709,12 @@ def info(path: str) -> dict[str, Any]:
         and bool(obj["optimizer"].get("state")),
         "learning_rate": obj.get("learning_rate"),
     }
-    run_dir = os.path.dirname(path)
-    profile, why = trainer_of(run_dir)
     out["trainer"] = {"value": profile.name, "from": why}
-    shapes = _shapes(model)
     if is_generator(shapes):
         try:
-            run_config = _run_config(run_dir)[0]
+            run_config = _read_json(os.path.join(run_dir, "config.json"))
+            if run_config is not None and not {"data", "model"} <= set(run_config):
+                run_config = None
             detected = detect(shapes, run_config, where=os.path.join(run_dir, "config.json"))
             out["detected"] = detected.as_dict()
         except JanitorError as exc:
@@ -636,5 +731,5 @@ class TorchSmallModels:
         action = "exists" if done.skipped else ("extract" if done.planned else "extracted")
         problems: tuple[str, ...] = ()
         if not done.planned:
-            problems = tuple(verify_small(done.output, g_path, epoch_of(g_path), done.step))
+            problems = tuple(verify_small(done.output, g_path, done.expect))
         return SmallModelCheck(done.output, done.epoch, done.step, action, problems)

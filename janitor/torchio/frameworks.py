@@ -87,9 +87,19 @@ class FrameworkExtract:
 def is_framework_input(path: str) -> bool:
     """An HF checkpoint folder or a Lightning .ckpt (by name; links the user typed followed)."""
     name = os.path.basename(os.path.normpath(path))
+    if name.endswith(".ckpt") and _gpt_sovits_stage1(path):
+        return False  # GPT-SoVITS's own GPT weights (janitor.torchio.exports)
     return bool(
         HF_CHECKPOINT_RE.match(name) or LIGHTNING_RE.match(name) or LIGHTNING_LAST_RE.match(name)
     ) or (name.endswith(".ckpt") and not name.endswith(".small.ckpt"))
+
+
+def _gpt_sovits_stage1(path: str) -> bool:
+    """A checkpoint in GPT-SoVITS's logs/<exp>/logs_s1_<ver>/ckpt/ (found by its place)."""
+    from janitor.core.profiles import GPT_SOVITS_S1, _place_matches
+
+    folder = os.path.dirname(os.path.abspath(os.path.normpath(path)))
+    return _place_matches(GPT_SOVITS_S1, folder) is not None
 
 
 def extract_framework(path: str, opts: Options) -> FrameworkExtract:

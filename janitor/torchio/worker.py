@@ -18,7 +18,7 @@ def handle(path: str) -> dict:
 
     try:
         done = extract_one(path, Options(skip_existing=True))
-        problems = verify_small(done.output, path, done.epoch, done.step)
+        problems = verify_small(done.output, path, done.expect)
     except JanitorError as exc:
         return {"ok": False, "path": path, "error": str(exc)}
     except Exception as exc:  # a bug must not kill the worker silently

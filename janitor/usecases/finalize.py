@@ -55,7 +55,8 @@ def targets(
     fs: FileSystem = LOCAL,
 ) -> list[tuple[CheckpointSet, str]]:
     """The sets whose small models must exist: newest complete, best K, listed steps."""
-    complete = [s for s in run.candidates if s.status == "complete" and s.file("G")]
+    g = run.profile.generator
+    complete = [s for s in run.candidates if s.status == "complete" and s.file(g)]
     by_number = {s.number: s for s in complete}
     out: dict[int, tuple[CheckpointSet, str]] = {}
     newest = complete[-1]
@@ -95,7 +96,8 @@ def finalize_run(
     now = time.time() if now is None else now
     if not run.candidates:  # finalized already (or never saved a set): done, not refused
         return RunFinal(run, notes=(NOTHING_LEFT,))
-    if not any(s.status == "complete" and s.file("G") for s in run.candidates):
+    g = run.profile.generator
+    if not any(s.status == "complete" and s.file(g) for s in run.candidates):
         return RunFinal(run, refused="no complete G checkpoint: nothing to keep a small model of")
     active = now - last_activity(run, fs)
     if active < idle and not force:
@@ -107,7 +109,7 @@ def finalize_run(
     kept: list[Kept] = []
     try:
         for s, why in targets(run, steps, keep_best, metric, mode, fs):
-            kept.append(Kept(s, why, small_models.ensure(s.file("G").path, dry_run)))
+            kept.append(Kept(s, why, small_models.ensure(s.file(g).path, dry_run)))
     except JanitorError as exc:  # e.g. a G that refuses to load: this run stays as it is
         return RunFinal(run, tuple(kept), refused=f"{exc}: nothing removed")
     bad = [k for k in kept if k.problems]

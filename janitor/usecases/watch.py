@@ -431,7 +431,7 @@ class Watcher:
             return replace(rp, planner=planner)
         decisions = []
         for d in rp.decisions:
-            g = None if d.keep else d.set.file("G")
+            g = None if d.keep else d.set.file(rp.run.profile.generator)
             why = None if g is None else self._unverified(g.path, g.size, g.mtime, g.problem)
             if why is not None:
                 detail = "" if why == "not extracted yet" else f": {why}"
@@ -483,7 +483,7 @@ class Watcher:
         self._warn(run, rp)
         if self.extractor is not None:  # every G that would go gets its small model first
             for d in rp.removals:
-                g = d.set.file("G")
+                g = d.set.file(run.profile.generator)
                 if g is not None and not self.stop_event.is_set():
                     self._ensure_small(g.path, g.size, g.mtime, g.problem)
             rp = self._keep_unverified(rp)
