@@ -106,7 +106,7 @@ def test_release_file_equals_compress_model(tree, cli, trainer, half):
     assert got["optimizer"]["param_groups"][0]["params"] == list(range(len(g["model"])))
     assert {t.dtype for t in got["model"].values()} == {torch.float16 if half else torch.float32}
     only_enc_q_missing(got["model"], g["model"])
-    doc = json.loads(cli("info", out, "--json").stdout)["files"][0]  # the envelope (issue 18)
+    (doc,) = json.loads(cli("info", out, "--json").stdout)["files"]  # the one JSON envelope
     assert (doc["kind"], doc["format"], doc["epoch"]) == ("small", "release", 0)
 
 
@@ -178,7 +178,7 @@ def test_sovits_weights_equal_savee(tree, cli, version):
     with pytest.raises(pickle.UnpicklingError, match="utils.HParams"):
         load_replaced(out)
     r = cli("info", out, "--json")
-    doc = json.loads(r.stdout)["files"][0]  # the envelope (issue 18)
+    (doc,) = json.loads(r.stdout)["files"]
     assert doc["format"] == "gpt-sovits" and doc["version"].startswith(version + " ")
 
 
