@@ -97,10 +97,16 @@ class Pruner:
         dry_run: bool = False,
         in_flight: Container[str] = frozenset(),
         shown: Callable[[RunPlan], None] | None = None,
+        prepare: Callable[[RunPlan], RunPlan] | None = None,
     ) -> tuple[RunPlan, RunResult | None]:
-        """Plan ``run``; hand the plan to ``shown`` (to print it before anything happens);
-        execute it unless ``dry_run``. Files in ``in_flight`` are never opened."""
+        """Plan ``run``; let ``prepare`` have a last say (``watch --extract-on-save`` makes
+        small models first and keeps sets without one; the plan it returns carries a planner
+        that does the same again under the lock); hand the plan to ``shown`` (to print it
+        before anything happens); execute it unless ``dry_run``. Files in ``in_flight`` are
+        never opened."""
         rp = plan_run(run, self.overrides, time.time(), self.fs)
+        if prepare is not None:
+            rp = prepare(rp)
         if shown is not None:
             shown(rp)
         if dry_run:

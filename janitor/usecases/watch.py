@@ -40,7 +40,7 @@ from janitor.storage.completeness import check_file
 from janitor.storage.fs import LOCAL, FileSystem
 from janitor.storage.scan import read_run, scan
 from janitor.usecases.executor import Executor
-from janitor.usecases.prune import plan_run
+from janitor.usecases.prune import Pruner, plan_run
 
 _STOP = object()
 KEEP_UNVERIFIED = "small model not yet extracted/verified (--extract-on-save)"
@@ -479,17 +479,10 @@ class Watcher:
             return None
         if run is None:
             return None
-        rp = plan_run(run, self.overrides, time.time(), self.fs)
-        self._warn(run, rp)
-        if self.extractor is not None:  # every G that would go gets its small model first
-            for d in rp.removals:
-                g = d.set.file(run.profile.generator)
-                if g is not None and not self.stop_event.is_set():
-                    self._ensure_small(g.path, g.size, g.mtime, g.problem)
-            rp = self._keep_unverified(rp)
-        if not rp.removals:
+        pruner = Pruner(self.overrides, self.executor, self.fs)  # the same use case as prune
+        rp, result = pruner.run(run, in_flight=flight, prepare=self._prepare)
+        if result is None or not rp.removals:
             return None
-        result = self.executor.execute(rp, flight)
         self.stats.actions += 1
         self.stats.removed += len(result.removed)
         self.stats.freed += result.freed
@@ -506,6 +499,19 @@ class Watcher:
         for msg in result.skipped:
             self.log({"event": "skipped", "run": run.path, "message": msg})
         return result
+
+    def _prepare(self, rp: RunPlan) -> RunPlan:
+        """Before a plan is carried out: resume traps said (once the run is quiet); with
+        --extract-on-save every G that would go gets its small model first, and a set whose
+        small model is not verified stays."""
+        self._warn(rp.run, rp)
+        if self.extractor is None:
+            return rp
+        for d in rp.removals:
+            g = d.set.file(rp.run.profile.generator)
+            if g is not None and not self.stop_event.is_set():
+                self._ensure_small(g.path, g.size, g.mtime, g.problem)
+        return self._keep_unverified(rp)
 
     def _warn(self, run: Run, rp: RunPlan) -> None:
         """Resume traps, said once each and never acted on, and only once the run has been
