@@ -114,3 +114,27 @@ def test_an_old_truncated_file_says_truncated_a_fresh_one_may_be_written(tmp_pat
     out = cli("prune", logs, "-n", "--verbose").output
     assert "incomplete: truncated (unchanged for over 10 s)" in out
     assert "being written or truncated" not in out
+
+
+def test_finalize_shows_the_tensors_it_verifies_on_a_terminal(tmp_path):
+    """finalize's verification of a full-size run takes ~20 s: the bar counts its tensors."""
+    from fixtures.gen import write_run
+
+    write_run(tmp_path / "logs", "alice", steps=(100, 200), mtime_start=1_600_000_000.0)
+    out, tty = _on_a_terminal("finalize", tmp_path / "logs", "--force")
+    assert "verifying tensors" in tty and "finalizing runs" in tty
+    assert "verified" in out and "verifying" not in out
+
+
+def test_the_watchers_first_pass_reports_progress_run_by_run(tmp_path):
+    from janitor.domain.policy import Overrides
+    from janitor.usecases.watch import Watcher
+
+    for name in ("a", "b", "c"):
+        fake_run(tmp_path / "logs", name, [1, 2, 3])
+    seen: list[tuple[int, int]] = []
+    watcher = Watcher([str(tmp_path / "logs")], Overrides(keep_last=1),
+                      progress=lambda done, total: seen.append((done, total)))  # fmt: skip
+    watcher.full_pass()
+    watcher.full_pass()  # later passes read only what changed: no bar
+    assert seen == [(1, 3), (2, 3), (3, 3)]

@@ -485,6 +485,7 @@ def watch(
         extract_on_save=extract_on_save, trainer=trainer,
         executor=Executor(trash=trash, truncate=truncate),
         log=render.json_log() if json_log else render.text_log(),
+        progress=render.PassProgress(not json_log),
     )  # fmt: skip
     stop = threading.Event()
     platform.on_stop_signals(lambda *_: stop.set())
@@ -551,9 +552,9 @@ def finalize(
     idle_s = parse_duration(idle, "--idle")
     report = do_scan(paths, trainer=trainer, save_cache=not dry_run)
     executor = Executor(trash=trash, truncate=truncate)
-    small_models = TorchSmallModels()
     finals = []
-    with render.progress(not json, "verifying and removing", len(report.runs)) as advance:
+    with render.finalize_progress(not json, len(report.runs)) as (advance, on_tensor):
+        small_models = TorchSmallModels(on_tensor)
         for run in report.runs:
             final = finalize_run(
                 run, small_models, steps=wanted, keep_best=policy.keep_best, metric=policy.metric,

@@ -504,6 +504,12 @@ def empty_text(result, older_than: str | None, out: TextIO | None = None) -> Non
 # ---------------------------------------------------------------- extract-small, info
 
 
+def _stdout_tty() -> bool:
+    """A bar on stderr takes over stdout only when both are the terminal: output piped to a
+    file or another program stays on stdout."""
+    return sys.stdout.isatty()
+
+
 @contextmanager
 def progress(enabled: bool, what: str = "extracting", total: int | None = None):
     """A rich progress bar on stderr for long work; yields ``advance()``. Shown only when
@@ -515,9 +521,60 @@ def progress(enabled: bool, what: str = "extracting", total: int | None = None):
     from rich.console import Console
     from rich.progress import Progress
 
-    with Progress(console=Console(stderr=True), transient=True) as bar:
+    with Progress(
+        console=Console(stderr=True), transient=True, redirect_stdout=_stdout_tty()
+    ) as bar:
         task = bar.add_task(what, total=total)
         yield lambda *_: bar.advance(task)
+
+
+@contextmanager
+def finalize_progress(enabled: bool, runs: int):
+    """finalize's bar on stderr: runs done, and the tensors of the small model being
+    verified (a full-size run takes ~20 s). Yields ``(next_run, on_tensor)``."""
+    if not enabled or not sys.stderr.isatty():
+        yield (lambda: None), (lambda done, total: None)
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(
+        console=Console(stderr=True), transient=True, redirect_stdout=_stdout_tty()
+    ) as bar:
+        run_task = bar.add_task("finalizing runs", total=runs)
+        tensors = bar.add_task("verifying tensors", total=None, visible=False)
+
+        def on_tensor(done: int, total: int) -> None:  # drawn at once when a model starts
+            bar.update(tensors, completed=done, total=total, visible=done < total,
+                       refresh=done == 1)  # fmt: skip
+
+        yield (lambda: bar.advance(run_task)), on_tensor
+
+
+class PassProgress:
+    """The watcher's first full pass on stderr (every file is read once): starts at the first
+    report, ends when every run is done. Only on a terminal, never with --json-log."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self.bar = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            from rich.console import Console
+            from rich.progress import Progress
+
+            self.bar = Progress(
+                console=Console(stderr=True), transient=True, redirect_stdout=_stdout_tty()
+            )
+            self.task = self.bar.add_task("first pass over the runs", total=total)
+            self.bar.start()
+        self.bar.update(self.task, completed=done, total=total)
+        if done >= total:
+            self.bar.stop()
+            self.enabled = False
 
 
 def extracted_text(e, out: TextIO | None = None) -> None:

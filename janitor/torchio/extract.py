@@ -579,7 +579,12 @@ def _extract_one(
 # ----------------------------------------------------------------- verification
 
 
-def verify_small(small_path: str, g_path: str, expect: Expect) -> list[str]:
+def verify_small(
+    small_path: str,
+    g_path: str,
+    expect: Expect,
+    on_tensor: Callable[[int, int], None] | None = None,
+) -> list[str]:
     """Problems that make ``small_path`` not the small model of ``g_path`` (empty: verified).
 
     It must load with the weights-only unpickler (and only the names the format needs
@@ -610,7 +615,9 @@ def verify_small(small_path: str, g_path: str, expect: Expect) -> list[str]:
         return problems
     small_pages, g_pages = PageReleaser(small_path), PageReleaser(g_path)
     how = "the fp16 conversion of" if expect.half else "the tensor in"
-    for key in want:
+    for i, key in enumerate(want, 1):
+        if on_tensor is not None:
+            on_tensor(i, len(want))
         mine, source = weight[key], model[key]
         expected = source.half() if expect.half else source
         if mine.dtype != expected.dtype or not mine.equal(expected):
@@ -724,12 +731,16 @@ def info(path: str) -> dict[str, Any]:
 
 class TorchSmallModels:
     """``finalize``'s small-model maker: the trainer's small model of a G, found by the
-    trainer's naming or extracted, then verified tensor by tensor against the G."""
+    trainer's naming or extracted, then verified tensor by tensor against the G
+    (``on_tensor(done, total)`` is told each tensor, for a progress bar)."""
+
+    def __init__(self, on_tensor: Callable[[int, int], None] | None = None) -> None:
+        self.on_tensor = on_tensor
 
     def ensure(self, g_path: str, dry_run: bool) -> SmallModelCheck:
         done = extract_one(g_path, Options(skip_existing=True, dry_run=dry_run))
         action = "exists" if done.skipped else ("extract" if done.planned else "extracted")
         problems: tuple[str, ...] = ()
         if not done.planned:
-            problems = tuple(verify_small(done.output, g_path, done.expect))
+            problems = tuple(verify_small(done.output, g_path, done.expect, self.on_tensor))
         return SmallModelCheck(done.output, done.epoch, done.step, action, problems)

@@ -180,6 +180,8 @@ class Watcher:
     executor: Executor = field(default_factory=Executor)
     trainer: str | None = None
     log: Callable[[dict], None] = lambda record: None
+    # (runs done, runs in all) during the first full pass, which reads every file
+    progress: Callable[[int, int], None] = lambda done, total: None
     fs: FileSystem = LOCAL
     clock: Callable[[], float] = time.monotonic
     stats: Stats = field(default_factory=Stats)
@@ -451,7 +453,8 @@ class Watcher:
         except JanitorError as exc:
             self.log({"event": "error", "message": str(exc)})
             return
-        if not self.first_pass_done:
+        first = not self.first_pass_done
+        if first:
             now = self.clock()
             for run in report.runs:
                 for f in run.files:
@@ -462,10 +465,12 @@ class Watcher:
             self.first_pass_done = True
         for err in report.errors:
             self.log({"event": "error", "path": err.path, "message": err.message})
-        for run in report.runs:
+        for i, run in enumerate(report.runs, 1):
             if self.stop_event.is_set():
                 break
             self.process(run.path)
+            if first:
+                self.progress(i, len(report.runs))
 
     def process(self, folder: str) -> RunResult | None:
         """Plan and execute one run, exactly as `prune` would (in-flight files excluded)."""
