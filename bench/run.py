@@ -9,7 +9,8 @@ so ``TMPDIR`` is honoured) that is removed at the end, also on Ctrl-C or SIGTERM
 2. extraction: ``janitor extract-small`` on full-size G files vs ``bench/naive_extract.py``
    (one file, and a batch in one call vs one naive call per file); 2b. every other trainer's
    export (``bench/exports.py``) vs ``bench/naive_export.py``;
-3. scan of a 200k-file tree (100 runs x 1,000 G/D sets of tiny complete zips) vs ``find``;
+3. scan of a 200k-file tree (100 runs x 1,000 G/D sets of tiny complete zips) vs ``find``:
+   cold (``--no-cache``) and warm (verdict cache valid);
 4. prune throughput vs ``find -delete``, and the plan (``--dry-run``) vs ``scan``;
 5. the watcher (inotify and ``--poll``): idle CPU and RSS, save-to-prune delay, SIGTERM;
 6. README's API example on a real-size Applio run (the full-size run plus one more save)
@@ -592,8 +593,9 @@ class Bench:
         cfg = self.cfg
         root = self.path("scan")
         cmds = {
-            "janitor scan": [*J, "scan", root],
+            "janitor scan --no-cache": [*J, "scan", root, "--no-cache"],
             "find": ["find", root, "-printf", "%s %p\n"],
+            "janitor scan": [*J, "scan", root],
             "janitor prune --dry-run": [*J, "prune", root, "--keep-last", "1", "--dry-run", "-q"],
             "python scandir+stat": [PY, "-c", REF_STAT, root],
             "python scandir+stat+open+pread": [PY, "-c", REF_READ, root],
@@ -601,6 +603,9 @@ class Bench:
         log(f"scan: {cfg.scan_reps} repetitions of {', '.join(cmds)}")
         m.run(cmds["find"])  # untimed warm-up: dentries, inodes and file pages are cached
         m.run(cmds["python scandir+stat+open+pread"])
+        first = m.run(cmds["janitor scan"])  # untimed: writes the verdict cache (warm below)
+        cache = os.path.join(root, ".janitor", "verdicts.cache")
+        self.raw["scan_cache"] = {"first_scan": asdict(first), "bytes": os.path.getsize(cache)}
         samples: dict[str, list[m.Sample]] = {k: [] for k in cmds}
         for _ in range(cfg.scan_reps):
             for name, cmd in cmds.items():
@@ -612,13 +617,23 @@ class Bench:
         label = f"{n:,} files ({cfg.scan_runs} runs × {cfg.scan_sets:,} sets)"
         find = "`find -printf '%s %p'`"
         self.add(Figure(
-            "3-scan-wall", f"3 `janitor scan`, {label}: wall", w["janitor scan"], "s", find,
-            w["find"], goal="≤ 2×", goal_on="ratio", goal_op="<=", goal_value=2.0,
-            goal_source="brief",
+            "3-scan-wall", f"3 `janitor scan --no-cache` (cold), {label}: wall",
+            w["janitor scan --no-cache"], "s", find, w["find"], goal="≤ 4×", goal_on="ratio",
+            goal_op="<=", goal_value=4.0, goal_source="brief",
         ))  # fmt: skip
         self.add(Figure(
-            "3-scan-rss", "3 `janitor scan`, same tree: peak RSS", r["janitor scan"], "MB", find,
-            r["find"], goal="report",
+            "3-scan-warm", "3 `janitor scan`, verdict cache valid (warm), same tree: wall",
+            w["janitor scan"], "s", find, w["find"], goal="≤ 2.5×", goal_on="ratio",
+            goal_op="<=", goal_value=2.5, goal_source="brief",
+        ))  # fmt: skip
+        self.add(Figure(
+            "3-scan-rss", "3 `janitor scan --no-cache`, same tree: peak RSS",
+            r["janitor scan --no-cache"], "MB", find, r["find"], goal="≤ 80 MB",
+            goal_on="value", goal_op="<=", goal_value=80.0, goal_source="brief",
+        ))  # fmt: skip
+        self.add(Figure(
+            "3-scan-warm-rss", "3 `janitor scan` (warm), same tree: peak RSS",
+            r["janitor scan"], "MB", find, r["find"], goal="report",
         ))  # fmt: skip
         self.add(Figure(
             "3-ref-stat", "3 reference: python os.scandir + stat only, same tree",
@@ -630,8 +645,8 @@ class Bench:
         ))  # fmt: skip
         self.add(Figure(
             "4-plan-vs-scan",
-            f"4 `prune --dry-run` (plan only), {n // 2:,} sets: wall",
-            w["janitor prune --dry-run"], "s", "`janitor scan`", w["janitor scan"],
+            f"4 `prune --dry-run` (plan only, cache valid), {n // 2:,} sets: wall",
+            w["janitor prune --dry-run"], "s", "`janitor scan` (warm)", w["janitor scan"],
             goal="≤ 1.2×", goal_on="ratio", goal_op="<=", goal_value=1.2, goal_source="bench",
         ))  # fmt: skip
         self.scan_w = w
@@ -682,8 +697,8 @@ class Bench:
             "4-prune-rate",
             f"4 `prune --keep-last 1`, {cfg.prune_runs} runs × {cfg.scan_sets:,} sets "
             f"({removed:,} files removed): files/s",
-            rate_j, "files/s", "`find -delete`", rate_f, goal="≥ 0.5×", goal_on="ratio",
-            goal_op=">=", goal_value=0.5, goal_source="bench",
+            rate_j, "files/s", "`find -delete`", rate_f, goal="≥ 0.8×", goal_on="ratio",
+            goal_op=">=", goal_value=0.8, goal_source="brief",
             detail={"wall_janitor": m.walls(js), "wall_find": m.walls(fs)},
         ))  # fmt: skip
         self.add(Figure(
@@ -891,21 +906,22 @@ class Bench:
         )
         files = raw["scan_tree"]["files"]
         w = self.scan_w
-        scan_s = w["janitor scan"]["median"]
+        cold_s = w["janitor scan --no-cache"]["median"]
+        warm_s = w["janitor scan"]["median"]
         stat_s = w["python scandir+stat"]["median"]
         read_s = w["python scandir+stat+open+pread"]["median"]
         startup = med("1-help-wall-vs-torch")
-        rest = scan_s - read_s - startup
+        sc = raw["scan_cache"]
         n.append(
             f"Scan at scale ({files:,} files, written in {raw['scan_tree']['write_s']:.0f} s): "
             f"`find` {num(w['find']['median'])} s; a Python walk with os.scandir + stat "
             f"{num(stat_s)} s; adding one open + pread per file (what the completeness check "
-            f"needs) {num(read_s)} s; `janitor scan` {num(scan_s)} s. So ~{num(read_s)} s is "
-            f"the I/O floor of a Python scanner that reads every file, ~{num(startup)} s is "
-            f"start-up, and the remaining ~{num(rest)} s "
-            f"(~{1e6 * rest / files:.0f} µs per file) is janitor's own per-file Python work "
-            f"(name matching, zip-record parsing, per-file and per-set objects, the keep-last-1 "
-            f"'would free' plan, rendering)."
+            f"needs) {num(read_s)} s. `janitor scan --no-cache` {num(cold_s)} s reads every "
+            f"checkpoint's ends, but each file once, in the same open as its stat (openat in "
+            f"the folder, fstat, pread; no separate lstat); `janitor scan` with a valid verdict "
+            f"cache {num(warm_s)} s stats each file and opens none. Start-up is "
+            f"~{num(startup)} s of each. The first scan (which writes the cache, "
+            f"{sc['bytes'] / 1e6:.1f} MB) took {num(sc['first_scan']['wall'])} s."
         )
         pr = raw["prune"]
         j = self.prune_journal

@@ -99,13 +99,14 @@ class ScanReport(checkpoints.ScanReport):
         return _copy(PrunePlan, make_plan(self, overrides, time.time()))
 
 
-def scan(*paths: str, trainer: str | None = None) -> ScanReport:
-    """Find training runs under ``paths`` (logs roots, run folders or checkpoint files)."""
+def scan(*paths: str, trainer: str | None = None, cache: bool = True) -> ScanReport:
+    """Find training runs under ``paths`` (logs roots, run folders or checkpoint files).
+    ``cache=False`` reads every checkpoint again (``janitor scan --no-cache``)."""
     from janitor.storage.scan import scan as do_scan
 
     if not paths:
         raise UsageError("scan() needs at least one path")
-    return _copy(ScanReport, do_scan([str(p) for p in paths], trainer=trainer))
+    return _copy(ScanReport, do_scan([str(p) for p in paths], trainer=trainer, cache=cache))
 
 
 def extract_small(g_path: str, out: str | None = None, **opts: Any):
@@ -164,5 +165,5 @@ def finalize(
             dry_run=dry_run,
             executor=executor,
         )  # fmt: skip
-        for run in do_scan([str(run_path)]).runs
+        for run in do_scan([str(run_path)], save_cache=not dry_run).runs
     ]

@@ -86,7 +86,7 @@ def test_scan(logs, call, monkeypatch):
     assert doc["runs"][0]["name"] == "alice"
     call("scan", logs / "nope", code=2)
     (logs / "bob").mkdir()
-    refuse(monkeypatch, "listdir", "bob")
+    refuse(monkeypatch, "survey", "bob")  # the walk lists folders by survey
     doc = call("scan", logs, code=1)
     assert doc["errors"][0]["path"].endswith("bob")
 

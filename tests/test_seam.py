@@ -63,7 +63,10 @@ def test_the_recorder_sees_a_direct_call(recorder, tmp_path, monkeypatch):
     assert len(recorder) == 1 and "os.listdir" in recorder[0]
 
 
-def test_scan_prune_pin_trash_through_the_seam(recorder, tmp_path, cli):
+def test_scan_prune_pin_trash_through_the_seam(recorder, tmp_path, cli, monkeypatch):
+    from janitor.storage import cache
+
+    monkeypatch.setattr(cache, "RACY_NS", 0)  # the verdict cache is written and read too
     logs = tmp_path / "logs"
     fake_run(logs, "alice", [100, 200, 300, 400])
     fake_run(logs, "bob", [10, 20])
@@ -72,6 +75,7 @@ def test_scan_prune_pin_trash_through_the_seam(recorder, tmp_path, cli):
     for args in (
         ("scan", logs),
         ("scan", logs, "--json"),
+        ("scan", logs, "--no-cache"),
         ("pin", logs / "alice", "100"),
         ("prune", logs, "-n"),
         ("prune", logs, "--trash"),
@@ -83,6 +87,7 @@ def test_scan_prune_pin_trash_through_the_seam(recorder, tmp_path, cli):
     ):
         result = cli(*args)
         assert result.exit_code in (0, 1), (args, result.output)
+    assert (logs / ".janitor" / "verdicts.cache").exists()
     assert recorder == []
 
 

@@ -126,6 +126,14 @@ def _main(
 
 Paths = Annotated[list[str], typer.Argument(help="Logs roots, run folders or checkpoint files.")]
 Json = Annotated[bool, typer.Option("--json", help="One JSON document on stdout (raw numbers).")]
+NoCache = Annotated[
+    bool,
+    typer.Option(
+        "--no-cache",
+        help="Read every checkpoint's ends again; neither read nor write the verdict cache "
+        "(.janitor/verdicts.cache).",
+    ),
+]
 Trainer = Annotated[
     str | None,
     typer.Option("--trainer", help=f"Force the trainer profile: {', '.join(PROFILES)}."),
@@ -284,12 +292,14 @@ def scan(
     trainer: Trainer = None,
     plot: Plot = None,
     metric: Metric = None,
+    no_cache: NoCache = False,
 ) -> int:
     """Show each training run: sets, newest complete step, sizes, problems, what prune frees."""
     from janitor.cli import render
     from janitor.storage import config
+    from janitor.storage.scan import gc_paused, scan_runs
     from janitor.storage.scan import scan as do_scan
-    from janitor.usecases.inspect import summarize
+    from janitor.usecases.inspect import summarize, summarize_run
 
     if plot is not None:
         from janitor.cli.plot import check_target
@@ -297,7 +307,28 @@ def scan(
         check_target(plot)
     elif metric is not None:
         raise UsageError("--metric on scan is for --plot (the curve to draw)")
-    report = do_scan(paths, trainer=trainer)
+    gc_paused().__enter__()  # a short-lived process: no collector passes over 200k objects
+    if not json and plot is None:  # run by run: each block printed and let go, never all at once
+        errors: list = []
+        paths_seen: dict[str, None] = {}
+        journals: set[str] = set()
+        totals, now = [0, 0, 0, 0], time.time()
+        for run in scan_runs(paths, errors, trainer=trainer, cache=not no_cache):
+            if run.path in paths_seen:  # a run folder given twice (logs and logs/alice)
+                continue
+            summary = summarize_run(run, now)
+            render.scan_run_text(summary)
+            paths_seen[run.path] = None
+            if summary.journal:
+                journals.add(summary.journal)
+            for i, n in enumerate((len(run.candidates), run.big_bytes, run.small_bytes,
+                                   summary.keep_last_1_frees)):  # fmt: skip
+                totals[i] += n
+        for warning in config.run_table_warnings(paths_seen):
+            _warn(warning)
+        render.scan_footer(errors, len(paths_seen), *totals, journals=journals)
+        return EXIT_FAILURE if errors else EXIT_OK
+    report = do_scan(paths, trainer=trainer, cache=not no_cache)
     if plot is not None:
         _plot(report, plot, metric)
     summaries = summarize(report)
@@ -344,6 +375,7 @@ def prune(
     trainer: Trainer = None,
     fix_resume: FixResume = False,
     lock_timeout: LockWait = 10.0,
+    no_cache: NoCache = False,
 ) -> int:
     """Remove stale checkpoint sets by the rules; the newest complete set always stays.
 
@@ -355,11 +387,14 @@ def prune(
     from janitor.domain.results import ExecutionReport
     from janitor.storage import config
     from janitor.storage.fs import LOCAL
+    from janitor.storage.scan import gc_paused
     from janitor.storage.scan import scan as do_scan
     from janitor.usecases.executor import Executor
     from janitor.usecases.prune import Pruner
 
-    report = do_scan(paths, trainer=trainer)
+    gc_paused().__enter__()  # a short-lived process: no collector passes over 200k objects
+    cache = {"cache": not no_cache, "save_cache": not dry_run}
+    report = do_scan(paths, trainer=trainer, **cache)
     for warning in config.run_table_warnings(r.path for r in report.runs):
         _warn(warning)
     fs = LOCAL
@@ -373,7 +408,7 @@ def prune(
 
         fixes = _fix_resume(report, dry_run, lock_timeout, quiet, json)
         fs = view_after(fixes, LOCAL) if dry_run else LOCAL
-        report = do_scan(paths, trainer=trainer, fs=fs)
+        report = do_scan(paths, trainer=trainer, fs=fs, **cache)
     executor = Executor(fs, trash=trash, truncate=truncate, lock_timeout=lock_timeout)
     pruner = Pruner(rules, executor, fs)
     shown = None if json else (lambda rp: render.run_plan_text(rp, sys.stdout, quiet, verbose))
@@ -515,7 +550,7 @@ def finalize(
     except ValueError:
         raise UsageError(f"--steps: expected step numbers like 1000,5000, got {steps!r}") from None
     idle_s = parse_duration(idle, "--idle")
-    report = do_scan(paths, trainer=trainer)
+    report = do_scan(paths, trainer=trainer, save_cache=not dry_run)
     executor = Executor(trash=trash, truncate=truncate)
     finals = []
     with render.finalize_progress(not json, len(report.runs)) as (advance, on_tensor):
@@ -645,7 +680,7 @@ def _pin_target(verb: str, path: str, steps: list[str]) -> str:
             f"{path}: not a run folder (pins go to the folder holding the checkpoints)"
         )
     real = LOCAL.realpath(path)
-    runs = do_scan([path]).runs
+    runs = do_scan([path], save_cache=False).runs
     if not runs or any(r.path == real for r in runs):
         return real
     names = [os.path.relpath(r.path, real) for r in runs]

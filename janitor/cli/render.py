@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
 import humanize
 
-from janitor.domain.checkpoints import CheckpointSet, ScanReport
+from janitor.domain.checkpoints import CheckpointSet, ScanError, ScanReport
 from janitor.domain.paths import shown_path
 from janitor.domain.plans import Plan, RunPlan, RunSummary
 from janitor.domain.results import ExecutionReport, RunFinal, RunResult
@@ -150,64 +150,81 @@ def _label(s: CheckpointSet | None) -> str:
 def scan_text(
     report: ScanReport, summaries: tuple[RunSummary, ...], out: TextIO | None = None
 ) -> None:
-    w = (out or sys.stdout).write
+    out = out or sys.stdout
     for summary in summaries:
-        run = summary.run
-        sets = run.candidates
-        complete = sum(1 for s in sets if s.status == "complete")
-        w(f"{run.name}  {shown_path(run.path)}  [{run.profile.label}: {run.trainer_reason}]\n")
-        steps = [s.step for s in sets if s.step is not None]
-        span = _span(steps)
-        w(f"  sets         {len(sets)} ({complete} complete){span}\n")
-        w(f"  newest       {_label(run.newest)}; newest complete {_label(run.newest_complete)}\n")
-        nfiles = sum(len(s.files) for s in run.sets)
-        w(f"  big files    {size(run.big_bytes)} in {count(nfiles, 'file')}\n")
-        w(f"  small models {size(run.small_bytes)} in {count(len(run.small_models), 'file')}\n")
-        if summary.trash_files:
-            w(f"  trash        {size(summary.trash_bytes)} in {count(summary.trash_files, 'file')}"
-              f" (still on disk; `janitor trash list`)\n")  # fmt: skip
-        for s in run.sets:
-            if s.base:
-                w(f"  protected    {', '.join(f.name for f in s.files)}: pretrained base\n")
-        for f in run.incomplete_files:
-            w(f"  incomplete   {f.name}: {f.problem}\n")
-        for s in sets:
-            if s.problem:
-                w(f"  incomplete   {s.name}/: {s.problem}\n")
-        for s in sets:
-            if s.status == "partial":
-                w(f"  partial      {s.label}: no {', '.join(s.missing)} file\n")
-        for m in run.small_models:
-            if m.problem:
-                shown = "" if m.complete else "incomplete: "
-                w(f"  small model  {m.name}: {shown}{m.problem}\n")
-            elif m.format == "release":
-                w(f"  small model  {m.name}: compress_model.py release file, not a checkpoint\n")
-        for i in run.ignored:
-            w(f"  ignored      {os.path.basename(i.path)}: {i.why}\n")
-        w(f"  keep-last 1 would free {size(summary.keep_last_1_frees)}\n")
-        if summary.looks_finished:
-            w(
-                f"  looks finished: idle {humanize.naturaldelta(summary.idle)}, small model for "
-                f"the newest step present; `janitor finalize` would free "
-                f"{size(summary.finalize_frees)}\n"
-            )
-        for t in summary.traps:
-            w(f"  warning: {t.message}\n")
-        w("\n")
-    for e in report.errors:
+        scan_run_text(summary, out)
+    scan_footer(
+        report.errors, len(report.runs), sum(len(r.candidates) for r in report.runs),
+        sum(r.big_bytes for r in report.runs), sum(r.small_bytes for r in report.runs),
+        sum(s.keep_last_1_frees for s in summaries),
+        journals={s.journal for s in summaries if s.journal}, out=out,
+    )  # fmt: skip
+
+
+def scan_run_text(summary: RunSummary, out: TextIO | None = None) -> None:
+    """One run's block of ``janitor scan`` (printed as soon as the run is scanned)."""
+    w = (out or sys.stdout).write
+    run = summary.run
+    sets = run.candidates
+    complete = sum(1 for s in sets if s.status == "complete")
+    w(f"{run.name}  {shown_path(run.path)}  [{run.profile.label}: {run.trainer_reason}]\n")
+    steps = [s.step for s in sets if s.step is not None]
+    span = _span(steps)
+    w(f"  sets         {len(sets)} ({complete} complete){span}\n")
+    w(f"  newest       {_label(run.newest)}; newest complete {_label(run.newest_complete)}\n")
+    nfiles = sum(len(s.files) for s in run.sets)
+    w(f"  big files    {size(run.big_bytes)} in {count(nfiles, 'file')}\n")
+    w(f"  small models {size(run.small_bytes)} in {count(len(run.small_models), 'file')}\n")
+    if summary.trash_files:
+        w(f"  trash        {size(summary.trash_bytes)} in {count(summary.trash_files, 'file')}"
+          f" (still on disk; `janitor trash list`)\n")  # fmt: skip
+    for s in run.sets:
+        if s.base:
+            w(f"  protected    {', '.join(f.name for f in s.files)}: pretrained base\n")
+    for f in run.incomplete_files:
+        w(f"  incomplete   {f.name}: {f.problem}\n")
+    for s in sets:
+        if s.problem:
+            w(f"  incomplete   {s.name}/: {s.problem}\n")
+    for s in sets:
+        if s.status == "partial":
+            w(f"  partial      {s.label}: no {', '.join(s.missing)} file\n")
+    for m in run.small_models:
+        if m.problem:
+            shown = "" if m.complete else "incomplete: "
+            w(f"  small model  {m.name}: {shown}{m.problem}\n")
+        elif m.format == "release":
+            w(f"  small model  {m.name}: compress_model.py release file, not a checkpoint\n")
+    for i in run.ignored:
+        w(f"  ignored      {os.path.basename(i.path)}: {i.why}\n")
+    w(f"  keep-last 1 would free {size(summary.keep_last_1_frees)}\n")
+    if summary.looks_finished:
+        w(
+            f"  looks finished: idle {humanize.naturaldelta(summary.idle)}, small model for "
+            f"the newest step present; `janitor finalize` would free "
+            f"{size(summary.finalize_frees)}\n"
+        )
+    for t in summary.traps:
+        w(f"  warning: {t.message}\n")
+    w("\n")
+
+
+def scan_footer(
+    errors: Sequence[ScanError], runs: int, sets: int, big: int, small: int, frees: int,
+    journals: Iterable[str] = (), out: TextIO | None = None,
+) -> None:  # fmt: skip
+    """After the runs: folders that could not be read, the journals, and the totals."""
+    w = (out or sys.stdout).write
+    for e in errors:
         w(f"error: {shown_path(e.path)}: {e.message}\n")
-    if not report.runs:
+    if not runs:
         w("no training runs found\n")
         return
-    for journal in sorted({s.journal for s in summaries if s.journal}):
+    for journal in sorted(journals):
         w(f"journal: {shown_path(journal)} (`janitor log` reads it)\n")
-    total_sets = sum(len(r.candidates) for r in report.runs)
     w(
-        f"{count(len(report.runs), 'run')}, {count(total_sets, 'set')}; big checkpoints "
-        f"{size(sum(r.big_bytes for r in report.runs))}, small models "
-        f"{size(sum(r.small_bytes for r in report.runs))}; keep-last 1 would free "
-        f"{size(sum(s.keep_last_1_frees for s in summaries))}\n"
+        f"{count(runs, 'run')}, {count(sets, 'set')}; big checkpoints {size(big)}, small models "
+        f"{size(small)}; keep-last 1 would free {size(frees)}\n"
     )
 
 

@@ -76,6 +76,10 @@ class RulesPlanner:
         )
         return RunPlan(run, self, decisions, outcome.notes, traps(run))
 
+    def frees(self, run: Run, now: float) -> int:
+        """What ``plan(run, now)`` would free, without the per-set decisions (scan's summary)."""
+        return apply(candidates(run, self.pins, self.metric), self.policy, now).expected_freed
+
     def describe(self) -> str:
         return self.policy.describe(self.sources)
 
@@ -145,6 +149,10 @@ class FinalizePlanner:
             else:
                 decisions.append(SetDecision(s, False, (why,)))
         return RunPlan(run, self, tuple(decisions))
+
+    def frees(self, run: Run, now: float) -> int:
+        """What ``plan(run, now)`` would free: every set but bases and incomplete ones."""
+        return sum(s.size for s in run.sets if not s.base and s.status != "incomplete")
 
     def describe(self) -> str:
         steps = ", ".join(map(str, self.steps)) or "none"

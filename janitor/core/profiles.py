@@ -273,6 +273,21 @@ def detect(
     return GENERIC, "no trainer-specific files; G_<step>.pth layout"
 
 
+def _union(patterns: list[re.Pattern[str]]) -> re.Pattern[str]:
+    """One pattern matching what any of ``patterns`` matches (group names dropped)."""
+    return re.compile(
+        "|".join(f"(?:{re.sub(r'[(][?]P<[a-z]+>', '(', p.pattern)})" for p in patterns)
+    )
+
+
+# Any name some profile would read (a big checkpoint or a small model): the scan reads the
+# ends of these files while it lists a folder, before the folder's profile is known.
+PROBE_RE = _union(
+    list(dict.fromkeys(p.big_re for p in PROFILES.values()))
+    + list(dict.fromkeys(sm.regex for p in PROFILES.values() for sm in p.small_models))
+)
+
+
 def looks_like_checkpoint_folder(names: set[str]) -> bool:
     """Cheap pre-check before detection: any name any profile would take as big."""
     return any(

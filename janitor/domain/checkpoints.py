@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from janitor.domain.errors import PathProblem
 from janitor.domain.profile import LATEST_BASE, TrainerProfile
@@ -13,9 +13,11 @@ from janitor.domain.profile import LATEST_BASE, TrainerProfile
 Status = Literal["complete", "partial", "incomplete"]
 
 
-@dataclass(frozen=True, slots=True)
-class CheckpointFile:
-    path: str
+class CheckpointFile(NamedTuple):
+    """One big checkpoint file. A named tuple: a scan at scale makes 200,000 of them, and a
+    frozen dataclass costs several times more to build."""
+
+    folder: str  # the run folder with a trailing separator: one string shared by its files
     name: str
     prefix: str  # G, D, DUR, WD
     number: int  # the number in the name (a step, or the trainer's latest-only constant)
@@ -23,6 +25,13 @@ class CheckpointFile:
     mtime: float
     complete: bool
     problem: str | None = None  # why it is not complete
+    # the storage's stat key when it was judged (locally device, inode, size, mtime_ns,
+    # ctime_ns, packed): the executor re-checks by it under the run's lock, without reading
+    key: bytes | None = None
+
+    @property
+    def path(self) -> str:
+        return self.folder + self.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,12 +55,17 @@ class CheckpointSet:
     status: Status = field(init=False, default="complete")
 
     def __post_init__(self) -> None:
+        size, mtime, complete = 0, 0.0, True
+        for f in self.files:  # one loop: made 100,000 times in a scan at scale
+            size += f.size
+            if f.mtime > mtime:
+                mtime = f.mtime
+            complete = complete and f.complete
         set_ = object.__setattr__
-        set_(self, "size", sum(f.size for f in self.files))
-        set_(self, "mtime", max((f.mtime for f in self.files), default=self.folder_mtime))
-        if self.folder_mtime > self.mtime:  # a save just begun: the folder is newer than its files
-            set_(self, "mtime", self.folder_mtime)
-        if self.problem or any(not f.complete for f in self.files):
+        set_(self, "size", size)
+        # a folder set's own mtime counts: a save just begun is newer than its files
+        set_(self, "mtime", self.folder_mtime if self.folder_mtime > mtime else mtime)
+        if self.problem or not complete:
             set_(self, "status", "incomplete")
         elif self.missing:
             set_(self, "status", "partial")

@@ -15,10 +15,11 @@ import errno
 import os
 import shutil
 import stat as stat_mod
+import struct
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from janitor.storage import layout, platform
 
@@ -33,6 +34,35 @@ class Entry:
     size: int
     mtime: float
     ctime: float = 0.0  # inode change time: when a file was last renamed (moved to the trash)
+
+
+# What identifies one version of a file, as git's index keeps it, packed in 40 bytes (one
+# small object per file): locally device, inode, size, mtime_ns, ctime_ns. A file rewritten,
+# truncated, replaced by rename or touched back to an old mtime changes at least one of them
+# (ctime cannot be set by a user). Opaque above this layer: equal keys, same file version
+# (an object store would pack size and ETag).
+StatKey = bytes
+KEY = struct.Struct("<QQQqq")
+_pack_key = KEY.pack
+_new = tuple.__new__  # a Found without the named tuple's Python-level __new__
+
+
+def key_times(key: StatKey) -> tuple[int, int]:
+    """(mtime_ns, ctime_ns) of a local key: the verdict cache's racy-entry check."""
+    return KEY.unpack(key)[3:]
+
+
+class Found(NamedTuple):
+    """One entry of a folder survey (``FileSystem.survey``). A tuple: one is made per file."""
+
+    name: str
+    kind: Kind
+    size: int
+    mtime: float
+    key: StatKey | None = None  # for files only
+    # (head, tail) of a probed file whose key was not known, read in the same open; or the
+    # error that stopped the read (permission denied, ...)
+    ends: tuple[bytes, bytes] | OSError | None = None
 
 
 def _kind(mode: int) -> Kind:
@@ -55,6 +85,10 @@ class Appender(Protocol):
 
 class FileSystem(Protocol):
     def listdir(self, path: str) -> list[Entry]: ...
+    def survey(
+        self, path: str, probe: Callable[[str], object], known: Mapping[str, StatKey],
+        head: int, tail: int,
+    ) -> list[Found]: ...  # fmt: skip
     def stat(self, path: str) -> Entry: ...
     def exists(self, path: str) -> bool: ...
     def read_ends(self, path: str, head: int, tail: int) -> tuple[bytes, bytes, int]: ...
@@ -282,6 +316,58 @@ class _LocalAppender:
 
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+# Never block on a FIFO named like a checkpoint (O_NOFOLLOW is added where it exists).
+_PROBE_FLAGS = os.O_RDONLY | _CLOEXEC | getattr(os, "O_NONBLOCK", 0)
+
+
+def _relative_calls() -> bool:
+    """Whether a folder can be surveyed through its descriptor (openat, fstatat, pread,
+    O_NOFOLLOW); looked up when called (tests remove them to simulate Windows)."""
+    return (
+        bool(getattr(os, "O_NOFOLLOW", 0))
+        and hasattr(os, "pread")
+        and os.open in os.supports_dir_fd
+        and os.stat in os.supports_dir_fd
+        and os.scandir in os.supports_fd
+    )
+
+
+def _read_found(folder: str, dfd: int | None, name: str, head: int, tail: int) -> Found:
+    """Open ``name`` in ``folder`` (relative to its descriptor ``dfd`` where the platform
+    allows, else by path with the guarded no-follow open): its stat (from the descriptor)
+    and its ends."""
+    try:
+        if dfd is not None:
+            fd = os.open(name, _PROBE_FLAGS | os.O_NOFOLLOW, dir_fd=dfd)
+        else:
+            fd = open_nofollow(os.path.join(folder, name), _PROBE_FLAGS)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:  # unreadable: reported as such, never taken as complete
+        if dfd is not None:
+            st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        else:
+            st = os.lstat(os.path.join(folder, name))
+        return Found(name, _kind(st.st_mode), st.st_size, st.st_mtime, None, exc)
+    try:
+        st = os.fstat(fd)
+        kind = _kind(st.st_mode)
+        size = st.st_size
+        if kind != "file":
+            return Found(name, kind, size, st.st_mtime)
+        key = _pack_key(st.st_dev, st.st_ino, size, st.st_mtime_ns, st.st_ctime_ns)
+        try:
+            if size <= head + tail:
+                data = read_at(fd, size, 0)
+                ends = (data[:head], data[-tail:] if tail else b"")
+            else:
+                ends = (read_at(fd, head, 0), read_at(fd, tail, size - tail))
+        except OSError as exc:  # EIO, ...: unreadable, never complete
+            return Found(name, kind, size, st.st_mtime, None, exc)
+        return _new(Found, (name, kind, size, st.st_mtime, key, ends))
+    finally:
+        os.close(fd)
 
 
 class LocalFS:
@@ -298,6 +384,63 @@ class LocalFS:
                 out.append(
                     Entry(e.name, e.path, _kind(st.st_mode), st.st_size, st.st_mtime, st.st_ctime)
                 )
+        return out
+
+    def survey(
+        self,
+        path: str,
+        probe: Callable[[str], object],
+        known: Mapping[str, StatKey],
+        head: int,
+        tail: int,
+    ) -> list[Found]:
+        """Every entry of a folder, for the scan. Files whose name ``probe`` accepts get their
+        first ``head`` and last ``tail`` bytes read, unless their stat key is the one in
+        ``known`` (then they are not opened). A probed file is opened relative to the folder
+        and stat'ed through its descriptor (no separate lstat); others are lstat'ed. Where the
+        platform has no openat/pread/O_NOFOLLOW (Windows) files are opened by path through
+        ``open_nofollow`` and read with ``read_at``."""
+        out: list[Found] = []
+        add = out.append
+        dfd = None
+        if _relative_calls():
+            dfd = os.open(path, os.O_RDONLY | _DIRECTORY | os.O_NOFOLLOW | _CLOEXEC)
+        try:
+            with os.scandir(path if dfd is None else dfd) as it:
+                for e in it:
+                    name = e.name
+                    try:
+                        if e.is_dir(follow_symlinks=False):
+                            add(_new(Found, (name, "dir", 0, 0.0, None, None)))
+                            continue
+                        if e.is_file(follow_symlinks=False):
+                            old = known.get(name)
+                            if old is not None:  # known: only a stat, no open if unchanged
+                                st = e.stat(follow_symlinks=False)
+                                size = st.st_size
+                                key = _pack_key(st.st_dev, st.st_ino, size, st.st_mtime_ns,
+                                                st.st_ctime_ns)  # fmt: skip
+                                if key == old or not probe(name):  # not probe: in flight
+                                    add(_new(Found, (name, "file", size, st.st_mtime, key, None)))
+                                    continue
+                                add(_read_found(path, dfd, name, head, tail))
+                                continue
+                            if probe(name):
+                                add(_read_found(path, dfd, name, head, tail))
+                                continue
+                        st = e.stat(follow_symlinks=False)
+                    except FileNotFoundError:  # vanished between listing and stat
+                        continue
+                    kind = _kind(st.st_mode)
+                    key = (
+                        _pack_key(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+                        if kind == "file"
+                        else None
+                    )
+                    add(_new(Found, (name, kind, st.st_size, st.st_mtime, key, None)))
+        finally:
+            if dfd is not None:
+                os.close(dfd)
         return out
 
     def stat(self, path: str) -> Entry:
@@ -468,6 +611,17 @@ class Without:
 
     def listdir(self, path: str) -> list[Entry]:
         return [e for e in self.fs.listdir(path) if e.path not in self.hidden]
+
+    def survey(
+        self,
+        path: str,
+        probe: Callable[[str], object],
+        known: Mapping[str, StatKey],
+        head: int,
+        tail: int,
+    ) -> list[Found]:
+        found = self.fs.survey(path, probe, known, head, tail)
+        return [f for f in found if os.path.join(path, f.name) not in self.hidden]
 
     def stat(self, path: str) -> Entry:
         self._check(path)

@@ -57,3 +57,11 @@ def run_config(run_path: str) -> str:
 def is_state_path(path: str) -> bool:
     """Inside a ``.janitor/`` folder (trash moves are not trainer saves)."""
     return STATE_DIR in path.split(os.sep)
+
+
+VERDICTS_NAME = "verdicts.cache"
+
+
+def verdict_cache(state: str) -> str:
+    """The scan's verdict cache of the runs in this logs root (``storage.cache``)."""
+    return os.path.join(state, VERDICTS_NAME)

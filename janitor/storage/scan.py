@@ -7,11 +7,15 @@ folders or the trainers' data folders) and returns a frozen ``ScanReport``: raw 
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import gc
 import os
+import time
 from collections import defaultdict
-from collections.abc import Container, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from dataclasses import replace
+from typing import NamedTuple
 
 from janitor.core.frameworks import (
     HF_BEST,
@@ -25,12 +29,13 @@ from janitor.core.profiles import (
     ALL_SKIP_DIRS,
     BIG_RE,
     LOOKALIKE_RE,
+    PROBE_RE,
     PROFILES,
     TrainerProfile,
     detect,
     looks_like_checkpoint_folder,
 )
-from janitor.core.ziptail import ZipCheck
+from janitor.core.ziptail import FAST_TAIL, HEAD, ZipCheck
 from janitor.domain.checkpoints import (
     CheckpointFile,
     CheckpointSet,
@@ -41,20 +46,38 @@ from janitor.domain.checkpoints import (
     SmallModel,
 )
 from janitor.domain.errors import JanitorError, UsageError, oserror_text
-from janitor.storage.completeness import check_file, check_member
-from janitor.storage.fs import LOCAL, Entry, FileSystem
+from janitor.storage import layout
+from janitor.storage.cache import VerdictCache
+from janitor.storage.completeness import check_ends, check_file, check_member
+from janitor.storage.fs import LOCAL, Entry, FileSystem, Found, StatKey
+
+
+class Known(NamedTuple):
+    """What is already known of a folder's files: their stat keys and the verdicts read
+    when they had those keys (from the verdict cache, or from the plan being re-checked)."""
+
+    keys: Mapping[str, StatKey]
+    verdicts: Mapping[str, ZipCheck]
+
+
+NOTHING_KNOWN = Known({}, {})
 
 
 class _Walker:
-    def __init__(self, fs: FileSystem, trainer: str | None, in_flight: Container[str]) -> None:
+    def __init__(
+        self, fs: FileSystem, trainer: str | None, in_flight: Container[str], cache: bool
+    ) -> None:
         self.fs = fs
         self.trainer = trainer
         self.in_flight = in_flight
-        self.runs: dict[str, Run] = {}
         self.errors: list[ScanError] = []
         self.seen_dirs: set[str] = set()
+        self.use_cache = cache
+        self.caches: dict[str, VerdictCache] = {}
+        self.started_ns = time.time_ns()
 
-    def walk(self, top: str) -> None:
+    def walk(self, top: str) -> Iterator[Run]:
+        """The runs under ``top``, folder by folder (depth first, in name order)."""
         stack = [top]
         while stack:
             folder = stack.pop()
@@ -62,34 +85,88 @@ class _Walker:
                 continue
             self.seen_dirs.add(folder)
             try:
-                entries = self.fs.listdir(folder)
+                found, cache, known = self.survey(folder)
             except OSError as exc:
                 self.errors.append(ScanError(folder, f"cannot read folder: {oserror_text(exc)}"))
                 continue
-            run = self.add_run(folder, entries)
-            inside = {s.folder for s in run.sets if s.folder} if run else set()
+            run = self.add_run(folder, found, cache=cache, known=known)
+            inside = {s.name for s in run.sets if s.folder} if run else ()
+            subdirs = sorted(
+                (f.name for f in found if f.kind == "dir"), reverse=True
+            )  # popped in name order
             stack.extend(
-                e.path
-                for e in sorted(entries, key=lambda e: e.name, reverse=True)
-                if e.kind == "dir"
-                and not e.name.startswith(".")
-                and e.name not in ALL_SKIP_DIRS
-                and e.path not in inside  # a checkpoint folder is one set, not a run
+                os.path.join(folder, d)
+                for d in subdirs
+                if not d.startswith(".")
+                and d not in ALL_SKIP_DIRS
+                and d not in inside  # a checkpoint folder is one set, not a run
             )
+            if run is not None:
+                yield run
+        if self.use_cache:  # run folders of a walked root that were not met are gone
+            cache = self.caches.get(layout.state_dir_of_root(top))
+            if cache is not None:
+                cache.forget_unseen()
 
-    def add_run(self, folder: str, entries: Sequence[Entry], only: str | None = None) -> Run | None:
-        profile, reason = pick_profile(entries, folder, self.trainer)
-        names = {e.name for e in entries if e.kind == "file"}
+    def cache_for(self, folder: str) -> VerdictCache | None:
+        if not self.use_cache:
+            return None
+        state = layout.state_dir(folder)
+        cache = self.caches.get(state)
+        if cache is None:
+            cache = self.caches[state] = VerdictCache(self.fs, state, self.started_ns)
+        return cache
+
+    def survey(
+        self, folder: str, only: str | None = None
+    ) -> tuple[list[Found], VerdictCache | None, Known]:
+        """List ``folder``, reading the ends of checkpoint-like files whose verdict is not
+        cached (files in flight are never opened)."""
+        cache = self.cache_for(folder)
+        cached = cache.folder(_name_of(folder)) if cache is not None else None
+        known = Known(*cached) if cached is not None else NOTHING_KNOWN
+        found = self.fs.survey(folder, _prober(folder, only, self.in_flight), known.keys,
+                               HEAD, FAST_TAIL)  # fmt: skip
+        return found, cache, known
+
+    def add_run(
+        self,
+        folder: str,
+        found: Sequence[Found],
+        only: str | None = None,
+        cache: VerdictCache | None = None,
+        known: Known = NOTHING_KNOWN,
+    ) -> Run | None:
+        profile, reason = pick_profile(found, folder, self.trainer)
+        names = {f.name for f in found if f.kind == "file"}
         has_big = any(profile.match_big(n) or profile.match_latest(n) for n in names) or any(
-            profile.match_set_dir(e.name) is not None for e in entries if e.kind == "dir"
+            profile.match_set_dir(f.name) is not None for f in found if f.kind == "dir"
         )
         if not has_big and not _own_small_models(profile, names, folder):
             return None  # e.g. RVC's assets/weights: reported beside its run, not as a run
-        run = build_run(self.fs, folder, entries, profile, reason, only, self.in_flight)
-        if run.sets or run.small_models:
-            self.runs[folder] = run
-            return run
-        return None
+        seen: list = []
+        run = build_run(self.fs, folder, found, profile, reason, only, self.in_flight, known,
+                        seen)  # fmt: skip
+        if cache is not None and only is None:
+            cache.record(_name_of(folder), seen[1:], seen[0])
+        return run if run.sets or run.small_models else None
+
+    def save_caches(self) -> None:
+        for cache in self.caches.values():
+            cache.save()
+
+
+def _name_of(folder: str) -> str:
+    return os.path.basename(folder.rstrip(os.sep)) or folder
+
+
+def _prober(folder: str, only: str | None, in_flight: Container[str]):
+    """Which names of ``folder`` to read while listing it."""
+    if only is not None:
+        return lambda name: name == only and os.path.join(folder, name) not in in_flight
+    if in_flight:
+        return lambda name: PROBE_RE.match(name) and os.path.join(folder, name) not in in_flight
+    return PROBE_RE.match
 
 
 def _own_small_models(profile: TrainerProfile, names: set[str], folder: str) -> bool:
@@ -99,7 +176,7 @@ def _own_small_models(profile: TrainerProfile, names: set[str], folder: str) -> 
 
 
 def pick_profile(
-    entries: Sequence[Entry], folder: str, trainer: str | None
+    entries: Sequence[Entry | Found], folder: str, trainer: str | None
 ) -> tuple[TrainerProfile, str]:
     if trainer:
         return PROFILES[trainer], "forced with --trainer"
@@ -178,102 +255,182 @@ def _small_models_beside(fs: FileSystem, folder: str, profile: TrainerProfile) -
 def build_run(
     fs: FileSystem,
     folder: str,
-    entries: Sequence[Entry],
+    found: Sequence[Found],
     profile: TrainerProfile,
     reason: str,
     only: str | None = None,
     in_flight: Container[str] = frozenset(),
+    known: Known = NOTHING_KNOWN,
+    seen: list | None = None,
 ) -> Run:
-    """Group one folder's files into checkpoint sets and small models (checks completeness).
+    """Group one folder's files into checkpoint sets and small models, with the verdicts
+    read while surveying it (or known: a file whose stat key is unchanged is not read).
 
     Paths in ``in_flight`` (the watcher saw them being written and they have not settled) are
-    taken as incomplete without being opened."""
+    taken as incomplete without being opened. ``seen`` (if given) receives the number of
+    verdicts taken from ``known``, then (name, key, verdict, read now) of every file judged.
+    Folder sets (HF checkpoint-<N>/, DeepSpeed global_step<N>/) bypass the verdict cache:
+    their files are read on every scan (``_folder_set``)."""
     by_number: dict[int, list[CheckpointFile]] = defaultdict(list)
     small: list[SmallModel] = []
     ignored: list[Ignored] = []
     other = 0
+    last_activity = 0.0
+    hits = 0
+    judged: list = []
+    keys, verdicts = known
+    base = folder if folder.endswith(os.sep) else folder + os.sep
     folder_sets: list[CheckpointSet] = []
     latest_files: list[CheckpointSet] = []
     pointers: list[tuple[str, str]] = []
-    for e in sorted(entries, key=lambda e: e.name):
-        if only is not None and e.name != only:
+
+    def verdict(f: Found) -> ZipCheck | None:  # small models, and big files read now
+        nonlocal hits
+        path = base + f.name
+        if in_flight and path in in_flight:
+            return BEING_WRITTEN
+        ends = f.ends
+        if ends is None:
+            if f.key is not None and keys.get(f.name) == f.key:
+                hits += 1
+                judged.append((f.name, f.key, verdicts[f.name], False))
+                return verdicts[f.name]
+            return _check(fs, path)  # not read while listed (a backend that does not probe)
+        if type(ends) is not tuple:
+            return ZipCheck(False, f"cannot read: {oserror_text(ends)}")
+        try:
+            check = check_ends(fs, path, ends[0], ends[1], f.size)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            return ZipCheck(False, f"cannot read: {oserror_text(exc)}")
+        judged.append((f.name, f.key, check, True))
+        return check
+
+    big_match = profile.big_re.match
+    fixed_prefix = profile.prefix
+    set_prefixes = profile.set_prefixes
+    for e in sorted(found):
+        name, kind, size, mtime, key, ends = e
+        if kind == "file" and mtime > last_activity:
+            last_activity = mtime
+        if only is not None and name != only:
             continue
-        big = profile.match_big(e.name)
-        latest = profile.match_latest(e.name)
-        m = None if big else BIG_RE.match(e.name)
-        if e.kind == "link":
+        big = None
+        bm = big_match(name)
+        if bm is not None:
+            prefix = fixed_prefix or bm["prefix"]
+            if prefix in set_prefixes:
+                big = prefix, int(bm["num"])
+        latest = profile.match_latest(name)
+        m = None if big else BIG_RE.match(name)
+        if kind == "link":
             if latest is not None:  # Lightning's last.ckpt as a symlink: kept with its target
-                target = _readlink(fs, e.path)
-                pointers.append((e.name, target))
-                ignored.append(Ignored(e.path, f"{LINK_IGNORED}; its target is kept"))
-            elif big or m or LOOKALIKE_RE.match(e.name) or _is_set_dir(profile, e.name):
-                ignored.append(Ignored(e.path, LINK_IGNORED))
+                pointers.append((name, _readlink(fs, base + name)))
+                ignored.append(Ignored(base + name, f"{LINK_IGNORED}; its target is kept"))
+            elif big or m or LOOKALIKE_RE.match(name) or _is_set_dir(profile, name):
+                ignored.append(Ignored(base + name, LINK_IGNORED))
             continue
-        if e.kind == "dir":
-            number = profile.match_set_dir(e.name)
+        if kind == "dir":
+            number = profile.match_set_dir(name)
             if number is not None:
-                folder_sets.append(_folder_set(fs, e, number, profile, in_flight))
+                folder_sets.append(_folder_set(fs, base, name, number, profile, in_flight))
             continue
-        if e.kind != "file":
+        if kind != "file":
             continue
         if latest is not None:
-            check = BEING_WRITTEN if e.path in in_flight else _check(fs, e.path)
+            check = verdict(e)
             if check is not None:
                 f = CheckpointFile(
-                    e.path, e.name, profile.set_prefixes[0], latest, e.size, e.mtime,
-                    check.complete, check.problem,
+                    base, name, profile.set_prefixes[0], latest, size, mtime,
+                    check.complete, check.problem, key,
                 )  # fmt: skip
                 latest_files.append(CheckpointSet(latest, (f,), latest_only=True))
             continue
-        if profile.pointer_file and e.name == profile.pointer_file:
-            pointers.append((e.name, _read_pointer(fs, e.path)))
-            other += e.size
+        if profile.pointer_file and name == profile.pointer_file:
+            pointers.append((name, _read_pointer(fs, base + name)))
+            other += size
             continue
         if big:
-            check = BEING_WRITTEN if e.path in in_flight else _check(fs, e.path)
-            if check is None:
-                continue
+            if (
+                ends is None
+                and key is not None
+                and keys.get(name) == key
+                and not (in_flight and base + name in in_flight)
+            ):  # unchanged since its verdict was read: not opened
+                hits += 1
+                check = verdicts[name]
+                judged.append((name, key, check, False))
+            else:
+                check = verdict(e)
+                if check is None:
+                    continue
             prefix, number = big
             by_number[number].append(
                 CheckpointFile(
-                    e.path, e.name, prefix, number, e.size, e.mtime, check.complete, check.problem
+                    base, name, prefix, number, size, mtime, check.complete, check.problem, key
                 )
             )
             continue
-        sm = small_match(profile, e.name)
+        sm = small_match(profile, name)
         if sm:
             fmt, sm_m = sm
-            check = _check(fs, e.path)
+            check = verdict(e)
             if check is None:
                 continue
             small.append(
                 SmallModel(
-                    e.path, e.name, sm_m["name"], _number(sm_m, "epoch"), _number(sm_m, "step"),
-                    fmt, e.size, e.mtime, check.complete, check.problem,
+                    base + name, name, sm_m["name"], _number(sm_m, "epoch"), _number(sm_m, "step"),
+                    fmt, size, mtime, check.complete, check.problem,
                 )
             )  # fmt: skip
             continue
         if m:
-            ignored.append(Ignored(e.path, f"{m['prefix']}_ files are not used by {profile.label}"))
-        elif LOOKALIKE_RE.match(e.name):
             ignored.append(
-                Ignored(e.path, "not a checkpoint name (expected <G|D|DUR|WD>_<step>.pth)")
+                Ignored(base + name, f"{m['prefix']}_ files are not used by {profile.label}")
+            )
+        elif LOOKALIKE_RE.match(name):
+            ignored.append(
+                Ignored(base + name, "not a checkpoint name (expected <G|D|DUR|WD>_<step>.pth)")
             )
         else:
             other += e.size
 
-    used = {f.prefix for n, fs_ in by_number.items() if n not in profile.base_steps for f in fs_}
+    if seen is not None:
+        seen.append(hits)
+        seen.extend(judged)
+    bases = profile.base_steps
+    used = {f.prefix for n, fs_ in by_number.items() if n not in bases for f in fs_}
+    used_order = tuple(p for p in profile.set_prefixes if p in used)
+    rank = {p: i for i, p in enumerate(profile.set_prefixes)}
+    latest_constant = profile.latest_constant
     sets = []
     for number in sorted(by_number):
-        files = tuple(sorted(by_number[number], key=lambda f: profile.set_prefixes.index(f.prefix)))
-        present = {f.prefix for f in files}
-        base = number in profile.base_steps
-        missing = () if base else tuple(p for p in profile.set_prefixes if p in used - present)
-        latest = profile.latest_constant is not None and number == profile.latest_constant
-        sets.append(CheckpointSet(number, files, missing, latest_only=latest, base=base))
-    sets = _framework_sets(profile, sets + folder_sets + latest_files, pointers)
+        files = by_number[number]
+        if len(files) == 2:  # the usual G and D, listed as D, G
+            if rank[files[0].prefix] > rank[files[1].prefix]:
+                files.reverse()
+        elif len(files) > 2:
+            files.sort(key=lambda f: rank[f.prefix])
+        is_base = number in bases
+        if is_base or len(files) == len(used_order):
+            missing: tuple[str, ...] = ()
+        else:
+            present = {f.prefix for f in files}
+            missing = tuple(p for p in used_order if p not in present)
+        sets.append(
+            CheckpointSet(
+                number, tuple(files), missing, latest_only=number == latest_constant,
+                base=is_base,
+            )
+        )  # fmt: skip
+    if folder_sets or latest_files or pointers or profile.complete_by == "pointer":
+        sets = _framework_sets(profile, sets + folder_sets + latest_files, pointers)
     if profile.complete_by == "trainer-state":
         sets = _with_best_model(fs, sets)
+    for s in folder_sets:
+        if s.mtime > last_activity:
+            last_activity = s.mtime
     small.extend(_small_models_beside(fs, folder, profile))
     return Run(
         path=folder,
@@ -284,10 +441,7 @@ def build_run(
         small_models=tuple(small),
         ignored=tuple(ignored),
         other_bytes=other,
-        last_activity=max(
-            [e.mtime for e in entries if e.kind == "file"] + [s.mtime for s in folder_sets],
-            default=0.0,
-        ),
+        last_activity=last_activity,
         pointers=tuple(pointers),
     )
 
@@ -325,17 +479,26 @@ def _walk_files(fs: FileSystem, top: str, rel: str) -> list[tuple[Entry, str]]:
 
 
 def _folder_set(
-    fs: FileSystem, folder: Entry, number: int, profile: TrainerProfile, in_flight: Container[str]
+    fs: FileSystem,
+    base: str,
+    dirname: str,
+    number: int,
+    profile: TrainerProfile,
+    in_flight: Container[str],
 ) -> CheckpointSet:
-    """A checkpoint folder as one set: every file below it; whole when each weight file is
-    and (HF) its trainer_state.json, written last, holds its step."""
+    """A checkpoint folder (``dirname`` in the run folder ``base``) as one set: every file
+    below it; whole when each weight file is and (HF) its trainer_state.json, written last,
+    holds its step. Its files are read on every scan: no verdict cache for folder sets."""
+    path = base + dirname
     files: list[CheckpointFile] = []
     problem = None
+    folder_mtime = 0.0
     try:
-        members = _walk_files(fs, folder.path, folder.name)
+        folder_mtime = fs.stat(path).mtime  # a save just begun: the folder is newer
+        members = _walk_files(fs, path, dirname)
     except OSError as exc:
         members, problem = [], f"cannot read folder: {oserror_text(exc)}"
-    state_path = os.path.join(folder.path, TRAINER_STATE)
+    state_path = os.path.join(path, TRAINER_STATE)
     for e, name in members:
         check = None
         if e.path in in_flight:
@@ -351,14 +514,14 @@ def _folder_set(
         mtime = e.mtime if e.kind == "file" else 0.0  # a link's own time is not a save's
         files.append(
             CheckpointFile(
-                e.path, name, "marker" if marker else "part", number, e.size, mtime,
+                base, name, "marker" if marker else "part", number, e.size, mtime,
                 check.complete if check else True, check.problem if check else None,
             )
         )  # fmt: skip
     if problem is None and profile.complete_by == "trainer-state":
         problem = _trainer_state_problem(fs, state_path, number)
     return CheckpointSet(
-        number, tuple(files), folder=folder.path, problem=problem, folder_mtime=folder.mtime
+        number, tuple(files), folder=path, problem=problem, folder_mtime=folder_mtime
     )
 
 
@@ -439,39 +602,117 @@ def scan(
     fs: FileSystem = LOCAL,
     trainer: str | None = None,
     in_flight: Container[str] = frozenset(),
+    cache: bool = True,
+    save_cache: bool = True,
 ) -> ScanReport:
     """Find runs under each path: a logs root, a run folder, or one checkpoint file.
-    Files in ``in_flight`` are taken as incomplete without being opened."""
+    Files in ``in_flight`` are taken as incomplete without being opened. With ``cache``,
+    verdicts of unchanged files come from the logs root's verdict cache (``storage.cache``),
+    which is brought up to date afterwards (unless not ``save_cache``: a dry run)."""
+    errors: list[ScanError] = []
+    runs = {
+        r.path: r
+        for r in scan_runs(
+            paths,
+            errors,
+            fs=fs,
+            trainer=trainer,
+            in_flight=in_flight,
+            cache=cache,
+            save_cache=save_cache,
+        )  # fmt: skip
+    }
+    return ScanReport(tuple(paths), tuple(sorted(runs.values(), key=lambda r: r.path)),
+                      tuple(errors))  # fmt: skip
+
+
+def scan_runs(
+    paths: Sequence[str],
+    errors: list[ScanError],
+    *,
+    fs: FileSystem = LOCAL,
+    trainer: str | None = None,
+    in_flight: Container[str] = frozenset(),
+    cache: bool = True,
+    save_cache: bool = True,
+) -> Iterator[Run]:
+    """``scan`` one run at a time, as the walk meets them (folders that cannot be read go to
+    ``errors``), so that a caller that is done with a run can let it go: a report of 200,000
+    files needs not be held at once. The paths are checked before anything is yielded (a
+    bad path is a UsageError, never output cut short)."""
     if trainer is not None and trainer not in PROFILES:
         raise UsageError(f"unknown trainer {trainer!r} (known: {', '.join(PROFILES)})")
-    walker = _Walker(fs, trainer, in_flight)
-    for raw in paths:
-        try:
-            path = fs.realpath(raw)  # links the user typed are followed; nothing below them
-            top = fs.stat(path)
-        except OSError as exc:
-            if exc.errno == errno.ENOENT:
-                raise UsageError(f"{raw}: no such file or folder") from None
-            raise JanitorError(f"{raw}: {oserror_text(exc)}") from None
-        if top.kind == "dir":
-            walker.walk(path)
-        elif top.kind == "file":
-            name = os.path.basename(path)
-            profile = PROFILES[trainer] if trainer else PROFILES["generic"]
-            if not (looks_like_checkpoint_folder({name}) or small_match(profile, name)):
-                raise UsageError(f"{raw}: not a folder or a checkpoint file")
-            folder = os.path.dirname(path)
-            walker.add_run(folder, fs.listdir(folder), only=name)
-        else:
-            raise UsageError(f"{raw}: not a folder or a checkpoint file")
-    runs = tuple(sorted(walker.runs.values(), key=lambda r: r.path))
-    return ScanReport(tuple(paths), runs, tuple(walker.errors))
+    tops = [_top(fs, raw, trainer) for raw in paths]
+    return _scan_tops(_Walker(fs, trainer, in_flight, cache), tops, errors, save_cache)
+
+
+def _top(fs: FileSystem, raw: str, trainer: str | None) -> tuple[str, str | None]:
+    """A path to scan: (folder to walk, None) or (its folder, the one checkpoint file)."""
+    try:
+        path = fs.realpath(raw)  # links the user typed are followed; nothing below them
+        top = fs.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            raise UsageError(f"{raw}: no such file or folder") from None
+        raise JanitorError(f"{raw}: {oserror_text(exc)}") from None
+    if top.kind == "dir":
+        return path, None
+    if top.kind == "file":
+        name = os.path.basename(path)
+        profile = PROFILES[trainer] if trainer else PROFILES["generic"]
+        if looks_like_checkpoint_folder({name}) or small_match(profile, name):
+            return os.path.dirname(path), name
+    raise UsageError(f"{raw}: not a folder or a checkpoint file")
+
+
+def _scan_tops(
+    walker: _Walker, tops: list[tuple[str, str | None]], errors: list[ScanError], save: bool
+) -> Iterator[Run]:
+    with gc_paused():
+        for folder, only in tops:
+            if only is None:
+                yield from walker.walk(folder)
+                continue
+            found, _, known = walker.survey(folder, only=only)
+            run = walker.add_run(folder, found, only=only, known=known)
+            if run is not None:
+                yield run
+    errors.extend(walker.errors)
+    if save:
+        walker.save_caches()
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a scan builds its objects: at 200,000 files the
+    collector's passes over the growing heap cost more than the scan itself. The objects
+    made hold no cycles; a collection runs at the end as usual."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _known_from(run: Run) -> Known:
+    """The verdicts a plan was made with, by stat key: a file whose key has not changed
+    since is not read again."""
+    files = [f for f in run.files if f.key is not None]
+    return Known(
+        {f.name: f.key for f in files}, {f.name: ZipCheck(f.complete, f.problem) for f in files}
+    )
 
 
 def rescan_run(run: Run, fs: FileSystem = LOCAL, in_flight: Container[str] = frozenset()) -> Run:
-    """The same run, read again from disk (the executor re-checks just before deleting)."""
-    entries = fs.listdir(run.path)
-    return build_run(fs, run.path, entries, run.profile, run.trainer_reason, in_flight=in_flight)
+    """The same run, as it is on disk now (the executor re-checks just before deleting):
+    files whose stat key (device, inode, size, mtime_ns, ctime_ns) is the one planned keep
+    their verdict without being read; anything changed is read again."""
+    known = _known_from(run)
+    found = fs.survey(run.path, _prober(run.path, None, in_flight), known.keys, HEAD, FAST_TAIL)
+    return build_run(fs, run.path, found, run.profile, run.trainer_reason,
+                     in_flight=in_flight, known=known)  # fmt: skip
 
 
 def read_run(
@@ -481,9 +722,9 @@ def read_run(
     in_flight: Container[str] = frozenset(),
 ) -> Run | None:
     """One folder as a run (or None if it holds no checkpoints); for the watcher."""
-    entries = fs.listdir(folder)
-    profile, reason = pick_profile(entries, folder, trainer)
-    run = build_run(fs, folder, entries, profile, reason, in_flight=in_flight)
+    found = fs.survey(folder, _prober(folder, None, in_flight), {}, HEAD, FAST_TAIL)
+    profile, reason = pick_profile(found, folder, trainer)
+    run = build_run(fs, folder, found, profile, reason, in_flight=in_flight)
     return run if run.sets else None
 
 

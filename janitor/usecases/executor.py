@@ -4,11 +4,13 @@ For each run, under the run's advisory lock:
 1. read the run again and plan again; a set is removed only if both the shown plan and the
    fresh plan remove it, and every one of its files still has the size and mtime it had
    when planned (so a set completed or rewritten since never loses to an older plan, and two
-   janitors never delete the same file);
+   janitors never delete the same file). Files are re-checked by stat key (device, inode,
+   size, mtime_ns, ctime_ns): only a file that changed since planning is read again;
 2. journal ``set-begin``; remove (or move to the trash) the set's files, G last; journal
-   each file; journal ``set-end``. A folder set (HF checkpoint-<step>/, DeepSpeed tag) is
-   removed file by file (its completion marker first), then its emptied folders; to the
-   trash it moves whole. Links are removed, never followed;
+   each file and ``set-end`` in one write (one fsync per run, when the journal closes).
+   A folder set (HF checkpoint-<step>/, DeepSpeed tag) is removed file by file (its
+   completion marker first), then its emptied folders; to the trash it moves whole. Links
+   are removed, never followed;
 3. collect per-file errors and go on; the caller turns them into exit code 1.
 """
 
@@ -160,6 +162,7 @@ class Executor:
                     )
                 )  # fmt: skip
                 failed = False
+                done: list[dict] = []  # the set's records, written with its set-end at once
                 if current.folder and self.trash:  # a folder set moves to the trash whole
                     try:
                         trash_path = self._remove_one(current, dests[current.name], truncate)
@@ -169,7 +172,7 @@ class Executor:
                     else:
                         item = Removed(current.folder, current.size, planned.number, trash_path)
                         removed.append(item)
-                        log.append(
+                        done.append(
                             self._record(
                                 "trash", run.path, planned.number, path=current.folder,
                                 size=current.size, step=planned.step, reasons=reasons,
@@ -178,7 +181,8 @@ class Executor:
                         )  # fmt: skip
                         if self.on_removed:
                             self.on_removed(item)
-                    log.append(self._record("set-end", run.path, planned.number, failed=failed))
+                    done.append(self._record("set-end", run.path, planned.number, failed=failed))
+                    log.append(*done)
                     unfinished.discard(planned.number)
                     continue
                 for f in _removal_order(current):
@@ -190,7 +194,7 @@ class Executor:
                         break
                     item = Removed(f.path, f.size, planned.number, trash_path)
                     removed.append(item)
-                    log.append(
+                    done.append(
                         self._record(
                             "trash" if trash_path else "remove", run.path, planned.number,
                             path=f.path, size=f.size, step=planned.step, reasons=reasons,
@@ -206,12 +210,13 @@ class Executor:
                         errors.append(FileError(current.folder, _error_text(exc)))
                         failed = True
                     else:
-                        log.append(
+                        done.append(
                             self._record(
                                 "remove-folder", run.path, planned.number, path=current.folder
                             )
                         )
-                log.append(self._record("set-end", run.path, planned.number, failed=failed))
+                done.append(self._record("set-end", run.path, planned.number, failed=failed))
+                log.append(*done)  # one write; a kill before it leaves set-begin: finished later
                 unfinished.discard(planned.number)
         return RunResult(run.path, tuple(removed), tuple(errors), tuple(skipped), tuple(notes))
 
@@ -255,11 +260,14 @@ class Executor:
 
 
 def _changed(planned: CheckpointSet, current: CheckpointSet) -> str | None:
-    """Which file differs between planning and now (size, mtime, membership), if any."""
+    """Which file differs between planning and now (stat key: device, inode, size, mtime,
+    ctime; verdict; membership), if any."""
     now = {f.name: f for f in current.files}
     for f in planned.files:
         c = now.get(f.name)
         if c is None or c.size != f.size or c.mtime != f.mtime or c.complete != f.complete:
+            return f.name
+        if c.key != f.key and c.key is not None and f.key is not None:
             return f.name
     extra = set(now) - {f.name for f in planned.files}
     return sorted(extra)[0] if extra else None

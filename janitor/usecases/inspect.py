@@ -31,8 +31,8 @@ def summarize_run(run: Run, now: float, fs: FileSystem = LOCAL) -> RunSummary:
     return RunSummary(
         run=run,
         traps=traps(run),
-        keep_last_1_frees=keep_last_1.plan(run, now).expected_freed,
-        finalize_frees=FinalizePlanner(()).plan(run, now).expected_freed,
+        keep_last_1_frees=keep_last_1.frees(run, now),
+        finalize_frees=FinalizePlanner(()).frees(run, now),
         idle=idle,
         looks_finished=idle >= FINISHED_IDLE and has_small,
         trash_bytes=sum(e.size for e in trashed),
