@@ -602,13 +602,9 @@ def _fix_resume(report, dry_run: bool, lock_timeout: float, quiet: bool, json: b
 
 
 def _is_dir(path: str) -> bool:
-    """A folder (links the user typed are followed), asked through the storage seam."""
     from janitor.storage.fs import LOCAL
 
-    try:
-        return LOCAL.stat(LOCAL.realpath(path)).kind == "dir"
-    except OSError:
-        return False
+    return LOCAL.is_dir(path)
 
 
 def _run_folder(path: str) -> str:

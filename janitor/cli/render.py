@@ -504,10 +504,15 @@ def empty_text(result, older_than: str | None, out: TextIO | None = None) -> Non
 # ---------------------------------------------------------------- extract-small, info
 
 
-def _stdout_tty() -> bool:
-    """A bar on stderr takes over stdout only when both are the terminal: output piped to a
-    file or another program stays on stdout."""
-    return sys.stdout.isatty()
+def _bar():
+    """A rich progress display on stderr, gone when done. It takes over stdout only when both
+    are the terminal: output piped to a file or another program stays on stdout."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    return Progress(
+        console=Console(stderr=True), transient=True, redirect_stdout=sys.stdout.isatty()
+    )
 
 
 @contextmanager
@@ -518,12 +523,7 @@ def progress(enabled: bool, what: str = "extracting", total: int | None = None):
     if not enabled or not sys.stderr.isatty():
         yield lambda *_: None
         return
-    from rich.console import Console
-    from rich.progress import Progress
-
-    with Progress(
-        console=Console(stderr=True), transient=True, redirect_stdout=_stdout_tty()
-    ) as bar:
+    with _bar() as bar:
         task = bar.add_task(what, total=total)
         yield lambda *_: bar.advance(task)
 
@@ -535,12 +535,7 @@ def finalize_progress(enabled: bool, runs: int):
     if not enabled or not sys.stderr.isatty():
         yield (lambda: None), (lambda done, total: None)
         return
-    from rich.console import Console
-    from rich.progress import Progress
-
-    with Progress(
-        console=Console(stderr=True), transient=True, redirect_stdout=_stdout_tty()
-    ) as bar:
+    with _bar() as bar:
         run_task = bar.add_task("finalizing runs", total=runs)
         tensors = bar.add_task("verifying tensors", total=None, visible=False)
 
@@ -563,12 +558,7 @@ class PassProgress:
         if not self.enabled:
             return
         if self.bar is None:
-            from rich.console import Console
-            from rich.progress import Progress
-
-            self.bar = Progress(
-                console=Console(stderr=True), transient=True, redirect_stdout=_stdout_tty()
-            )
+            self.bar = _bar()
             self.task = self.bar.add_task("first pass over the runs", total=total)
             self.bar.start()
         self.bar.update(self.task, completed=done, total=total)

@@ -91,6 +91,7 @@ class FileSystem(Protocol):
     ) -> list[Found]: ...  # fmt: skip
     def stat(self, path: str) -> Entry: ...
     def exists(self, path: str) -> bool: ...
+    def is_dir(self, path: str) -> bool: ...
     def read_ends(self, path: str, head: int, tail: int) -> tuple[bytes, bytes, int]: ...
     def read_bytes(self, path: str, offset: int = 0) -> bytes: ...
     def write_atomic(self, path: str, data: bytes) -> None: ...
@@ -467,6 +468,14 @@ class LocalFS:
     def exists(self, path: str) -> bool:
         return os.path.lexists(path)
 
+    def is_dir(self, path: str) -> bool:
+        """A folder the user named (links in the path they typed are followed; nothing
+        below it ever is)."""
+        try:
+            return self.stat(self.realpath(path)).kind == "dir"
+        except OSError:
+            return False
+
     def read_bytes(self, path: str, offset: int = 0) -> bytes:
         """The whole file, or everything after byte ``offset``."""
         with open(self._open(path), "rb", closefd=True) as fh:
@@ -629,6 +638,9 @@ class Without:
 
     def exists(self, path: str) -> bool:
         return path not in self.hidden and self.fs.exists(path)
+
+    def is_dir(self, path: str) -> bool:
+        return path not in self.hidden and self.fs.is_dir(path)
 
     def read_ends(self, path: str, head: int, tail: int) -> tuple[bytes, bytes, int]:
         self._check(path)

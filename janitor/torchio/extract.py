@@ -172,12 +172,7 @@ def load(path: str, allow: Sequence[tuple[type, str]] = ()) -> Any:
         raise JanitorError(f"{path}: cannot read checkpoint ({first})") from None
 
 
-def _is_dir(path: str) -> bool:
-    """A folder (links followed), asked through the storage seam."""
-    try:
-        return LOCAL.stat(LOCAL.realpath(path)).kind == "dir"
-    except OSError:
-        return False
+_is_dir = LOCAL.is_dir  # a folder the user named, asked through the storage seam
 
 
 def _read_json(path: str) -> dict | None:

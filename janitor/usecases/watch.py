@@ -211,14 +211,9 @@ class Watcher:
     def start(self) -> None:
         roots = []
         for root in self.roots:
-            try:
-                real = self.fs.realpath(root)
-                is_dir = self.fs.stat(real).kind == "dir"
-            except OSError:
-                is_dir = False
-            if not is_dir:
+            if not self.fs.is_dir(root):
                 raise JanitorError(f"{root}: not a folder")
-            roots.append(real)
+            roots.append(self.fs.realpath(root))
         if self.poll is not None:
             from watchdog.observers.polling import PollingObserver
 
