@@ -62,9 +62,11 @@ class PrunePlan(plans.Plan):
     ) -> PruneResult:
         """Carry the plan out: under each run's lock, re-planned by the same planner on the
         run as it is then (a set that changed since is left alone), journaled."""
+        from janitor.storage.locate import storage_of
         from janitor.usecases.executor import Executor
 
-        executor = Executor(trash=trash, truncate=truncate, lock_timeout=lock_timeout)
+        fs, _ = storage_of(rp.run.path for rp in self.runs)
+        executor = Executor(fs, trash=trash, truncate=truncate, lock_timeout=lock_timeout)
         return PruneResult(tuple(executor.execute(rp) for rp in self.runs))
 
 
@@ -87,6 +89,7 @@ class ScanReport(checkpoints.ScanReport):
     ) -> PrunePlan:
         """The prune plan under these rules (the long options of ``janitor prune``) and the
         ``janitor.toml`` files; with no rule at all, keep-last 1. Changes nothing."""
+        from janitor.storage.locate import storage_of
         from janitor.usecases.prune import parse_overrides
         from janitor.usecases.prune import plan as make_plan
 
@@ -96,17 +99,20 @@ class ScanReport(checkpoints.ScanReport):
             remove_incomplete=remove_incomplete, older_than=_duration(older_than),
             origin="keyword",
         )  # fmt: skip
-        return _copy(PrunePlan, make_plan(self, overrides, time.time()))
+        fs, _ = storage_of(self.roots)
+        return _copy(PrunePlan, make_plan(self, overrides, time.time(), fs=fs))
 
 
 def scan(*paths: str, trainer: str | None = None, cache: bool = True) -> ScanReport:
     """Find training runs under ``paths`` (logs roots, run folders or checkpoint files).
     ``cache=False`` reads every checkpoint again (``janitor scan --no-cache``)."""
+    from janitor.storage.locate import storage_of
     from janitor.storage.scan import scan as do_scan
 
     if not paths:
         raise UsageError("scan() needs at least one path")
-    return _copy(ScanReport, do_scan([str(p) for p in paths], trainer=trainer, cache=cache))
+    fs, roots = storage_of(str(p) for p in paths)
+    return _copy(ScanReport, do_scan(roots, fs=fs, trainer=trainer, cache=cache))
 
 
 def extract_small(g_path: str, out: str | None = None, **opts: Any):
@@ -140,6 +146,7 @@ def finalize(
     ``keep_best`` / listed ``steps``), then every big checkpoint of the run goes."""
     from janitor.domain.policy import Policy
     from janitor.storage.config import parse_duration
+    from janitor.storage.locate import storage_of
     from janitor.storage.scan import scan as do_scan
     from janitor.torchio.extract import TorchSmallModels
     from janitor.usecases.executor import Executor
@@ -150,7 +157,8 @@ def finalize(
     except InvalidValue as exc:
         raise UsageError(exc.worded(f"{exc.field} argument")) from None
     idle_s = parse_duration(_duration(idle), "idle argument")
-    executor = Executor(trash=trash)
+    fs, (root,) = storage_of([str(run_path)])
+    executor = Executor(fs, trash=trash)
     makers = TorchSmallModels()
     return [
         finalize_run(
@@ -164,6 +172,7 @@ def finalize(
             force=force,
             dry_run=dry_run,
             executor=executor,
+            fs=fs,
         )  # fmt: skip
-        for run in do_scan([str(run_path)], save_cache=not dry_run).runs
+        for run in do_scan([root], fs=fs, save_cache=not dry_run).runs
     ]

@@ -15,6 +15,8 @@ from typer.testing import CliRunner
 
 from janitor.cli import app
 
+pytest_plugins = ["tests.objectstore"]
+
 REPO = Path(__file__).resolve().parent.parent
 
 

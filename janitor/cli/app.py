@@ -7,13 +7,16 @@ import functools
 import os
 import sys
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from janitor.core.profiles import PROFILES
 from janitor.domain.errors import EXIT_FAILURE, EXIT_OK, JanitorError, UsageError
 from janitor.domain.policy import Overrides
+
+if TYPE_CHECKING:
+    from janitor.storage.fs import FileSystem
 
 app = typer.Typer(
     name="janitor",
@@ -297,7 +300,8 @@ def scan(
     """Show each training run: sets, newest complete step, sizes, problems, what prune frees."""
     from janitor.cli import render
     from janitor.storage import config
-    from janitor.storage.scan import gc_paused, scan_runs
+    from janitor.storage.locate import storage_of
+    from janitor.storage.scan import gc_paused, scan_runs, unfinished_uploads
     from janitor.storage.scan import scan as do_scan
     from janitor.usecases.inspect import summarize, summarize_run
 
@@ -307,16 +311,17 @@ def scan(
         check_target(plot)
     elif metric is not None:
         raise UsageError("--metric on scan is for --plot (the curve to draw)")
+    fs, paths = storage_of(paths)
     gc_paused().__enter__()  # a short-lived process: no collector passes over 200k objects
     if not json and plot is None:  # run by run: each block printed and let go, never all at once
         errors: list = []
         paths_seen: dict[str, None] = {}
         journals: set[str] = set()
         totals, now = [0, 0, 0, 0], time.time()
-        for run in scan_runs(paths, errors, trainer=trainer, cache=not no_cache):
+        for run in scan_runs(paths, errors, fs=fs, trainer=trainer, cache=not no_cache):
             if run.path in paths_seen:  # a run folder given twice (logs and logs/alice)
                 continue
-            summary = summarize_run(run, now)
+            summary = summarize_run(run, now, fs)
             render.scan_run_text(summary)
             paths_seen[run.path] = None
             if summary.journal:
@@ -324,15 +329,16 @@ def scan(
             for i, n in enumerate((len(run.candidates), run.big_bytes, run.small_bytes,
                                    summary.keep_last_1_frees)):  # fmt: skip
                 totals[i] += n
-        for warning in config.run_table_warnings(paths_seen):
+        for warning in config.run_table_warnings(paths_seen, fs):
             _warn(warning)
-        render.scan_footer(errors, len(paths_seen), *totals, journals=journals)
+        uploads = unfinished_uploads(fs, paths)
+        render.scan_footer(errors, len(paths_seen), *totals, journals=journals, uploads=uploads)
         return EXIT_FAILURE if errors else EXIT_OK
-    report = do_scan(paths, trainer=trainer, cache=not no_cache)
+    report = do_scan(paths, fs=fs, trainer=trainer, cache=not no_cache)
     if plot is not None:
         _plot(report, plot, metric)
-    summaries = summarize(report)
-    for warning in config.run_table_warnings(r.path for r in report.runs):
+    summaries = summarize(report, fs=fs)
+    for warning in config.run_table_warnings((r.path for r in report.runs), fs):
         _warn(warning)
     if json:
         doc = render.scan_json(report, summaries)
@@ -386,18 +392,19 @@ def prune(
     from janitor.domain.plans import Plan
     from janitor.domain.results import ExecutionReport
     from janitor.storage import config
-    from janitor.storage.fs import LOCAL
+    from janitor.storage.locate import storage_of
     from janitor.storage.scan import gc_paused
     from janitor.storage.scan import scan as do_scan
     from janitor.usecases.executor import Executor
     from janitor.usecases.prune import Pruner
 
+    store, paths = storage_of(paths)
     gc_paused().__enter__()  # a short-lived process: no collector passes over 200k objects
     cache = {"cache": not no_cache, "save_cache": not dry_run}
-    report = do_scan(paths, trainer=trainer, **cache)
-    for warning in config.run_table_warnings(r.path for r in report.runs):
+    report = do_scan(paths, fs=store, trainer=trainer, **cache)
+    for warning in config.run_table_warnings((r.path for r in report.runs), store):
         _warn(warning)
-    fs = LOCAL
+    fs = store
     fixes: list = []
     if fix_resume:  # the prune plan is made on the runs as they are after the moves
         from janitor.usecases.fix_resume import view_after
@@ -406,8 +413,8 @@ def prune(
         for run in report.runs:  # every run's rules are checked before anything moves
             planner_for(run, rules)
 
-        fixes = _fix_resume(report, dry_run, lock_timeout, quiet, json)
-        fs = view_after(fixes, LOCAL) if dry_run else LOCAL
+        fixes = _fix_resume(report, dry_run, lock_timeout, quiet, json, store)
+        fs = view_after(fixes, store) if dry_run else store
         report = do_scan(paths, trainer=trainer, fs=fs, **cache)
     executor = Executor(fs, trash=trash, truncate=truncate, lock_timeout=lock_timeout)
     pruner = Pruner(rules, executor, fs)
@@ -452,7 +459,8 @@ def watch(
             "--poll",
             metavar="SECONDS",
             show_default=False,
-            help="Poll every SECONDS instead of inotify (Google Drive, NFS, SMB).",
+            help="Poll every SECONDS instead of inotify (Google Drive, NFS, SMB; buckets are "
+            "always polled, every 60 s by default).",
         ),
     ] = None,
     settle: Annotated[
@@ -473,6 +481,7 @@ def watch(
 
     from janitor.cli import render
     from janitor.storage import platform
+    from janitor.storage.locate import storage_of
     from janitor.usecases.executor import Executor
     from janitor.usecases.watch import Watcher
 
@@ -480,10 +489,11 @@ def watch(
         _in_range(poll, "--poll", "seconds", 3600)
     _in_range(settle, "--settle", "seconds", 86400)
     _in_range(rescan_minutes, "--rescan", "minutes", 7 * 24 * 60)
+    fs, paths = storage_of(paths)
     watcher = Watcher(
         paths, rules, poll=poll, settle=settle, rescan=rescan_minutes * 60,
-        extract_on_save=extract_on_save, trainer=trainer,
-        executor=Executor(trash=trash, truncate=truncate),
+        extract_on_save=extract_on_save, trainer=trainer, fs=fs,
+        executor=Executor(fs, trash=trash, truncate=truncate),
         log=render.json_log() if json_log else render.text_log(),
         progress=render.PassProgress(not json_log),
     )  # fmt: skip
@@ -538,6 +548,7 @@ def finalize(
     from janitor.cli import render
     from janitor.domain.policy import Policy
     from janitor.storage.config import check_rule, parse_duration
+    from janitor.storage.locate import storage_of
     from janitor.storage.scan import scan as do_scan
     from janitor.torchio.extract import TorchSmallModels
     from janitor.usecases.executor import Executor
@@ -550,8 +561,9 @@ def finalize(
     except ValueError:
         raise UsageError(f"--steps: expected step numbers like 1000,5000, got {steps!r}") from None
     idle_s = parse_duration(idle, "--idle")
-    report = do_scan(paths, trainer=trainer, save_cache=not dry_run)
-    executor = Executor(trash=trash, truncate=truncate)
+    fs, paths = storage_of(paths)
+    report = do_scan(paths, fs=fs, trainer=trainer, save_cache=not dry_run)
+    executor = Executor(fs, trash=trash, truncate=truncate)
     finals = []
     with render.finalize_progress(not json, len(report.runs)) as (advance, on_tensor):
         small_models = TorchSmallModels(on_tensor)
@@ -559,6 +571,7 @@ def finalize(
             final = finalize_run(
                 run, small_models, steps=wanted, keep_best=policy.keep_best, metric=policy.metric,
                 mode=policy.mode, idle=idle_s, force=force, dry_run=dry_run, executor=executor,
+                fs=fs,
             )  # fmt: skip
             finals.append(final)
             advance()
@@ -575,7 +588,9 @@ def finalize(
     return EXIT_FAILURE if failed else EXIT_OK
 
 
-def _fix_resume(report, dry_run: bool, lock_timeout: float, quiet: bool, json: bool) -> list:
+def _fix_resume(
+    report, dry_run: bool, lock_timeout: float, quiet: bool, json: bool, fs: FileSystem
+) -> list:
     """Only on request: stale sets go to the trash (journaled, restorable), never deleted.
     Returns (plan, result) for each run with stale sets; result is None in a dry run.
     Says what it moves (would move), and what went wrong unless the output is --json."""
@@ -583,7 +598,7 @@ def _fix_resume(report, dry_run: bool, lock_timeout: float, quiet: bool, json: b
     from janitor.usecases.executor import Executor
     from janitor.usecases.fix_resume import fix_resume
 
-    fixes = fix_resume(report, Executor(trash=True, lock_timeout=lock_timeout), dry_run)
+    fixes = fix_resume(report, Executor(fs, trash=True, lock_timeout=lock_timeout), dry_run)
     for shown, result in fixes:
         run = shown.run
         if json:
@@ -601,16 +616,22 @@ def _fix_resume(report, dry_run: bool, lock_timeout: float, quiet: bool, json: b
     return fixes
 
 
-def _is_dir(path: str) -> bool:
-    from janitor.storage.fs import LOCAL
+def _storage(path: str) -> FileSystem:
+    from janitor.storage.locate import resolve
 
-    return LOCAL.is_dir(path)
+    return resolve(path)[0]
+
+
+def _is_dir(path: str) -> bool:
+    return _storage(path).is_dir(path)
 
 
 def _run_folder(path: str) -> str:
+    from janitor.storage.locate import absolute
+
     if not _is_dir(path):
         raise UsageError(f"{path}: not a run folder")
-    return os.path.abspath(path)
+    return absolute(path)
 
 
 @app.command()
@@ -640,13 +661,14 @@ def _edit_pins(verb: str, run: str, steps: list[str], json: bool = False) -> int
     from janitor.storage import config
 
     wanted = frozenset(config.parse_count(s, "STEPS", maximum=config.MAX_STEP) for s in steps)
-    folder = _pin_target(verb, run, steps)
+    fs = _storage(run)
+    folder = _pin_target(verb, run, steps, fs)
     absent: frozenset[int] = frozenset()
     if verb == "pin":
-        now = config.set_pins(folder, add=wanted)
+        now = config.set_pins(folder, add=wanted, fs=fs)
     else:
-        absent = wanted - config.pins(folder)
-        now = config.set_pins(folder, drop=wanted)
+        absent = wanted - config.pins(folder, fs)
+        now = config.set_pins(folder, drop=wanted, fs=fs)
     if json:
         render.dump_json(render.envelope(verb, True, render.pins_json(folder, now, absent)))
         return EXIT_OK
@@ -658,25 +680,22 @@ def _edit_pins(verb: str, run: str, steps: list[str], json: bool = False) -> int
 
 def _trash_path(path: str) -> str:
     """A folder the trash commands work on, links resolved (the journal records real paths)."""
-    from janitor.storage.fs import LOCAL
-
-    return LOCAL.realpath(_run_folder(path))
+    return _storage(path).realpath(_run_folder(path))
 
 
-def _pin_target(verb: str, path: str, steps: list[str]) -> str:
+def _pin_target(verb: str, path: str, steps: list[str], fs: FileSystem) -> str:
     """The run folder pins go to: one holding checkpoints, or a folder with no run below it
     (a run not started yet). A logs root, a file or a missing folder is a usage error."""
-    from janitor.storage.fs import LOCAL
     from janitor.storage.scan import scan as do_scan
 
-    if not LOCAL.exists(path):
+    if not fs.exists(path):
         raise UsageError(f"{path}: no such folder (pins go to a run folder)")
     if not _is_dir(path):
         raise UsageError(
             f"{path}: not a run folder (pins go to the folder holding the checkpoints)"
         )
-    real = LOCAL.realpath(path)
-    runs = do_scan([path], save_cache=False).runs
+    real = fs.realpath(path)
+    runs = do_scan([path], fs=fs, save_cache=False).runs
     if not runs or any(r.path == real for r in runs):
         return real
     names = [os.path.relpath(r.path, real) for r in runs]
@@ -710,7 +729,7 @@ def restore(
     from janitor.usecases.trash import restore as do_restore
 
     run_path = _trash_path(run)
-    result = do_restore(run_path, step, copy)
+    result = do_restore(run_path, step, copy, fs=_storage(run))
     ok = not (result.errors or result.blocked)
     if json:
         render.dump_json(render.envelope("restore", ok, render.restore_json(result, run_path)))
@@ -733,9 +752,10 @@ def trash_list(
     from janitor.storage.trash import trash_contents, trash_copies, trash_runs
 
     folder = _trash_path(path)
+    fs = _storage(path)
     is_root = _is_dir(layout.trash_root(folder))
-    runs = trash_runs(folder) if is_root else [folder]
-    files = {r: trash_contents(r) for r in runs}
+    runs = trash_runs(folder, fs) if is_root else [folder]
+    files = {r: trash_contents(r, fs) for r in runs}
     if json:
         doc = render.trash_list_json([f for r in runs for f in files[r]])
         render.dump_json(render.envelope("trash list", True, doc))
@@ -765,7 +785,7 @@ def trash_empty(
     from janitor.usecases.trash import empty_trash
 
     age = parse_duration(older_than, "--older-than") if older_than else None
-    result = empty_trash(_trash_path(logs_root), age, time.time())
+    result = empty_trash(_trash_path(logs_root), age, time.time(), _storage(logs_root))
     for e in result.errors:
         typer.echo(f"error: {render.shown_path(e.path)}: {e.message}", err=True)
     if json:
@@ -924,7 +944,7 @@ def log(
 
     if not _is_dir(path):
         raise UsageError(f"{path}: not a folder (a logs root or a run folder)")
-    journal, records = journal_log(path)
+    journal, records = journal_log(path, _storage(path))
     if json:
         render.dump_json(render.envelope("log", True, render.log_json(journal, records)))
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -12,7 +13,7 @@ from typing import Any, TextIO
 
 import humanize
 
-from janitor.domain.checkpoints import CheckpointSet, ScanError, ScanReport
+from janitor.domain.checkpoints import CheckpointSet, ScanError, ScanReport, UnfinishedUpload
 from janitor.domain.paths import shown_path
 from janitor.domain.plans import Plan, RunPlan, RunSummary
 from janitor.domain.results import ExecutionReport, RunFinal, RunResult
@@ -126,6 +127,7 @@ def scan_json(report: ScanReport, summaries: tuple[RunSummary, ...]) -> dict:
         "roots": list(report.roots),
         "runs": runs,
         "errors": [{"path": e.path, "message": e.message} for e in report.errors],
+        **({"unfinished_uploads": [u.as_dict() for u in report.uploads]} if report.uploads else {}),
         "totals": {
             "runs": len(runs),
             "sets": sum(len(r.candidates) for r in report.runs),
@@ -157,7 +159,7 @@ def scan_text(
         report.errors, len(report.runs), sum(len(r.candidates) for r in report.runs),
         sum(r.big_bytes for r in report.runs), sum(r.small_bytes for r in report.runs),
         sum(s.keep_last_1_frees for s in summaries),
-        journals={s.journal for s in summaries if s.journal}, out=out,
+        journals={s.journal for s in summaries if s.journal}, out=out, uploads=report.uploads,
     )  # fmt: skip
 
 
@@ -212,11 +214,17 @@ def scan_run_text(summary: RunSummary, out: TextIO | None = None) -> None:
 def scan_footer(
     errors: Sequence[ScanError], runs: int, sets: int, big: int, small: int, frees: int,
     journals: Iterable[str] = (), out: TextIO | None = None,
+    uploads: Sequence[UnfinishedUpload] = (),
 ) -> None:  # fmt: skip
-    """After the runs: folders that could not be read, the journals, and the totals."""
+    """After the runs: folders that could not be read, unfinished uploads, the journals,
+    and the totals."""
     w = (out or sys.stdout).write
     for e in errors:
         w(f"error: {shown_path(e.path)}: {e.message}\n")
+    for u in uploads:
+        age = humanize.naturaldelta(max(time.time() - u.initiated, 0))
+        w(f"unfinished upload: {u.path}: {size(u.size)} in parts, started {age} ago "
+          "(not a checkpoint; its parts are billed until the upload is aborted)\n")  # fmt: skip
     if not runs:
         w("no training runs found\n")
         return

@@ -165,8 +165,22 @@ class Run:
 ScanError = PathProblem  # a folder that could not be read
 
 
+@dataclass(frozen=True, slots=True)
+class UnfinishedUpload:
+    """A multipart upload to object storage that was started and never completed (the
+    trainer or a sync tool died mid-upload): no object, not a set, but its parts are billed."""
+
+    path: str  # the URL the object would have had
+    initiated: float  # epoch seconds
+    size: int  # bytes in its uploaded parts
+
+    def as_dict(self) -> dict[str, object]:
+        return {"path": self.path, "initiated": self.initiated, "size": self.size}
+
+
 @dataclass(frozen=True)
 class ScanReport:
     roots: tuple[str, ...]
     runs: tuple[Run, ...]
     errors: tuple[ScanError, ...] = field(default=())
+    uploads: tuple[UnfinishedUpload, ...] = field(default=())  # object storage only

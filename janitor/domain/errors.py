@@ -57,8 +57,15 @@ _ERRNO_TEXT = {
 }
 
 
+class StorageError(OSError):
+    """An OSError from object storage whose ``strerror`` already says what went wrong in
+    the store's terms (credentials, throttling, a server error)."""
+
+
 def oserror_text(exc: OSError, missing: str = "no such file or folder") -> str:
     """A few plain words for an OSError (``missing`` for ENOENT, which depends on context)."""
+    if isinstance(exc, StorageError) and exc.strerror:
+        return exc.strerror
     if exc.errno == errno.ENOENT:
         return missing
     return _ERRNO_TEXT.get(exc.errno) or exc.strerror or str(exc)

@@ -17,7 +17,7 @@ import shutil
 import stat as stat_mod
 import struct
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Protocol
 
@@ -111,6 +111,10 @@ class FileSystem(Protocol):
     def rmdir(self, path: str) -> None: ...
     def remove_tree(self, path: str) -> None: ...
     def link_or_copy(self, src: str, dst: str) -> bool: ...
+    # billing facts of object stores (a local disk has none of these)
+    def versioned(self, path: str) -> bool | None: ...
+    def purge_versions(self, paths: Sequence[str]) -> tuple[int, int]: ...
+    def unfinished_uploads(self, path: str) -> Sequence[Any]: ...
 
 
 def clean_stale_temps(folder: str, prefix: str) -> list[str]:
@@ -602,6 +606,16 @@ class LocalFS:
         os.stat(path)  # ELOOP / ENOENT surface here, with the errno intact
         return os.path.realpath(path)
 
+    def versioned(self, path: str) -> bool | None:
+        """A removed file is gone (no old versions kept, as a versioned bucket keeps)."""
+        return False
+
+    def purge_versions(self, paths: Sequence[str]) -> tuple[int, int]:
+        return 0, 0
+
+    def unfinished_uploads(self, path: str) -> Sequence[Any]:
+        return ()
+
 
 LOCAL = LocalFS()
 
@@ -659,3 +673,9 @@ class Without:
 
     def local_path(self, path: str) -> str | None:
         return None if path in self.hidden else self.fs.local_path(path)
+
+    def versioned(self, path: str) -> bool | None:
+        return self.fs.versioned(path)
+
+    def unfinished_uploads(self, path: str) -> Sequence[Any]:
+        return self.fs.unfinished_uploads(path)

@@ -44,6 +44,7 @@ from janitor.domain.checkpoints import (
     ScanError,
     ScanReport,
     SmallModel,
+    UnfinishedUpload,
 )
 from janitor.domain.errors import JanitorError, UsageError, oserror_text
 from janitor.storage import layout
@@ -623,7 +624,13 @@ def scan(
         )  # fmt: skip
     }
     return ScanReport(tuple(paths), tuple(sorted(runs.values(), key=lambda r: r.path)),
-                      tuple(errors))  # fmt: skip
+                      tuple(errors), unfinished_uploads(fs, paths))  # fmt: skip
+
+
+def unfinished_uploads(fs: FileSystem, paths: Sequence[str]) -> tuple[UnfinishedUpload, ...]:
+    """Multipart uploads started under ``paths`` and never completed (object storage)."""
+    found = {u for path in paths for u in fs.unfinished_uploads(path)}
+    return tuple(sorted(found, key=lambda u: (u.path, u.initiated)))
 
 
 def scan_runs(

@@ -43,6 +43,7 @@ from janitor.usecases.executor import Executor
 from janitor.usecases.prune import Pruner, plan_run
 
 _STOP = object()
+REMOTE_POLL = 60.0  # seconds between listings of a bucket when --poll is not given
 KEEP_UNVERIFIED = "small model not yet extracted/verified (--extract-on-save)"
 
 
@@ -214,7 +215,17 @@ class Watcher:
             if not self.fs.is_dir(root):
                 raise JanitorError(f"{root}: not a folder")
             roots.append(self.fs.realpath(root))
-        if self.poll is not None:
+        if self.fs.local_path(roots[0]) is None:  # object storage: listings, no events
+            from watchdog.observers.polling import PollingObserverVFS
+
+            from janitor.storage.polling import ListingStat
+
+            self.poll = self.poll or REMOTE_POLL
+            listing = ListingStat(self.fs)
+            observer = PollingObserverVFS(
+                listing.stat, listing.listdir, polling_interval=self.poll
+            )
+        elif self.poll is not None:
             from watchdog.observers.polling import PollingObserver
 
             observer = PollingObserver(timeout=self.poll)

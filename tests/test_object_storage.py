@@ -1,0 +1,242 @@
+"""Runs on object storage (``s3://`` through fsspec) against a real S3 API: moto's server on
+127.0.0.1, started by the fixtures (tests/objectstore.py). The same rules and the same
+safety as on disk: the newest complete set stays, a truncated object is never newest, a set
+goes whole, two janitors never work on one run at once, an object replaced since planning
+is left alone."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import janitor
+from fixtures.gen import truncate_file, write_run
+from tests.conftest import REPO
+from tests.test_api import resume_pick
+
+SMALL = ["alice_1e_100s.pth", "alice_2e_200s.pth", "alice_3e_300s.pth"]
+
+
+@pytest.fixture
+def alice(tmp_path, bucket):
+    """An Applio run (tiny tensors, the trainer's real layout) at s3://<bucket>/logs/alice."""
+    local = write_run(tmp_path / "src", "alice", steps=(100, 200, 300), small_models=(100, 200, 300))
+    bucket.upload(local, "logs/alice")
+    return bucket
+
+
+def _scan_json(cli, url: str) -> dict:
+    result = cli("scan", url, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_scan_and_keep_last_on_a_bucket_leave_what_the_trainer_resumes_from(alice, cli, tmp_path):
+    doc = _scan_json(cli, alice.url("logs"))
+    (run,) = doc["runs"]
+    assert run["path"] == alice.url("logs/alice")
+    assert run["newest_complete_step"] == 300
+    result = cli("prune", alice.url("logs"), "--keep-last", "1")
+    assert result.exit_code == 0, result.output
+    assert "s3:/" + "/" in result.output  # paths shown as the URLs they are
+    left = [k.split("/")[-1] for k in alice.keys("logs/alice/")]
+    assert sorted(n for n in left if n.startswith(("G_", "D_"))) == ["D_300.pth", "G_300.pth"]
+    assert set(SMALL) <= set(left)
+    copy = alice.download("logs/alice", tmp_path / "down")
+    assert (resume_pick(copy, "G"), resume_pick(copy, "D")) == ("G_300.pth", "D_300.pth")
+    log = cli("log", alice.url("logs"), "--json")
+    assert log.exit_code == 0, log.output
+    removed = {Path(r["path"]).name for r in json.loads(log.output)["records"]}
+    assert removed == {"G_100.pth", "D_100.pth", "G_200.pth", "D_200.pth"}
+
+
+def test_a_truncated_upload_is_never_newest_nor_removed(tmp_path, bucket, cli):
+    local = write_run(tmp_path / "src", "alice", steps=(100, 200, 300))
+    truncate_file(local / "G_300.pth")
+    bucket.upload(local, "logs/alice")
+    (run,) = _scan_json(cli, bucket.url("logs"))["runs"]
+    assert run["newest_complete_step"] == 200
+    result = cli("prune", bucket.url("logs"), "--keep-last", "1")
+    assert result.exit_code == 0, result.output
+    names = {k.split("/")[-1] for k in bucket.keys("logs/alice/")}
+    assert {"G_200.pth", "D_200.pth", "G_300.pth"} <= names  # newest complete + the upload
+    assert not names & {"G_100.pth", "D_100.pth"}
+
+
+def test_an_unfinished_multipart_upload_is_listed_not_a_set(alice, cli):
+    up = alice.client.create_multipart_upload(Bucket=alice.name, Key="logs/alice/G_400.pth")
+    alice.client.upload_part(Bucket=alice.name, Key="logs/alice/G_400.pth", PartNumber=1,
+                             UploadId=up["UploadId"], Body=b"x" * 5000)  # fmt: skip
+    doc = _scan_json(cli, alice.url("logs"))
+    assert doc["runs"][0]["newest_complete_step"] == 300
+    assert [u["path"] for u in doc["unfinished_uploads"]] == [alice.url("logs/alice/G_400.pth")]
+    assert doc["unfinished_uploads"][0]["size"] == 5000
+    text = cli("scan", alice.url("logs"))
+    assert "unfinished upload: " + alice.url("logs/alice/G_400.pth") in text.output
+    assert "billed" in text.output
+
+
+def test_rescanning_an_unchanged_bucket_reads_no_object(alice, s3_proxy, cli):
+    assert cli("scan", alice.url("logs")).exit_code == 0
+    first = s3_proxy.ranged_gets()
+    assert first >= 6  # every checkpoint's ends, once
+    s3_proxy.requests.clear()
+    assert cli("scan", alice.url("logs")).exit_code == 0
+    assert s3_proxy.ranged_gets() == 0
+    assert all(m in ("GET", "HEAD") for m, _, _ in s3_proxy.requests)
+    # an object replaced by one of the same size is read again
+    data = alice.client.get_object(Bucket=alice.name, Key="logs/alice/G_200.pth")["Body"].read()
+    changed = data[:-200] + bytes([data[-200] ^ 1]) + data[-199:]
+    alice.client.put_object(Bucket=alice.name, Key="logs/alice/G_200.pth", Body=changed)
+    s3_proxy.requests.clear()
+    assert cli("scan", alice.url("logs")).exit_code == 0
+    assert s3_proxy.ranged_gets() == 2  # its head and its tail
+
+
+def test_an_object_replaced_after_planning_is_left_alone(alice):
+    plan = janitor.scan(alice.url("logs")).plan(keep_last=1)
+    assert plan.expected_freed_size > 0
+    key = "logs/alice/G_100.pth"
+    data = alice.client.get_object(Bucket=alice.name, Key=key)["Body"].read()
+    alice.client.put_object(Bucket=alice.name, Key=key, Body=data)  # same bytes, new upload
+    result = plan.execute()
+    names = {k.split("/")[-1] for k in alice.keys("logs/alice/")}
+    assert "G_200.pth" not in names and "D_200.pth" not in names
+    assert {"G_100.pth", "D_100.pth"} <= names or "G_100.pth" in names
+    assert result.freed_size == sum(r.freed for r in result.results)
+
+
+def _lock_key(bucket) -> str:
+    return "logs/.janitor/locks/alice.lock"
+
+
+def test_a_run_locked_by_another_machine_is_skipped_and_an_expired_lock_taken_over(alice, cli):
+    held = {"owner": "x", "host": "gpu-box", "pid": 4242, "taken": time.time(),
+            "expires": time.time() + 600}  # fmt: skip
+    alice.client.put_object(Bucket=alice.name, Key=_lock_key(alice), Body=json.dumps(held))
+    result = cli("prune", alice.url("logs"), "--keep-last", "1", "--lock-timeout", "0.5")
+    assert "another janitor is working on this run" in result.output
+    assert "G_100.pth" in {k.split("/")[-1] for k in alice.keys("logs/alice/")}
+    held["expires"] = time.time() - 1
+    alice.client.put_object(Bucket=alice.name, Key=_lock_key(alice), Body=json.dumps(held))
+    proc = _janitor("prune", alice.url("logs"), "--keep-last", "1", "--lock-timeout", "0.5")
+    assert proc.returncode == 0, proc.stderr
+    assert "took over the expired lock" in proc.stderr and "gpu-box" in proc.stderr
+    assert "G_100.pth" not in {k.split("/")[-1] for k in alice.keys("logs/alice/")}
+    assert _lock_key(alice) not in alice.keys("logs/.janitor/")  # released
+
+
+def _janitor(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "janitor", *args], capture_output=True, text=True, cwd=REPO,
+        env={**os.environ, **(env or {})}, timeout=120,
+    )  # fmt: skip
+
+
+def test_two_janitors_from_two_processes_never_work_on_one_run_at_once(alice):
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "janitor", "prune", alice.url("logs"), "--keep-last", "1",
+             "--json"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        )  # fmt: skip
+        for _ in range(2)
+    ]
+    docs = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
+    removed = [
+        f["name"] for d in docs for r in d["runs"] for s in r["sets"] if s.get("removed")
+        for f in s["files"]
+    ]  # fmt: skip
+    assert sorted(removed) == ["D_100.pth", "D_200.pth", "G_100.pth", "G_200.pth"]  # once each
+    assert all(p.returncode == 0 for p in procs)
+
+
+def test_trash_on_a_bucket_is_a_copy_and_restore_brings_the_set_back(alice, cli):
+    result = cli("prune", alice.url("logs"), "--keep-last", "1", "--trash")
+    assert result.exit_code == 0, result.output
+    trash = alice.keys("logs/.janitor/trash/alice/")
+    assert sorted(k.split("/")[-1] for k in trash) == ["D_100.pth", "D_200.pth", "G_100.pth",
+                                                       "G_200.pth"]  # fmt: skip
+    listed = cli("trash", "list", alice.url("logs"), "--json")
+    assert listed.exit_code == 0, listed.output
+    restored = cli("restore", alice.url("logs/alice"), "200")
+    assert restored.exit_code == 0, restored.output
+    names = {k.split("/")[-1] for k in alice.keys("logs/alice/")}
+    assert {"G_200.pth", "D_200.pth"} <= names and "G_100.pth" not in names
+    emptied = cli("trash", "empty", alice.url("logs"))
+    assert emptied.exit_code == 0, emptied.output
+    assert alice.keys("logs/.janitor/trash/") == []
+
+
+def test_pins_on_a_bucket_protect(alice, cli):
+    assert cli("pin", alice.url("logs/alice"), "100").exit_code == 0
+    assert "logs/alice/janitor.toml" in alice.keys("logs/alice/")
+    assert cli("prune", alice.url("logs"), "--keep-last", "1").exit_code == 0
+    names = {k.split("/")[-1] for k in alice.keys("logs/alice/")}
+    assert {"G_100.pth", "D_100.pth", "G_300.pth"} <= names and "G_200.pth" not in names
+    assert cli("unpin", alice.url("logs/alice"), "100").exit_code == 0
+
+
+def test_a_versioned_bucket_says_so_and_purges_only_what_janitor_removed(alice, cli):
+    alice.client.put_bucket_versioning(
+        Bucket=alice.name, VersioningConfiguration={"Status": "Enabled"}
+    )
+    config = "logs/alice/config.json"
+    body = alice.client.get_object(Bucket=alice.name, Key=config)["Body"].read()
+    alice.client.put_object(Bucket=alice.name, Key=config, Body=body)  # an old version of it
+    result = cli("prune", alice.url("logs"), "--keep-last", "2")
+    assert result.exit_code == 0, result.output
+    assert "versioned" in result.output and "still" in result.output
+    versions = alice.client.list_object_versions(Bucket=alice.name, Prefix="logs/alice/G_100")
+    assert versions.get("Versions")  # deleted, but billed
+    result = cli("prune", alice.url("logs"), "--keep-last", "1", "--purge-versions")
+    assert result.exit_code == 0, result.output
+    for key in ("G_100", "D_100", "G_200", "D_200"):  # old versions of what janitor removed
+        out = alice.client.list_object_versions(Bucket=alice.name, Prefix=f"logs/alice/{key}")
+        assert not out.get("Versions") and not out.get("DeleteMarkers"), key
+    out = alice.client.list_object_versions(Bucket=alice.name, Prefix=config)
+    assert len(out["Versions"]) == 2  # not janitor's to remove
+    out = alice.client.list_object_versions(Bucket=alice.name, Prefix="logs/alice/G_300")
+    assert len(out["Versions"]) == 1
+
+
+def test_a_missing_bucket_and_missing_credentials_are_one_line(s3_endpoint, tmp_path):
+    proc = _janitor("scan", "s3://no-such-bucket-here/logs")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "s3://no-such-bucket-here/logs" in proc.stderr and "Traceback" not in proc.stderr
+    env = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}
+    proc = _janitor("scan", "s3://no-such-bucket-here/logs", env=env)
+    assert proc.returncode != 0 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "credentials" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_missing_backend_names_the_extra():
+    code = (
+        "import sys; sys.modules['gcsfs'] = None\n"
+        "from janitor.cli.app import main; sys.argv = ['janitor', 'scan', 'gs://b/logs']; main()"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 2, proc.stderr
+    assert "pip install 'vits-janitor[gcs]'" in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_server_errors_are_retried_and_a_failing_run_does_not_stop_the_others(
+    tmp_path, bucket, s3_proxy, cli
+):
+    for name in ("alice", "bob"):
+        bucket.upload(write_run(tmp_path / "src", name, steps=(100, 200)), f"logs/{name}")
+    s3_proxy.fail(lambda m, p: m == "GET" and "/logs/alice/" in p, 503, times=2)  # throttled
+    s3_proxy.fail(lambda m, p: m == "DELETE" and "/logs/bob/" in p, 500)  # bob always fails
+    result = cli("prune", bucket.url("logs"), "--keep-last", "1")
+    assert result.exit_code == 1, result.output
+    alice = {k.split("/")[-1] for k in bucket.keys("logs/alice/")}
+    assert "G_100.pth" not in alice and "G_200.pth" in alice
+    bob = {k.split("/")[-1] for k in bucket.keys("logs/bob/")}
+    assert {"G_100.pth", "G_200.pth"} <= bob
+    assert "error" in result.output.lower() and "bob" in result.output
