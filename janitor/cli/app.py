@@ -195,6 +195,11 @@ Truncate = Annotated[
                  help="Truncate to 0 bytes before unlinking (Google Drive keeps deleted files "
                  "in its trash). Default: on under /content/drive."),
 ]  # fmt: skip
+PurgeVersions = Annotated[
+    bool,
+    typer.Option("--purge-versions", help="Versioned buckets: also delete the old versions of "
+                 "the objects removed (nothing else); without it they stay, billed."),
+]  # fmt: skip
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors and the total.")]
 Plot = Annotated[
     str | None,
@@ -382,6 +387,7 @@ def prune(
     fix_resume: FixResume = False,
     lock_timeout: LockWait = 10.0,
     no_cache: NoCache = False,
+    purge_versions: PurgeVersions = False,
 ) -> int:
     """Remove stale checkpoint sets by the rules; the newest complete set always stays.
 
@@ -416,7 +422,8 @@ def prune(
         fixes = _fix_resume(report, dry_run, lock_timeout, quiet, json, store)
         fs = view_after(fixes, store) if dry_run else store
         report = do_scan(paths, trainer=trainer, fs=fs, **cache)
-    executor = Executor(fs, trash=trash, truncate=truncate, lock_timeout=lock_timeout)
+    executor = Executor(fs, trash=trash, truncate=truncate, lock_timeout=lock_timeout,
+                        purge_versions=purge_versions)  # fmt: skip
     pruner = Pruner(rules, executor, fs)
     shown = None if json else (lambda rp: render.run_plan_text(rp, sys.stdout, quiet, verbose))
     plans, results = [], []
@@ -431,6 +438,7 @@ def prune(
                 render.run_result_text(rp, result, sys.stdout, quiet, trash)
     plan = Plan(tuple(plans), report.errors)
     execution = None if dry_run else ExecutionReport(tuple(results))
+    _versions_left(store, paths, plan.expected_freed if dry_run else execution.freed, purge_versions)
     moved = None if dry_run else ExecutionReport(tuple(result for _, result in fixes))
     failed = report.errors or any(e is not None and e.errors for e in (execution, moved))
     if json:
@@ -508,6 +516,16 @@ def watch(
     return EXIT_OK
 
 
+def _versions_left(fs: FileSystem, paths: list[str], freed: int, purged: bool) -> None:
+    """On a versioned bucket, deleted objects stay as noncurrent versions: say so."""
+    if freed and not purged and paths and fs.versioned(paths[0]):
+        _warn(
+            f"{paths[0]}: the bucket is versioned: removed objects stay as noncurrent "
+            "versions and still take (billed) storage; --purge-versions also deletes the old "
+            "versions of the objects janitor removes, or let a lifecycle rule expire them"
+        )
+
+
 def _in_range(value: float, flag: str, unit: str, most: float) -> None:
     """A watch interval: a real number above 0 and at most ``most`` (NaN fails both)."""
     if not 0 < value <= most:
@@ -542,6 +560,7 @@ def finalize(
         bool, typer.Option("--force", help="Finalize even if the run looks active.")
     ] = False,
     trainer: Trainer = None,
+    purge_versions: PurgeVersions = False,
 ) -> int:
     """Training is over: make sure verified small models exist, then remove every big
     checkpoint (G, D, DUR, WD) of the run, the newest included."""
@@ -563,7 +582,7 @@ def finalize(
     idle_s = parse_duration(idle, "--idle")
     fs, paths = storage_of(paths)
     report = do_scan(paths, fs=fs, trainer=trainer, save_cache=not dry_run)
-    executor = Executor(fs, trash=trash, truncate=truncate)
+    executor = Executor(fs, trash=trash, truncate=truncate, purge_versions=purge_versions)
     finals = []
     with render.finalize_progress(not json, len(report.runs)) as (advance, on_tensor):
         small_models = TorchSmallModels(on_tensor)
@@ -580,6 +599,8 @@ def finalize(
     failed = report.errors or any(
         f.refused or (f.result is not None and f.result.errors) for f in finals
     )
+    freed = sum(f.result.freed for f in finals if f.result is not None)
+    _versions_left(fs, paths, freed, purge_versions)
     if json:
         doc = render.finals_json(finals, dry_run)
         render.dump_json(render.envelope("finalize", not failed, doc, report.errors))

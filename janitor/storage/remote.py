@@ -551,7 +551,7 @@ class FsspecFS:
     def purge_versions(self, paths: Sequence[str]) -> tuple[int, int]:
         """Delete the noncurrent versions (and delete markers) of exactly these objects,
         which janitor removed; an object that exists again (written since) is left alone.
-        Returns (versions deleted, their bytes)."""
+        Returns (versions deleted, their bytes); delete markers go too, uncounted."""
         if self._s3() is None:
             return 0, 0
         count = size = 0
@@ -562,10 +562,12 @@ class FsspecFS:
             markers = [m for m in out.get("DeleteMarkers", []) if m["Key"] == key]
             if any(v.get("IsLatest") for v in versions):
                 continue  # the object is there again: its history is not ours to drop
-            for v in versions + markers:  # noncurrent versions first, then the marker
+            for v in versions:  # noncurrent versions first, then the delete marker
                 self._call("delete_object", Bucket=bucket, Key=key, VersionId=v["VersionId"])
                 count += 1
                 size += int(v.get("Size", 0))
+            for m in markers:
+                self._call("delete_object", Bucket=bucket, Key=key, VersionId=m["VersionId"])
         return count, size
 
     def unfinished_uploads(self, path: str) -> list[UnfinishedUpload]:

@@ -73,8 +73,10 @@ class Executor:
         lock_timeout: float = LOCK_TIMEOUT,
         clock: Callable[[], float] = time.time,
         on_removed: Callable[[Removed], None] | None = None,
+        purge_versions: bool = False,
     ) -> None:
         self.fs = fs
+        self.purge_versions = purge_versions  # versioned buckets: drop what deleted objects leave
         self.trash = trash
         self.truncate = truncate
         self.lock_timeout = lock_timeout
@@ -218,7 +220,20 @@ class Executor:
                 done.append(self._record("set-end", run.path, planned.number, failed=failed))
                 log.append(*done)  # one write; a kill before it leaves set-begin: finished later
                 unfinished.discard(planned.number)
+        if self.purge_versions and removed:
+            self._purge(removed, errors, notes)
         return RunResult(run.path, tuple(removed), tuple(errors), tuple(skipped), tuple(notes))
+
+    def _purge(self, removed: list[Removed], errors: list[FileError], notes: list[str]) -> None:
+        """On a versioned bucket: the noncurrent versions of exactly the objects removed
+        here (a trashed object's copy in the trash stays), nothing else."""
+        try:
+            count, nbytes = self.fs.purge_versions([r.path for r in removed])
+        except OSError as exc:
+            errors.append(FileError(removed[0].path, f"old versions: {_error_text(exc)}"))
+            return
+        if count:
+            notes.append(f"deleted {count} noncurrent versions ({nbytes:,} bytes) of removed objects")
 
     def _journal_state(self, journal: Journal) -> _JournalState:
         """Interrupted sets per run. The journal is read once, then only what was appended
