@@ -13,6 +13,8 @@ so ``TMPDIR`` is honoured) that is removed at the end, also on Ctrl-C or SIGTERM
    cold (``--no-cache``) and warm (verdict cache valid);
 4. prune throughput vs ``find -delete``, and the plan (``--dry-run``) vs ``scan``;
 5. the watcher (inotify and ``--poll``): idle CPU and RSS, save-to-prune delay, SIGTERM;
+7. object storage (``bench/objectstore.py``): a bucket's scan vs a plain s3fs listing, the
+   cached re-scan's ranged GETs, and the issue's acceptance run on a real-size Applio run;
 6. README's API example on a real-size Applio run (the full-size run plus one more save)
    against ``janitor prune logs --keep-last 1`` on a hard-linked copy: the trainer's resume
    step afterwards, and ``expected_freed_size`` against the bytes gone (a check, not a time).
@@ -47,6 +49,7 @@ from pathlib import Path
 
 import exports
 import measure as m
+import objectstore
 import trees
 
 REPO = Path(__file__).resolve().parent.parent
@@ -1043,6 +1046,9 @@ def main() -> int:
         bench.startup()
         bench.extraction()
         exports.add_to(bench, Figure, 1 if cfg.quick else 3, log=log)  # 2b: every trainer
+        objectstore.add_to(
+            bench, Figure, J, 1 if cfg.quick else 3, 20 if cfg.quick else 100, log, trainer_resume
+        )  # 7: a bucket (moto's S3 API on 127.0.0.1)
         bench.api_example()
         bench.build_trees()
         bench.scan()

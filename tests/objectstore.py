@@ -111,8 +111,11 @@ class FaultProxy:
                 proxy.requests.append((self.command, self.path, self.headers.get("Range")))
                 status = proxy._fault(self.command, self.path)
                 if status is not None:
-                    payload = (b"<Error><Code>SlowDown</Code><Message>injected</Message></Error>"
-                               if status == 503 else b"<Error><Code>InternalError</Code></Error>")
+                    payload = (
+                        b"<Error><Code>SlowDown</Code><Message>injected</Message></Error>"
+                        if status == 503
+                        else b"<Error><Code>InternalError</Code></Error>"
+                    )
                     self.send_response(status)
                     self.send_header("Content-Length", str(len(payload)))
                     self.end_headers()

@@ -26,7 +26,9 @@ SMALL = ["alice_1e_100s.pth", "alice_2e_200s.pth", "alice_3e_300s.pth"]
 @pytest.fixture
 def alice(tmp_path, bucket):
     """An Applio run (tiny tensors, the trainer's real layout) at s3://<bucket>/logs/alice."""
-    local = write_run(tmp_path / "src", "alice", steps=(100, 200, 300), small_models=(100, 200, 300))
+    local = write_run(
+        tmp_path / "src", "alice", steps=(100, 200, 300), small_models=(100, 200, 300)
+    )
     bucket.upload(local, "logs/alice")
     return bucket
 
@@ -142,9 +144,20 @@ def _janitor(*args: str, env: dict | None = None) -> subprocess.CompletedProcess
 def test_two_janitors_from_two_processes_never_work_on_one_run_at_once(alice):
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "janitor", "prune", alice.url("logs"), "--keep-last", "1",
-             "--json"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+            [
+                sys.executable,
+                "-m",
+                "janitor",
+                "prune",
+                alice.url("logs"),
+                "--keep-last",
+                "1",
+                "--json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
         )  # fmt: skip
         for _ in range(2)
     ]
@@ -240,3 +253,58 @@ def test_server_errors_are_retried_and_a_failing_run_does_not_stop_the_others(
     bob = {k.split("/")[-1] for k in bucket.keys("logs/bob/")}
     assert {"G_100.pth", "G_200.pth"} <= bob
     assert "error" in result.output.lower() and "bob" in result.output
+
+
+def _wait_for(check, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return check()
+
+
+def test_watch_polls_a_bucket_and_prunes_as_sets_arrive(tmp_path, bucket):
+    from janitor.domain.policy import Overrides
+    from janitor.storage.locate import resolve
+    from janitor.usecases.executor import Executor
+    from janitor.usecases.watch import Watcher
+
+    local = write_run(tmp_path / "src", "alice", steps=(100, 200, 300, 400))
+    names = ("G_{}.pth", "D_{}.pth")
+    for name in names:  # the first set is there when the watch starts
+        bucket.client.upload_file(str(local / name.format(100)), bucket.name,
+                                  f"logs/alice/{name.format(100)}")  # fmt: skip
+    fs, root = resolve(bucket.url("logs"))
+    records: list[dict] = []
+    watcher = Watcher([root], Overrides(keep_last=1), poll=0.3, settle=0.5, fs=fs,
+                      executor=Executor(fs), log=records.append)  # fmt: skip
+    watcher.start()
+    try:
+        for step in (200, 300, 400):  # the trainer (or a sync tool) uploads set after set
+            for name in names:
+                bucket.client.upload_file(str(local / name.format(step)), bucket.name,
+                                          f"logs/alice/{name.format(step)}")  # fmt: skip
+            time.sleep(0.4)
+
+        def only_newest() -> bool:
+            ckpts = [k for k in bucket.keys("logs/alice/") if k.split("/")[-1][:2] in ("G_", "D_")]
+            return sorted(k.split("/")[-1] for k in ckpts) == ["D_400.pth", "G_400.pth"]
+
+        assert _wait_for(only_newest, 20), bucket.keys("logs/alice/")
+    finally:
+        watcher.stop()
+    assert records[0]["mode"] == "polling every 0.3 s"
+    assert not [r for r in records if r["event"] == "error"], records
+
+
+def test_keep_every_and_keep_best_on_a_bucket(tmp_path, bucket, cli):
+    steps = (100, 200, 300, 400, 500, 600)
+    loss = {"loss/g/total": [(s, v) for s, v in zip(steps, (9.0, 3.0, 7.0, 8.0, 6.0, 5.0))]}
+    bucket.upload(write_run(tmp_path / "src", "alice", steps=steps, metrics=loss), "logs/alice")
+    result = cli("prune", bucket.url("logs"), "--keep-last", "1", "--keep-every", "300",
+                 "--keep-best", "1", "--metric", "loss/g/total")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    left = {k.split("/")[-1] for k in bucket.keys("logs/alice/")}
+    kept = sorted(int(n[2:-4]) for n in left if n.startswith("G_"))
+    assert kept == [200, 300, 600]  # best (3.0), the milestone, the newest

@@ -438,7 +438,9 @@ def prune(
                 render.run_result_text(rp, result, sys.stdout, quiet, trash)
     plan = Plan(tuple(plans), report.errors)
     execution = None if dry_run else ExecutionReport(tuple(results))
-    _versions_left(store, paths, plan.expected_freed if dry_run else execution.freed, purge_versions)
+    _versions_left(
+        store, paths, plan.expected_freed if dry_run else execution.freed, purge_versions
+    )
     moved = None if dry_run else ExecutionReport(tuple(result for _, result in fixes))
     failed = report.errors or any(e is not None and e.errors for e in (execution, moved))
     if json:

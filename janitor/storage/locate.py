@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from janitor.domain.errors import UsageError
 from janitor.storage.fs import LOCAL, FileSystem
 
+
 def is_url(path: str) -> bool:
     """``scheme://…`` (a Windows drive ``C:\\`` is not a URL)."""
     head, sep, _ = path.partition("://")

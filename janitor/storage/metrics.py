@@ -6,6 +6,10 @@ only when a metric is asked for.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
+
 from janitor.core.frameworks import (
     TRAINER_STATE,
     log_history_keys,
@@ -39,15 +43,18 @@ def load_scalars(run_path: str, tag: str, fs: FileSystem = LOCAL) -> dict[int, f
     A run without event files gives ``{}``; event files without the tag are a usage error
     that names the tags that do exist.
     """
-    has_events = any(e.name.startswith(EVENTS_PREFIX) for e in fs.listdir(run_path))
-    if not has_events:
+    events = [e for e in fs.listdir(run_path) if e.name.startswith(EVENTS_PREFIX)]
+    if not events:
         return {}
-    local = fs.local_path(run_path)
-    if local is None:
-        raise JanitorError(f"{run_path}: --keep-best reads TensorBoard files from a local folder")
     EventAccumulator, SCALARS = _accumulator_cls()
-    acc = EventAccumulator(local, size_guidance={SCALARS: 0})
-    acc.Reload()
+    with contextlib.ExitStack() as stack:
+        local = fs.local_path(run_path)
+        if local is None:  # object storage: the event files (small) are read into a temp folder
+            local = stack.enter_context(LOCAL.temp_dir(tempfile.gettempdir(), "janitor-events-"))
+            for e in events:
+                LOCAL.write_atomic(os.path.join(local, e.name), fs.read_bytes(e.path))
+        acc = EventAccumulator(local, size_guidance={SCALARS: 0})
+        acc.Reload()
     tags = acc.Tags().get("scalars", [])
     if tag not in tags:
         shown = ", ".join(sorted(tags)[:12]) or "none"

@@ -60,10 +60,10 @@ _seq = itertools.count()
 
 def open_url(url: str) -> tuple[FsspecFS, str]:
     """The storage for a URL, or one line saying which extra to install."""
-    import fsspec
-
     protocol = url.split("://", 1)[0].lower()
     try:
+        import fsspec
+
         cls = fsspec.get_filesystem_class(protocol)
     except ImportError:
         extra = EXTRAS.get(protocol, protocol)
@@ -356,6 +356,11 @@ class FsspecFS:
     def create_exclusive(self, path: str, data: bytes) -> bool:
         """Create ``path`` only if no object has that name (a conditional write); False if
         one has."""
+        if self.protocol not in ("s3", "s3a", "memory"):  # no conditional put: best effort
+            if self.exists(path):
+                return False
+            self.write_atomic(path, data)
+            return True
         try:
             with _translated(path):
                 self.fs.pipe_file(self._p(path), data, mode="create")

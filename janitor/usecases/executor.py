@@ -233,7 +233,9 @@ class Executor:
             errors.append(FileError(removed[0].path, f"old versions: {_error_text(exc)}"))
             return
         if count:
-            notes.append(f"deleted {count} noncurrent versions ({nbytes:,} bytes) of removed objects")
+            notes.append(
+                f"deleted {count} noncurrent versions ({nbytes:,} bytes) of removed objects"
+            )
 
     def _journal_state(self, journal: Journal) -> _JournalState:
         """Interrupted sets per run. The journal is read once, then only what was appended

@@ -222,9 +222,7 @@ class Watcher:
 
             self.poll = self.poll or REMOTE_POLL
             listing = ListingStat(self.fs)
-            observer = PollingObserverVFS(
-                listing.stat, listing.listdir, polling_interval=self.poll
-            )
+            observer = PollingObserverVFS(listing.stat, listing.listdir, polling_interval=self.poll)
         elif self.poll is not None:
             from watchdog.observers.polling import PollingObserver
 

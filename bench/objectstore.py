@@ -1,0 +1,174 @@
+"""`make bench`, section 7: runs on object storage, against a real S3 API (moto's server on
+127.0.0.1, in this process) behind a counting proxy (``tests.objectstore.FaultProxy``, which
+counts every request the children make).
+
+7a. ``janitor scan s3://bench/logs --no-cache`` of a bucket with N runs x 20 sets of tiny
+    complete zips vs a plain s3fs listing of the same prefix (``S3FileSystem().find``): wall
+    and requests;
+7b. the re-scan with the verdict cache valid: ranged GETs (goal 0) and wall;
+7c. the issue's acceptance run on the bucket: a real-size Applio run (steps 100/200/300)
+    uploaded to ``s3://runs/logs/alice``; ``scan --json`` says newest complete 300,
+    ``prune --keep-last 1`` leaves exactly the 300 set and the small models, and the trainer's
+    own resume rule on a download of what is left picks 300 (a check, not a time).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+import measure as m
+import trees
+
+REPO = Path(__file__).resolve().parent.parent
+PY = sys.executable
+LISTING = "import s3fs, sys; s3fs.S3FileSystem(use_listings_cache=False).find(sys.argv[1])"
+
+
+class Store:
+    """moto's S3 server on 127.0.0.1 with the counting proxy in front; the environment the
+    children get (the standard AWS variables)."""
+
+    def __init__(self) -> None:
+        import boto3
+        from moto.server import ThreadedMotoServer
+
+        from tests.objectstore import ENV, FaultProxy
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.server.start()
+        host, port = self.server.get_host_and_port()
+        self.proxy = FaultProxy(f"http://{host}:{port}")
+        self.env = {**os.environ, **ENV, "AWS_ENDPOINT_URL": self.proxy.url}
+        self.client = boto3.client(
+            "s3", endpoint_url=f"http://{host}:{port}", region_name="us-east-1",
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+        )  # fmt: skip
+
+    def run(self, cmd: list[str], stdout=None) -> tuple[m.Sample, int, int]:
+        """A child through the proxy: its sample, its requests and its ranged GETs."""
+        self.proxy.requests.clear()
+        sample = m.run(cmd, stdout=stdout, cwd=str(REPO), env=self.env)
+        return sample, len(self.proxy.requests), self.proxy.ranged_gets()
+
+    def keys(self, bucket: str, prefix: str) -> list[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+    def close(self) -> None:
+        self.proxy.stop()
+        self.server.stop()
+
+
+def add_to(bench, Figure, janitor: list[str], reps: int, runs: int, log, resume) -> None:
+    store = Store()
+    try:
+        _scan_rows(bench, Figure, store, janitor, reps, runs, log)
+        _acceptance(bench, Figure, store, janitor, log, resume)
+    finally:
+        store.close()
+
+
+def _scan_rows(bench, Figure, store: Store, janitor, reps: int, runs: int, log) -> None:
+    sets = 20
+    store.client.create_bucket(Bucket="bench")
+    data = trees.tiny_checkpoint()
+    log(f"object storage: uploading {runs} runs x {sets} sets of tiny zips to s3://bench/logs")
+    for r in range(runs):
+        for s in range(1, sets + 1):
+            for kind in ("G", "D"):
+                key = f"logs/{trees.run_name(r)}/{kind}_{s * 100}.pth"
+                store.client.put_object(Bucket="bench", Key=key, Body=data)
+    url = "s3://bench/logs"
+    cold, warm, listing = [], [], []
+    counts: dict[str, list[tuple[int, int]]] = {"cold": [], "warm": [], "listing": []}
+    store.run([*janitor, "scan", url])  # writes the verdict cache the warm side reads
+    for _ in range(reps):  # sides alternate; each cold scan first drops the cache
+        for side, cmd in (
+            ("cold", [*janitor, "scan", url, "--no-cache"]),
+            ("listing", [PY, "-c", LISTING, "bench/logs"]),
+            ("warm", [*janitor, "scan", url]),
+        ):
+            sample, requests, ranged = store.run(cmd)
+            {"cold": cold, "warm": warm, "listing": listing}[side].append(sample)
+            counts[side].append((requests, ranged))
+    files = runs * sets * 2
+    bench.raw["object_storage_scan"] = {
+        "runs": runs, "sets": sets, "objects": files,
+        "samples": {k: [asdict(s) for s in v] for k, v in
+                    (("cold", cold), ("warm", warm), ("listing", listing))},
+        "requests_and_ranged_gets": counts,
+    }  # fmt: skip
+    req = {k: v[-1][0] for k, v in counts.items()}
+    base = f"s3fs `find` of the prefix ({req['listing']} requests)"
+    bench.add(Figure(
+        "7a-bucket-scan-cold", f"7a scan of a bucket, {runs} runs x {sets} sets ({files:,} "
+        f"objects), no cache: {req['cold']} requests, {counts['cold'][-1][1]} ranged GETs",
+        m.walls(cold), "s", base, m.walls(listing), goal="report",
+    ))  # fmt: skip
+    ranged = [float(r) for _, r in counts["warm"]]
+    bench.add(Figure(
+        "7b-bucket-rescan-ranged-gets", f"7b re-scan of the unchanged bucket (cache valid): "
+        f"ranged GETs ({req['warm']} requests, {m.walls(warm)['median']:.2f} s)",
+        m.summary(ranged), "", base, m.walls(listing), with_ratio=False, goal="0",
+        goal_on="value", goal_op="<=", goal_value=0.0, goal_source="brief",
+    ))  # fmt: skip
+
+
+def _acceptance(bench, Figure, store: Store, janitor, log, resume) -> None:
+    """The issue's acceptance run, real size, on the bucket."""
+    tmp = tempfile.mkdtemp(prefix="objstore-", dir=bench.tmp)
+    logs = os.path.join(tmp, "logs")
+    steps = ["100", "200", "300"]
+    log("object storage: a real-size Applio run (steps 100/200/300) to s3://runs/logs/alice")
+    m.run([PY, str(REPO / "bench" / "gen_big.py"), "run+small", logs, *steps], cwd=str(REPO))
+    run_dir = os.path.join(logs, "alice")
+    store.client.create_bucket(Bucket="runs")
+    for name in sorted(os.listdir(run_dir)):
+        store.client.upload_file(os.path.join(run_dir, name), "runs", f"logs/alice/{name}")
+    uploaded = sum(os.path.getsize(os.path.join(run_dir, n)) for n in os.listdir(run_dir))
+    small = sorted(n for n in os.listdir(run_dir) if not n.startswith(("G_", "D_")))
+    with tempfile.TemporaryFile(dir=tmp) as out:
+        store.run([*janitor, "scan", "s3://runs/logs", "--json"], stdout=out)
+        out.seek(0)
+        doc = json.loads(out.read())
+    newest = doc["runs"][0]["newest_complete_step"] if doc.get("runs") else None
+    prune, requests, _ = store.run([*janitor, "prune", "s3://runs/logs", "--keep-last", "1"])
+    left = [k.split("/")[-1] for k in store.keys("runs", "logs/alice/")]
+    down = os.path.join(tmp, "down")
+    os.makedirs(down)
+    for name in left:
+        if name.startswith(("G_", "D_")):
+            store.client.download_file("runs", f"logs/alice/{name}", os.path.join(down, name))
+    after = resume(down)
+    checks = {
+        "scan --json: newest complete 300": newest == 300,
+        "prune --keep-last 1 leaves exactly G_300, D_300 and the small models": (
+            sorted(n for n in left if n.startswith(("G_", "D_"))) == ["D_300.pth", "G_300.pth"]
+            and set(small) <= set(left)
+        ),
+        "the trainer's resume on a download of what is left: 300": after == {"G": 300, "D": 300},
+    }
+    ok = all(checks.values())
+    bench.raw["object_storage_acceptance"] = {
+        "uploaded_bytes": uploaded, "newest_complete": newest, "left": left,
+        "resume_after": after, "prune": asdict(prune), "prune_requests": requests,
+        "checks": checks,
+    }  # fmt: skip
+    log(f"object storage acceptance: {'ok' if ok else 'FAILED'} {checks}")
+    shown = (f"newest complete {newest}; left G/D 300 + {len(small)} small files; resume "
+             f"{after['G']}" if ok else "; ".join(k for k, v in checks.items() if not v))  # fmt: skip
+    bench.add(Figure(
+        "7c-bucket-acceptance", f"7c real-size Applio run on a bucket ({uploaded / 1e9:.2f} GB): "
+        "scan, prune --keep-last 1, trainer's resume", m.summary([1.0 if ok else 0.0]), "",
+        f"prune {prune.wall:.1f} s, {requests} requests", goal="equal", goal_on="value",
+        goal_op=">=", goal_value=1.0, goal_source="brief", text=shown, detail=checks,
+    ))  # fmt: skip
+    subprocess.run(["rm", "-rf", tmp], check=False)
