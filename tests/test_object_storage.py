@@ -300,7 +300,8 @@ def test_watch_polls_a_bucket_and_prunes_as_sets_arrive(tmp_path, bucket):
 
 def test_keep_every_and_keep_best_on_a_bucket(tmp_path, bucket, cli):
     steps = (100, 200, 300, 400, 500, 600)
-    loss = {"loss/g/total": [(s, v) for s, v in zip(steps, (9.0, 3.0, 7.0, 8.0, 6.0, 5.0))]}
+    values = (9.0, 3.0, 7.0, 8.0, 6.0, 5.0)
+    loss = {"loss/g/total": list(zip(steps, values, strict=True))}
     bucket.upload(write_run(tmp_path / "src", "alice", steps=steps, metrics=loss), "logs/alice")
     result = cli("prune", bucket.url("logs"), "--keep-last", "1", "--keep-every", "300",
                  "--keep-best", "1", "--metric", "loss/g/total")  # fmt: skip
