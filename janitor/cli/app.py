@@ -3,6 +3,7 @@ here and nowhere else (0 ok, 1 failure, 2 usage). torch is never imported by thi
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -303,12 +304,8 @@ def scan(
     no_cache: NoCache = False,
 ) -> int:
     """Show each training run: sets, newest complete step, sizes, problems, what prune frees."""
-    from janitor.cli import render
-    from janitor.storage import config
     from janitor.storage.locate import storage_of
-    from janitor.storage.scan import gc_paused, scan_runs, unfinished_uploads
-    from janitor.storage.scan import scan as do_scan
-    from janitor.usecases.inspect import summarize, summarize_run
+    from janitor.storage.scan import gc_paused
 
     if plot is not None:
         from janitor.cli.plot import check_target
@@ -318,6 +315,20 @@ def scan(
         raise UsageError("--metric on scan is for --plot (the curve to draw)")
     fs, paths = storage_of(paths)
     gc_paused().__enter__()  # a short-lived process: no collector passes over 200k objects
+    with fs.listing(paths[0]) if len(paths) == 1 else contextlib.nullcontext():
+        return _scan(fs, paths, json, trainer, plot, metric, no_cache)
+
+
+def _scan(
+    fs: FileSystem, paths: list[str], json: bool, trainer: str | None, plot: str | None,
+    metric: str | None, no_cache: bool,
+) -> int:  # fmt: skip
+    from janitor.cli import render
+    from janitor.storage import config
+    from janitor.storage.scan import scan as do_scan
+    from janitor.storage.scan import scan_runs, unfinished_uploads
+    from janitor.usecases.inspect import summarize, summarize_run
+
     if not json and plot is None:  # run by run: each block printed and let go, never all at once
         errors: list = []
         paths_seen: dict[str, None] = {}

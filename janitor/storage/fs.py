@@ -111,6 +111,7 @@ class FileSystem(Protocol):
     def rmdir(self, path: str) -> None: ...
     def remove_tree(self, path: str) -> None: ...
     def link_or_copy(self, src: str, dst: str) -> bool: ...
+    def listing(self, path: str) -> contextlib.AbstractContextManager[None]: ...
     # billing facts of object stores (a local disk has none of these)
     def versioned(self, path: str) -> bool | None: ...
     def purge_versions(self, paths: Sequence[str]) -> tuple[int, int]: ...
@@ -606,6 +607,10 @@ class LocalFS:
         os.stat(path)  # ELOOP / ENOENT surface here, with the errno intact
         return os.path.realpath(path)
 
+    def listing(self, path: str) -> contextlib.AbstractContextManager[None]:
+        """A scan's view of ``path`` (object stores list it once; a disk is listed as walked)."""
+        return contextlib.nullcontext()
+
     def versioned(self, path: str) -> bool | None:
         """A removed file is gone (no old versions kept, as a versioned bucket keeps)."""
         return False
@@ -679,3 +684,6 @@ class Without:
 
     def unfinished_uploads(self, path: str) -> Sequence[Any]:
         return self.fs.unfinished_uploads(path)
+
+    def listing(self, path: str) -> contextlib.AbstractContextManager[None]:
+        return self.fs.listing(path)

@@ -33,6 +33,7 @@ import os
 import socket
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -136,14 +137,17 @@ def _version_tag(info: Mapping[str, Any]) -> str:
 
 
 def object_key(info: Mapping[str, Any], size: int, mtime: float) -> StatKey:
-    """A stat key for an object: its ETag (or version) and size, in the same 40 bytes as a
-    local key (the ETag's digest where a disk has device and inode). An object is replaced
-    whole, with a new ETag, so no timestamp is needed and none is racy; a store without
-    ETags (``memory://``) is keyed on the modification time instead, racy rules and all."""
+    """A stat key for an object: a digest of its ETag (or version) and modification time,
+    and its size, in the same 40 bytes as a local key. An upload of other bytes has another
+    ETag, a new upload of the same bytes another time. Its timestamp fields stay 0: an
+    object's content cannot change without its ETag, so no key is racy (the verdict cache's
+    racy-timestamp rule is for files rewritten in place); a store without ETags
+    (``memory://``) keeps the time there, racy rule and all."""
     tag = _version_tag(info)
-    digest = hashlib.blake2b(tag.encode(), digest_size=16).digest()
+    ns = int(mtime * 1e9)
+    digest = hashlib.blake2b(f"{tag}\0{ns}".encode(), digest_size=16).digest()
     hi, lo = int.from_bytes(digest[:8], "little"), int.from_bytes(digest[8:], "little")
-    ns = 0 if tag else int(mtime * 1e9)
+    ns = 0 if tag else ns
     return KEY.pack(hi, lo, size, ns, ns)
 
 
@@ -167,6 +171,51 @@ class _RecordAppender:
         self.sync()
 
 
+class _Snapshot:
+    """One recursive listing of a prefix: its objects and the folders their keys imply."""
+
+    def __init__(self, root: str, infos: Any) -> None:
+        self.root = root.rstrip("/")
+        self.objects: dict[str, dict] = {}
+        self.folders: dict[str, dict[str, dict]] = {self.root: {}}
+        for info in infos:
+            name = str(info["name"]).rstrip("/")
+            if info.get("type") == "directory" or not name.startswith(self.root + "/"):
+                continue
+            self.objects[name] = info
+            child, parent = name, name.rsplit("/", 1)[0]
+            while True:
+                kids = self.folders.get(parent)
+                new = kids is None
+                if new:
+                    kids = self.folders[parent] = {}
+                kids[child] = self.objects.get(child) or {"name": child, "type": "directory",
+                                                          "size": 0}  # fmt: skip
+                if not new or parent == self.root:
+                    break
+                child, parent = parent, parent.rsplit("/", 1)[0]
+
+    def covers(self, path: str) -> bool:
+        path = path.rstrip("/")
+        return path == self.root or path.startswith(self.root + "/")
+
+    def children(self, path: str) -> list[dict]:
+        kids = self.folders.get(path.rstrip("/"))
+        if kids is None:
+            if path.rstrip("/") in self.objects:
+                return []
+            raise FileNotFoundError(errno.ENOENT, "no such prefix", path)
+        return list(kids.values())
+
+    def info(self, path: str) -> dict:
+        path = path.rstrip("/")
+        if path in self.objects:
+            return self.objects[path]
+        if path in self.folders:
+            return {"name": path, "type": "directory", "size": 0}
+        raise FileNotFoundError(errno.ENOENT, "no such object", path)
+
+
 class FsspecFS:
     """One fsspec file system; paths are the user's URLs (``<protocol>://…``)."""
 
@@ -174,6 +223,7 @@ class FsspecFS:
         self.fs = fs
         self.protocol = protocol
         self.prefix = f"{protocol}://"
+        self._local = threading.local()  # this thread's listing snapshot (``listing``)
 
     # ------------------------------------------------------------- paths
 
@@ -195,10 +245,47 @@ class FsspecFS:
     # ------------------------------------------------------------- reading
 
     def _ls(self, path: str) -> list[dict]:
+        snap = self._snapshot(path)
+        if snap is not None:
+            return snap.children(self._p(path))
         with _translated(path):
             infos = self.fs.ls(self._p(path), detail=True)
         here = self._p(path).rstrip("/")
         return [i for i in infos if str(i["name"]).rstrip("/") != here]
+
+    def _info(self, path: str) -> dict:
+        snap = self._snapshot(path)
+        if snap is not None:
+            return snap.info(self._p(path))
+        with _translated(path):
+            return self.fs.info(self._p(path))
+
+    def _snapshot(self, path: str) -> _Snapshot | None:
+        snap = getattr(self._local, "snapshot", None)
+        return snap if snap is not None and snap.covers(self._p(path)) else None
+
+    @contextlib.contextmanager
+    def listing(self, path: str) -> Iterator[None]:
+        """While a scan walks ``path``: one recursive listing (one request per 1,000 objects)
+        answers every listing, stat and existence check below it in this thread, instead of
+        a few requests per folder. Objects are still read from the store; the executor's
+        re-check under the lock lists again (it never runs inside this)."""
+        if getattr(self._local, "snapshot", None) is not None:
+            yield
+            return
+        try:
+            with _translated(path):
+                found = self.fs.find(self._p(path), detail=True)
+        except OSError:
+            found = None
+        if not found:
+            yield
+            return
+        self._local.snapshot = _Snapshot(self._p(path), found.values())
+        try:
+            yield
+        finally:
+            self._local.snapshot = None
 
     def listdir(self, path: str) -> list[Entry]:
         """The objects and prefixes under ``path``; a prefix with nothing under it is an
@@ -218,8 +305,7 @@ class FsspecFS:
 
     def _is_file(self, path: str) -> bool:
         try:
-            with _translated(path):
-                return self.fs.isfile(self._p(path))
+            return self._info(path).get("type") == "file"
         except OSError:
             return False
 
@@ -277,27 +363,19 @@ class FsspecFS:
         return out
 
     def stat(self, path: str) -> Entry:
-        with _translated(path):
-            info = self.fs.info(self._p(path))
-        return self._entry(info)
-
-    def stat_key(self, path: str) -> StatKey:
-        with _translated(path):
-            info = self.fs.info(self._p(path))
-        e = self._entry(info)
-        return object_key(info, e.size, e.mtime)
+        return self._entry(self._info(path))
 
     def exists(self, path: str) -> bool:
         """An object or a prefix (or an append-only file's records)."""
-        with _translated(path):
-            if self.fs.exists(self._p(path)):
-                return True
-        return self._records(path) is not None
+        try:
+            self._info(path)
+            return True
+        except FileNotFoundError:
+            return self._records(path) is not None
 
     def is_dir(self, path: str) -> bool:
         try:
-            with _translated(path):
-                return bool(self.fs.isdir(self._p(path)))
+            return self._info(path).get("type") == "directory"
         except OSError:
             return False
 
@@ -314,11 +392,16 @@ class FsspecFS:
 
     def read_bytes(self, path: str, offset: int = 0) -> bytes:
         records = self._records(path)
-        if records is not None:
-            return b"".join(self._cat(r) for r in records)[offset:]
+        if records is not None:  # fetched concurrently
+            with _translated(path):
+                parts = self.fs.cat([self._p(r) for r in records])
+            return b"".join(bytes(parts[self._p(r)]) for r in records)[offset:]
         return self._cat(path, offset)
 
     def _cat(self, path: str, offset: int = 0) -> bytes:
+        snap = self._snapshot(path)
+        if snap is not None:
+            snap.info(self._p(path))  # a file the listing did not see is not read for
         with _translated(path):
             return bytes(self.fs.cat_file(self._p(path), start=offset or None))
 

@@ -678,7 +678,8 @@ def _scan_tops(
     with gc_paused():
         for folder, only in tops:
             if only is None:
-                yield from walker.walk(folder)
+                with walker.fs.listing(folder):
+                    yield from walker.walk(folder)
                 continue
             found, _, known = walker.survey(folder, only=only)
             run = walker.add_run(folder, found, only=only, known=known)
