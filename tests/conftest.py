@@ -79,6 +79,23 @@ def run_janitor(*args, unprivileged: bool = False, env=None, **kw):
     )
 
 
+def janitors_at_once(n: int, *args) -> list[tuple[int, str, str]]:
+    """``n`` janitor processes with the same arguments, started together: (exit code,
+    stdout, stderr) of each."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "janitor", *map(str, args)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )  # fmt: skip
+        for _ in range(n)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    return [(p.returncode, out, err) for p, (out, err) in zip(procs, outs, strict=True)]
+
+
 # ----------------------------------------------------------------- the Safety table
 # Tests marked @pytest.mark.safety("scenario") feed README's Safety table: with
 # JANITOR_SAFETY_REPORT=path, the session writes per-scenario test and case counts and

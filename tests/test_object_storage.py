@@ -7,7 +7,6 @@ is left alone."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import pytest
 
 import janitor
 from fixtures.gen import truncate_file, write_run
-from tests.conftest import REPO
+from tests.conftest import REPO, janitors_at_once, run_janitor
 from tests.test_api import resume_pick
 
 SMALL = ["alice_1e_100s.pth", "alice_2e_200s.pth", "alice_3e_300s.pth"]
@@ -130,47 +129,21 @@ def test_a_run_locked_by_another_machine_is_skipped_and_an_expired_lock_taken_ov
     assert "G_100.pth" in {k.split("/")[-1] for k in alice.keys("logs/alice/")}
     held["expires"] = time.time() - 1
     alice.client.put_object(Bucket=alice.name, Key=_lock_key(alice), Body=json.dumps(held))
-    proc = _janitor("prune", alice.url("logs"), "--keep-last", "1", "--lock-timeout", "0.5")
+    proc = run_janitor("prune", alice.url("logs"), "--keep-last", "1", "--lock-timeout", "0.5")
     assert proc.returncode == 0, proc.stderr
     assert "took over the expired lock" in proc.stderr and "gpu-box" in proc.stderr
     assert "G_100.pth" not in {k.split("/")[-1] for k in alice.keys("logs/alice/")}
     assert _lock_key(alice) not in alice.keys("logs/.janitor/")  # released
 
 
-def _janitor(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "janitor", *args], capture_output=True, text=True, cwd=REPO,
-        env={**os.environ, **(env or {})}, timeout=120,
-    )  # fmt: skip
-
-
 def test_two_janitors_from_two_processes_never_work_on_one_run_at_once(alice):
-    procs = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "janitor",
-                "prune",
-                alice.url("logs"),
-                "--keep-last",
-                "1",
-                "--json",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=REPO,
-        )  # fmt: skip
-        for _ in range(2)
-    ]
-    docs = [json.loads(p.communicate(timeout=120)[0]) for p in procs]
+    done = janitors_at_once(2, "prune", alice.url("logs"), "--keep-last", "1", "--json")
+    assert [rc for rc, _, _ in done] == [0, 0], done
     removed = [
-        f["name"] for d in docs for r in d["runs"] for s in r["sets"] if s.get("removed")
-        for f in s["files"]
+        f["name"] for _, out, _ in done for r in json.loads(out)["runs"] for s in r["sets"]
+        if s.get("removed") for f in s["files"]
     ]  # fmt: skip
     assert sorted(removed) == ["D_100.pth", "D_200.pth", "G_100.pth", "G_200.pth"]  # once each
-    assert all(p.returncode == 0 for p in procs)
 
 
 def test_trash_on_a_bucket_is_a_copy_and_restore_brings_the_set_back(alice, cli):
@@ -223,11 +196,11 @@ def test_a_versioned_bucket_says_so_and_purges_only_what_janitor_removed(alice, 
 
 
 def test_a_missing_bucket_and_missing_credentials_are_one_line(s3_endpoint, tmp_path):
-    proc = _janitor("scan", "s3://no-such-bucket-here/logs")
+    proc = run_janitor("scan", "s3://no-such-bucket-here/logs")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "s3://no-such-bucket-here/logs" in proc.stderr and "Traceback" not in proc.stderr
     env = {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}
-    proc = _janitor("scan", "s3://no-such-bucket-here/logs", env=env)
+    proc = run_janitor("scan", "s3://no-such-bucket-here/logs", env=env)
     assert proc.returncode != 0 and proc.stderr.count("\n") == 1, proc.stderr
     assert "credentials" in proc.stderr and "Traceback" not in proc.stderr
 

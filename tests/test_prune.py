@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +16,15 @@ from janitor.storage.journal import Journal
 from janitor.storage.scan import scan
 from janitor.usecases.executor import Executor, run_lock
 from janitor.usecases.prune import plan_run
-from tests.conftest import REPO, can_drop_privileges, fake_ckpt, fake_run, run_janitor, truncate
+from tests.conftest import (
+    REPO,
+    can_drop_privileges,
+    fake_ckpt,
+    fake_run,
+    janitors_at_once,
+    run_janitor,
+    truncate,
+)
 
 STEPS = tuple(range(100, 1100, 100))
 
@@ -284,18 +290,9 @@ def test_a_set_changed_since_planning_is_left_alone(alice):
 def test_concurrent_prunes_do_not_double_delete(tmp_path):
     logs = tmp_path / "logs"
     fake_run(logs, "a", range(1, 201))
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "janitor", "prune", str(logs), "--json"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=REPO,
-        )  # fmt: skip
-        for _ in range(3)
-    ]
-    outs = [p.communicate(timeout=120) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0, 0], outs
+    done = janitors_at_once(3, "prune", logs, "--json")
+    outs = [(out, err) for _, out, err in done]
+    assert [rc for rc, _, _ in done] == [0, 0, 0], outs
     assert sorted(p.name for p in (logs / "a").iterdir()) == ["D_200.pth", "G_200.pth"]
     removed = [r["path"] for r in journal_records(logs) if r["event"] == "remove"]
     assert len(removed) == len(set(removed)) == 398
