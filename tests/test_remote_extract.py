@@ -206,6 +206,23 @@ def test_a_torch_name_the_reader_does_not_know_is_left_to_torchs_loader(remote, 
     assert remote.fetched[str(g)] >= g.stat().st_size
 
 
+def test_a_pickle_the_reader_cannot_take_apart_is_fetched_whole(remote, tmp_path):
+    """A damaged pickle (valid CRC, nonsense inside): all of it is fetched and torch's own
+    loader says what is wrong, in one line."""
+    g = tmp_path / "G_100.pth"
+    torch.save({"model": {"w": torch.zeros(10)}, "iteration": 1}, g)
+    with zipfile.ZipFile(g) as z:
+        entries = [(i, z.read(i)) for i in z.infolist()]
+    g.unlink()
+    with zipfile.ZipFile(g, "w") as z:
+        for info, data in entries:
+            z.writestr(info, b"\x80\x02}q\x00(X\x01\x00\x00\x00ab." if info.filename.endswith(
+                "data.pkl") else data)  # fmt: skip
+    with pytest.raises(JanitorError, match="cannot read checkpoint"):
+        extract.info(url(g))
+    assert remote.fetched[str(g)] >= g.stat().st_size
+
+
 def test_the_skeleton_reader_allows_only_inert_names():
     buf = io.BytesIO()
     torch.save({"a": torch.zeros(2), "b": [torch.ones(3)], "c": {"d": torch.ones(1)}}, buf)
@@ -278,3 +295,9 @@ def test_output_to_the_store_never_replaces_without_force(remote, tmp_path, cli)
     assert (run / "tiny_2e_200s.pth").exists() and url(run / "tiny_2e_200s.pth") in r.output
     with pytest.raises(UsageError, match="training checkpoint's name"):
         extract.check_options(Options(output=url(out / "G_5.pth")))
+
+
+def test_hf_and_lightning_checkpoints_on_a_store_are_refused_clearly(remote, tmp_path, cli):
+    r = cli("extract-small", url(tmp_path / "lightning_logs/version_0/checkpoints/last.ckpt"))
+    assert r.exit_code == 2 and "copy an HF or Lightning checkpoint first" in r.output
+    assert len(r.output.strip().splitlines()) == 1

@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from janitor.core.skeleton import needed_keys, read_skeleton
+from janitor.core.skeleton import Refused, needed_keys, read_skeleton
 from janitor.core.ziptail import (
     FAST_TAIL,
     HEAD,
@@ -136,8 +136,13 @@ def _needed_parts(
     got = list(reader.pieces(others_at, others, ends))
     yield from got
     pickle_bytes = _record(pkl, got, ends)
-    root = read_skeleton(pickle_bytes, extra)  # Refused: a name outside the allow-list
-    needed = needed_keys(root, unread)
+    try:
+        needed = needed_keys(read_skeleton(pickle_bytes, extra), unread)
+    except Refused:  # a name outside the allow-list: nothing more is fetched
+        raise
+    except Exception:  # noqa: BLE001 - a pickle this reader cannot take apart: all of it,
+        needed = None  # and torch's own weights-only loader judges it
+
     # 2. the needed tensors whole; of the others only the local header; none twice
     whole = [r for key, r in storages.items() if needed is None or key in needed]
     ranges = [(r.offset, ends[r.name]) for r in whole]

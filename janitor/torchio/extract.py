@@ -265,7 +265,8 @@ def load(path: str, allow: Sequence[tuple[type, str]] = (), shown: str | None = 
         detail = str(exc).strip().splitlines()
         why = next((line for line in detail if "GLOBAL" in line or "Unsupported" in line), "")
         raise _refusal(shown or path, why) from None
-    except (RuntimeError, ValueError, EOFError) as exc:
+    except (RuntimeError, ValueError, EOFError, IndexError, KeyError, TypeError) as exc:
+        # a damaged pickle (torch's unpickler stumbles with whatever error it meets)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise JanitorError(f"{shown or path}: cannot read checkpoint ({first})") from None
 
