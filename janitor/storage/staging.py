@@ -16,6 +16,7 @@ while we read is caught), and the same completeness check as on disk comes first
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -107,13 +108,8 @@ def stage(
         parts: Iterable[tuple[int, bytes]] = reader.pieces([(0, cd_offset)], [], {})
     else:
         parts = _needed_parts(reader, records, cd_offset, unread, extra)
-    LOCAL.write_pieces(local, size, _chain([(cd_offset, end)], parts))
+    LOCAL.write_pieces(local, size, itertools.chain([(cd_offset, end)], parts))
     return Staged(local, size, reader.fetched, reader.requests, whole)
-
-
-def _chain(first: list[tuple[int, bytes]], rest: Iterable[tuple[int, bytes]]):
-    yield from first
-    yield from rest
 
 
 def _needed_parts(
@@ -144,16 +140,20 @@ def _needed_parts(
         needed = None  # and torch's own weights-only loader judges it
 
     # 2. the needed tensors whole; of the others only the local header; none twice
-    whole = [r for key, r in storages.items() if needed is None or key in needed]
-    ranges = [(r.offset, ends[r.name]) for r in whole]
+    wanted = [r for key, r in storages.items() if needed is None or key in needed]
+    ranges = [(r.offset, ends[r.name]) for r in wanted]
     ranges += [(r.offset, r.offset + LOCAL_LEN + r.name_len)
                for key, r in storages.items() if not (needed is None or key in needed)]  # fmt: skip
     had = [(start, start + len(blob)) for start, blob in got]
-    ranges = [r for r in ranges if not any(a <= r[0] and r[1] <= b for a, b in had)]
-    for r in whole:
-        if any(a <= r.offset and ends[r.name] <= b for a, b in had):
-            _record(r, got, ends)  # fetched with the pickle: checked there
-    todo = [r for r in whole if not any(a <= r.offset and ends[r.name] <= b for a, b in had)]
+
+    def fetched(start: int, end: int) -> bool:
+        return any(a <= start and end <= b for a, b in had)
+
+    for r in wanted:
+        if fetched(r.offset, ends[r.name]):
+            _record(r, got, ends)  # came with the pickle: checked now
+    todo = [r for r in wanted if not fetched(r.offset, ends[r.name])]
+    ranges = [r for r in ranges if not fetched(*r)]
     yield from reader.pieces(merge_ranges(ranges, budget), todo, ends)
 
 
