@@ -176,6 +176,26 @@ def test_a_truncated_remote_g_is_refused_with_one_line(remote, tmp_path, cli):
         extract.info(url(run / "G_200.pth"))
 
 
+def test_an_object_that_changes_while_read_is_refused(remote, tmp_path, monkeypatch):
+    """Ranged reads of one object are separate requests: if it is replaced in between, the
+    records' CRC-32s no longer match, and nothing is written."""
+    g = adam_g(tmp_path / "G_700.pth")
+    calls = []
+    real = remote.read_ranges
+
+    def later_reads_see_another_object(path, ranges):
+        calls.append(ranges)
+        blobs = real(path, ranges)
+        return blobs if len(calls) < 3 else [bytes(len(b)) for b in blobs]
+
+    monkeypatch.setattr(remote, "read_ranges", later_reads_see_another_object)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(JanitorError, match=r"changed while read \(.*\); try again"):
+        extract_one(url(g), Options(output=str(out)))
+    assert not list(out.iterdir()) and not staged_left(tmp_path)
+
+
 class Evil:
     def __init__(self, target: Path) -> None:
         self.target = target
