@@ -321,3 +321,22 @@ def test_hf_and_lightning_checkpoints_on_a_store_are_refused_clearly(remote, tmp
     r = cli("extract-small", url(tmp_path / "lightning_logs/version_0/checkpoints/last.ckpt"))
     assert r.exit_code == 2 and "copy an HF or Lightning checkpoint first" in r.output
     assert len(r.output.strip().splitlines()) == 1
+
+
+def test_finalizes_small_model_maker_extracts_and_verifies_on_the_store(remote, tmp_path):
+    run = tmp_path / "logs" / "tiny"
+    run.mkdir(parents=True)
+    for name in ("G_200.pth", "config.json", "model_info.json"):
+        shutil.copy(REAL / name, run / name)
+    g, small = url(run / "G_200.pth"), run / "tiny_2e_200s.pth"
+    check = extract.TorchSmallModels().ensure(g, dry_run=False)
+    assert (check.output, check.action, check.problems) == (url(small), "extracted", ())
+    obj = torch.load(small, weights_only=True)
+    key = next(iter(obj["weight"]))
+    obj["weight"][key] = obj["weight"][key] + 1
+    torch.save(obj, small)
+    check = extract.TorchSmallModels().ensure(g, dry_run=False)
+    assert check.action == "exists"
+    differs = f"tensor {key} differs from the fp16 conversion of the big checkpoint"
+    assert check.problems == (differs,)
+    assert not staged_left(tmp_path)

@@ -716,14 +716,34 @@ def verify_small(
     allow-listed), start with the format's header bytes, hold the expected metadata (epoch,
     step, info, ...), and exactly the big file's weights (without ``enc_q`` where the trainer
     drops them), each equal to its fp16 conversion (or as stored). Compared tensor by tensor
-    from the mapped files, pages released as we go."""
-    try:
-        check_readable(small_path, allow_replaced_header=expect.header != b"PK")
-        header = read_header(small_path)
-        small = load(small_path, expect.allow)
-        big = load(g_path, LIGHTNING_GLOBALS if expect.source == "state_dict" else ())
-    except JanitorError as exc:
-        return [str(exc)]
+    from the mapped files, pages released as we go (either may be on object storage: the
+    small model is fetched whole, of the G only the weights)."""
+    allow_g = LIGHTNING_GLOBALS if expect.source == "state_dict" else ()
+    with contextlib.ExitStack() as stack:
+        try:
+            small_src = Source(small_path, stack, allow=expect.allow,
+                               allow_replaced_header=expect.header != b"PK")  # fmt: skip
+            header = read_header(small_path)
+            small = load(small_src.file(), expect.allow, shown=small_path)
+            g_src = Source(g_path, stack, unread=EXTRACT_UNREAD, allow=allow_g)
+            big = load(g_src.file(), allow_g, shown=g_path)
+        except JanitorError as exc:
+            return [str(exc)]
+        files = (small_src.file(), g_src.file())
+        return _compare(small_path, files, header, small, big, expect, on_tensor)
+
+
+def _compare(
+    small_path: str,
+    files: tuple[str, str],
+    header: bytes,
+    small: Any,
+    big: Any,
+    expect: Expect,
+    on_tensor: Callable[[int, int], None] | None,
+) -> list[str]:
+    """``verify_small``'s comparison of the loaded files (``files``: the local small and G
+    files torch mapped, whose pages are released tensor by tensor)."""
     problems: list[str] = []
     if header != expect.header:
         problems.append(f"starts with {header!r}, expected {expect.header!r}")
@@ -738,7 +758,7 @@ def verify_small(
         missing, extra = set(want) - set(weight), set(weight) - set(want)
         problems.append(f"weight keys differ ({len(missing)} missing, {len(extra)} extra)")
         return problems
-    small_pages, g_pages = PageReleaser(small_path), PageReleaser(g_path)
+    small_pages, g_pages = PageReleaser(files[0]), PageReleaser(files[1])
     how = "the fp16 conversion of" if expect.half else "the tensor in"
     for i, key in enumerate(want, 1):
         if on_tensor is not None:
