@@ -200,21 +200,17 @@ class Source:
         if self.local is not None:
             return self.local
         if self.staged is None:
-            tmp = self.stack.enter_context(
-                LOCAL.temp_dir(tempfile.gettempdir(), layout.STAGE_PREFIX)
-            )
             try:
-                self.staged = self._stage(tmp, everything=False)
+                self.staged = self._stage(everything=False)
             except Refused as exc:
                 if not exc.name.startswith("torch."):
                     raise _refusal(self.path, f"GLOBAL {exc.name}") from None
                 # a torch name this reader does not take apart: all of it, torch's loader judges
-                self.staged = self._stage(self.stack.enter_context(
-                    LOCAL.temp_dir(tempfile.gettempdir(), layout.STAGE_PREFIX)), everything=True
-                )  # fmt: skip
+                self.staged = self._stage(everything=True)
         return self.staged.path
 
-    def _stage(self, tmp: str, everything: bool) -> staging.Staged:
+    def _stage(self, everything: bool) -> staging.Staged:
+        tmp = self.stack.enter_context(LOCAL.temp_dir(tempfile.gettempdir(), layout.STAGE_PREFIX))
         try:
             with _reading(self.path):
                 return staging.stage(
