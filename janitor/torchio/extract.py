@@ -157,8 +157,7 @@ def _reading(path: str):
 
 
 def read_header(path: str) -> bytes:
-    fs, where = locate.resolve(path)
-    return fs.read_ends(where, 2, 0)[0]
+    return LOCAL.read_ends(path, 2, 0)[0]
 
 
 def _refusal(path: str, why: str) -> UnsafeCheckpoint:
@@ -719,8 +718,8 @@ def verify_small(
         try:
             small_src = Source(small_path, stack, allow=expect.allow,
                                allow_replaced_header=expect.header != b"PK")  # fmt: skip
-            header = read_header(small_path)
             small = load(small_src.file(), expect.allow, shown=small_path)
+            header = read_header(small_src.file())
             g_src = Source(g_path, stack, unread=EXTRACT_UNREAD, allow=allow_g)
             big = load(g_src.file(), allow_g, shown=g_path)
         except JanitorError as exc:
@@ -798,8 +797,8 @@ def info(path: str) -> dict[str, Any]:
     allow = (*GPT_SOVITS_GLOBALS, *(LIGHTNING_GLOBALS if lightning else ()))
     with contextlib.ExitStack() as stack:
         src = Source(path, stack, unread=INFO_UNREAD, allow=allow, allow_replaced_header=True)
-        header = read_header(path)
         obj = load(src.file(), allow, shown=path)
+        header = read_header(src.file())  # the local file (a stand-in holds the first bytes)
         size = src.size()
         return _describe(path, header, obj, size, bool(lightning))
 
