@@ -14,6 +14,7 @@ counts every request the children make).
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -135,6 +136,7 @@ def _acceptance(bench, Figure, store: Store, janitor, log, resume) -> None:
         store.client.upload_file(os.path.join(run_dir, name), "runs", f"logs/alice/{name}")
     uploaded = sum(os.path.getsize(os.path.join(run_dir, n)) for n in os.listdir(run_dir))
     small = sorted(n for n in os.listdir(run_dir) if not n.startswith(("G_", "D_")))
+    _extract_row(bench, Figure, store, janitor, run_dir, tmp, steps[-1])
     with tempfile.TemporaryFile(dir=tmp) as out:
         store.run([*janitor, "scan", "s3://runs/logs", "--json"], stdout=out)
         out.seek(0)
@@ -173,3 +175,51 @@ def _acceptance(bench, Figure, store: Store, janitor, log, resume) -> None:
         goal_op=">=", goal_value=1.0, goal_source="brief", text=shown, detail=checks,
     ))  # fmt: skip
     subprocess.run(["rm", "-rf", tmp], check=False)
+
+
+def _same_small_model(a: str, b: str) -> bool:
+    """The same small model but for the time of writing (Applio's creation_date)."""
+    import torch
+
+    mine, theirs = (torch.load(p, weights_only=True) for p in (a, b))
+    for d in (mine, theirs):
+        d.pop("creation_date", None)
+    weights = mine.pop("weight"), theirs.pop("weight")
+    return (
+        mine == theirs
+        and weights[0].keys() == weights[1].keys()
+        and all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    )
+
+
+def _extract_row(bench, Figure, store: Store, janitor, run_dir: str, tmp: str, step: str) -> None:
+    """7d: extract-small of the real-size G on the bucket vs of the same G on disk: bytes
+    of the object fetched (goal <= 0.4x) and the output, equal but for its time."""
+    g = os.path.join(run_dir, f"G_{step}.pth")
+    outs = {side: os.path.join(tmp, f"x-{side}") for side in ("local", "remote")}
+    for out in outs.values():
+        os.makedirs(out)
+    local = m.run([*janitor, "extract-small", g, "-o", outs["local"]], cwd=str(REPO))
+    store.proxy.served.clear()
+    remote, requests, ranged = store.run(
+        [*janitor, "extract-small", f"s3://runs/logs/alice/G_{step}.pth", "-o", outs["remote"]]
+    )
+    fetched = store.proxy.served.get(f"/runs/logs/alice/G_{step}.pth", 0)
+    size = os.path.getsize(g)
+    (a,), (b,) = (sorted(glob.glob(os.path.join(o, "*"))) for o in outs.values())
+    same = os.path.basename(a) == os.path.basename(b) and _same_small_model(a, b)
+    bench.raw["object_storage_extract"] = {
+        "object_bytes": size, "fetched_bytes": fetched, "requests": requests,
+        "ranged_gets": ranged, "same_output": same, "local": asdict(local),
+        "remote": asdict(remote),
+    }  # fmt: skip
+    bench.add(Figure(
+        "7d-bucket-extract-bytes", f"7d extract-small of the real-size G_{step} on the bucket: "
+        f"bytes fetched / object ({fetched / 1e6:.0f} of {size / 1e6:.0f} MB, {ranged} ranged "
+        f"GETs, {remote.wall:.1f} s vs {local.wall:.1f} s from disk; output equal: {same})",
+        m.summary([fetched / size]), "×", goal="≤ 0.4×, output equal", goal_on="value",
+        goal_op="<=", goal_value=0.4, goal_source="brief",
+        text=None if same else f"{fetched / size:.3f}×, OUTPUT DIFFERS",
+    ))  # fmt: skip
+    if not same:
+        bench.figures[-1].met = False

@@ -8,7 +8,8 @@ so ``TMPDIR`` is honoured) that is removed at the end, also on Ctrl-C or SIGTERM
    ``janitor --help``;
 2. extraction: ``janitor extract-small`` on full-size G files vs ``bench/naive_extract.py``
    (one file, and a batch in one call vs one naive call per file); 2b. every other trainer's
-   export (``bench/exports.py``) vs ``bench/naive_export.py``;
+   export (``bench/exports.py``) vs ``bench/naive_export.py``; 2c. extraction from object
+   storage (``bench/remote.py``): bytes fetched, and wall vs download-then-extract;
 3. scan of a 200k-file tree (100 runs x 1,000 G/D sets of tiny complete zips) vs ``find``:
    cold (``--no-cache``) and warm (verdict cache valid);
 4. prune throughput vs ``find -delete``, and the plan (``--dry-run``) vs ``scan``;
@@ -50,6 +51,7 @@ from pathlib import Path
 import exports
 import measure as m
 import objectstore
+import remote
 import trees
 
 REPO = Path(__file__).resolve().parent.parent
@@ -1046,6 +1048,7 @@ def main() -> int:
         bench.startup()
         bench.extraction()
         exports.add_to(bench, Figure, 1 if cfg.quick else 3, log=log)  # 2b: every trainer
+        remote.add_to(bench, Figure, 1 if cfg.quick else 3, log=log)  # 2c: from a store
         objectstore.add_to(
             bench, Figure, J, 1 if cfg.quick else 3, 20 if cfg.quick else 100, log, trainer_resume
         )  # 7: a bucket (moto's S3 API on 127.0.0.1)

@@ -97,6 +97,7 @@ class FaultProxy:
 
         up = urlsplit(upstream)
         self.requests: list[tuple[str, str, str | None]] = []
+        self.served: dict[str, int] = {}  # object path -> bytes of it sent back (GET bodies)
         self.rules: list[list] = []  # [predicate(method, path) -> bool, status, times left]
         proxy = self
 
@@ -127,13 +128,20 @@ class FaultProxy:
                 resp = conn.getresponse()
                 data = resp.read()
                 self.send_response(resp.status)
+                head = self.command == "HEAD"  # its Content-Length is the object's size
                 for k, v in resp.getheaders():
-                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                    if k.lower() not in ("transfer-encoding", "connection") and (
+                        head or k.lower() != "content-length"
+                    ):
                         self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
+                if not head:
+                    self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)
+                if self.command == "GET" and "list-type" not in self.path:
+                    key = self.path.split("?", 1)[0]
+                    proxy.served[key] = proxy.served.get(key, 0) + len(data)
                 conn.close()
 
             do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _forward

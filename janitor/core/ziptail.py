@@ -11,6 +11,7 @@ entry is ``<archive>/data.pkl`` as torch writes it.
 from __future__ import annotations
 
 import struct
+import zlib
 from dataclasses import dataclass
 
 _EOCD = b"PK\x05\x06"
@@ -51,8 +52,9 @@ def _find_eocd(tail: bytes) -> int:
     return -1
 
 
-def check_tail(tail: bytes, size: int) -> ZipCheck:
-    """Judge completeness from the last bytes of a file of ``size`` bytes."""
+def _end_records(tail: bytes, size: int) -> tuple[int, int, int] | ZipCheck:
+    """(central directory offset, where it ends, entries) from the last bytes of a file of
+    ``size`` bytes, or why the archive is not whole."""
     if size == 0:
         return ZipCheck(False, "empty file (0 bytes)")
     if size < _EOCD_LEN:
@@ -74,7 +76,20 @@ def check_tail(tail: bytes, size: int) -> ZipCheck:
         return ZipCheck(False, "not a checkpoint: empty zip archive")
     if cd_offset + cd_size != cd_end:
         return ZipCheck(False, "truncated: central directory does not fit the file size")
-    return COMPLETE
+    return cd_offset, cd_end, entries
+
+
+def check_tail(tail: bytes, size: int) -> ZipCheck:
+    """Judge completeness from the last bytes of a file of ``size`` bytes."""
+    found = _end_records(tail, size)
+    return found if isinstance(found, ZipCheck) else COMPLETE
+
+
+def directory_span(tail: bytes, size: int) -> tuple[int, int] | None:
+    """(offset, end) of the central directory of a complete archive, from its last bytes;
+    None when they do not hold the end records (an archive comment: read more)."""
+    found = _end_records(tail, size)
+    return None if isinstance(found, ZipCheck) else found[:2]
 
 
 REPLACED_HEADER = ZipCheck(True, "zip header replaced by a version marker (GPT-SoVITS)")
@@ -97,3 +112,110 @@ def check_head(head: bytes, allow_replaced_header: bool = False) -> ZipCheck:
         shown = name[:60].decode("utf-8", "replace")
         return ZipCheck(False, f"a zip archive, but not a torch checkpoint (first entry {shown!r})")
     return COMPLETE
+
+
+# ----------------------------------------------------------------- the records themselves
+# What a reader needs to fetch parts of a torch archive from storage with ranged reads: the
+# central directory (one 46-byte header per record, then its name and extra fields), and
+# for each record its local header (30 bytes, then its name and extra fields, then the data).
+
+_CENTRAL = b"PK\x01\x02"
+_CENTRAL_LEN = 46
+LOCAL_LEN = 30
+_Z64_EXTRA = 0x0001
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    name: str
+    offset: int  # of its local header
+    size: int  # the data as stored (torch stores, never compresses)
+    crc: int
+    stored: bool  # not compressed: the data is the bytes themselves
+    name_len: int  # of the name's bytes (the local header repeats the name)
+
+
+def read_directory(data: bytes) -> list[Record]:
+    """The records of a central directory (``data`` is exactly its bytes), in its order.
+    ValueError if it does not parse."""
+    out: list[Record] = []
+    pos = 0
+    while pos < len(data):
+        if data[pos : pos + 4] != _CENTRAL or pos + _CENTRAL_LEN > len(data):
+            raise ValueError(f"corrupt central directory at byte {pos}")
+        (_, _, _, flags, method, _, _, crc, size, usize, n, m, k, _, _, _, offset
+         ) = struct.unpack_from("<4sHHHHHHIIIHHHHHII", data, pos)  # fmt: skip
+        name_at = pos + _CENTRAL_LEN
+        if name_at + n + m + k > len(data):
+            raise ValueError(f"corrupt central directory: entry at byte {pos} runs past its end")
+        name = data[name_at : name_at + n].decode("utf-8" if flags & 0x800 else "cp437")
+        extra = data[name_at + n : name_at + n + m]
+        if 0xFFFFFFFF in (size, usize, offset):
+            size, offset = _zip64(extra, usize, size, offset)
+        out.append(Record(name, offset, size, crc, method == 0, n))
+        pos = name_at + n + m + k
+    return out
+
+
+def _zip64(extra: bytes, usize: int, size: int, offset: int) -> tuple[int, int]:
+    """(size, offset) from a ZIP64 extra field: the 8-byte values follow in the order
+    uncompressed size, compressed size, offset, for each field that reads 0xFFFFFFFF."""
+    pos = 0
+    while pos + 4 <= len(extra):
+        tag, length = struct.unpack_from("<HH", extra, pos)
+        if tag == _Z64_EXTRA:
+            values = list(struct.unpack_from(f"<{length // 8}Q", extra, pos + 4))
+            if usize == 0xFFFFFFFF and values:
+                values.pop(0)
+            if size == 0xFFFFFFFF:
+                size = values.pop(0)
+            if offset == 0xFFFFFFFF:
+                offset = values.pop(0)
+            return size, offset
+        pos += 4 + length
+    raise ValueError("corrupt central directory: ZIP64 sizes without their extra field")
+
+
+def record_data(record: Record, blob: bytes) -> bytes:
+    """The data of ``record`` from ``blob``, the bytes starting at its local header;
+    ValueError if they are not that record's (another header, or not its CRC-32)."""
+    if blob[:4] != _LOCAL or len(blob) < LOCAL_LEN:
+        raise ValueError(f"{record.name}: no local header where the directory says")
+    n, m = struct.unpack_from("<HH", blob, 26)
+    data = blob[LOCAL_LEN + n + m : LOCAL_LEN + n + m + record.size]
+    if len(data) != record.size or zlib.crc32(data) != record.crc:
+        raise ValueError(f"{record.name}: its bytes do not match its CRC-32")
+    return data
+
+
+def record_ends(records: list[Record], directory_offset: int) -> dict[str, int]:
+    """Where each record's bytes end: the next record's local header, or the directory."""
+    starts = sorted({r.offset for r in records} | {directory_offset})
+    following = {a: b for a, b in zip(starts, starts[1:], strict=False)}
+    return {r.name: following.get(r.offset, directory_offset) for r in records}
+
+
+def merge_ranges(ranges: list[tuple[int, int]], budget: int) -> list[tuple[int, int]]:
+    """Sorted (start, end) ranges, overlapping and touching ones joined; then the smallest
+    gaps between them joined too (one request instead of two) while the bytes read for
+    nothing stay within ``budget``."""
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(ranges):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    gaps = sorted((b[0] - a[1], i) for i, (a, b) in enumerate(zip(out, out[1:], strict=False)))
+    joined: set[int] = set()
+    for gap, i in gaps:
+        if gap > budget:
+            break
+        budget -= gap
+        joined.add(i)
+    merged: list[tuple[int, int]] = []
+    for i, (start, end) in enumerate(out):
+        if i - 1 in joined:
+            merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged

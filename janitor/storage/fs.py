@@ -17,7 +17,7 @@ import shutil
 import stat as stat_mod
 import struct
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Protocol
 
@@ -94,6 +94,9 @@ class FileSystem(Protocol):
     def is_dir(self, path: str) -> bool: ...
     def read_ends(self, path: str, head: int, tail: int) -> tuple[bytes, bytes, int]: ...
     def read_bytes(self, path: str, offset: int = 0) -> bytes: ...
+    # (start, end-exclusive) pairs, one bytes per range, in order (fewer bytes past the end);
+    # a remote backend may fetch them concurrently
+    def read_ranges(self, path: str, ranges: Sequence[tuple[int, int]]) -> list[bytes]: ...
     def write_atomic(self, path: str, data: bytes) -> None: ...
     def appender(self, path: str) -> Appender: ...
     def remove(self, path: str) -> None: ...
@@ -488,6 +491,30 @@ class LocalFS:
                 fh.seek(offset)
             return fh.read()
 
+    def read_ranges(self, path: str, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
+        """The bytes of each (start, end) range, from one open file."""
+        fd = self._open(path)
+        try:
+            return [read_at(fd, max(end - start, 0), start) for start, end in ranges]
+        finally:
+            os.close(fd)
+
+    def write_pieces(self, path: str, size: int, pieces: Iterable[tuple[int, bytes]]) -> None:
+        """A new file of ``size`` bytes holding each (offset, bytes) piece where it says and
+        nothing elsewhere: a sparse file, the gaps holes that cost no disk. Never replaces a
+        file (O_EXCL); for janitor's own temp folders."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _CLOEXEC | getattr(os, "O_BINARY", 0)
+        fd = os.open(path, flags, 0o600)  # O_EXCL: never through a link either
+        try:
+            os.ftruncate(fd, size)
+            for offset, data in pieces:
+                os.lseek(fd, offset, os.SEEK_SET)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+
     def write_atomic(self, path: str, data: bytes) -> None:
         """Temp file in the same folder, fsync, ``os.replace``: never a half-written file."""
         folder = os.path.dirname(path) or "."
@@ -668,6 +695,10 @@ class Without:
     def read_bytes(self, path: str, offset: int = 0) -> bytes:
         self._check(path)
         return self.fs.read_bytes(path, offset)
+
+    def read_ranges(self, path: str, ranges: Sequence[tuple[int, int]]) -> list[bytes]:
+        self._check(path)
+        return self.fs.read_ranges(path, ranges)
 
     def realpath(self, path: str) -> str:
         return self.fs.realpath(path)

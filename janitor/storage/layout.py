@@ -11,6 +11,7 @@ STATE_DIR = ".janitor"
 CONFIG_NAME = "janitor.toml"
 JOURNAL_NAME = "journal.jsonl"
 TMP_PREFIX = ".janitor-tmp-"
+STAGE_PREFIX = ".janitor-stage-"  # a remote checkpoint's local stand-in (system temp folder)
 
 
 def _name(run_path: str) -> str:

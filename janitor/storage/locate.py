@@ -8,13 +8,8 @@ import os
 from collections.abc import Iterable
 
 from janitor.domain.errors import UsageError
+from janitor.domain.paths import is_url
 from janitor.storage.fs import LOCAL, FileSystem
-
-
-def is_url(path: str) -> bool:
-    """``scheme://…`` (a Windows drive ``C:\\`` is not a URL)."""
-    head, sep, _ = path.partition("://")
-    return bool(sep) and len(head) > 1 and head.replace("+", "").isalnum()
 
 
 def protocol(path: str) -> str | None:

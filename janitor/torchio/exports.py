@@ -27,6 +27,7 @@ from typing import Any
 from janitor.core import smallmodel as sm
 from janitor.core.smallmodel import Fact
 from janitor.domain.errors import UsageError
+from janitor.domain.paths import normpath
 from janitor.domain.profile import TrainerProfile
 from janitor.torchio.pickling import GPT_SOVITS_GLOBALS, PICKLE_MODULE, hparams
 
@@ -92,7 +93,7 @@ def _in_weights_dir(ctx: Context, rels: tuple[str, ...], filename: str) -> str:
     """The first of the trainer's weights folders (relative to the run) that exists, else
     the run folder itself."""
     for rel in rels:
-        folder = os.path.normpath(os.path.join(ctx.run_dir, rel))
+        folder = normpath(os.path.join(ctx.run_dir, rel))
         if ctx.is_dir(folder):
             return os.path.join(folder, filename)
     return os.path.join(ctx.run_dir, filename)
@@ -218,7 +219,7 @@ def _release_config(ctx: Context) -> tuple[dict, str]:
     """The run config compress_model.py is given: so-vits-svc ``logs/44k/config.json``,
     Bert-VITS2 ``Data/<ds>/configs/config.json`` (or ``models/config.json``)."""
     for rel in ("config.json", os.path.join("..", "configs", "config.json")):
-        where = os.path.normpath(os.path.join(ctx.run_dir, rel))
+        where = normpath(os.path.join(ctx.run_dir, rel))
         cfg = ctx.read_json(where)
         if cfg is not None:
             return cfg, where

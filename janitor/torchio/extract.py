@@ -10,9 +10,11 @@ only ``--force`` replaces, with ``os.replace``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import mmap
 import os
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,6 +22,7 @@ from typing import Any
 
 from janitor.core.profiles import APPLIO, BIG_RE, LIGHTNING_RE, PROFILES, RELEASE_SMALL
 from janitor.core.profiles import detect as detect_trainer
+from janitor.core.skeleton import Refused
 from janitor.core.smallmodel import (
     HEADER_VERSION,
     check_overrides,
@@ -31,7 +34,7 @@ from janitor.core.smallmodel import (
 )
 from janitor.domain.errors import JanitorError, UsageError
 from janitor.domain.results import SmallModelCheck
-from janitor.storage import layout, platform
+from janitor.storage import layout, locate, platform, staging
 from janitor.storage.completeness import check_file
 from janitor.storage.fs import LOCAL, FileSystem
 from janitor.storage.scan import small_match
@@ -127,28 +130,121 @@ _NO_INTERRUPTS = DeferredInterrupt()  # check() on this never raises
 
 
 def check_readable(path: str, allow_replaced_header: bool = False) -> None:
-    """Torch-free gate: an existing, complete torch zip (never read one still being written)."""
+    """Torch-free gate: an existing, complete torch zip (never read one still being written),
+    on a disk or on object storage (one ranged read of its ends either way)."""
+    fs, where = locate.resolve(path)
+    with _reading(path):
+        check = check_file(fs, where, allow_replaced_header)
+    if not check.complete:
+        raise _incomplete(path, check.problem)
+
+
+def _incomplete(path: str, problem: str | None) -> JanitorError:
+    return JanitorError(f"{path}: not a complete torch checkpoint ({problem})")
+
+
+@contextlib.contextmanager
+def _reading(path: str):
+    """Storage errors while reading ``path``, as one line naming it."""
     try:
-        check = check_file(LOCAL, path, allow_replaced_header)
+        yield
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise UsageError(f"{path}: is a folder, not a checkpoint file") from None
     except OSError as exc:
-        raise JanitorError(f"{path}: cannot read ({exc.strerror})") from None
-    if not check.complete:
-        raise JanitorError(f"{path}: not a complete torch checkpoint ({check.problem})")
+        raise JanitorError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
 def read_header(path: str) -> bytes:
     return LOCAL.read_ends(path, 2, 0)[0]
 
 
-def load(path: str, allow: Sequence[tuple[type, str]] = ()) -> Any:
+def _refusal(path: str, why: str) -> UnsafeCheckpoint:
+    return UnsafeCheckpoint(
+        f"refusing to load {path}: it contains code or objects outside torch's weights-only "
+        f"allow-list{f' ({why.strip()})' if why else ''}; nothing in it was run"
+    )
+
+
+# The tensor data a command never reads, by the checkpoint's top-level entries: extraction
+# reads the weights, never the optimizer's state; info reads only shapes and sizes.
+EXTRACT_UNREAD = ("optimizer", "optimizer_states")
+INFO_UNREAD = (*EXTRACT_UNREAD, "model", "weight", "state_dict")
+
+
+class Source:
+    """A checkpoint the user named (a path or a URL), checked complete (``check_readable``),
+    and a local file torch can read for it (``file()``): the file itself on a disk; for an
+    object on remote storage a staged stand-in holding only the records the command reads
+    (``janitor.storage.staging``), fetched on first use and removed when ``stack`` closes."""
+
+    def __init__(
+        self,
+        path: str,
+        stack: contextlib.ExitStack,
+        *,
+        unread: Sequence[str] = (),
+        allow: Sequence[tuple[type, str]] = (),
+        allow_replaced_header: bool = False,
+    ) -> None:
+        check_readable(path, allow_replaced_header)
+        self.path, self.stack, self.unread, self.allow = path, stack, unread, allow
+        self.replaced = allow_replaced_header
+        self.fs, self.where = locate.resolve(path)
+        self.local = self.fs.local_path(self.where)
+        self.staged: staging.Staged | None = None
+
+    def file(self) -> str:
+        if self.local is not None:
+            return self.local
+        if self.staged is None:
+            try:
+                self.staged = self._stage(everything=False)
+            except Refused as exc:
+                if not exc.name.startswith("torch."):
+                    raise _refusal(self.path, f"GLOBAL {exc.name}") from None
+                # a torch name this reader does not take apart: all of it, torch's loader judges
+                self.staged = self._stage(everything=True)
+        return self.staged.path
+
+    def _stage(self, everything: bool) -> staging.Staged:
+        tmp = self.stack.enter_context(LOCAL.temp_dir(tempfile.gettempdir(), layout.STAGE_PREFIX))
+        try:
+            with _reading(self.path):
+                return staging.stage(
+                    self.fs, self.where, tmp, unread=self.unread,
+                    extra=[name for _, name in self.allow],
+                    allow_replaced_header=self.replaced, everything=everything,
+                )  # fmt: skip
+        except staging.NotWhole as exc:
+            raise _incomplete(self.path, exc.problem) from None
+        except staging.Changed as exc:
+            raise JanitorError(f"{self.path}: changed while read ({exc}); try again") from None
+
+    def size(self) -> int:
+        if self.local is not None:
+            return LOCAL.stat(LOCAL.realpath(self.local)).size
+        return self.staged.size if self.staged else self.fs.stat(self.where).size
+
+    def notes(self) -> list[str]:
+        """What was read of a remote object (nothing to say about a local file)."""
+        s = self.staged
+        if s is None or not s.size:
+            return []
+        import humanize
+
+        return [f"read {humanize.naturalsize(s.fetched, binary=True)} of "
+                f"{humanize.naturalsize(s.size, binary=True)} ({s.fetched / s.size:.0%}) "
+                f"in {s.requests} ranged reads"]  # fmt: skip
+
+
+def load(path: str, allow: Sequence[tuple[type, str]] = (), shown: str | None = None) -> Any:
     """torch.load with mmap and the weights-only unpickler; code in the pickle is refused.
     ``allow``: (inert class, global name) pairs a trainer's file needs (GPT-SoVITS's
     ``utils.HParams``, Lightning's ``pathlib.PosixPath``), nothing else. A file whose first
-    two bytes GPT-SoVITS replaced is read from memory with ``PK`` restored, as its loader does."""
+    two bytes GPT-SoVITS replaced is read from memory with ``PK`` restored, as its loader does.
+    ``path`` is a local file; ``shown``: how messages name it (the user's URL)."""
     import io
     import pickle
 
@@ -163,21 +259,28 @@ def load(path: str, allow: Sequence[tuple[type, str]] = ()) -> Any:
     except pickle.UnpicklingError as exc:
         detail = str(exc).strip().splitlines()
         why = next((line for line in detail if "GLOBAL" in line or "Unsupported" in line), "")
-        raise UnsafeCheckpoint(
-            f"refusing to load {path}: it contains code or objects outside torch's weights-only "
-            f"allow-list{f' ({why.strip()})' if why else ''}; nothing in it was run"
-        ) from None
-    except (RuntimeError, ValueError, EOFError) as exc:
+        raise _refusal(shown or path, why) from None
+    except (RuntimeError, ValueError, EOFError, IndexError, KeyError, TypeError) as exc:
+        # a damaged pickle (torch's unpickler stumbles with whatever error it meets)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise JanitorError(f"{path}: cannot read checkpoint ({first})") from None
+        raise JanitorError(f"{shown or path}: cannot read checkpoint ({first})") from None
 
 
-_is_dir = LOCAL.is_dir  # a folder the user named, asked through the storage seam
+def _is_dir(path: str) -> bool:
+    """A folder the user named (on a disk or a store), asked through the storage seam."""
+    fs, where = locate.resolve(path)
+    return fs.is_dir(where)
+
+
+def _absolute(path: str) -> str:
+    """A local path made absolute; a URL as it is."""
+    return path if locate.is_url(path) else os.path.abspath(path)
 
 
 def _read_json(path: str) -> dict | None:
+    fs, where = locate.resolve(path)
     try:
-        data = json.loads(LOCAL.read_bytes(path).decode("utf-8"))
+        data = json.loads(fs.read_bytes(where).decode("utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError too
@@ -229,21 +332,25 @@ def atomic_save(
     extra = {"pickle_module": pickle_module} if pickle_module is not None else {}
 
     folder = os.path.dirname(final) or "."
+    remote = fs.local_path(folder) is None  # written locally, then put on the store
     inside = False  # the temp folder exists: errors now are about writing the file
     try:
-        with fs.temp_dir(folder, layout.TMP_PREFIX) as tmp_dir:
+        temp_dir = LOCAL.temp_dir(tempfile.gettempdir(), layout.TMP_PREFIX) if remote else None
+        with temp_dir or fs.temp_dir(folder, layout.TMP_PREFIX) as tmp_dir:
             inside = True
             tmp = os.path.join(tmp_dir, os.path.basename(final))
             if header is None:
                 torch.save(obj, tmp, **extra)
             else:
-                out = _HeaderWriter(fs.appender(tmp), header)
+                out = _HeaderWriter((LOCAL if remote else fs).appender(tmp), header)
                 try:
                     torch.save(obj, out, **extra)
                 finally:
                     out.close()
-            size = fs.sync_file(tmp)
+            size = (LOCAL if remote else fs).sync_file(tmp)
             interrupts.check()  # Ctrl-C during the save: the temp folder goes, no output
+            if remote:
+                return size if staging.upload(fs, tmp, final, replace=replace) else None
             return size if fs.publish(tmp, final, replace=replace) else None
     except (OSError, RuntimeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -330,7 +437,8 @@ def half_weights(
 
 def trainer_of(run_dir: str):
     """(profile, why) for the folder a checkpoint lives in."""
-    entries = LOCAL.listdir(run_dir)
+    fs, where = locate.resolve(run_dir)
+    entries = fs.listdir(where)
     files = {e.name for e in entries if e.kind == "file"}
     dirs = {e.name for e in entries if e.kind == "dir"}
     return detect_trainer(files, dirs, run_dir)
@@ -399,9 +507,18 @@ def check_options(opts: Options, inputs: int = 1) -> None:
         _check_output(opts.output, inputs)
 
 
+def _output_folder(output: str) -> bool:
+    """--output names a folder: an existing one; on object storage (where a folder exists
+    only once something is in it) also a URL ending in / or whose last part has no suffix."""
+    if _is_dir(output):
+        return True
+    name = os.path.basename(output)
+    return locate.is_url(output) and (not name or "." not in name)
+
+
 def _check_output(output: str, inputs: int) -> None:
     """--output is an existing folder, or a file name in an existing folder (one input)."""
-    if _is_dir(output):
+    if _output_folder(output):
         return
     if inputs > 1:
         raise UsageError(
@@ -410,8 +527,8 @@ def _check_output(output: str, inputs: int) -> None:
     if output.endswith(("/", os.sep)):
         what = "not a folder" if LOCAL.exists(output) else "no such folder"
         raise UsageError(f"--output {output}: {what}")
-    parent = os.path.dirname(os.path.abspath(output))
-    if not _is_dir(parent):
+    parent = os.path.dirname(_absolute(output))
+    if not locate.is_url(output) and not _is_dir(parent):
         what = "is not a folder" if LOCAL.exists(parent) else "does not exist"
         raise UsageError(f"--output {output}: the folder {parent} {what}")
     if BIG_RE.match(os.path.basename(output)) or LIGHTNING_RE.match(os.path.basename(output)):
@@ -430,16 +547,17 @@ def _rvc_webui_config(run_dir: str) -> bool:
 
 
 def _read_text(path: str) -> str | None:
+    fs, where = locate.resolve(path)
     try:
-        return LOCAL.read_bytes(path).decode("utf-8", "replace")
+        return fs.read_bytes(where).decode("utf-8", "replace")
     except OSError:
         return None
 
 
 def extract_one(path: str, opts: Options, now: Callable[[], datetime] = datetime.now) -> Extracted:
     check_options(opts)
-    with DeferredInterrupt() as interrupts:
-        return _extract_one(path, opts, now, interrupts)
+    with DeferredInterrupt() as interrupts, contextlib.ExitStack() as stack:
+        return _extract_one(path, opts, now, interrupts, stack)
 
 
 def _step_of(path: str, profile, opts: Options, ckpt: Mapping[str, Any]) -> tuple[int, int, str]:
@@ -483,11 +601,16 @@ def _weights_of(path: str, ckpt: Any) -> tuple[str, Mapping[str, Any]]:
 
 
 def _extract_one(
-    path: str, opts: Options, now: Callable[[], datetime], interrupts: DeferredInterrupt
+    path: str,
+    opts: Options,
+    now: Callable[[], datetime],
+    interrupts: DeferredInterrupt,
+    stack: contextlib.ExitStack,
 ) -> Extracted:
-    path = os.path.abspath(path)
+    path = _absolute(path)
     _kind_error(path)
-    check_readable(path)
+    allow = LIGHTNING_GLOBALS if path.endswith(".ckpt") else ()
+    src = Source(path, stack, unread=EXTRACT_UNREAD, allow=allow)  # checked complete
     run_dir = os.path.dirname(path)
     profile = trainer_of(run_dir)[0]
     fmt = opts.format or profile.extract
@@ -506,7 +629,7 @@ def _extract_one(
         raise UsageError(f"--half is for so-vits-svc/Bert-VITS2 release files; this is a {fmt} run")
     if opts.like is not None and fmt != "rvc":
         raise UsageError(f"--like is for RVC WebUI models; this is a {fmt} run")
-    ckpt = load(path, allow=LIGHTNING_GLOBALS if path.endswith(".ckpt") else ())
+    ckpt = load(src.file(), allow, shown=path)
     interrupts.check()
     source, weights = _weights_of(path, ckpt)
     shapes = _shapes(weights)
@@ -522,6 +645,7 @@ def _extract_one(
         path, run_dir, profile, ckpt, weights, shapes, epoch, step, step_from, opts,
         _read_json, _read_text, _is_dir, now,
     )  # fmt: skip
+    ctx.notes.extend(src.notes())
     if step_from.startswith("unknown") and fmt != "gpt-sovits":
         ctx.notes.append(f"{os.path.basename(path)} does not say its step: using 0 (pass --step N)")
     if source == "state_dict" and fmt != "gpt-sovits":
@@ -532,10 +656,11 @@ def _extract_one(
     output = opts.output
     if output is None:
         output = prepared.output
-    elif _is_dir(output):
+    elif _output_folder(output):
         output = os.path.join(output, os.path.basename(prepared.output))
-    output = os.path.abspath(output)
-    if LOCAL.same_file(output, path):
+    output = _absolute(output)
+    out_fs, out_where = locate.resolve(output)
+    if output == path or (src.local is not None and LOCAL.same_file(output, path)):
         raise UsageError(f"--output {output}: is the input checkpoint itself")
 
     def done(size: int, notes: Sequence[str], **flags: bool) -> Extracted:
@@ -549,21 +674,21 @@ def _extract_one(
         if not opts.skip_existing:
             raise JanitorError(f"{output}: exists; pass --force to overwrite (or --skip-existing)")
         try:
-            size = LOCAL.stat(LOCAL.realpath(output)).size
+            size = out_fs.stat(out_fs.realpath(out_where)).size
         except OSError:
             size = 0
         return done(size, (note,), skipped=True)
 
-    if LOCAL.exists(output) and not opts.force:
+    if out_fs.exists(out_where) and not opts.force:
         return left_alone("exists already: left as it is")
     if opts.dry_run:
         return done(0, notes, planned=True)
     expect = prepared.expect
-    weight = half_weights(weights, path, half=expect.half, drop_enc_q=expect.drop_enc_q)
+    weight = half_weights(weights, src.file(), half=expect.half, drop_enc_q=expect.drop_enc_q)
     interrupts.check()
     small = prepared.build(weight)
     size = atomic_save(
-        small, output, interrupts, replace=opts.force, header=prepared.header,
+        small, out_where, interrupts, replace=opts.force, fs=out_fs, header=prepared.header,
         pickle_module=prepared.pickle_module,
     )  # fmt: skip
     if size is None:
@@ -586,14 +711,34 @@ def verify_small(
     allow-listed), start with the format's header bytes, hold the expected metadata (epoch,
     step, info, ...), and exactly the big file's weights (without ``enc_q`` where the trainer
     drops them), each equal to its fp16 conversion (or as stored). Compared tensor by tensor
-    from the mapped files, pages released as we go."""
-    try:
-        check_readable(small_path, allow_replaced_header=expect.header != b"PK")
-        header = read_header(small_path)
-        small = load(small_path, expect.allow)
-        big = load(g_path, LIGHTNING_GLOBALS if expect.source == "state_dict" else ())
-    except JanitorError as exc:
-        return [str(exc)]
+    from the mapped files, pages released as we go (either may be on object storage: the
+    small model is fetched whole, of the G only the weights)."""
+    allow_g = LIGHTNING_GLOBALS if expect.source == "state_dict" else ()
+    with contextlib.ExitStack() as stack:
+        try:
+            small_src = Source(small_path, stack, allow=expect.allow,
+                               allow_replaced_header=expect.header != b"PK")  # fmt: skip
+            small = load(small_src.file(), expect.allow, shown=small_path)
+            header = read_header(small_src.file())
+            g_src = Source(g_path, stack, unread=EXTRACT_UNREAD, allow=allow_g)
+            big = load(g_src.file(), allow_g, shown=g_path)
+        except JanitorError as exc:
+            return [str(exc)]
+        files = (small_src.file(), g_src.file())
+        return _compare(small_path, files, header, small, big, expect, on_tensor)
+
+
+def _compare(
+    small_path: str,
+    files: tuple[str, str],
+    header: bytes,
+    small: Any,
+    big: Any,
+    expect: Expect,
+    on_tensor: Callable[[int, int], None] | None,
+) -> list[str]:
+    """``verify_small``'s comparison of the loaded files (``files``: the local small and G
+    files torch mapped, whose pages are released tensor by tensor)."""
     problems: list[str] = []
     if header != expect.header:
         problems.append(f"starts with {header!r}, expected {expect.header!r}")
@@ -608,7 +753,7 @@ def verify_small(
         missing, extra = set(want) - set(weight), set(weight) - set(want)
         problems.append(f"weight keys differ ({len(missing)} missing, {len(extra)} extra)")
         return problems
-    small_pages, g_pages = PageReleaser(small_path), PageReleaser(g_path)
+    small_pages, g_pages = PageReleaser(files[0]), PageReleaser(files[1])
     how = "the fp16 conversion of" if expect.half else "the tensor in"
     for i, key in enumerate(want, 1):
         if on_tensor is not None:
@@ -645,13 +790,20 @@ def _small_format(obj: Mapping[str, Any], header: bytes) -> tuple[str, dict[str,
 
 
 def info(path: str) -> dict[str, Any]:
-    """What a checkpoint is, read through mmap (optimizer tensors are never touched)."""
-    path = os.path.abspath(path)
-    check_readable(path, allow_replaced_header=True)
-    header = read_header(path)
+    """What a checkpoint is, read through mmap (no tensor's data is read; of a file on object
+    storage only the pickle and the zip's headers are fetched)."""
+    path = _absolute(path)
     lightning = LIGHTNING_RE.match(os.path.basename(path))
-    obj = load(path, (*GPT_SOVITS_GLOBALS, *(LIGHTNING_GLOBALS if lightning else ())))
-    size = LOCAL.stat(LOCAL.realpath(path)).size
+    allow = (*GPT_SOVITS_GLOBALS, *(LIGHTNING_GLOBALS if lightning else ()))
+    with contextlib.ExitStack() as stack:
+        src = Source(path, stack, unread=INFO_UNREAD, allow=allow, allow_replaced_header=True)
+        obj = load(src.file(), allow, shown=path)
+        header = read_header(src.file())  # the local file (a stand-in holds the first bytes)
+        size = src.size()
+        return _describe(path, header, obj, size, bool(lightning))
+
+
+def _describe(path: str, header: bytes, obj: Any, size: int, lightning: bool) -> dict[str, Any]:
     if not isinstance(obj, Mapping):
         raise JanitorError(f"{path}: not a VITS checkpoint (top level is {type(obj).__name__})")
     name = os.path.basename(path)

@@ -31,7 +31,7 @@ from janitor.core.frameworks import (
 )
 from janitor.domain.errors import JanitorError, UsageError
 from janitor.domain.profile import HF_CHECKPOINT_RE, LIGHTNING_LAST_RE, LIGHTNING_RE
-from janitor.storage import layout
+from janitor.storage import layout, locate
 from janitor.storage.fs import LOCAL, FileSystem
 from janitor.storage.scan import scan
 from janitor.torchio.extract import (
@@ -103,6 +103,11 @@ def _gpt_sovits_stage1(path: str) -> bool:
 
 
 def extract_framework(path: str, opts: Options) -> FrameworkExtract:
+    if locate.is_url(path):
+        raise UsageError(
+            f"{path}: from object storage extract-small reads trainers' G files and "
+            "GPT-SoVITS .ckpt files; copy an HF or Lightning checkpoint first"
+        )
     path = os.path.abspath(os.path.normpath(path))
     if opts.format is not None and opts.format not in FRAMEWORK_FORMATS:
         raise UsageError(f"--format {opts.format}: for {path} use ckpt or safetensors")

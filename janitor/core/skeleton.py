@@ -1,0 +1,167 @@
+"""What a torch checkpoint's pickle (``<archive>/data.pkl``) holds, read without torch and
+without running anything: the structure of dicts, lists and numbers, with each tensor as the
+key of the storage record it lives in. Used to fetch from object storage only the records a
+command reads (the model's weights, never the optimizer state).
+
+The unpickler resolves a short allow-list of names to inert stand-ins (torch's tensor
+rebuild functions, storage types, dtypes, ``torch.Size``, ``collections.OrderedDict`` and the
+few containers torch's weights-only loader allows) and refuses every other name with
+:class:`Refused` before anything is built: a pickle that would run code stops here.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+class Refused(pickle.UnpicklingError):
+    """The pickle names a global outside the allow-list (``name``: module.qualname)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+@dataclass(frozen=True, slots=True)
+class Storage:
+    key: str  # the record <archive>/data/<key>
+
+
+@dataclass(frozen=True, slots=True)
+class Tensor:
+    storage: Storage
+
+
+class Inert:
+    """An allowed class (``torch.device``, ``pathlib.PosixPath``, GPT-SoVITS's
+    ``utils.HParams``, ...): holds what it was given, runs nothing."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args = args
+        self.state: Any = kwargs or None
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+
+class _Name(str):
+    """A value that is a name in torch (``torch.float16``, ``torch.FloatStorage``)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Inert:
+        return Inert(*args, **kwargs)
+
+
+def _tensor(storage: Any, *args: Any) -> Any:
+    return Tensor(storage) if isinstance(storage, Storage) else Inert(storage, *args)
+
+
+def _parameter(data: Any, *args: Any) -> Any:
+    return data
+
+
+def _from_type(func: Any, new_type: Any, args: Any, state: Any) -> Any:
+    return func(*args)  # func is one of the allowed rebuild functions
+
+
+def _encode(text: str, encoding: str = "utf-8") -> bytes:  # protocol 2's bytes
+    return text.encode(encoding)
+
+
+_UTILS = "torch._utils"
+_ALLOWED: dict[tuple[str, str], Any] = {
+    (_UTILS, "_rebuild_tensor"): _tensor,
+    (_UTILS, "_rebuild_tensor_v2"): _tensor,
+    (_UTILS, "_rebuild_tensor_v3"): _tensor,
+    (_UTILS, "_rebuild_parameter"): _parameter,
+    (_UTILS, "_rebuild_parameter_with_state"): _parameter,
+    ("torch._tensor", "_rebuild_from_type_v2"): _from_type,
+    ("torch.nn.parameter", "Parameter"): _parameter,
+    ("torch", "Size"): tuple,
+    ("collections", "OrderedDict"): OrderedDict,
+    ("collections", "Counter"): Counter,
+    ("builtins", "set"): set,
+    ("builtins", "frozenset"): frozenset,
+    ("builtins", "complex"): complex,
+    ("builtins", "bytearray"): bytearray,
+    ("_codecs", "encode"): _encode,
+}
+_DTYPES = frozenset((
+    "float16", "float32", "float64", "bfloat16", "half", "float", "double", "int8", "int16",
+    "int32", "int64", "uint8", "bool", "complex64", "complex128", "long", "int", "short",
+))  # fmt: skip
+
+
+def _torch_name(module: str, name: str) -> bool:
+    """Names torch writes for storages, dtypes and devices: values, never called as code."""
+    if module in ("torch", "torch.cuda") and (name.endswith("Storage") or name in _DTYPES):
+        return True
+    return (module, name) in (("torch", "device"), ("torch.storage", "UntypedStorage"),
+                              ("torch.storage", "TypedStorage"))  # fmt: skip
+
+
+class _Unpickler(pickle.Unpickler):
+    def __init__(self, data: bytes, extra: frozenset[str]) -> None:
+        super().__init__(io.BytesIO(data))
+        self.extra = extra
+
+    def find_class(self, module: str, name: str) -> Any:
+        found = _ALLOWED.get((module, name))
+        if found is not None:
+            return found
+        if _torch_name(module, name):
+            return _Name(f"{module}.{name}")
+        if f"{module}.{name}" in self.extra:
+            return Inert
+        raise Refused(f"{module}.{name}")
+
+    def persistent_load(self, pid: Any) -> Storage:
+        if isinstance(pid, tuple) and len(pid) >= 3 and pid[0] == "storage":
+            return Storage(str(pid[2]))
+        raise pickle.UnpicklingError(f"unexpected persistent id {pid!r}")
+
+
+def read_skeleton(data: bytes, extra: Iterable[str] = ()) -> Any:
+    """The object a torch pickle describes, tensors as :class:`Tensor` (their storage key).
+    ``extra``: further class names to accept as :class:`Inert` (what janitor allow-lists for
+    torch's weights-only loader). Refused for any other name; UnpicklingError (or the error
+    pickle raised) when the bytes are not a pickle."""
+    return _Unpickler(data, frozenset(extra)).load()
+
+
+def storage_keys(obj: Any) -> set[str]:
+    """The storage keys of every tensor reachable from ``obj``."""
+    keys: set[str] = set()
+    seen: set[int] = set()
+    todo = [obj]
+    while todo:
+        item = todo.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, Tensor):
+            keys.add(item.storage.key)
+        elif isinstance(item, Storage):
+            keys.add(item.key)
+        elif isinstance(item, Mapping):
+            todo.extend(item.keys())
+            todo.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            todo.extend(item)
+        elif isinstance(item, Inert):
+            todo.extend((item.args, item.state, getattr(item, "__dict__", None)))
+    return keys
+
+
+def needed_keys(root: Any, unread: Iterable[str]) -> set[str] | None:
+    """The storages a reader needs when it never reads the tensor data under the top-level
+    entries ``unread`` (an optimizer state; a model whose shapes alone are read): those
+    reachable from the other entries. None when the top level is not a dict (all of them)."""
+    if not isinstance(root, Mapping):
+        return None
+    skip = set(unread)
+    return set().union(*(storage_keys(v) for k, v in root.items() if k not in skip))
