@@ -20,6 +20,9 @@ from fixtures.gen import truncate_file, write_run
 from tests.conftest import REPO, janitors_at_once, run_janitor
 from tests.test_api import resume_pick
 
+BUCKET_SAFETY = pytest.mark.safety(
+    "17. object storage: truncated uploads, replaced objects, two machines, a failing store"
+)
 SMALL = ["alice_1e_100s.pth", "alice_2e_200s.pth", "alice_3e_300s.pth"]
 
 
@@ -39,6 +42,7 @@ def _scan_json(cli, url: str) -> dict:
     return json.loads(result.output)
 
 
+@BUCKET_SAFETY
 def test_scan_and_keep_last_on_a_bucket_leave_what_the_trainer_resumes_from(alice, cli, tmp_path):
     doc = _scan_json(cli, alice.url("logs"))
     (run,) = doc["runs"]
@@ -58,6 +62,7 @@ def test_scan_and_keep_last_on_a_bucket_leave_what_the_trainer_resumes_from(alic
     assert removed == {"G_100.pth", "D_100.pth", "G_200.pth", "D_200.pth"}
 
 
+@BUCKET_SAFETY
 def test_a_truncated_upload_is_never_newest_nor_removed(tmp_path, bucket, cli):
     local = write_run(tmp_path / "src", "alice", steps=(100, 200, 300))
     truncate_file(local / "G_300.pth")
@@ -101,6 +106,7 @@ def test_rescanning_an_unchanged_bucket_reads_no_object(alice, s3_proxy, cli):
     assert s3_proxy.ranged_gets() == 2  # its head and its tail
 
 
+@BUCKET_SAFETY
 def test_an_object_replaced_after_planning_is_left_alone(alice):
     plan = janitor.scan(alice.url("logs")).plan(keep_last=1)
     assert plan.expected_freed_size > 0
@@ -124,6 +130,7 @@ def _lock_key(bucket) -> str:
     return "logs/.janitor/locks/alice.lock"
 
 
+@BUCKET_SAFETY
 def test_a_run_locked_by_another_machine_is_skipped_and_an_expired_lock_taken_over(alice, cli):
     held = {"owner": "x", "host": "gpu-box", "pid": 4242, "taken": time.time(),
             "expires": time.time() + 600}  # fmt: skip
@@ -140,6 +147,7 @@ def test_a_run_locked_by_another_machine_is_skipped_and_an_expired_lock_taken_ov
     assert _lock_key(alice) not in alice.keys("logs/.janitor/")  # released
 
 
+@BUCKET_SAFETY
 def test_two_janitors_from_two_processes_never_work_on_one_run_at_once(alice):
     done = janitors_at_once(2, "prune", alice.url("logs"), "--keep-last", "1", "--json")
     assert [rc for rc, _, _ in done] == [0, 0], done
@@ -150,6 +158,7 @@ def test_two_janitors_from_two_processes_never_work_on_one_run_at_once(alice):
     assert sorted(removed) == ["D_100.pth", "D_200.pth", "G_100.pth", "G_200.pth"]  # once each
 
 
+@BUCKET_SAFETY
 def test_trash_on_a_bucket_is_a_copy_and_restore_brings_the_set_back(alice, cli):
     result = cli("prune", alice.url("logs"), "--keep-last", "1", "--trash")
     assert result.exit_code == 0, result.output
@@ -176,6 +185,7 @@ def test_pins_on_a_bucket_protect(alice, cli):
     assert cli("unpin", alice.url("logs/alice"), "100").exit_code == 0
 
 
+@BUCKET_SAFETY
 def test_a_versioned_bucket_says_so_and_purges_only_what_janitor_removed(alice, cli):
     alice.client.put_bucket_versioning(
         Bucket=alice.name, VersioningConfiguration={"Status": "Enabled"}
@@ -219,6 +229,7 @@ def test_a_missing_backend_names_the_extra():
     assert "pip install 'vits-janitor[gcs]'" in proc.stderr and proc.stderr.count("\n") == 1
 
 
+@BUCKET_SAFETY
 def test_server_errors_are_retried_and_a_failing_run_does_not_stop_the_others(
     tmp_path, bucket, s3_proxy, cli
 ):
