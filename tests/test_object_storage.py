@@ -349,3 +349,16 @@ def test_extract_small_from_a_bucket_equals_local_and_reads_only_the_model(
     fetched = s3_proxy.served[f"/{bucket.name}/logs/alice/G_300.pth"]
     assert opt_bytes > 100_000 and fetched <= g.stat().st_size - opt_bytes, (fetched, opt_bytes)
     assert all(r for m, p, r in s3_proxy.requests if m == "GET" and "G_300" in p)  # ranged only
+
+
+def test_finalize_on_a_bucket_verifies_the_small_model_then_removes_the_big_files(alice, cli):
+    result = cli("finalize", alice.url("logs/alice"), "--force", "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    (kept,) = doc["runs"][0]["kept"]
+    assert kept["small_model"] == alice.url("logs/alice/alice_3e_300s.pth")
+    assert kept["verified"] and kept["problems"] == []  # tensor by tensor against G_300
+    assert doc["runs"][0]["freed"] == doc["runs"][0]["expected_freed"] > 0
+    left = {k.split("/")[-1] for k in alice.keys("logs/alice/")}
+    assert not [n for n in left if n.startswith(("G_", "D_"))]
+    assert "alice_3e_300s.pth" in left  # the newest step's small model, verified against G_300
