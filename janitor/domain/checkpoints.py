@@ -93,6 +93,48 @@ class CheckpointSet:
         return next((f for f in self.files if f.prefix == prefix), None)
 
 
+_SLOT_SETTERS = tuple(
+    getattr(CheckpointSet, name).__set__
+    for name in ("number", "files", "missing", "latest_only", "base", "folder", "problem",
+                 "protect", "folder_mtime", "size", "mtime", "status")
+)  # fmt: skip
+_object_new = object.__new__
+
+
+def file_set(
+    number: int,
+    files: tuple[CheckpointFile, ...],
+    missing: tuple[str, ...] = (),
+    latest_only: bool = False,
+    base: bool = False,
+) -> CheckpointSet:
+    """``CheckpointSet(number, files, missing, latest_only=..., base=...)`` for a set of
+    files (not a folder set), equal to it, built in a third of the time: a scan at scale
+    makes 100,000 of them. The frozen instance is filled through its slots."""
+    size, mtime, complete = 0, 0.0, True
+    for f in files:
+        size += f.size
+        if f.mtime > mtime:
+            mtime = f.mtime
+        complete = complete and f.complete
+    status = "partial" if missing and complete else "complete" if complete else "incomplete"
+    s = _object_new(CheckpointSet)
+    (n_, f_, m_, l_, b_, fo_, p_, pr_, fm_, s_, mt_, st_) = _SLOT_SETTERS
+    n_(s, number)
+    f_(s, files)
+    m_(s, missing)
+    l_(s, latest_only)
+    b_(s, base)
+    fo_(s, None)
+    p_(s, None)
+    pr_(s, ())
+    fm_(s, 0.0)
+    s_(s, size)
+    mt_(s, mtime)
+    st_(s, status)
+    return s
+
+
 @dataclass(frozen=True, slots=True)
 class SmallModel:
     path: str

@@ -44,6 +44,7 @@ from janitor.domain.checkpoints import (
     ScanError,
     ScanReport,
     SmallModel,
+    file_set,
 )
 from janitor.domain.errors import JanitorError, UsageError, oserror_text
 from janitor.storage import layout
@@ -137,8 +138,8 @@ class _Walker:
         cache: VerdictCache | None = None,
         known: Known = NOTHING_KNOWN,
     ) -> Run | None:
-        profile, reason = pick_profile(found, folder, self.trainer)
         names = {f.name for f in found if f.kind == "file"}
+        profile, reason = pick_profile(found, folder, self.trainer, names)
         has_big = any(profile.match_big(n) or profile.match_latest(n) for n in names) or any(
             profile.match_set_dir(f.name) is not None for f in found if f.kind == "dir"
         )
@@ -148,7 +149,7 @@ class _Walker:
         run = build_run(self.fs, folder, found, profile, reason, only, self.in_flight, known,
                         seen)  # fmt: skip
         if cache is not None and only is None:
-            cache.record(_name_of(folder), seen[1:], seen[0])
+            cache.record(_name_of(folder), *seen)
         return run if run.sets or run.small_models else None
 
     def save_caches(self) -> None:
@@ -176,11 +177,15 @@ def _own_small_models(profile: TrainerProfile, names: set[str], folder: str) -> 
 
 
 def pick_profile(
-    entries: Sequence[Entry | Found], folder: str, trainer: str | None
+    entries: Sequence[Entry | Found],
+    folder: str,
+    trainer: str | None,
+    names: set[str] | None = None,  # the files' names, if the caller has them already
 ) -> tuple[TrainerProfile, str]:
     if trainer:
         return PROFILES[trainer], "forced with --trainer"
-    names = {e.name for e in entries if e.kind == "file"}
+    if names is None:
+        names = {e.name for e in entries if e.kind == "file"}
     dirs = {e.name for e in entries if e.kind == "dir"}
     links = {e.name for e in entries if e.kind == "link"}
     return detect(names, dirs, folder, links)
@@ -268,7 +273,9 @@ def build_run(
 
     Paths in ``in_flight`` (the watcher saw them being written and they have not settled) are
     taken as incomplete without being opened. ``seen`` (if given) receives the number of
-    verdicts taken from ``known``, then (name, key, verdict, read now) of every file judged.
+    verdicts taken from ``known``, the files read now or judged from ``known`` by ``verdict``
+    (name, key, verdict, read now), and a function listing every file judged (the hits on
+    big files are only counted: at scale, most of them).
     Folder sets (HF checkpoint-<N>/, DeepSpeed global_step<N>/) bypass the verdict cache:
     their files are read on every scan (``_folder_set``)."""
     by_number: dict[int, list[CheckpointFile]] = defaultdict(list)
@@ -310,11 +317,17 @@ def build_run(
     big_match = profile.big_re.match
     fixed_prefix = profile.prefix
     set_prefixes = profile.set_prefixes
-    for e in sorted(found):
+    match_latest = profile.match_latest if profile.latest_re is not None else None
+    pointer_file = profile.pointer_file
+    new = tuple.__new__  # a CheckpointFile per file, without the Python-level __new__
+    for e in found:  # listing order: sets are ordered by number below, the rest by name
         name, kind, size, mtime, key, ends = e
-        if kind == "file" and mtime > last_activity:
-            last_activity = mtime
-        if only is not None and name != only:
+        if kind == "file":
+            if mtime > last_activity:
+                last_activity = mtime
+            if only is not None and name != only:
+                continue
+        elif only is not None and name != only:
             continue
         big = None
         bm = big_match(name)
@@ -322,7 +335,31 @@ def build_run(
             prefix = fixed_prefix or bm["prefix"]
             if prefix in set_prefixes:
                 big = prefix, int(bm["num"])
-        latest = profile.match_latest(name)
+                if (
+                    kind == "file"
+                    and name != pointer_file
+                    and (match_latest is None or match_latest(name) is None)
+                ):
+                    # the hot path: one big checkpoint file of a step
+                    if (
+                        ends is None
+                        and key is not None
+                        and keys.get(name) == key
+                        and not (in_flight and base + name in in_flight)
+                    ):  # unchanged since its verdict was read: not opened
+                        hits += 1
+                        check = verdicts[name]
+                    else:
+                        check = verdict(e)
+                        if check is None:
+                            continue
+                    number = big[1]
+                    by_number[number].append(new(CheckpointFile, (
+                        base, name, prefix, number, size, mtime, check.complete, check.problem,
+                        key,
+                    )))  # fmt: skip
+                    continue
+        latest = match_latest(name) if match_latest is not None else None
         m = None if big else BIG_RE.match(name)
         if kind == "link":
             if latest is not None:  # Lightning's last.ckpt as a symlink: kept with its target
@@ -351,27 +388,6 @@ def build_run(
             pointers.append((name, _read_pointer(fs, base + name)))
             other += size
             continue
-        if big:
-            if (
-                ends is None
-                and key is not None
-                and keys.get(name) == key
-                and not (in_flight and base + name in in_flight)
-            ):  # unchanged since its verdict was read: not opened
-                hits += 1
-                check = verdicts[name]
-                judged.append((name, key, check, False))
-            else:
-                check = verdict(e)
-                if check is None:
-                    continue
-            prefix, number = big
-            by_number[number].append(
-                CheckpointFile(
-                    base, name, prefix, number, size, mtime, check.complete, check.problem, key
-                )
-            )
-            continue
         sm = small_match(profile, name)
         if sm:
             fmt, sm_m = sm
@@ -397,33 +413,49 @@ def build_run(
             other += e.size
 
     if seen is not None:
-        seen.append(hits)
-        seen.extend(judged)
+
+        def entries() -> list:  # every file judged; big files taken from ``known`` unlisted
+            named = {e[0] for e in judged}
+            out = list(judged)
+            for files in by_number.values():
+                for f in files:
+                    name, key = f.name, f.key
+                    if (
+                        name not in named
+                        and key is not None
+                        and keys.get(name) == key
+                        and not (in_flight and base + name in in_flight)
+                    ):
+                        out.append((name, key, verdicts[name], False))
+            return out
+
+        seen.extend((hits, judged, entries))
+    small.sort(key=_by_name)
+    ignored.sort(key=_by_path)
+    pointers.sort()
     bases = profile.base_steps
     used = {f.prefix for n, fs_ in by_number.items() if n not in bases for f in fs_}
     used_order = tuple(p for p in profile.set_prefixes if p in used)
     rank = {p: i for i, p in enumerate(profile.set_prefixes)}
     latest_constant = profile.latest_constant
     sets = []
+    add = sets.append
+    n_used = len(used_order)
     for number in sorted(by_number):
         files = by_number[number]
-        if len(files) == 2:  # the usual G and D, listed as D, G
-            if rank[files[0].prefix] > rank[files[1].prefix]:
-                files.reverse()
-        elif len(files) > 2:
-            files.sort(key=lambda f: rank[f.prefix])
+        n = len(files)
+        if n == 2:  # the usual G and D, listed as D, G
+            a, b = files
+            pair = (b, a) if rank[a.prefix] > rank[b.prefix] else (a, b)
+        else:
+            pair = tuple(sorted(files, key=lambda f: rank[f.prefix]) if n > 2 else files)
         is_base = number in bases
-        if is_base or len(files) == len(used_order):
+        if is_base or n == n_used:
             missing: tuple[str, ...] = ()
         else:
             present = {f.prefix for f in files}
             missing = tuple(p for p in used_order if p not in present)
-        sets.append(
-            CheckpointSet(
-                number, tuple(files), missing, latest_only=number == latest_constant,
-                base=is_base,
-            )
-        )  # fmt: skip
+        add(file_set(number, pair, missing, number == latest_constant, is_base))
     if folder_sets or latest_files or pointers or profile.complete_by == "pointer":
         sets = _framework_sets(profile, sets + folder_sets + latest_files, pointers)
     if profile.complete_by == "trainer-state":
@@ -444,6 +476,14 @@ def build_run(
         last_activity=last_activity,
         pointers=tuple(pointers),
     )
+
+
+def _by_name(x: SmallModel) -> str:
+    return x.name
+
+
+def _by_path(x: Ignored) -> str:
+    return x.path
 
 
 def _readlink(fs: FileSystem, path: str) -> str:
