@@ -312,8 +312,10 @@ def scan(
         errors: list = []
         paths_seen: dict[str, None] = {}
         journals: set[str] = set()
-        totals, now = [0, 0, 0, 0], time.time()
-        for run in scan_runs(paths, errors, trainer=trainer, cache=not no_cache):
+        totals, now, unchecked = [0, 0, 0, 0], time.time(), 0
+        # lazy: the report reads only what its lines decide (sets below the newest complete
+        # one show as "not checked"); --json and --plot read every file
+        for run in scan_runs(paths, errors, trainer=trainer, cache=not no_cache, lazy=True):
             if run.path in paths_seen:  # a run folder given twice (logs and logs/alice)
                 continue
             summary = summarize_run(run, now)
@@ -324,9 +326,11 @@ def scan(
             for i, n in enumerate((len(run.candidates), run.big_bytes, run.small_bytes,
                                    summary.keep_last_1_frees)):  # fmt: skip
                 totals[i] += n
+            unchecked += run.unchecked
         for warning in config.run_table_warnings(paths_seen):
             _warn(warning)
-        render.scan_footer(errors, len(paths_seen), *totals, journals=journals)
+        render.scan_footer(errors, len(paths_seen), *totals, journals=journals,
+                           unchecked=unchecked)  # fmt: skip
         return EXIT_FAILURE if errors else EXIT_OK
     report = do_scan(paths, trainer=trainer, cache=not no_cache)
     if plot is not None:

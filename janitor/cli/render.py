@@ -170,7 +170,8 @@ def scan_run_text(summary: RunSummary, out: TextIO | None = None) -> None:
     w(f"{run.name}  {shown_path(run.path)}  [{run.profile.label}: {run.trainer_reason}]\n")
     steps = [s.step for s in sets if s.step is not None]
     span = _span(steps)
-    w(f"  sets         {len(sets)} ({complete} complete){span}\n")
+    unchecked = f", {run.unchecked} not checked" if run.unchecked else ""
+    w(f"  sets         {len(sets)} ({complete} complete{unchecked}){span}\n")
     w(f"  newest       {_label(run.newest)}; newest complete {_label(run.newest_complete)}\n")
     nfiles = sum(len(s.files) for s in run.sets)
     w(f"  big files    {size(run.big_bytes)} in {count(nfiles, 'file')}\n")
@@ -197,7 +198,11 @@ def scan_run_text(summary: RunSummary, out: TextIO | None = None) -> None:
             w(f"  small model  {m.name}: compress_model.py release file, not a checkpoint\n")
     for i in run.ignored:
         w(f"  ignored      {os.path.basename(i.path)}: {i.why}\n")
-    w(f"  keep-last 1 would free {size(summary.keep_last_1_frees)}\n")
+    if run.unchecked:  # counted as if complete: prune reads them before removing any
+        w(f"  keep-last 1 would free up to {size(summary.keep_last_1_frees)} (not checked: "
+          f"{count(run.unchecked, 'set')} older than the newest complete one)\n")  # fmt: skip
+    else:
+        w(f"  keep-last 1 would free {size(summary.keep_last_1_frees)}\n")
     if summary.looks_finished:
         w(
             f"  looks finished: idle {humanize.naturaldelta(summary.idle)}, small model for "
@@ -211,7 +216,7 @@ def scan_run_text(summary: RunSummary, out: TextIO | None = None) -> None:
 
 def scan_footer(
     errors: Sequence[ScanError], runs: int, sets: int, big: int, small: int, frees: int,
-    journals: Iterable[str] = (), out: TextIO | None = None,
+    journals: Iterable[str] = (), out: TextIO | None = None, unchecked: int = 0,
 ) -> None:  # fmt: skip
     """After the runs: folders that could not be read, the journals, and the totals."""
     w = (out or sys.stdout).write
@@ -224,7 +229,8 @@ def scan_footer(
         w(f"journal: {shown_path(journal)} (`janitor log` reads it)\n")
     w(
         f"{count(runs, 'run')}, {count(sets, 'set')}; big checkpoints {size(big)}, small models "
-        f"{size(small)}; keep-last 1 would free {size(frees)}\n"
+        f"{size(small)}; keep-last 1 would free {'up to ' if unchecked else ''}{size(frees)}"
+        + (f" ({count(unchecked, 'set')} not checked)\n" if unchecked else "\n")
     )
 
 

@@ -12,7 +12,7 @@ from typing import Literal, NamedTuple
 from janitor.domain.errors import InvalidValue
 
 Mode = Literal["min", "max"]
-Status = Literal["complete", "partial", "incomplete"]
+Status = Literal["complete", "partial", "incomplete", "unchecked"]
 MAX_COUNT = 10**12  # larger counts and steps are typos, not intentions
 
 

@@ -37,6 +37,7 @@ from janitor.core.profiles import (
 )
 from janitor.core.ziptail import FAST_TAIL, HEAD, ZipCheck
 from janitor.domain.checkpoints import (
+    NOT_CHECKED,
     CheckpointFile,
     CheckpointSet,
     Ignored,
@@ -66,9 +67,15 @@ NOTHING_KNOWN = Known({}, {})
 
 class _Walker:
     def __init__(
-        self, fs: FileSystem, trainer: str | None, in_flight: Container[str], cache: bool
+        self,
+        fs: FileSystem,
+        trainer: str | None,
+        in_flight: Container[str],
+        cache: bool,
+        lazy: bool = False,
     ) -> None:
         self.fs = fs
+        self.lazy = lazy
         self.trainer = trainer
         self.in_flight = in_flight
         self.errors: list[ScanError] = []
@@ -126,7 +133,8 @@ class _Walker:
         cache = self.cache_for(folder)
         cached = cache.folder(_name_of(folder)) if cache is not None else None
         known = Known(*cached) if cached is not None else NOTHING_KNOWN
-        found = self.fs.survey(folder, _prober(folder, only, self.in_flight), known.keys,
+        probe = _read_nothing if self.lazy else _prober(folder, only, self.in_flight)
+        found = self.fs.survey(folder, probe, known.keys,
                                HEAD, FAST_TAIL)  # fmt: skip
         return found, cache, known
 
@@ -147,7 +155,7 @@ class _Walker:
             return None  # e.g. RVC's assets/weights: reported beside its run, not as a run
         seen: list = []
         run = build_run(self.fs, folder, found, profile, reason, only, self.in_flight, known,
-                        seen)  # fmt: skip
+                        seen, lazy=self.lazy)  # fmt: skip
         if cache is not None and only is None:
             cache.record(_name_of(folder), *seen)
         return run if run.sets or run.small_models else None
@@ -155,6 +163,11 @@ class _Walker:
     def save_caches(self) -> None:
         for cache in self.caches.values():
             cache.save()
+
+
+def _read_nothing(name: str) -> bool:
+    """A lazy scan's survey reads no file: ``build_run`` reads what its decisions need."""
+    return False
 
 
 def _name_of(folder: str) -> str:
@@ -206,6 +219,7 @@ def _number(m, group: str) -> int | None:
 
 
 LINK_IGNORED = "symlink: never followed or removed"
+UNCHECKED = ZipCheck(False, NOT_CHECKED)
 BEING_WRITTEN = ZipCheck(False, IN_FLIGHT_PROBLEM)
 
 
@@ -267,6 +281,8 @@ def build_run(
     in_flight: Container[str] = frozenset(),
     known: Known = NOTHING_KNOWN,
     seen: list | None = None,
+    *,
+    lazy: bool = False,
 ) -> Run:
     """Group one folder's files into checkpoint sets and small models, with the verdicts
     read while surveying it (or known: a file whose stat key is unchanged is not read).
@@ -277,7 +293,11 @@ def build_run(
     (name, key, verdict, read now), and a function listing every file judged (the hits on
     big files are only counted: at scale, most of them).
     Folder sets (HF checkpoint-<N>/, DeepSpeed global_step<N>/) bypass the verdict cache:
-    their files are read on every scan (``_folder_set``)."""
+    their files are read on every scan (``_folder_set``).
+
+    ``lazy`` (``janitor scan``'s report): big files whose verdict is not known are read only
+    as the report's decisions need them (``_read_as_needed``): the sets from the newest down
+    to the newest complete one, and any set written after it; the others stay "unchecked"."""
     by_number: dict[int, list[CheckpointFile]] = defaultdict(list)
     small: list[SmallModel] = []
     ignored: list[Ignored] = []
@@ -302,7 +322,10 @@ def build_run(
                 hits += 1
                 judged.append((f.name, f.key, verdicts[f.name], False))
                 return verdicts[f.name]
-            return _check(fs, path)  # not read while listed (a backend that does not probe)
+            check = _check(fs, path)  # not read while listed (lazy, or a backend that does not
+            if check is not None and f.key is not None:  # probe): cached under the listed key
+                judged.append((f.name, f.key, check, True))
+            return check
         if type(ends) is not tuple:
             return ZipCheck(False, f"cannot read: {oserror_text(ends)}")
         try:
@@ -349,6 +372,8 @@ def build_run(
                     ):  # unchanged since its verdict was read: not opened
                         hits += 1
                         check = verdicts[name]
+                    elif lazy and ends is None and not (in_flight and base + name in in_flight):
+                        check = UNCHECKED  # read below if a decision needs it
                     else:
                         check = verdict(e)
                         if check is None:
@@ -456,6 +481,8 @@ def build_run(
             present = {f.prefix for f in files}
             missing = tuple(p for p in used_order if p not in present)
         add(file_set(number, pair, missing, number == latest_constant, is_base))
+    if lazy:
+        sets = _read_as_needed(fs, sets, judged)
     if folder_sets or latest_files or pointers or profile.complete_by == "pointer":
         sets = _framework_sets(profile, sets + folder_sets + latest_files, pointers)
     if profile.complete_by == "trainer-state":
@@ -476,6 +503,44 @@ def build_run(
         last_activity=last_activity,
         pointers=tuple(pointers),
     )
+
+
+def _read_as_needed(fs: FileSystem, sets: list[CheckpointSet], judged: list) -> list[CheckpointSet]:
+    """A lazy scan's reads (sets in number order, some unchecked): pretrained bases, then
+    the sets from the newest down until one is complete and not latest-only (the newest
+    complete step: what the trainer resumes from and what every plan keeps), then every set
+    written after that one (so "most recently written complete", which breaks mtime ties by
+    number, and the resume traps are exact). Sets older than that in both number and mtime
+    stay unchecked: their verdict decides nothing a scan reports (a plan reads them before it
+    may remove them)."""
+
+    def read(s: CheckpointSet) -> CheckpointSet:
+        files = []
+        for f in s.files:
+            if f.problem == NOT_CHECKED:
+                check = _check(fs, f.path) or ZipCheck(False, "vanished while it was scanned")
+                if f.key is not None:
+                    judged.append((f.name, f.key, check, True))
+                f = f._replace(complete=check.complete, problem=check.problem)
+            files.append(f)
+        return file_set(s.number, tuple(files), s.missing, s.latest_only, s.base)
+
+    out = [read(s) if s.base and s.status == "unchecked" else s for s in sets]
+    newest = None
+    for i in range(len(out) - 1, -1, -1):
+        s = out[i]
+        if s.base:
+            continue
+        if s.status == "unchecked":
+            s = out[i] = read(s)
+        if s.status == "complete" and not s.latest_only:
+            newest = s
+            break
+    if newest is not None:
+        for i, s in enumerate(out):
+            if s.status == "unchecked" and s.mtime > newest.mtime:
+                out[i] = read(s)
+    return out
 
 
 def _by_name(x: SmallModel) -> str:
@@ -644,6 +709,7 @@ def scan(
     in_flight: Container[str] = frozenset(),
     cache: bool = True,
     save_cache: bool = True,
+    lazy: bool = False,
 ) -> ScanReport:
     """Find runs under each path: a logs root, a run folder, or one checkpoint file.
     Files in ``in_flight`` are taken as incomplete without being opened. With ``cache``,
@@ -660,6 +726,7 @@ def scan(
             in_flight=in_flight,
             cache=cache,
             save_cache=save_cache,
+            lazy=lazy,
         )  # fmt: skip
     }
     return ScanReport(tuple(paths), tuple(sorted(runs.values(), key=lambda r: r.path)),
@@ -675,15 +742,18 @@ def scan_runs(
     in_flight: Container[str] = frozenset(),
     cache: bool = True,
     save_cache: bool = True,
+    lazy: bool = False,
 ) -> Iterator[Run]:
     """``scan`` one run at a time, as the walk meets them (folders that cannot be read go to
     ``errors``), so that a caller that is done with a run can let it go: a report of 200,000
     files needs not be held at once. The paths are checked before anything is yielded (a
-    bad path is a UsageError, never output cut short)."""
+    bad path is a UsageError, never output cut short). ``lazy``: a report only (never planned
+    on): big files are read only as its decisions need (``build_run``), the rest "unchecked"."""
     if trainer is not None and trainer not in PROFILES:
         raise UsageError(f"unknown trainer {trainer!r} (known: {', '.join(PROFILES)})")
     tops = [_top(fs, raw, trainer) for raw in paths]
-    return _scan_tops(_Walker(fs, trainer, in_flight, cache), tops, errors, save_cache)
+    walker = _Walker(fs, trainer, in_flight, cache, lazy)
+    return _scan_tops(walker, tops, errors, save_cache)
 
 
 def _top(fs: FileSystem, raw: str, trainer: str | None) -> tuple[str, str | None]:
@@ -739,7 +809,7 @@ def gc_paused() -> Iterator[None]:
 def _known_from(run: Run) -> Known:
     """The verdicts a plan was made with, by stat key: a file whose key has not changed
     since is not read again."""
-    files = [f for f in run.files if f.key is not None]
+    files = [f for f in run.files if f.key is not None and f.problem != NOT_CHECKED]
     return Known(
         {f.name: f.key for f in files}, {f.name: ZipCheck(f.complete, f.problem) for f in files}
     )
