@@ -67,8 +67,9 @@ class RulesPlanner:
         cands = candidates(run, self.pins, self.metric, now)
         outcome = apply(cands, self.policy, now)
         keep = set(outcome.keep)
+        reasons, new = outcome.reasons, tuple.__new__
         decisions = tuple(
-            SetDecision(s, s.number in keep, outcome.reasons[s.number]) for s in run.sets
+            [new(SetDecision, (s, s.number in keep, reasons[s.number])) for s in run.sets]
         )
         return RunPlan(run, self, decisions, outcome.notes, traps(run))
 
