@@ -307,7 +307,10 @@ def scan(
         check_target(plot)
     elif metric is not None:
         raise UsageError("--metric on scan is for --plot (the curve to draw)")
-    gc_paused().__enter__()  # a short-lived process: no collector passes over 200k objects
+    # No collector passes over 200k objects while the command runs. Held in a local: a bare
+    # gc_paused().__enter__() re-enabled it at once (its generator closes when collected).
+    paused = gc_paused()
+    paused.__enter__()
     if not json and plot is None:  # run by run: each block printed and let go, never all at once
         errors: list = []
         paths_seen: dict[str, None] = {}
@@ -396,7 +399,10 @@ def prune(
     from janitor.usecases.executor import Executor
     from janitor.usecases.prune import Pruner
 
-    gc_paused().__enter__()  # a short-lived process: no collector passes over 200k objects
+    # No collector passes over 200k objects while the command runs. Held in a local: a bare
+    # gc_paused().__enter__() re-enabled it at once (its generator closes when collected).
+    paused = gc_paused()
+    paused.__enter__()
     cache = {"cache": not no_cache, "save_cache": not dry_run}
     report = do_scan(paths, trainer=trainer, **cache)
     for warning in config.run_table_warnings(r.path for r in report.runs):
