@@ -646,3 +646,5 @@ def test_prune_plans_without_the_cyclic_collector_and_restores_it(tmp_path, cli,
     assert gc.isenabled()
     assert cli("prune", tmp_path / "logs", "--keep-last", "1", "-n").exit_code == 0
     assert during == [False] and gc.isenabled()
+    for args in (["prune", tmp_path / "nowhere"], ["scan", tmp_path / "nowhere"]):
+        assert cli(*args).exit_code == 2 and gc.isenabled()  # also after a usage error

@@ -4,6 +4,7 @@ here and nowhere else (0 ok, 1 failure, 2 usage). torch is never imported by thi
 from __future__ import annotations
 
 import functools
+import gc
 import os
 import sys
 import time
@@ -60,10 +61,27 @@ def _quiet_exit(code: int) -> None:
     os._exit(code)
 
 
+def _collector_restored(fn):
+    """``fn`` may pause the cyclic collector (scan and prune do, at scale); it runs again
+    once ``fn`` returns or raises (tests and the API run commands in-process)."""
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        was = gc.isenabled()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if was:
+                gc.enable()
+
+    return run
+
+
 def command(fn):
     """Run a command body; turn janitor's errors into one line and an exit code (with
     --json, also the envelope with ``ok`` false and the error)."""
     name = fn.__name__.replace("trash_", "trash ").replace("_", "-")
+    fn = _collector_restored(fn)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -297,8 +315,8 @@ def scan(
     """Show each training run: sets, newest complete step, sizes, problems, what prune frees."""
     from janitor.cli import render
     from janitor.storage import config
-    from janitor.storage.scan import gc_paused, scan_runs
     from janitor.storage.scan import scan as do_scan
+    from janitor.storage.scan import scan_runs
     from janitor.usecases.inspect import summarize, summarize_run
 
     if plot is not None:
@@ -307,10 +325,7 @@ def scan(
         check_target(plot)
     elif metric is not None:
         raise UsageError("--metric on scan is for --plot (the curve to draw)")
-    # No collector passes over 200k objects while the command runs. Held in a local: a bare
-    # gc_paused().__enter__() re-enabled it at once (its generator closes when collected).
-    paused = gc_paused()
-    paused.__enter__()
+    gc.disable()  # no collector passes over 200k objects (`command` turns it back on)
     if not json and plot is None:  # run by run: each block printed and let go, never all at once
         errors: list = []
         paths_seen: dict[str, None] = {}
@@ -394,15 +409,11 @@ def prune(
     from janitor.domain.results import ExecutionReport
     from janitor.storage import config
     from janitor.storage.fs import LOCAL
-    from janitor.storage.scan import gc_paused
     from janitor.storage.scan import scan as do_scan
     from janitor.usecases.executor import Executor
     from janitor.usecases.prune import Pruner
 
-    # No collector passes over 200k objects while the command runs. Held in a local: a bare
-    # gc_paused().__enter__() re-enabled it at once (its generator closes when collected).
-    paused = gc_paused()
-    paused.__enter__()
+    gc.disable()  # no collector passes over 200k objects (`command` turns it back on)
     cache = {"cache": not no_cache, "save_cache": not dry_run}
     report = do_scan(paths, trainer=trainer, **cache)
     for warning in config.run_table_warnings(r.path for r in report.runs):
