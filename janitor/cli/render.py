@@ -168,8 +168,7 @@ def scan_run_text(summary: RunSummary, out: TextIO | None = None) -> None:
     sets = run.candidates
     complete = sum(1 for s in sets if s.status == "complete")
     w(f"{run.name}  {shown_path(run.path)}  [{run.profile.label}: {run.trainer_reason}]\n")
-    steps = [s.step for s in sets if s.step is not None]
-    span = _span(steps)
+    span = _span([s.number for s in sets if not s.latest_only])  # the steps
     unchecked = f", {run.unchecked} not checked" if run.unchecked else ""
     w(f"  sets         {len(sets)} ({complete} complete{unchecked}){span}\n")
     w(f"  newest       {_label(run.newest)}; newest complete {_label(run.newest_complete)}\n")
