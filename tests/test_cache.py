@@ -182,12 +182,14 @@ def test_the_cache_is_used_and_no_cache_bypasses_it(logs, no_racy, cli):
         (name, key, ZipCheck(False, "forged") if name == "G_100.pth" else v, False)
         for (name, key), v in zip(cached.keys.items(), cached.verdicts.values(), strict=True)
     ]
-    cache.record("alice", forged, 0)
+    cache.record("alice", 0, forged, lambda: forged)
     assert cache.save()
     data = path.read_bytes()
     assert "G_100.pth: forged" in cli("scan", logs).output
-    result = cli("scan", logs, "--no-cache")
-    assert "forged" not in result.output and "3 (3 complete)" in result.output
+    result = cli("scan", logs, "--no-cache")  # text: reads only what its lines decide
+    assert "forged" not in result.output and "3 (1 complete, 2 not checked)" in result.output
+    result = cli("scan", logs, "--no-cache", "--json")  # every file read, none from the cache
+    assert "forged" not in result.output and '"complete": false' not in result.output
     assert path.read_bytes() == data
 
 

@@ -614,6 +614,8 @@ def test_truncated_files_are_never_removed_nor_newest(cli, cases, world):
         for run_doc in json.loads(out)["runs"]:
             run = next(r for r in o.runs.values() if o.abs(r.rel) == run_doc["path"])
             number = run_doc["newest_complete_number"]
+            if run_doc["trainer"] == "lightning":  # every VITS file gone: the run now reads
+                continue  # as the Lightning run its epoch=1-step=100.ckpt extra makes
             if number is not None:  # after the prune: a G alone may be whole once no D is
                 # left in the run (the run no longer keeps D files), but never a broken file
                 assert not run.sets[number].broken, (run.rel, number)

@@ -621,3 +621,27 @@ def test_bad_values_are_one_line_usage_errors_naming_their_source(
     assert len(lines) == 1 and lines[0].startswith("janitor: "), r.stderr
     assert all(n in lines[0] for n in needles), lines[0]
     assert tree(logs) == before
+
+
+def test_prune_plans_without_the_cyclic_collector_and_restores_it(tmp_path, cli, monkeypatch):
+    """At 200k files the collector's passes over the report cost more than the plan itself:
+    prune pauses it for the whole command (the report is held while every run is planned)
+    and turns it back on when the command returns (tests run commands in-process)."""
+    import gc
+
+    import janitor.usecases.prune as prune_module
+
+    fake_run(tmp_path / "logs", "alice", [100, 200])
+    during: list[bool] = []
+    real = prune_module.plan_run
+
+    def spy(*args, **kwargs):
+        during.append(gc.isenabled())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(prune_module, "plan_run", spy)
+    assert gc.isenabled()
+    assert cli("prune", tmp_path / "logs", "--keep-last", "1", "-n").exit_code == 0
+    assert during == [False] and gc.isenabled()
+    for args in (["prune", tmp_path / "nowhere"], ["scan", tmp_path / "nowhere"]):
+        assert cli(*args).exit_code == 2 and gc.isenabled()  # also after a usage error

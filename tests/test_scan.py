@@ -66,8 +66,10 @@ def test_scan_text(alice, cli):
     assert result.exit_code == 0
     out = result.output
     assert "alice" in out and "[Applio: model_info.json present]" in out
-    assert "4 (3 complete), steps 100..400" in out
+    # read from the newest down to the newest complete set; 100 and 200 decide nothing here
+    assert "4 (1 complete, 2 not checked), steps 100..400" in out
     assert "newest complete step 300" in out
+    assert "keep-last 1 would free up to " in out
     assert "G_400.pth: truncated" in out
     assert "warning: G_400.pth is what the trainer resumes from" in out
     assert out.strip().splitlines()[-1].startswith("1 run, 4 sets; big checkpoints ")
@@ -283,3 +285,77 @@ def test_a_reader_that_leaves_early_is_not_an_error(tmp_path):
     proc.stdout.close()
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 0 and err == ""
+
+
+# ---------------------------------------------------------------- lazy verdicts (scan's text)
+
+
+def truncate_in_place(path: Path) -> None:
+    """Cut a file short, keeping its mtime (a crash long ago, not a write just now)."""
+    st = path.stat()
+    truncate(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+@pytest.fixture
+def opened(monkeypatch) -> list[str]:
+    """Names of checkpoint files whose ends were read (lazily, by name)."""
+    names: list[str] = []
+    real = type(LOCAL).read_ends
+
+    def read_ends(self, path, head, tail):
+        names.append(os.path.basename(path))
+        return real(self, path, head, tail)
+
+    monkeypatch.setattr(type(LOCAL), "read_ends", read_ends)
+    return names
+
+
+def test_scan_text_reads_from_the_newest_down_and_says_what_it_did_not_check(tmp_path, cli, opened):
+    logs = tmp_path / "logs"
+    run = fake_run(logs, "alice", [100, 200, 300, 400, 500])  # saved 10 minutes apart
+    truncate_in_place(run / "G_100.pth")  # old and broken: no line of the text depends on it
+    truncate_in_place(run / "D_500.pth")  # the newest: read, incomplete; 400 is the newest
+
+    out = cli("scan", logs, "--no-cache").output
+    assert set(opened) == {"D_400.pth", "D_500.pth", "G_400.pth", "G_500.pth"}
+    assert "5 (1 complete, 3 not checked), steps 100..500" in out
+    assert "newest complete step 400" in out and "D_500.pth: truncated" in out
+    assert "G_100" not in out and "keep-last 1 would free up to " in out
+    assert "(3 sets not checked)" in out.splitlines()[-1]
+    doc = json.loads(cli("scan", logs, "--no-cache", "--json").output)  # --json reads all
+    assert [f["name"] for f in doc["runs"][0]["incomplete_files"]] == ["G_100.pth", "D_500.pth"]
+
+
+def test_scan_text_reads_a_set_written_after_the_newest_complete_one(tmp_path, cli, opened):
+    """A lower step saved later (left from an earlier run in the folder) decides which set
+    is the most recently written and the resume warning: it is read, the rest is not."""
+    logs = tmp_path / "logs"
+    run = fake_run(logs, "alice", [100, 200, 300])
+    for p in ("G", "D"):
+        os.utime(run / f"{p}_100.pth", (1_700_100_000, 1_700_100_000))  # a day after 300
+    out = cli("scan", logs, "--no-cache").output
+    assert set(opened) == {"D_100.pth", "D_300.pth", "G_100.pth", "G_300.pth"}
+    assert "3 (2 complete, 1 not checked)" in out
+    assert "warning: G_300.pth is older than G_100.pth" in out
+
+
+def test_a_plan_on_a_lazy_scan_never_removes_a_set_it_did_not_check(tmp_path):
+    """The executor trusts no "not checked" verdict: under the lock it reads those files
+    (their stat key is not taken as known) and a set that was not checked when planned is
+    left alone, whatever it turns out to be."""
+    from janitor.usecases.executor import Executor
+    from janitor.usecases.prune import parse_overrides, plan_run
+
+    logs = tmp_path / "logs"
+    run_dir = fake_run(logs, "alice", [100, 200, 300])
+    truncate_in_place(run_dir / "G_100.pth")
+    (run,) = scan([str(logs)], cache=False, lazy=True).runs
+    assert [s.status for s in run.sets] == ["unchecked", "unchecked", "complete"]
+    rp = plan_run(run, parse_overrides(keep_last=1))
+    assert [d.set.number for d in rp.removals] == [100, 200]  # what it would free, at most
+    result = Executor().execute(rp)
+    assert result.removed == () and len(result.skipped) == 2
+    assert sorted(p.name for p in run_dir.iterdir()) == sorted(
+        f"{p}_{s}.pth" for s in (100, 200, 300) for p in "DG"
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import os
 import sys
 import time
@@ -64,10 +65,27 @@ def _quiet_exit(code: int) -> None:
     os._exit(code)
 
 
+def _collector_restored(fn):
+    """``fn`` may pause the cyclic collector (scan and prune do, at scale); it runs again
+    once ``fn`` returns or raises (tests and the API run commands in-process)."""
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        was = gc.isenabled()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if was:
+                gc.enable()
+
+    return run
+
+
 def command(fn):
     """Run a command body; turn janitor's errors into one line and an exit code (with
     --json, also the envelope with ``ok`` false and the error)."""
     name = fn.__name__.replace("trash_", "trash ").replace("_", "-")
+    fn = _collector_restored(fn)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -305,7 +323,6 @@ def scan(
 ) -> int:
     """Show each training run: sets, newest complete step, sizes, problems, what prune frees."""
     from janitor.storage.locate import storage_of
-    from janitor.storage.scan import gc_paused
 
     if plot is not None:
         from janitor.cli.plot import check_target
@@ -314,7 +331,7 @@ def scan(
     elif metric is not None:
         raise UsageError("--metric on scan is for --plot (the curve to draw)")
     fs, paths = storage_of(paths)
-    gc_paused().__enter__()  # a short-lived process: no collector passes over 200k objects
+    gc.disable()  # no collector passes over 200k objects (`command` turns it back on)
     with fs.listing(paths[0]) if len(paths) == 1 else contextlib.nullcontext():
         return _scan(fs, paths, json, trainer, plot, metric, no_cache)
 
@@ -333,8 +350,11 @@ def _scan(
         errors: list = []
         paths_seen: dict[str, None] = {}
         journals: set[str] = set()
-        totals, now = [0, 0, 0, 0], time.time()
-        for run in scan_runs(paths, errors, fs=fs, trainer=trainer, cache=not no_cache):
+        totals, now, unchecked = [0, 0, 0, 0], time.time(), 0
+        # lazy: the report reads only what its lines decide (sets below the newest complete
+        # one show as "not checked"); --json and --plot read every file
+        runs = scan_runs(paths, errors, fs=fs, trainer=trainer, cache=not no_cache, lazy=True)
+        for run in runs:
             if run.path in paths_seen:  # a run folder given twice (logs and logs/alice)
                 continue
             summary = summarize_run(run, now, fs)
@@ -345,10 +365,12 @@ def _scan(
             for i, n in enumerate((len(run.candidates), run.big_bytes, run.small_bytes,
                                    summary.keep_last_1_frees)):  # fmt: skip
                 totals[i] += n
+            unchecked += run.unchecked
         for warning in config.run_table_warnings(paths_seen, fs):
             _warn(warning)
         uploads = unfinished_uploads(fs, paths)
-        render.scan_footer(errors, len(paths_seen), *totals, journals=journals, uploads=uploads)
+        render.scan_footer(errors, len(paths_seen), *totals, journals=journals,
+                           unchecked=unchecked, uploads=uploads)  # fmt: skip
         return EXIT_FAILURE if errors else EXIT_OK
     report = do_scan(paths, fs=fs, trainer=trainer, cache=not no_cache)
     if plot is not None:
@@ -410,13 +432,12 @@ def prune(
     from janitor.domain.results import ExecutionReport
     from janitor.storage import config
     from janitor.storage.locate import storage_of
-    from janitor.storage.scan import gc_paused
     from janitor.storage.scan import scan as do_scan
     from janitor.usecases.executor import Executor
     from janitor.usecases.prune import Pruner
 
     store, paths = storage_of(paths)
-    gc_paused().__enter__()  # a short-lived process: no collector passes over 200k objects
+    gc.disable()  # no collector passes over 200k objects (`command` turns it back on)
     cache = {"cache": not no_cache, "save_cache": not dry_run}
     report = do_scan(paths, fs=store, trainer=trainer, **cache)
     for warning in config.run_table_warnings((r.path for r in report.runs), store):

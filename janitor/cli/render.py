@@ -170,9 +170,9 @@ def scan_run_text(summary: RunSummary, out: TextIO | None = None) -> None:
     sets = run.candidates
     complete = sum(1 for s in sets if s.status == "complete")
     w(f"{run.name}  {shown_path(run.path)}  [{run.profile.label}: {run.trainer_reason}]\n")
-    steps = [s.step for s in sets if s.step is not None]
-    span = _span(steps)
-    w(f"  sets         {len(sets)} ({complete} complete){span}\n")
+    span = _span([s.number for s in sets if not s.latest_only])  # the steps
+    unchecked = f", {run.unchecked} not checked" if run.unchecked else ""
+    w(f"  sets         {len(sets)} ({complete} complete{unchecked}){span}\n")
     w(f"  newest       {_label(run.newest)}; newest complete {_label(run.newest_complete)}\n")
     nfiles = sum(len(s.files) for s in run.sets)
     w(f"  big files    {size(run.big_bytes)} in {count(nfiles, 'file')}\n")
@@ -199,7 +199,11 @@ def scan_run_text(summary: RunSummary, out: TextIO | None = None) -> None:
             w(f"  small model  {m.name}: compress_model.py release file, not a checkpoint\n")
     for i in run.ignored:
         w(f"  ignored      {os.path.basename(i.path)}: {i.why}\n")
-    w(f"  keep-last 1 would free {size(summary.keep_last_1_frees)}\n")
+    if run.unchecked:  # counted as if complete: prune reads them before removing any
+        w(f"  keep-last 1 would free up to {size(summary.keep_last_1_frees)} (not checked: "
+          f"{count(run.unchecked, 'set')} older than the newest complete one)\n")  # fmt: skip
+    else:
+        w(f"  keep-last 1 would free {size(summary.keep_last_1_frees)}\n")
     if summary.looks_finished:
         w(
             f"  looks finished: idle {humanize.naturaldelta(summary.idle)}, small model for "
@@ -213,7 +217,7 @@ def scan_run_text(summary: RunSummary, out: TextIO | None = None) -> None:
 
 def scan_footer(
     errors: Sequence[ScanError], runs: int, sets: int, big: int, small: int, frees: int,
-    journals: Iterable[str] = (), out: TextIO | None = None,
+    journals: Iterable[str] = (), out: TextIO | None = None, unchecked: int = 0,
     uploads: Sequence[UnfinishedUpload] = (),
 ) -> None:  # fmt: skip
     """After the runs: folders that could not be read, unfinished uploads, the journals,
@@ -232,7 +236,8 @@ def scan_footer(
         w(f"journal: {shown_path(journal)} (`janitor log` reads it)\n")
     w(
         f"{count(runs, 'run')}, {count(sets, 'set')}; big checkpoints {size(big)}, small models "
-        f"{size(small)}; keep-last 1 would free {size(frees)}\n"
+        f"{size(small)}; keep-last 1 would free {'up to ' if unchecked else ''}{size(frees)}"
+        + (f" ({count(unchecked, 'set')} not checked)\n" if unchecked else "\n")
     )
 
 

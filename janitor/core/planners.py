@@ -35,26 +35,22 @@ def candidates(
 ) -> list[Candidate]:
     """What the policy knows of each set: status, size, pins, the metric at its step, and
     (given ``now``) whether an incomplete set has been still long enough to be truncated."""
-    scored = values_at(metric or {}, [s.number for s in run.sets if not s.latest_only])
-    return [
-        Candidate(
-            number=s.number,
-            status=s.status,
-            mtime=s.mtime,
-            size=s.size,
-            latest_only=s.latest_only,
-            base=s.base,
-            pinned=s.number in pins,
-            metric=scored.get(s.number) if metric else None,
-            missing=s.missing,
-            protect=s.protect,
-            truncated=now is not None
-            and s.status == "incomplete"
+    scored = values_at(metric, [s.number for s in run.sets if not s.latest_only]) if metric else {}
+    new = tuple.__new__  # one per set, without the named tuple's Python-level __new__
+    out = []
+    for s in run.sets:
+        number, status = s.number, s.status
+        truncated = (
+            now is not None
+            and status == "incomplete"
             and now - s.mtime > SETTLED_AFTER
-            and not any(f.problem == IN_FLIGHT_PROBLEM for f in s.files),
+            and not any(f.problem == IN_FLIGHT_PROBLEM for f in s.files)
         )
-        for s in run.sets
-    ]
+        out.append(new(Candidate, (
+            number, status, s.mtime, s.size, s.latest_only, s.base, number in pins,
+            scored.get(number), s.missing, s.protect, truncated,
+        )))  # fmt: skip
+    return out
 
 
 @dataclass(frozen=True)
@@ -71,8 +67,9 @@ class RulesPlanner:
         cands = candidates(run, self.pins, self.metric, now)
         outcome = apply(cands, self.policy, now)
         keep = set(outcome.keep)
+        reasons, new = outcome.reasons, tuple.__new__
         decisions = tuple(
-            SetDecision(s, s.number in keep, outcome.reasons[s.number]) for s in run.sets
+            [new(SetDecision, (s, s.number in keep, reasons[s.number])) for s in run.sets]
         )
         return RunPlan(run, self, decisions, outcome.notes, traps(run))
 

@@ -33,6 +33,7 @@ LATEST_ONLY = "latest-only file: the trainer resumes from it"
 IN_FLIGHT = "newer than the newest complete set: a save may be in progress"
 BASE = "pretrained base model"
 LATEST_WRITTEN = "most recently written complete set"
+NO_RULE = "kept by no rule"
 PROTECTIONS = (
     NEWEST_COMPLETE,
     INCOMPLETE,
@@ -114,42 +115,55 @@ def _stale_leftover(c: Candidate, p: Policy, now: float) -> bool:
     )
 
 
-def _protections(candidates: Sequence[Candidate], p: Policy, now: float) -> dict[int, list[str]]:
-    complete_numbered = [c for c in candidates if c.status == "complete" and not c.base]
-    newest = max(complete_numbered, key=lambda c: c.number, default=None)
-    newest_step = max((c.number for c in complete_numbered if not c.latest_only), default=None)
+def _newest(candidates: Sequence[Candidate]) -> tuple[int | None, int | None, int | None]:
+    """Numbers of the newest complete set, the newest complete step (not latest-only) and
+    the most recently written complete set (by mtime, then number), bases left out."""
+    newest = newest_step = written = None
+    written_mtime = 0.0
+    for c in candidates:
+        if c.status != "complete" or c.base:
+            continue
+        n = c.number
+        if newest is None or n > newest:
+            newest = n
+        if not c.latest_only and (newest_step is None or n > newest_step):
+            newest_step = n
+        if written is None or c.mtime > written_mtime or (c.mtime == written_mtime and n > written):
+            written, written_mtime = n, c.mtime
+    return newest, newest_step, written
+
+
+def _protections(
+    candidates: Sequence[Candidate], p: Policy, now: float, newest: tuple
+) -> dict[int, list[str]]:
+    newest_number, newest_step, latest_written = newest
     # Sets are ordered by step, but a higher step left from an earlier run in the same folder
     # must not cost the saves just written: the most recent complete save is kept too.
-    latest_written = max(complete_numbered, key=lambda c: (c.mtime, c.number), default=None)
-    out: dict[int, list[str]] = {c.number: [] for c in candidates}
-    for c in candidates:
-        why = out[c.number]
+    above = newest_step if newest_step is not None else -1
+    out: dict[int, list[str]] = {}
+    for c in candidates:  # one pass, no call per set: a run can hold thousands
+        why: list[str] = []
+        out[c.number] = why
         if c.base:
             why.append(BASE)
             continue
-        if newest is not None and c.number == newest.number:
+        number, status, latest_only = c.number, c.status, c.latest_only
+        if number == newest_number:
             why.append(NEWEST_COMPLETE)
-        elif c.status == "complete" and not c.latest_only and c.number == newest_step:
+        elif status == "complete" and not latest_only and number == newest_step:
             why.append(NEWEST_COMPLETE)  # a latest-only file exists too; keep the newest step
-        if (
-            latest_written is not None
-            and c.number == latest_written.number
-            and NEWEST_COMPLETE not in why
-        ):
+        if number == latest_written and NEWEST_COMPLETE not in why:
             why.append(LATEST_WRITTEN)
-        if c.latest_only:
+        if latest_only:
             why.append(LATEST_ONLY)
         if c.pinned:
             why.append(PINNED)
-        why.extend(c.protect)
-        stale_incomplete = _stale_leftover(c, p, now)
-        if c.status == "incomplete" and not stale_incomplete:
+        if c.protect:
+            why.extend(c.protect)
+        stale_incomplete = status != "complete" and _stale_leftover(c, p, now)
+        if status == "incomplete" and not stale_incomplete:
             why.append(TRUNCATED if c.truncated else INCOMPLETE)
-        if (
-            not c.latest_only
-            and not stale_incomplete
-            and c.number > (newest_step if newest_step is not None else -1)
-        ):
+        if not latest_only and not stale_incomplete and number > above:
             why.append(IN_FLIGHT)
     return out
 
@@ -164,7 +178,11 @@ def _removal_reason(c: Candidate, p: Policy, trimmed: set[int], now: float) -> s
         )
     if c.lacks:
         return f"kept by no rule (partial set: {c.lacks})"
-    return "kept by no rule"
+    return NO_RULE
+
+
+def _number(c: Candidate) -> int:
+    return c.number
 
 
 def apply(candidates: Sequence[Candidate], policy: Policy, now: float) -> Outcome:
@@ -173,29 +191,23 @@ def apply(candidates: Sequence[Candidate], policy: Policy, now: float) -> Outcom
     if len(set(numbers)) != len(numbers):
         raise ValueError("candidate numbers must be unique")
     p = policy.effective()
-    reasons = {n: list(why) for n, why in _protections(candidates, p, now).items()}
+    newest = _newest(candidates)
+    reasons = _protections(candidates, p, now, newest)
     protected = {n for n, why in reasons.items() if why}
 
     # The rules rank complete and partial sets together, newest first; truncated sets,
     # leftovers given up by --remove-incomplete, and partial sets above the newest complete
     # one (a save in progress: its D is not written yet) are not theirs to keep.
-    newest_step = max(
-        (c.number for c in candidates if c.status == "complete" and not c.base
-         and not c.latest_only),
-        default=-1,
-    )  # fmt: skip
-    ranked = sorted(
-        (
-            c
-            for c in candidates
-            if not c.base
-            and c.status != "incomplete"
-            and not (c.status == "partial" and not c.latest_only and c.number > newest_step)
-            and not _stale_leftover(c, p, now)
-        ),
-        key=lambda c: c.number,
-        reverse=True,
-    )
+    newest_step = newest[1] if newest[1] is not None else -1
+    ranked = [
+        c
+        for c in candidates
+        if not c.base
+        and c.status != "incomplete"
+        and not (c.status == "partial" and not c.latest_only and c.number > newest_step)
+        and not (c.status != "complete" and _stale_leftover(c, p, now))
+    ]
+    ranked.sort(key=_number, reverse=True)
     rules = [rule for name, rule in RULES if getattr(p, name) is not None]
     if not rules and p.max_size is not None:
         rules = [_fits]
@@ -222,17 +234,20 @@ def apply(candidates: Sequence[Candidate], policy: Policy, now: float) -> Outcom
                 f"sets; keeping {format_size(total)}"
             )
 
-    keep = tuple(sorted(n for n, why in reasons.items() if why))
-    remove = tuple(sorted(n for n, why in reasons.items() if not why))
-    removed = set(remove)
-    for c in candidates:  # removed sets say why too
-        if c.number in removed:
-            reasons[c.number] = [_removal_reason(c, p, trimmed, now)]
-    sizes = {c.number: c.size for c in candidates}
+    keep, remove, freed = [], [], 0
+    for c in sorted(candidates, key=_number):  # removed sets say why too
+        number = c.number
+        if reasons[number]:
+            keep.append(number)
+            continue
+        remove.append(number)
+        freed += c.size
+        plain = c.status == "complete" and number not in trimmed  # the usual case: no call
+        reasons[number] = [NO_RULE if plain else _removal_reason(c, p, trimmed, now)]
     return Outcome(
-        keep=keep,
-        remove=remove,
+        keep=tuple(keep),
+        remove=tuple(remove),
         reasons={n: tuple(reasons[n]) for n in sorted(reasons)},
-        expected_freed=sum(sizes[n] for n in remove),
+        expected_freed=freed,
         notes=tuple(notes),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import replace
+from itertools import repeat
 
 from janitor.domain.profile import (
     APPLIO_SMALL,
@@ -263,12 +264,14 @@ def detect(
         for marker in profile.marker_files:
             if marker in names:
                 return profile, f"{marker} present"
-        if profile.marker_prefixes and any(n.startswith(profile.marker_prefixes) for n in names):
+        if profile.marker_prefixes and any(
+            map(str.startswith, names, repeat(profile.marker_prefixes))
+        ):  # map: no Python frame per name (a run folder holds thousands)
             return profile, f"{' / '.join(profile.marker_prefixes)} files present"
         for marker in profile.marker_dirs:
             if marker in dirs:
                 return profile, f"{marker}/ present"
-    if any(APPLIO_SMALL.regex.match(n) for n in names) and "config.json" in names:
+    if "config.json" in names and any(map(APPLIO_SMALL.regex.match, names)):
         return APPLIO, "Applio-named small models beside config.json"
     return GENERIC, "no trainer-specific files; G_<step>.pth layout"
 

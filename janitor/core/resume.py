@@ -12,14 +12,19 @@ from janitor.domain.checkpoints import CheckpointFile, CheckpointSet, Run
 from janitor.domain.plans import Trap
 
 
-def trainer_pick(files: list[CheckpointFile], prefix: str) -> CheckpointFile | None:
+def trainer_pick(run: Run, prefix: str) -> CheckpointFile | None:
     """The file the trainer would resume from for ``prefix`` (G or D).
 
     The rule is the largest integer formed by all digits of the path; within one folder
     every path shares the same digits before the file name, and checkpoint numbers have no
-    leading zeros (``BIG_RE``), so that order is exactly the order of ``number``.
+    leading zeros (``BIG_RE``), so that order is exactly the order of ``number``: the last
+    file of ``prefix`` in the run's sets, which are in number order (no pass over every file).
     """
-    return max((f for f in files if f.prefix == prefix), key=lambda f: f.number, default=None)
+    for s in reversed(run.candidates):
+        for f in s.files:
+            if f.prefix == prefix:
+                return f
+    return None
 
 
 STALE_SLACK = 3600.0  # a newer save must be this much newer to call an older one stale
@@ -106,10 +111,8 @@ def _framework_traps(run: Run) -> list[Trap]:
 def traps(run: Run) -> tuple[Trap, ...]:
     if run.profile.resume != "digits":
         return tuple(_framework_traps(run))
-    files = [f for s in run.candidates for f in s.files]
     found: list[Trap] = []
-    g = trainer_pick(files, "G")
-    d = trainer_pick(files, "D")
+    g, d = trainer_pick(run, "G"), trainer_pick(run, "D")
     latest = next((s for s in run.candidates if s.latest_only), None)
     numbered_g = [
         f for s in run.candidates if not s.latest_only for f in s.files if f.prefix == "G"
@@ -167,6 +170,5 @@ def traps(run: Run) -> tuple[Trap, ...]:
 
 def resume_step(run: Run) -> tuple[int | None, int | None]:
     """(G number, D number) the trainer would resume from, for before/after comparisons."""
-    files = [f for s in run.candidates for f in s.files]
-    g, d = trainer_pick(files, "G"), trainer_pick(files, "D")
+    g, d = trainer_pick(run, "G"), trainer_pick(run, "D")
     return (g.number if g else None, d.number if d else None)

@@ -10,7 +10,25 @@ from typing import Literal, NamedTuple
 from janitor.domain.errors import PathProblem
 from janitor.domain.profile import LATEST_BASE, TrainerProfile
 
-Status = Literal["complete", "partial", "incomplete"]
+# "unchecked": a set whose files were not read because no decision of the report needed
+# them (``janitor scan`` reads a run's sets from the newest down, until the newest complete
+# one). Only a scan's report holds such sets; prune and the executor read every file.
+Status = Literal["complete", "partial", "incomplete", "unchecked"]
+NOT_CHECKED = "not checked: no decision of this report needed it"
+
+
+def _status(problem: str | None, missing: tuple[str, ...], files) -> Status:
+    unchecked = False
+    for f in files:
+        if not f.complete:
+            if f.problem != NOT_CHECKED:
+                return "incomplete"
+            unchecked = True
+    if problem:
+        return "incomplete"
+    if unchecked:
+        return "unchecked"
+    return "partial" if missing else "complete"
 
 
 class CheckpointFile(NamedTuple):
@@ -66,7 +84,7 @@ class CheckpointSet:
         # a folder set's own mtime counts: a save just begun is newer than its files
         set_(self, "mtime", self.folder_mtime if self.folder_mtime > mtime else mtime)
         if self.problem or not complete:
-            set_(self, "status", "incomplete")
+            set_(self, "status", _status(self.problem, self.missing, self.files))
         elif self.missing:
             set_(self, "status", "partial")
 
@@ -91,6 +109,48 @@ class CheckpointSet:
 
     def file(self, prefix: str) -> CheckpointFile | None:
         return next((f for f in self.files if f.prefix == prefix), None)
+
+
+_SLOT_SETTERS = tuple(
+    getattr(CheckpointSet, name).__set__
+    for name in ("number", "files", "missing", "latest_only", "base", "folder", "problem",
+                 "protect", "folder_mtime", "size", "mtime", "status")
+)  # fmt: skip
+_object_new = object.__new__
+
+
+def file_set(
+    number: int,
+    files: tuple[CheckpointFile, ...],
+    missing: tuple[str, ...] = (),
+    latest_only: bool = False,
+    base: bool = False,
+) -> CheckpointSet:
+    """``CheckpointSet(number, files, missing, latest_only=..., base=...)`` for a set of
+    files (not a folder set), equal to it, built in a third of the time: a scan at scale
+    makes 100,000 of them. The frozen instance is filled through its slots."""
+    size, mtime, complete = 0, 0.0, True
+    for f in files:
+        size += f.size
+        if f.mtime > mtime:
+            mtime = f.mtime
+        complete = complete and f.complete
+    status = _status(None, missing, files) if not complete else "partial" if missing else "complete"
+    s = _object_new(CheckpointSet)
+    (n_, f_, m_, l_, b_, fo_, p_, pr_, fm_, s_, mt_, st_) = _SLOT_SETTERS
+    n_(s, number)
+    f_(s, files)
+    m_(s, missing)
+    l_(s, latest_only)
+    b_(s, base)
+    fo_(s, None)
+    p_(s, None)
+    pr_(s, ())
+    fm_(s, 0.0)
+    s_(s, size)
+    mt_(s, mtime)
+    st_(s, status)
+    return s
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +219,13 @@ class Run:
 
     @cached_property
     def incomplete_files(self) -> tuple[CheckpointFile, ...]:
-        return tuple(f for f in self.files if not f.complete)
+        """Files read and found incomplete (not those a lazy scan did not read)."""
+        return tuple(f for f in self.files if not f.complete and f.problem != NOT_CHECKED)
+
+    @cached_property
+    def unchecked(self) -> int:
+        """Sets a lazy scan did not read (``Status`` "unchecked")."""
+        return sum(1 for s in self.sets if s.status == "unchecked")
 
 
 ScanError = PathProblem  # a folder that could not be read

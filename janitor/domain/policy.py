@@ -7,12 +7,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from janitor.domain.errors import InvalidValue
 
 Mode = Literal["min", "max"]
-Status = Literal["complete", "partial", "incomplete"]
+Status = Literal["complete", "partial", "incomplete", "unchecked"]
 MAX_COUNT = 10**12  # larger counts and steps are typos, not intentions
 
 
@@ -97,9 +97,9 @@ class Policy:
         return ", ".join(out)
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """What the policy knows of one checkpoint set."""
+class Candidate(NamedTuple):
+    """What the policy knows of one checkpoint set. A named tuple: a plan at scale makes
+    one per set (100,000 in a 200k-file tree), and a frozen dataclass costs ten times more."""
 
     number: int  # order key: step, or the latest-only constant
     status: Status

@@ -25,6 +25,7 @@ import struct
 import sys
 import time
 from array import array
+from collections.abc import Callable
 from typing import NamedTuple
 
 from janitor.core.ziptail import COMPLETE, ZipCheck
@@ -133,14 +134,18 @@ class VerdictCache:
 
     # ---------------------------------------------------------------- writing
 
-    def record(self, name: str, entries: list[Entry], hits: int) -> None:
-        """The checkpoint files of run folder ``name`` as this scan found them; ``hits`` of
-        them came from the cache unchanged, the others were read (racy ones, changed in the
-        same timestamp tick as the scan began, are left out: read again next time)."""
+    def record(
+        self, name: str, hits: int, judged: list[Entry], entries: Callable[[], list[Entry]]
+    ) -> None:
+        """The checkpoint files of run folder ``name`` as this scan found them: ``hits`` of
+        them came from the cache unchanged, ``judged`` were read (or are small models taken
+        from the cache), ``entries()`` lists them all; racy ones, changed in the same
+        timestamp tick as the scan began, are left out: read again next time."""
         self.seen.add(name)
         old = self.sections.get(name)
-        if old is not None and hits == len(entries) == old.count:
+        if old is not None and hits == old.count and not any(e[3] for e in judged):
             return  # unchanged: the loaded section stays as it is
+        entries = entries()
         cutoff = self.cutoff
         keep = [e for e in entries if not e[3] or max(key_times(e[1])) < cutoff]
         index = self.index

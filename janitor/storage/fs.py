@@ -416,12 +416,9 @@ class LocalFS:
             dfd = os.open(path, os.O_RDONLY | _DIRECTORY | os.O_NOFOLLOW | _CLOEXEC)
         try:
             with os.scandir(path if dfd is None else dfd) as it:
-                for e in it:
+                for e in it:  # files first: a run folder is thousands of them
                     name = e.name
                     try:
-                        if e.is_dir(follow_symlinks=False):
-                            add(_new(Found, (name, "dir", 0, 0.0, None, None)))
-                            continue
                         if e.is_file(follow_symlinks=False):
                             old = known.get(name)
                             if old is not None:  # known: only a stat, no open if unchanged
@@ -437,6 +434,9 @@ class LocalFS:
                             if probe(name):
                                 add(_read_found(path, dfd, name, head, tail))
                                 continue
+                        elif e.is_dir(follow_symlinks=False):
+                            add(_new(Found, (name, "dir", 0, 0.0, None, None)))
+                            continue
                         st = e.stat(follow_symlinks=False)
                     except FileNotFoundError:  # vanished between listing and stat
                         continue

@@ -23,6 +23,30 @@ def now_iso(ts: float | None = None) -> str:
     return moment.isoformat(timespec="milliseconds")
 
 
+def _encoder():
+    """``json.dumps(record, sort_keys=True, ensure_ascii=False)``, made once: dumps (and
+    JSONEncoder.encode) build a new C encoder per call, and a prune writes a record per file."""
+    slow = json.JSONEncoder(sort_keys=True, ensure_ascii=False).encode
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # no C accelerator (another Python)
+        return slow
+    fast = make(None, None, json.encoder.encode_basestring, None, ": ", ", ", True, False, True)
+
+    def encode(record: dict) -> str:
+        try:
+            return "".join(fast(record, 0))
+        except (TypeError, ValueError):  # not plain JSON: let the full encoder say so
+            return slow(record)
+
+    return encode
+
+
+_encode = _encoder()
+
+
+SET_EVENTS = ("set-begin", "set-end")
+
+
 def fold_unfinished(records: Iterable[dict], into: dict[str, set[int]]) -> dict[str, set[int]]:
     """Apply set-begin/set-end records to ``into`` (run path -> sets begun, not ended)."""
     for r in records:
@@ -34,7 +58,8 @@ def fold_unfinished(records: Iterable[dict], into: dict[str, set[int]]) -> dict[
 
 
 class JournalWriter:
-    def __init__(self, fs: FileSystem, path: str) -> None:
+    def __init__(self, fs: FileSystem, path: str, mine: set[bytes] | None = None) -> None:
+        self.mine = mine  # receives the set-begin/set-end lines written (see set_records_since)
         # A torn line from an earlier crash must not swallow our first record.
         try:
             _, last, size = fs.read_ends(path, 0, 1)
@@ -44,7 +69,13 @@ class JournalWriter:
         self.out = fs.appender(path)
 
     def append(self, *records: dict) -> None:
-        data = "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in records)
+        lines = [_encode(r) + "\n" for r in records]
+        if self.mine is not None:
+            self.mine.update(
+                line.encode("utf-8") for r, line in zip(records, lines, strict=True)
+                if r.get("event") in SET_EVENTS
+            )  # fmt: skip
+        data = "".join(lines)
         if self.needs_newline:
             data, self.needs_newline = "\n" + data, False
         self.out.write(data.encode("utf-8"))
@@ -84,10 +115,11 @@ class Journal:
         with self.writer() as w:
             w.append(*records)
 
-    def writer(self) -> JournalWriter:
-        """An open journal for many records (an execution): each record is one ``write``, so
-        a ``kill -9`` can tear at most the line being written; fsync on ``sync``/close."""
-        return JournalWriter(self.fs, self.path)
+    def writer(self, mine: set[bytes] | None = None) -> JournalWriter:
+        """An open journal for many records (an execution): each ``append`` is one ``write``,
+        so a ``kill -9`` can tear at most the lines being written; fsync on ``sync``/close.
+        ``mine`` collects the set-begin/set-end lines written (``set_records_since``)."""
+        return JournalWriter(self.fs, self.path, mine)
 
     def read(self) -> JournalRead:
         records: list[dict] = []
@@ -107,24 +139,31 @@ class Journal:
                 torn.append(number)
         return JournalRead(tuple(records), tuple(torn))
 
-    def set_records_since(self, offset: int) -> tuple[list[dict], int, bool]:
+    def set_records_since(
+        self, offset: int, mine: set[bytes] | None = None
+    ) -> tuple[list[dict], int, bool]:
         """set-begin/set-end records in whole lines appended after byte ``offset``; the new
         offset; and whether the file ends in a torn line (no newline, not JSON). A line still
-        being written by another janitor is left for the next call."""
+        being written by another janitor is left for the next call. Lines in ``mine`` (this
+        process wrote them, and already knows what they say: each set it began, it ended)
+        are skipped unparsed, and dropped from ``mine``."""
         records: list[dict] = []
         data = self._read(offset)
         if not data:
             return records, offset, False
         end = data.rfind(b"\n") + 1
         tail = data[end:]
-        for line in data[:end].splitlines():
+        for line in data[:end].splitlines(keepends=True):
             if b'"set-' not in line:
+                continue
+            if mine and line in mine:
+                mine.discard(line)
                 continue
             try:
                 record = json.loads(line)
             except ValueError:
                 continue
-            if isinstance(record, dict) and record.get("event") in ("set-begin", "set-end"):
+            if isinstance(record, dict) and record.get("event") in SET_EVENTS:
                 records.append(record)
         torn = False
         if tail.strip():

@@ -37,6 +37,7 @@ from janitor.core.profiles import (
 )
 from janitor.core.ziptail import FAST_TAIL, HEAD, ZipCheck
 from janitor.domain.checkpoints import (
+    NOT_CHECKED,
     CheckpointFile,
     CheckpointSet,
     Ignored,
@@ -45,6 +46,7 @@ from janitor.domain.checkpoints import (
     ScanReport,
     SmallModel,
     UnfinishedUpload,
+    file_set,
 )
 from janitor.domain.errors import JanitorError, UsageError, oserror_text
 from janitor.storage import layout
@@ -66,9 +68,15 @@ NOTHING_KNOWN = Known({}, {})
 
 class _Walker:
     def __init__(
-        self, fs: FileSystem, trainer: str | None, in_flight: Container[str], cache: bool
+        self,
+        fs: FileSystem,
+        trainer: str | None,
+        in_flight: Container[str],
+        cache: bool,
+        lazy: bool = False,
     ) -> None:
         self.fs = fs
+        self.lazy = lazy
         self.trainer = trainer
         self.in_flight = in_flight
         self.errors: list[ScanError] = []
@@ -126,7 +134,8 @@ class _Walker:
         cache = self.cache_for(folder)
         cached = cache.folder(_name_of(folder)) if cache is not None else None
         known = Known(*cached) if cached is not None else NOTHING_KNOWN
-        found = self.fs.survey(folder, _prober(folder, only, self.in_flight), known.keys,
+        probe = _read_nothing if self.lazy else _prober(folder, only, self.in_flight)
+        found = self.fs.survey(folder, probe, known.keys,
                                HEAD, FAST_TAIL)  # fmt: skip
         return found, cache, known
 
@@ -138,8 +147,8 @@ class _Walker:
         cache: VerdictCache | None = None,
         known: Known = NOTHING_KNOWN,
     ) -> Run | None:
-        profile, reason = pick_profile(found, folder, self.trainer)
         names = {f.name for f in found if f.kind == "file"}
+        profile, reason = pick_profile(found, folder, self.trainer, names)
         has_big = any(profile.match_big(n) or profile.match_latest(n) for n in names) or any(
             profile.match_set_dir(f.name) is not None for f in found if f.kind == "dir"
         )
@@ -147,14 +156,19 @@ class _Walker:
             return None  # e.g. RVC's assets/weights: reported beside its run, not as a run
         seen: list = []
         run = build_run(self.fs, folder, found, profile, reason, only, self.in_flight, known,
-                        seen)  # fmt: skip
+                        seen, lazy=self.lazy)  # fmt: skip
         if cache is not None and only is None:
-            cache.record(_name_of(folder), seen[1:], seen[0])
+            cache.record(_name_of(folder), *seen)
         return run if run.sets or run.small_models else None
 
     def save_caches(self) -> None:
         for cache in self.caches.values():
             cache.save()
+
+
+def _read_nothing(name: str) -> bool:
+    """A lazy scan's survey reads no file: ``build_run`` reads what its decisions need."""
+    return False
 
 
 def _name_of(folder: str) -> str:
@@ -177,11 +191,15 @@ def _own_small_models(profile: TrainerProfile, names: set[str], folder: str) -> 
 
 
 def pick_profile(
-    entries: Sequence[Entry | Found], folder: str, trainer: str | None
+    entries: Sequence[Entry | Found],
+    folder: str,
+    trainer: str | None,
+    names: set[str] | None = None,  # the files' names, if the caller has them already
 ) -> tuple[TrainerProfile, str]:
     if trainer:
         return PROFILES[trainer], "forced with --trainer"
-    names = {e.name for e in entries if e.kind == "file"}
+    if names is None:
+        names = {e.name for e in entries if e.kind == "file"}
     dirs = {e.name for e in entries if e.kind == "dir"}
     links = {e.name for e in entries if e.kind == "link"}
     return detect(names, dirs, folder, links)
@@ -202,6 +220,7 @@ def _number(m, group: str) -> int | None:
 
 
 LINK_IGNORED = "symlink: never followed or removed"
+UNCHECKED = ZipCheck(False, NOT_CHECKED)
 BEING_WRITTEN = ZipCheck(False, IN_FLIGHT_PROBLEM)
 
 
@@ -263,15 +282,23 @@ def build_run(
     in_flight: Container[str] = frozenset(),
     known: Known = NOTHING_KNOWN,
     seen: list | None = None,
+    *,
+    lazy: bool = False,
 ) -> Run:
     """Group one folder's files into checkpoint sets and small models, with the verdicts
     read while surveying it (or known: a file whose stat key is unchanged is not read).
 
     Paths in ``in_flight`` (the watcher saw them being written and they have not settled) are
     taken as incomplete without being opened. ``seen`` (if given) receives the number of
-    verdicts taken from ``known``, then (name, key, verdict, read now) of every file judged.
+    verdicts taken from ``known``, the files read now or judged from ``known`` by ``verdict``
+    (name, key, verdict, read now), and a function listing every file judged (the hits on
+    big files are only counted: at scale, most of them).
     Folder sets (HF checkpoint-<N>/, DeepSpeed global_step<N>/) bypass the verdict cache:
-    their files are read on every scan (``_folder_set``)."""
+    their files are read on every scan (``_folder_set``).
+
+    ``lazy`` (``janitor scan``'s report): big files whose verdict is not known are read only
+    as the report's decisions need them (``_read_as_needed``): the sets from the newest down
+    to the newest complete one, and any set written after it; the others stay "unchecked"."""
     by_number: dict[int, list[CheckpointFile]] = defaultdict(list)
     small: list[SmallModel] = []
     ignored: list[Ignored] = []
@@ -296,7 +323,10 @@ def build_run(
                 hits += 1
                 judged.append((f.name, f.key, verdicts[f.name], False))
                 return verdicts[f.name]
-            return _check(fs, path)  # not read while listed (a backend that does not probe)
+            check = _check(fs, path)  # not read while listed (lazy, or a backend that does not
+            if check is not None and f.key is not None:  # probe): cached under the listed key
+                judged.append((f.name, f.key, check, True))
+            return check
         if type(ends) is not tuple:
             return ZipCheck(False, f"cannot read: {oserror_text(ends)}")
         try:
@@ -311,11 +341,17 @@ def build_run(
     big_match = profile.big_re.match
     fixed_prefix = profile.prefix
     set_prefixes = profile.set_prefixes
-    for e in sorted(found):
+    match_latest = profile.match_latest if profile.latest_re is not None else None
+    pointer_file = profile.pointer_file
+    new = tuple.__new__  # a CheckpointFile per file, without the Python-level __new__
+    for e in found:  # listing order: sets are ordered by number below, the rest by name
         name, kind, size, mtime, key, ends = e
-        if kind == "file" and mtime > last_activity:
-            last_activity = mtime
-        if only is not None and name != only:
+        if kind == "file":
+            if mtime > last_activity:
+                last_activity = mtime
+            if only is not None and name != only:
+                continue
+        elif only is not None and name != only:
             continue
         big = None
         bm = big_match(name)
@@ -323,7 +359,33 @@ def build_run(
             prefix = fixed_prefix or bm["prefix"]
             if prefix in set_prefixes:
                 big = prefix, int(bm["num"])
-        latest = profile.match_latest(name)
+                if (
+                    kind == "file"
+                    and name != pointer_file
+                    and (match_latest is None or match_latest(name) is None)
+                ):
+                    # the hot path: one big checkpoint file of a step
+                    if (
+                        ends is None
+                        and key is not None
+                        and keys.get(name) == key
+                        and not (in_flight and base + name in in_flight)
+                    ):  # unchanged since its verdict was read: not opened
+                        hits += 1
+                        check = verdicts[name]
+                    elif lazy and ends is None and not (in_flight and base + name in in_flight):
+                        check = UNCHECKED  # read below if a decision needs it
+                    else:
+                        check = verdict(e)
+                        if check is None:
+                            continue
+                    number = big[1]
+                    by_number[number].append(new(CheckpointFile, (
+                        base, name, prefix, number, size, mtime, check.complete, check.problem,
+                        key,
+                    )))  # fmt: skip
+                    continue
+        latest = match_latest(name) if match_latest is not None else None
         m = None if big else BIG_RE.match(name)
         if kind == "link":
             if latest is not None:  # Lightning's last.ckpt as a symlink: kept with its target
@@ -352,27 +414,6 @@ def build_run(
             pointers.append((name, _read_pointer(fs, base + name)))
             other += size
             continue
-        if big:
-            if (
-                ends is None
-                and key is not None
-                and keys.get(name) == key
-                and not (in_flight and base + name in in_flight)
-            ):  # unchanged since its verdict was read: not opened
-                hits += 1
-                check = verdicts[name]
-                judged.append((name, key, check, False))
-            else:
-                check = verdict(e)
-                if check is None:
-                    continue
-            prefix, number = big
-            by_number[number].append(
-                CheckpointFile(
-                    base, name, prefix, number, size, mtime, check.complete, check.problem, key
-                )
-            )
-            continue
         sm = small_match(profile, name)
         if sm:
             fmt, sm_m = sm
@@ -398,33 +439,51 @@ def build_run(
             other += e.size
 
     if seen is not None:
-        seen.append(hits)
-        seen.extend(judged)
+
+        def entries() -> list:  # every file judged; big files taken from ``known`` unlisted
+            named = {e[0] for e in judged}
+            out = list(judged)
+            for files in by_number.values():
+                for f in files:
+                    name, key = f.name, f.key
+                    if (
+                        name not in named
+                        and key is not None
+                        and keys.get(name) == key
+                        and not (in_flight and base + name in in_flight)
+                    ):
+                        out.append((name, key, verdicts[name], False))
+            return out
+
+        seen.extend((hits, judged, entries))
+    small.sort(key=_by_name)
+    ignored.sort(key=_by_path)
+    pointers.sort()
     bases = profile.base_steps
     used = {f.prefix for n, fs_ in by_number.items() if n not in bases for f in fs_}
     used_order = tuple(p for p in profile.set_prefixes if p in used)
     rank = {p: i for i, p in enumerate(profile.set_prefixes)}
     latest_constant = profile.latest_constant
     sets = []
+    add = sets.append
+    n_used = len(used_order)
     for number in sorted(by_number):
         files = by_number[number]
-        if len(files) == 2:  # the usual G and D, listed as D, G
-            if rank[files[0].prefix] > rank[files[1].prefix]:
-                files.reverse()
-        elif len(files) > 2:
-            files.sort(key=lambda f: rank[f.prefix])
+        n = len(files)
+        if n == 2:  # the usual G and D, listed as D, G
+            a, b = files
+            pair = (b, a) if rank[a.prefix] > rank[b.prefix] else (a, b)
+        else:
+            pair = tuple(sorted(files, key=lambda f: rank[f.prefix]) if n > 2 else files)
         is_base = number in bases
-        if is_base or len(files) == len(used_order):
+        if is_base or n == n_used:
             missing: tuple[str, ...] = ()
         else:
             present = {f.prefix for f in files}
             missing = tuple(p for p in used_order if p not in present)
-        sets.append(
-            CheckpointSet(
-                number, tuple(files), missing, latest_only=number == latest_constant,
-                base=is_base,
-            )
-        )  # fmt: skip
+        add(file_set(number, pair, missing, number == latest_constant, is_base))
+    if lazy:
+        sets = _read_as_needed(fs, sets, judged)
     if folder_sets or latest_files or pointers or profile.complete_by == "pointer":
         sets = _framework_sets(profile, sets + folder_sets + latest_files, pointers)
     if profile.complete_by == "trainer-state":
@@ -445,6 +504,52 @@ def build_run(
         last_activity=last_activity,
         pointers=tuple(pointers),
     )
+
+
+def _read_as_needed(fs: FileSystem, sets: list[CheckpointSet], judged: list) -> list[CheckpointSet]:
+    """A lazy scan's reads (sets in number order, some unchecked): pretrained bases, then
+    the sets from the newest down until one is complete and not latest-only (the newest
+    complete step: what the trainer resumes from and what every plan keeps), then every set
+    written after that one (so "most recently written complete", which breaks mtime ties by
+    number, and the resume traps are exact). Sets older than that in both number and mtime
+    stay unchecked: their verdict decides nothing a scan reports (a plan reads them before it
+    may remove them)."""
+
+    def read(s: CheckpointSet) -> CheckpointSet:
+        files = []
+        for f in s.files:
+            if f.problem == NOT_CHECKED:
+                check = _check(fs, f.path) or ZipCheck(False, "vanished while it was scanned")
+                if f.key is not None:
+                    judged.append((f.name, f.key, check, True))
+                f = f._replace(complete=check.complete, problem=check.problem)
+            files.append(f)
+        return file_set(s.number, tuple(files), s.missing, s.latest_only, s.base)
+
+    out = [read(s) if s.base and s.status == "unchecked" else s for s in sets]
+    newest = None
+    for i in range(len(out) - 1, -1, -1):
+        s = out[i]
+        if s.base:
+            continue
+        if s.status == "unchecked":
+            s = out[i] = read(s)
+        if s.status == "complete" and not s.latest_only:
+            newest = s
+            break
+    if newest is not None:
+        for i, s in enumerate(out):
+            if s.status == "unchecked" and s.mtime > newest.mtime:
+                out[i] = read(s)
+    return out
+
+
+def _by_name(x: SmallModel) -> str:
+    return x.name
+
+
+def _by_path(x: Ignored) -> str:
+    return x.path
 
 
 def _readlink(fs: FileSystem, path: str) -> str:
@@ -605,6 +710,7 @@ def scan(
     in_flight: Container[str] = frozenset(),
     cache: bool = True,
     save_cache: bool = True,
+    lazy: bool = False,
 ) -> ScanReport:
     """Find runs under each path: a logs root, a run folder, or one checkpoint file.
     Files in ``in_flight`` are taken as incomplete without being opened. With ``cache``,
@@ -621,6 +727,7 @@ def scan(
             in_flight=in_flight,
             cache=cache,
             save_cache=save_cache,
+            lazy=lazy,
         )  # fmt: skip
     }
     return ScanReport(tuple(paths), tuple(sorted(runs.values(), key=lambda r: r.path)),
@@ -642,15 +749,18 @@ def scan_runs(
     in_flight: Container[str] = frozenset(),
     cache: bool = True,
     save_cache: bool = True,
+    lazy: bool = False,
 ) -> Iterator[Run]:
     """``scan`` one run at a time, as the walk meets them (folders that cannot be read go to
     ``errors``), so that a caller that is done with a run can let it go: a report of 200,000
     files needs not be held at once. The paths are checked before anything is yielded (a
-    bad path is a UsageError, never output cut short)."""
+    bad path is a UsageError, never output cut short). ``lazy``: a report only (never planned
+    on): big files are read only as its decisions need (``build_run``), the rest "unchecked"."""
     if trainer is not None and trainer not in PROFILES:
         raise UsageError(f"unknown trainer {trainer!r} (known: {', '.join(PROFILES)})")
     tops = [_top(fs, raw, trainer) for raw in paths]
-    return _scan_tops(_Walker(fs, trainer, in_flight, cache), tops, errors, save_cache)
+    walker = _Walker(fs, trainer, in_flight, cache, lazy)
+    return _scan_tops(walker, tops, errors, save_cache)
 
 
 def _top(fs: FileSystem, raw: str, trainer: str | None) -> tuple[str, str | None]:
@@ -707,7 +817,7 @@ def gc_paused() -> Iterator[None]:
 def _known_from(run: Run) -> Known:
     """The verdicts a plan was made with, by stat key: a file whose key has not changed
     since is not read again."""
-    files = [f for f in run.files if f.key is not None]
+    files = [f for f in run.files if f.key is not None and f.problem != NOT_CHECKED]
     return Known(
         {f.name: f.key for f in files}, {f.name: ZipCheck(f.complete, f.problem) for f in files}
     )

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Container
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from janitor.domain.errors import oserror_text
 from janitor.domain.plans import RunPlan
@@ -41,6 +41,7 @@ class _JournalState:
     seen: bool = False
     torn_line: bool = False  # a kill cut the journal's last line short
     torn_reported: bool = False
+    mine: set[bytes] = field(default_factory=set)  # set-* lines we wrote, not yet read back
 
 
 def under_drive(path: str, fs: FileSystem = LOCAL) -> bool:
@@ -130,7 +131,7 @@ class Executor:
         present = {s.number for s in fresh_run.sets}
         truncate = self.truncate if self.truncate is not None else under_drive(run.path, self.fs)
         policy = shown.planner.describe()
-        with journal.writer() as log:
+        with journal.writer(state.mine) as log:
             for number in sorted(unfinished - present):
                 log.append(self._record("set-end", run.path, number, note="found finished"))
                 notes.append(f"step {number}: an interrupted removal had already completed")
@@ -242,7 +243,7 @@ class Executor:
         since (by us or by another janitor, which holds a run's lock while it writes that
         run's records): under a logs root with many runs it is long."""
         state = self._journals.setdefault(journal.path, _JournalState({}))
-        records, state.offset, torn = journal.set_records_since(state.offset)
+        records, state.offset, torn = journal.set_records_since(state.offset, state.mine)
         if torn and not state.seen:
             state.torn_line = True
         state.seen = True
