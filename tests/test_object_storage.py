@@ -362,3 +362,16 @@ def test_finalize_on_a_bucket_verifies_the_small_model_then_removes_the_big_file
     left = {k.split("/")[-1] for k in alice.keys("logs/alice/")}
     assert not [n for n in left if n.startswith(("G_", "D_"))]
     assert "alice_3e_300s.pth" in left  # the newest step's small model, verified against G_300
+
+
+def test_wrong_credentials_are_one_line(alice, cli, monkeypatch):
+    from moto import settings
+
+    monkeypatch.setattr(settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)  # the server checks keys
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAWRONGWRONGWRONG0")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
+    result = cli("prune", alice.url("logs"), "--keep-last", "1")
+    assert result.exit_code != 0
+    assert result.output.count("\n") == 1 and "credentials" in result.output, result.output
+    monkeypatch.undo()
+    assert "G_100.pth" in {k.split("/")[-1] for k in alice.keys("logs/alice/")}
