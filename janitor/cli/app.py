@@ -461,8 +461,7 @@ def prune(
     plans, results = [], []
     with render.progress(not (json or quiet or dry_run), "removing") as advance:
         executor.on_removed = advance
-        for run in report.runs:
-            rp, result = pruner.run(run, dry_run=dry_run, shown=shown)
+        for rp, result in pruner.run_all(report.runs, dry_run=dry_run, shown=shown):
             plans.append(rp)
             if result is not None:
                 results.append(result)

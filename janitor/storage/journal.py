@@ -10,6 +10,7 @@ finishes it and says so. A torn last line (a write cut short) is tolerated and r
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -17,10 +18,18 @@ from datetime import datetime, timezone
 from janitor.storage import layout
 from janitor.storage.fs import LOCAL, FileSystem
 
+_LAST: list[tuple[int, str]] = [(-1, "")]  # the last millisecond formatted (read in one go)
+
 
 def now_iso(ts: float | None = None) -> str:
-    moment = datetime.now(timezone.utc) if ts is None else datetime.fromtimestamp(ts, timezone.utc)
-    return moment.isoformat(timespec="milliseconds")
+    """``ts`` (default: now) as an ISO time to the millisecond; the records of a set are
+    written within the same millisecond or a few, so the last one formatted is reused."""
+    ms = int((time.time() if ts is None else ts) * 1000)
+    last = _LAST[0]
+    if last[0] != ms:
+        moment = datetime.fromtimestamp(ms / 1000, timezone.utc)
+        last = _LAST[0] = (ms, moment.isoformat(timespec="milliseconds"))
+    return last[1]
 
 
 def _encoder():

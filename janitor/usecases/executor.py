@@ -17,6 +17,7 @@ For each run, under the run's advisory lock:
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Container
 from dataclasses import dataclass, field
@@ -84,6 +85,7 @@ class Executor:
         self.clock = clock
         self.on_removed = on_removed
         self._journals: dict[str, _JournalState] = {}
+        self._journals_lock = threading.Lock()  # runs may be carried out at once (run_all)
 
     def execute(self, shown: RunPlan, in_flight: Container[str] = frozenset()) -> RunResult:
         """Carry out ``shown`` under the run's lock, re-planned by its own planner on the run
@@ -122,8 +124,9 @@ class Executor:
         errors: list[FileError] = []
         skipped: list[str] = []
         notes: list[str] = []
-        if state.torn_line and not state.torn_reported:
-            state.torn_reported = True
+        with self._journals_lock:  # said once, by one of the runs carried out at once
+            torn, state.torn_reported = state.torn_line and not state.torn_reported, True
+        if torn:
             notes.append(
                 f"journal {journal.path}: its last line was cut short "
                 "(janitor was killed while writing it); ignored"
@@ -242,13 +245,14 @@ class Executor:
         """Interrupted sets per run. The journal is read once, then only what was appended
         since (by us or by another janitor, which holds a run's lock while it writes that
         run's records): under a logs root with many runs it is long."""
-        state = self._journals.setdefault(journal.path, _JournalState({}))
-        records, state.offset, torn = journal.set_records_since(state.offset, state.mine)
-        if torn and not state.seen:
-            state.torn_line = True
-        state.seen = True
-        fold_unfinished(records, state.unfinished)
-        return state
+        with self._journals_lock:  # one reader at a time: each line is read once
+            state = self._journals.setdefault(journal.path, _JournalState({}))
+            records, state.offset, torn = journal.set_records_since(state.offset, state.mine)
+            if torn and not state.seen:
+                state.torn_line = True
+            state.seen = True
+            fold_unfinished(records, state.unfinished)
+            return state
 
     def _record(self, event: str, run: str, number: int, **extra) -> dict:
         record = {"event": event, "time": now_iso(self.clock()), "run": run, "number": number}

@@ -5,7 +5,8 @@ pins and metric values; plan; and carry the plan out through the executor. Used 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -22,6 +23,7 @@ from janitor.storage.metrics import load_metric
 from janitor.usecases.executor import Executor
 
 NO_OVERRIDES = Overrides()
+RUNS_AT_ONCE = 8  # runs carried out at once by `prune` (each under its own lock)
 
 
 def parse_overrides(
@@ -112,3 +114,34 @@ class Pruner:
         if dry_run:
             return rp, None
         return rp, self.executor.execute(rp, in_flight)
+
+    def run_all(
+        self,
+        runs: Sequence[Run],
+        *,
+        dry_run: bool = False,
+        shown: Callable[[RunPlan], None] | None = None,
+        workers: int = RUNS_AT_ONCE,
+    ) -> Iterator[tuple[RunPlan, RunResult | None]]:
+        """``run`` for each of ``runs``, yielded in order. Every run is planned first; then
+        up to ``workers`` runs are carried out at once, each under its own lock and with its
+        own journal records, as separate janitors would: removals in several folders at
+        once overlap the file system's waits (``find -delete`` removes one file at a time).
+        ``shown`` gets each plan in order, as its result is yielded. If the caller stops
+        early, runs not started yet are not started."""
+        plans = [plan_run(run, self.overrides, time.time(), self.fs) for run in runs]
+        if dry_run or workers <= 1 or len(plans) <= 1:
+            for rp in plans:
+                if shown is not None:
+                    shown(rp)
+                yield rp, None if dry_run else self.executor.execute(rp)
+            return
+        pool = ThreadPoolExecutor(min(workers, len(plans)), thread_name_prefix="janitor-run")
+        try:
+            futures = [pool.submit(self.executor.execute, rp) for rp in plans]
+            for rp, future in zip(plans, futures, strict=True):
+                if shown is not None:
+                    shown(rp)
+                yield rp, future.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
