@@ -376,3 +376,26 @@ def test_wrong_credentials_are_one_line(alice, cli, monkeypatch):
     assert result.output.count("\n") == 1 and "credentials" in result.output, result.output
     monkeypatch.undo()
     assert "G_100.pth" in {k.split("/")[-1] for k in alice.keys("logs/alice/")}
+
+
+def test_hf_checkpoint_folders_on_a_bucket_go_whole_and_the_trash_brings_one_back(
+    tmp_path, bucket, cli
+):
+    from tests.framework_runs import fake_hf_checkpoint
+
+    out = tmp_path / "src" / "hf"
+    for i, step in enumerate((10, 20, 30)):
+        fake_hf_checkpoint(out, step, mtime=1_700_000_000 + 600 * i)
+    bucket.upload(out, "logs/hf")
+    result = cli("prune", bucket.url("logs"), "--keep-last", "1", "--trash")
+    assert result.exit_code == 0, result.output
+    left = {k.split("/")[2] for k in bucket.keys("logs/hf/")}
+    assert left == {"checkpoint-30"}  # the others went whole, nothing of them left behind
+    trashed = {"/".join(k.split("/")[4:6]) for k in bucket.keys("logs/.janitor/trash/hf/")}
+    names = {"config.json", "model.safetensors", "optimizer.pt", "rng_state.pth",
+             "scheduler.pt", "trainer_state.json", "training_args.bin"}  # fmt: skip
+    assert trashed == {f"checkpoint-{step}/{n}" for step in (10, 20) for n in names}
+    restored = cli("restore", bucket.url("logs/hf"), "20")
+    assert restored.exit_code == 0, restored.output
+    assert {k.split("/")[2] for k in bucket.keys("logs/hf/")} == {"checkpoint-20", "checkpoint-30"}
+    assert len(bucket.keys("logs/hf/checkpoint-20/")) == 7

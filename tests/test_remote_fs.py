@@ -37,6 +37,9 @@ def test_listing_reading_and_ranged_reads(mem):
     (entry,) = fs.listdir(f"{root}/alice")
     assert (entry.name, entry.path, entry.size) == ("G_1.pth", f"{root}/alice/G_1.pth", 10)
     assert fs.read_ends(entry.path, 3, 2) == (b"012", b"89", 10)
+    assert fs.read_ends(entry.path, 8, 8) == (b"01234567", b"23456789", 10)  # as on disk
+    assert fs.read_ends(entry.path, 4, 0) == (b"0123", b"", 10)  # no empty range asked for
+    assert fs.read_ranges(entry.path, [(3, 3), (9, 10)]) == [b"", b"9"]
     assert fs.read_ranges(entry.path, [(0, 2), (5, 7)]) == [b"01", b"56"]
     assert fs.read_bytes(entry.path, 4) == b"456789"
     assert fs.listdir(f"{root}/nothing-here") == []  # a prefix with nothing under it
