@@ -401,12 +401,13 @@ class FsspecFS:
             with _translated(path):
                 parts = self.fs.cat([self._p(r) for r in records])
             return b"".join(bytes(parts[self._p(r)]) for r in records)[offset:]
+        snap = self._snapshot(path)
+        if snap is not None:  # during a scan: a file its listing did not see is not asked for
+            snap.info(self._p(path))
         return self._cat(path, offset)
 
     def _cat(self, path: str, offset: int = 0) -> bytes:
-        snap = self._snapshot(path)
-        if snap is not None:
-            snap.info(self._p(path))  # a file the listing did not see is not read for
+        """The object as the store has it now (locks read this, never a scan's listing)."""
         with _translated(path):
             return bytes(self.fs.cat_file(self._p(path), start=offset or None))
 
