@@ -671,19 +671,17 @@ def _fix_resume(
 
 
 def _storage(path: str) -> FileSystem:
+    """The storage of a path the user named (resolved once per command: for a URL this
+    opens a client)."""
     from janitor.storage.locate import resolve
 
     return resolve(path)[0]
 
 
-def _is_dir(path: str) -> bool:
-    return _storage(path).is_dir(path)
-
-
-def _run_folder(path: str) -> str:
+def _run_folder(path: str, fs: FileSystem) -> str:
     from janitor.storage.locate import absolute
 
-    if not _is_dir(path):
+    if not fs.is_dir(path):
         raise UsageError(f"{path}: not a run folder")
     return absolute(path)
 
@@ -732,9 +730,9 @@ def _edit_pins(verb: str, run: str, steps: list[str], json: bool = False) -> int
     return EXIT_OK
 
 
-def _trash_path(path: str) -> str:
+def _trash_path(path: str, fs: FileSystem) -> str:
     """A folder the trash commands work on, links resolved (the journal records real paths)."""
-    return _storage(path).realpath(_run_folder(path))
+    return fs.realpath(_run_folder(path, fs))
 
 
 def _pin_target(verb: str, path: str, steps: list[str], fs: FileSystem) -> str:
@@ -744,7 +742,7 @@ def _pin_target(verb: str, path: str, steps: list[str], fs: FileSystem) -> str:
 
     if not fs.exists(path):
         raise UsageError(f"{path}: no such folder (pins go to a run folder)")
-    if not _is_dir(path):
+    if not fs.is_dir(path):
         raise UsageError(
             f"{path}: not a run folder (pins go to the folder holding the checkpoints)"
         )
@@ -782,8 +780,9 @@ def restore(
     from janitor.cli import render
     from janitor.usecases.trash import restore as do_restore
 
-    run_path = _trash_path(run)
-    result = do_restore(run_path, step, copy, fs=_storage(run))
+    fs = _storage(run)
+    run_path = _trash_path(run, fs)
+    result = do_restore(run_path, step, copy, fs=fs)
     ok = not (result.errors or result.blocked)
     if json:
         render.dump_json(render.envelope("restore", ok, render.restore_json(result, run_path)))
@@ -805,9 +804,9 @@ def trash_list(
     from janitor.storage import layout
     from janitor.storage.trash import trash_contents, trash_copies, trash_runs
 
-    folder = _trash_path(path)
     fs = _storage(path)
-    is_root = _is_dir(layout.trash_root(folder))
+    folder = _trash_path(path, fs)
+    is_root = fs.is_dir(layout.trash_root(folder))
     runs = trash_runs(folder, fs) if is_root else [folder]
     files = {r: trash_contents(r, fs) for r in runs}
     if json:
@@ -839,7 +838,8 @@ def trash_empty(
     from janitor.usecases.trash import empty_trash
 
     age = parse_duration(older_than, "--older-than") if older_than else None
-    result = empty_trash(_trash_path(logs_root), age, time.time(), _storage(logs_root))
+    fs = _storage(logs_root)
+    result = empty_trash(_trash_path(logs_root, fs), age, time.time(), fs)
     for e in result.errors:
         typer.echo(f"error: {render.shown_path(e.path)}: {e.message}", err=True)
     if json:
@@ -996,9 +996,10 @@ def log(
     from janitor.cli import render
     from janitor.usecases.inspect import journal_log
 
-    if not _is_dir(path):
+    fs = _storage(path)
+    if not fs.is_dir(path):
         raise UsageError(f"{path}: not a folder (a logs root or a run folder)")
-    journal, records = journal_log(path, _storage(path))
+    journal, records = journal_log(path, fs)
     if json:
         render.dump_json(render.envelope("log", True, render.log_json(journal, records)))
     else:
