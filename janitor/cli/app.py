@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import io
 import os
 import sys
 import time
@@ -343,7 +344,7 @@ def _scan(
     from janitor.cli import render
     from janitor.storage import config
     from janitor.storage.scan import scan as do_scan
-    from janitor.storage.scan import scan_runs, unfinished_uploads
+    from janitor.storage.scan import scan_runs_mapped, unfinished_uploads
     from janitor.usecases.inspect import summarize, summarize_run
 
     if not json and plot is None:  # run by run: each block printed and let go, never all at once
@@ -351,21 +352,30 @@ def _scan(
         paths_seen: dict[str, None] = {}
         journals: set[str] = set()
         totals, now, unchecked = [0, 0, 0, 0], time.time(), 0
+
+        def block(run):  # may run in a worker process: what it returns is all that is kept
+            summary = summarize_run(run, now, fs)
+            text = io.StringIO()
+            render.scan_run_text(summary, text)
+            numbers = (len(run.candidates), run.big_bytes, run.small_bytes,
+                       summary.keep_last_1_frees)  # fmt: skip
+            return run.path, text.getvalue(), summary.journal, numbers, run.unchecked
+
         # lazy: the report reads only what its lines decide (sets below the newest complete
         # one show as "not checked"); --json and --plot read every file
-        runs = scan_runs(paths, errors, fs=fs, trainer=trainer, cache=not no_cache, lazy=True)
-        for run in runs:
-            if run.path in paths_seen:  # a run folder given twice (logs and logs/alice)
-                continue
-            summary = summarize_run(run, now, fs)
-            render.scan_run_text(summary)
-            paths_seen[run.path] = None
-            if summary.journal:
-                journals.add(summary.journal)
-            for i, n in enumerate((len(run.candidates), run.big_bytes, run.small_bytes,
-                                   summary.keep_last_1_frees)):  # fmt: skip
-                totals[i] += n
-            unchecked += run.unchecked
+        blocks = scan_runs_mapped(paths, errors, block, fs=fs, trainer=trainer,
+                                  cache=not no_cache, lazy=True)  # fmt: skip
+        with contextlib.closing(blocks):  # a reader gone (`| head`): workers ended first
+            for path, text, journal, numbers, not_checked in blocks:
+                if path in paths_seen:  # a run folder given twice (logs and logs/alice)
+                    continue
+                sys.stdout.write(text)
+                paths_seen[path] = None
+                if journal:
+                    journals.add(journal)
+                for i, n in enumerate(numbers):
+                    totals[i] += n
+                unchecked += not_checked
         for warning in config.run_table_warnings(paths_seen, fs):
             _warn(warning)
         uploads = unfinished_uploads(fs, paths)

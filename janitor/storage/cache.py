@@ -139,13 +139,22 @@ class VerdictCache:
     ) -> None:
         """The checkpoint files of run folder ``name`` as this scan found them: ``hits`` of
         them came from the cache unchanged, ``judged`` were read (or are small models taken
-        from the cache), ``entries()`` lists them all; racy ones, changed in the same
-        timestamp tick as the scan began, are left out: read again next time."""
+        from the cache), ``entries()`` lists them all."""
         self.seen.add(name)
+        if self.changed(name, hits, judged):
+            self.store(name, entries())
+
+    def changed(self, name: str, hits: int, judged: list[Entry]) -> bool:
+        """Whether a folder whose files were found so (``record``) needs its section
+        written again: it has none, or a file was read, or a cached one is gone."""
         old = self.sections.get(name)
-        if old is not None and hits == old.count and not any(e[3] for e in judged):
-            return  # unchanged: the loaded section stays as it is
-        entries = entries()
+        return old is None or hits != old.count or any(e[3] for e in judged)
+
+    def store(self, name: str, entries: list[Entry]) -> None:
+        """Run folder ``name``'s section, from every file judged in this scan (``record``);
+        racy ones, changed in the same timestamp tick as the scan began, are left out: read
+        again next time."""
+        self.seen.add(name)
         cutoff = self.cutoff
         keep = [e for e in entries if not e[3] or max(key_times(e[1])) < cutoff]
         index = self.index

@@ -134,3 +134,76 @@ def page_dropper() -> Callable[[int, int], object] | None:
         return None
     madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     return lambda address, length: madvise(address, length, MADV_DONTNEED)
+
+
+# ------------------------------------------------------------------ worker processes
+
+WORKERS_ENV = "JANITOR_WORKERS"  # how many processes a scan may use; 1: none besides janitor
+MAX_WORKERS = 8
+MIN_UNITS = 8  # fewer folders than this are walked in the one process: forking costs more
+
+
+def worker_processes(units: int) -> int:
+    """How many forked worker processes should walk ``units`` folders: up to one per CPU
+    this process may run on (``JANITOR_WORKERS`` sets it), never more than the units, and
+    1 (none) where a fork is not safe: not Linux (macOS's system libraries and Windows have
+    no safe fork), or another thread already runs here (a fork copies only this one)."""
+    import threading
+
+    wanted = os.environ.get(WORKERS_ENV, "").strip()
+    if wanted:
+        try:
+            limit = max(1, int(wanted))
+        except ValueError:
+            limit = 1
+    elif units < MIN_UNITS:
+        return 1
+    else:
+        limit = min(_cpus(), MAX_WORKERS)
+    if not sys.platform.startswith("linux") or getattr(os, "fork", None) is None:
+        return 1
+    if threading.active_count() > 1:
+        return 1
+    return max(1, min(limit, units))
+
+
+def _cpus() -> int:
+    affinity = getattr(os, "sched_getaffinity", None)
+    if affinity is not None:
+        try:
+            return len(affinity(0))
+        except OSError:
+            pass
+    return os.cpu_count() or 1
+
+
+def fork_pool(workers: int):
+    """A ``multiprocessing`` pool of ``workers`` forked processes that leave Ctrl-C to
+    janitor (which ends them), or None if processes cannot be made here (then the caller
+    does the work itself)."""
+    try:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("fork")
+        return ctx.Pool(workers, initializer=_worker_start, initargs=(os.getpid(),))
+    except (OSError, ValueError, ImportError):
+        return None
+
+
+PR_SET_PDEATHSIG = 1  # Linux prctl option: a signal for this process when its parent dies
+
+
+def _worker_start(parent: int) -> None:
+    """In each worker: Ctrl-C is janitor's to handle (it ends the workers), and a janitor
+    killed outright takes its workers with it (Linux's parent-death signal) instead of
+    leaving them blocked on a task queue nobody feeds."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # died before the signal was set up
+        os._exit(0)

@@ -11,11 +11,12 @@ import contextlib
 import errno
 import gc
 import os
+import sys
 import time
 from collections import defaultdict
-from collections.abc import Container, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from janitor.core.frameworks import (
     HF_BEST,
@@ -49,7 +50,7 @@ from janitor.domain.checkpoints import (
     file_set,
 )
 from janitor.domain.errors import JanitorError, UsageError, oserror_text
-from janitor.storage import layout
+from janitor.storage import layout, platform
 from janitor.storage.cache import VerdictCache
 from janitor.storage.completeness import check_ends, check_file, check_member
 from janitor.storage.fs import LOCAL, Entry, FileSystem, Found, StatKey
@@ -64,6 +65,9 @@ class Known(NamedTuple):
 
 
 NOTHING_KNOWN = Known({}, {})
+
+
+Record = tuple[str, str, list | None]  # cache state folder, run folder name, entries if changed
 
 
 class _Walker:
@@ -84,35 +88,58 @@ class _Walker:
         self.use_cache = cache
         self.caches: dict[str, VerdictCache] = {}
         self.started_ns = time.time_ns()
+        self.records: list[Record] | None = None  # a worker's cache records, sent back
 
-    def walk(self, top: str) -> Iterator[Run]:
-        """The runs under ``top``, folder by folder (depth first, in name order)."""
+    def merge_records(self, records: list[Record]) -> None:
+        """Cache records a worker process made of the run folders it walked: each folder
+        was met, and its section is written again where it changed."""
+        for state, name, entries in records:
+            cache = self.caches.get(state)
+            if cache is None:
+                cache = self.caches[state] = VerdictCache(self.fs, state, self.started_ns)
+            cache.seen.add(name)
+            if entries is not None:
+                cache.store(name, entries)
+
+    def walk(self, top: str, forget: bool = True) -> Iterator[Run]:
+        """The runs under ``top``, folder by folder (depth first, in name order). ``forget``:
+        the verdict cache of the root ``top`` drops the run folders not met (``top`` was
+        walked whole)."""
         stack = [top]
         while stack:
             folder = stack.pop()
             if folder in self.seen_dirs:
                 continue
             self.seen_dirs.add(folder)
-            try:
-                found, cache, known = self.survey(folder)
-            except OSError as exc:
-                self.errors.append(ScanError(folder, f"cannot read folder: {oserror_text(exc)}"))
-                continue
-            run = self.add_run(folder, found, cache=cache, known=known)
-            inside = {s.name for s in run.sets if s.folder} if run else ()
-            subdirs = sorted(
-                (f.name for f in found if f.kind == "dir"), reverse=True
-            )  # popped in name order
-            stack.extend(
-                os.path.join(folder, d)
-                for d in subdirs
-                if not d.startswith(".")
-                and d not in ALL_SKIP_DIRS
-                and d not in inside  # a checkpoint folder is one set, not a run
-            )
+            run, subfolders = self.visit(folder)
+            stack.extend(reversed(subfolders))  # popped in name order
             if run is not None:
                 yield run
-        if self.use_cache:  # run folders of a walked root that were not met are gone
+        if forget:
+            self.forget_unseen(top)
+
+    def visit(self, folder: str) -> tuple[Run | None, list[str]]:
+        """The run in ``folder`` (if it is one) and its subfolders to walk, in name order
+        (not hidden, not a trainer's data folder, not one of the run's checkpoint folders)."""
+        try:
+            found, cache, known = self.survey(folder)
+        except OSError as exc:
+            self.errors.append(ScanError(folder, f"cannot read folder: {oserror_text(exc)}"))
+            return None, []
+        run = self.add_run(folder, found, cache=cache, known=known)
+        inside = {s.name for s in run.sets if s.folder} if run else ()
+        subdirs = sorted(f.name for f in found if f.kind == "dir")
+        return run, [
+            os.path.join(folder, d)
+            for d in subdirs
+            if not d.startswith(".")
+            and d not in ALL_SKIP_DIRS
+            and d not in inside  # a checkpoint folder is one set, not a run
+        ]
+
+    def forget_unseen(self, top: str) -> None:
+        """Run folders of the walked root ``top`` that were not met are gone from the cache."""
+        if self.use_cache:
             cache = self.caches.get(layout.state_dir_of_root(top))
             if cache is not None:
                 cache.forget_unseen()
@@ -158,7 +185,12 @@ class _Walker:
         run = build_run(self.fs, folder, found, profile, reason, only, self.in_flight, known,
                         seen, lazy=self.lazy)  # fmt: skip
         if cache is not None and only is None:
-            cache.record(_name_of(folder), *seen)
+            if self.records is None:
+                cache.record(_name_of(folder), *seen)
+            else:  # in a worker process: the parent's cache records it (``merge_records``)
+                hits, judged, entries = seen
+                changed = cache.changed(_name_of(folder), hits, judged)
+                self.records.append((cache.state, _name_of(folder), entries() if changed else None))
         return run if run.sets or run.small_models else None
 
     def save_caches(self) -> None:
@@ -761,6 +793,85 @@ def scan_runs(
     tops = [_top(fs, raw, trainer) for raw in paths]
     walker = _Walker(fs, trainer, in_flight, cache, lazy)
     return _scan_tops(walker, tops, errors, save_cache)
+
+
+def scan_runs_mapped(
+    paths: Sequence[str],
+    errors: list[ScanError],
+    fn: Callable[[Run], T],
+    *,
+    fs: FileSystem = LOCAL,
+    trainer: str | None = None,
+    cache: bool = True,
+    lazy: bool = False,
+) -> Iterator[T]:
+    """``fn(run)`` for each run ``scan_runs`` finds, in the same order (``janitor scan``'s
+    report, run by run). One logs root on a local disk, with more than one CPU
+    (``platform.worker_processes``): its folders are walked by forked worker processes,
+    ``fn`` is applied where each run was built, and only ``fn``'s results (small, picklable)
+    and the verdict cache's records come back; never the runs themselves. Per file, a scan
+    is Python work between two system calls, which one process does one at a time."""
+    if trainer is not None and trainer not in PROFILES:
+        raise UsageError(f"unknown trainer {trainer!r} (known: {', '.join(PROFILES)})")
+    tops = [_top(fs, raw, trainer) for raw in paths]
+    walker = _Walker(fs, trainer, frozenset(), cache, lazy)
+    if len(tops) == 1 and tops[0][1] is None and fs.local_path(tops[0][0]) is not None:
+        return _mapped(walker, tops[0][0], fn, errors)
+    return (fn(run) for run in _scan_tops(walker, tops, errors, save=True))
+
+
+T = TypeVar("T")
+_JOB: tuple[_Walker, Callable[[Run], object]] | None = None  # what forked workers do
+
+
+def _mapped(walker: _Walker, top: str, fn: Callable[[Run], T], errors: list[ScanError]):
+    with gc_paused():
+        walker.seen_dirs.add(top)
+        run, units = walker.visit(top)
+        if run is not None:
+            yield fn(run)
+        if units:
+            walker.cache_for(units[0])  # loaded once, before the workers share it
+        for results, errs, records in _units(walker, units, fn):
+            walker.errors.extend(errs)
+            walker.merge_records(records)
+            yield from results
+        walker.forget_unseen(top)
+    errors.extend(walker.errors)
+    walker.save_caches()
+
+
+def _units(walker: _Walker, units: list[str], fn: Callable[[Run], T]):
+    """Each unit (a folder below the root) walked whole, in order: in worker processes where
+    the platform and the tree make that worth it, else here."""
+    global _JOB
+    workers = platform.worker_processes(len(units))
+    pool = None
+    if workers > 1:
+        _JOB = (walker, fn)
+        sys.stdout.flush()  # nothing buffered is copied into the workers
+        sys.stderr.flush()
+        pool = platform.fork_pool(workers)
+    if pool is None:
+        _JOB = None
+        for unit in units:
+            yield [fn(r) for r in walker.walk(unit, forget=False)], [], []
+        return
+    try:
+        with pool:  # stopped early (an error, Ctrl-C): the workers are ended
+            yield from pool.imap(_walk_unit, units)
+    finally:
+        _JOB = None
+
+
+def _walk_unit(folder: str) -> tuple[list, list[ScanError], list[Record]]:
+    """In a worker process: the results of every run under ``folder``, the folders that
+    could not be read, and the verdict cache's records."""
+    assert _JOB is not None, "a scan worker without its job"
+    walker, fn = _JOB
+    walker.records, walker.errors = [], []
+    results = [fn(run) for run in walker.walk(folder, forget=False)]
+    return results, walker.errors, walker.records
 
 
 def _top(fs: FileSystem, raw: str, trainer: str | None) -> tuple[str, str | None]:
