@@ -321,6 +321,55 @@ def test_interrupted_set_is_finished_and_reported(alice, cli):
     assert Journal(str(alice / ".janitor")).unfinished_sets(str(run)) == set()
 
 
+class Killed(BaseException):
+    """Stands for a kill: nothing after it runs, not even the executor's error handling."""
+
+
+def test_set_begins_are_written_a_batch_at_once_and_a_kill_between_leaves_them_to_finish(
+    tmp_path, monkeypatch
+):
+    import janitor.storage.fs as fs_module
+    import janitor.storage.journal as journal_module
+    from janitor.usecases import executor as executor_module
+    from janitor.usecases.prune import parse_overrides
+
+    logs = tmp_path / "logs"
+    run = fake_run(logs, "r", range(1, 101), payload=64)
+    writes: list[int] = []  # records per journal write
+    real_append = journal_module.JournalWriter.append
+
+    def append(self, *records):
+        writes.append(len(records))
+        return real_append(self, *records)
+
+    monkeypatch.setattr(journal_module.JournalWriter, "append", append)
+    real_remove, removed = fs_module.LocalFS.remove, []
+
+    def remove(self, path):
+        if len(removed) == 2 * batch + 41:  # in the second batch, at G of its 21st set
+            raise Killed
+        removed.append(path)
+        return real_remove(self, path)
+
+    batch = executor_module.SETS_PER_WRITE
+    monkeypatch.setattr(fs_module.LocalFS, "remove", remove)
+    rp = plan_run(scan([str(logs)]).runs[0], parse_overrides(keep_last=1))
+    with pytest.raises(Killed):
+        Executor().execute(rp)
+    assert writes == [batch, batch * 3, batch]  # begins; removes and ends; begins
+    unfinished = Journal(str(logs / ".janitor")).unfinished_sets(str(run))
+    assert unfinished == set(range(batch + 1, 2 * batch + 1))
+    cut = batch + 21  # D removed (G goes last), G not
+    assert {p.name for p in run.iterdir()} == {f"G_{cut}.pth"} | {
+        f"{k}_{n}.pth" for n in range(cut + 1, 101) for k in "GD"
+    }
+    monkeypatch.setattr(fs_module.LocalFS, "remove", real_remove)
+    result = Executor().execute(plan_run(scan([str(logs)]).runs[0], parse_overrides(keep_last=1)))
+    assert sorted(p.name for p in run.iterdir()) == ["D_100.pth", "G_100.pth"]
+    assert len(result.notes) == len(unfinished)  # each begun set: "finishing" or "found finished"
+    assert Journal(str(logs / ".janitor")).unfinished_sets(str(run)) == set()
+
+
 # --------------------------------------------------------------- the trainer still resumes
 
 

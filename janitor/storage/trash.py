@@ -60,24 +60,30 @@ def _copy_id(number: int | None, k: int, trash_name: str) -> str:
     return f"{number}#{k + 1}" if number is not None else trash_name
 
 
-def trash_destinations(
-    fs: FileSystem, run_path: str, s: CheckpointSet, resume: bool = False
-) -> tuple[dict[str, str], str]:
-    """Trash paths for a set's files and the copy's id: one copy number for all of them,
-    above every copy of the same step already in the trash; or, ``resume``-ing an
-    interrupted removal, the newest copy (which holds the files moved before the stop)."""
-    folder = layout.trash_dir(run_path)
-    fs.makedirs(folder)
-    copies: dict[int, set[str]] = {}  # copy number -> names, for this step
-    for e in fs.listdir(folder):
-        name, k, number = _split_trash_name(e.name)
-        if number == s.number:
-            copies.setdefault(k, set()).add(name)
-    names = {s.name} if s.folder else {f.name for f in s.files}  # a folder moves whole
-    newest = max(copies, default=-1)
-    k = newest if resume and newest >= 0 and not names & copies[newest] else newest + 1
-    dests = {n: os.path.join(folder, n if k == 0 else f"{n}.{k}") for n in names}
-    return dests, _copy_id(s.number, k, "")
+class RunTrash:
+    """A run's trash folder as one prune fills it (under the run's lock: nothing else
+    writes there meanwhile): listed once, then kept up to date with each copy handed out,
+    so that a prune of thousands of sets lists it once, not once per set."""
+
+    def __init__(self, fs: FileSystem, run_path: str) -> None:
+        self.folder = layout.trash_dir(run_path)
+        fs.makedirs(self.folder)
+        self.copies: dict[int | None, dict[int, set[str]]] = {}  # step -> copy -> names
+        for e in fs.listdir(self.folder):
+            name, k, number = _split_trash_name(e.name)
+            self.copies.setdefault(number, {}).setdefault(k, set()).add(name)
+
+    def destinations(self, s: CheckpointSet, resume: bool = False) -> tuple[dict[str, str], str]:
+        """Trash paths for a set's files and the copy's id: one copy number for all of
+        them, above every copy of the same step already in the trash; or, ``resume``-ing an
+        interrupted removal, the newest copy (which holds the files moved before the stop)."""
+        copies = self.copies.setdefault(s.number, {})
+        names = {s.name} if s.folder else {f.name for f in s.files}  # a folder moves whole
+        newest = max(copies, default=-1)
+        k = newest if resume and newest >= 0 and not names & copies[newest] else newest + 1
+        copies.setdefault(k, set()).update(names)
+        dests = {n: os.path.join(self.folder, n if k == 0 else f"{n}.{k}") for n in names}
+        return dests, _copy_id(s.number, k, "")
 
 
 def parse_time(text: object) -> float | None:

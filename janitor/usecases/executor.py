@@ -7,7 +7,8 @@ For each run, under the run's advisory lock:
    janitors never delete the same file). Files are re-checked by stat key (device, inode,
    size, mtime_ns, ctime_ns): only a file that changed since planning is read again;
 2. journal ``set-begin``; remove (or move to the trash) the set's files, G last; journal
-   each file and ``set-end`` in one write (one fsync per run, when the journal closes).
+   each file and ``set-end`` (the set-begins of up to ``SETS_PER_WRITE`` sets in one write,
+   then their files and set-ends in one write; one fsync per run, when the journal closes).
    A folder set (HF checkpoint-<step>/, DeepSpeed tag) is removed file by file (its
    completion marker first), then its emptied folders; to the trash it moves whole. Links
    are removed, never followed;
@@ -30,9 +31,13 @@ from janitor.storage.fs import LOCAL, FileSystem, LockTimeout
 from janitor.storage.journal import Journal, fold_unfinished, now_iso
 from janitor.storage.locks import LOCK_TIMEOUT, run_lock
 from janitor.storage.scan import CheckpointFile, CheckpointSet, rescan_run
-from janitor.storage.trash import trash_destinations
+from janitor.storage.trash import RunTrash
 
 DRIVE_MOUNTS = ("/content/drive",)
+# set-begin records of this many sets are written at once, before any of them is touched,
+# and their removals and set-ends at once after: two journal writes per batch, not per set
+# (a kill between the two leaves those sets begun: the next prune finishes them)
+SETS_PER_WRITE = 32
 
 
 @dataclass
@@ -139,6 +144,7 @@ class Executor:
                 log.append(self._record("set-end", run.path, number, note="found finished"))
                 notes.append(f"step {number}: an interrupted removal had already completed")
                 unfinished.discard(number)  # our own set-end is read back next time too
+            ready = []  # (planned, current set, reasons), each checked against the fresh plan
             for decision in shown.removals:
                 planned = decision.set
                 current = fresh_remove.get(planned.number)
@@ -152,81 +158,100 @@ class Executor:
                     continue
                 if planned.number in unfinished:
                     notes.append(f"{planned.label}: finishing an interrupted removal")
-                reasons = list(decision.reasons)
-                dests, copy = {}, None
-                if self.trash:
-                    resume = planned.number in unfinished
-                    try:
-                        dests, copy = trash_destinations(self.fs, run.path, current, resume)
-                    except OSError as exc:
-                        errors.append(FileError(layout.trash_dir(run.path), _error_text(exc)))
-                        continue
-                log.append(
+                ready.append((planned, current, list(decision.reasons)))
+            in_trash = None  # the run's trash folder, listed once (``RunTrash``)
+            for at in range(0, len(ready), SETS_PER_WRITE):
+                begun = []
+                for planned, current, reasons in ready[at : at + SETS_PER_WRITE]:
+                    dests, copy = {}, None
+                    if self.trash:
+                        resume = planned.number in unfinished
+                        try:
+                            if in_trash is None:
+                                in_trash = RunTrash(self.fs, run.path)
+                            dests, copy = in_trash.destinations(current, resume)
+                        except OSError as exc:
+                            errors.append(FileError(layout.trash_dir(run.path), _error_text(exc)))
+                            continue
+                    begun.append((planned, current, reasons, dests, copy))
+                if not begun:
+                    continue
+                log.append(*(
                     self._record(
                         "set-begin", run.path, planned.number,
                         files=[f.name for f in current.files], reasons=reasons, policy=policy,
                     )
-                )  # fmt: skip
-                failed = False
-                done: list[dict] = []  # the set's records, written with its set-end at once
-                if current.folder and self.trash:  # a folder set moves to the trash whole
-                    try:
-                        trash_path = self._remove_one(current, dests[current.name], truncate)
-                    except OSError as exc:
-                        errors.append(FileError(current.folder, _error_text(exc)))
-                        failed = True
-                    else:
-                        item = Removed(current.folder, current.size, planned.number, trash_path)
-                        removed.append(item)
-                        done.append(
-                            self._record(
-                                "trash", run.path, planned.number, path=current.folder,
-                                size=current.size, step=planned.step, reasons=reasons,
-                                policy=policy, trash_path=trash_path, copy=copy, folder=True,
-                            )
-                        )  # fmt: skip
-                        if self.on_removed:
-                            self.on_removed(item)
-                    done.append(self._record("set-end", run.path, planned.number, failed=failed))
-                    log.append(*done)
+                    for planned, current, reasons, _, _ in begun
+                ))  # fmt: skip
+                done: list[dict] = []  # the sets' records, written with their set-ends at once
+                for planned, current, reasons, dests, copy in begun:
+                    done.extend(self._remove_set(run.path, planned.number, planned.step, current,
+                                                 reasons, policy, dests, copy, truncate, removed,
+                                                 errors))  # fmt: skip
                     unfinished.discard(planned.number)
-                    continue
-                for f in _removal_order(current):
-                    try:
-                        trash_path = self._remove_one(f, dests.get(f.name), truncate)
-                    except OSError as exc:
-                        errors.append(FileError(f.path, _error_text(exc)))
-                        failed = True
-                        break
-                    item = Removed(f.path, f.size, planned.number, trash_path)
-                    removed.append(item)
-                    done.append(
-                        self._record(
-                            "trash" if trash_path else "remove", run.path, planned.number,
-                            path=f.path, size=f.size, step=planned.step, reasons=reasons,
-                            policy=policy, trash_path=trash_path, copy=copy,
-                        )
-                    )  # fmt: skip
-                    if self.on_removed:
-                        self.on_removed(item)
-                if current.folder and not failed:  # then the folders, emptied, deepest first
-                    try:
-                        self._remove_folders(current.folder)
-                    except OSError as exc:
-                        errors.append(FileError(current.folder, _error_text(exc)))
-                        failed = True
-                    else:
-                        done.append(
-                            self._record(
-                                "remove-folder", run.path, planned.number, path=current.folder
-                            )
-                        )
-                done.append(self._record("set-end", run.path, planned.number, failed=failed))
-                log.append(*done)  # one write; a kill before it leaves set-begin: finished later
-                unfinished.discard(planned.number)
+                log.append(*done)  # one write; a kill before it leaves set-begins: finished later
         if self.purge_versions and removed:
             self._purge(removed, errors, notes)
         return RunResult(run.path, tuple(removed), tuple(errors), tuple(skipped), tuple(notes))
+
+    def _remove_set(
+        self, run: str, number: int, step: int | None, current: CheckpointSet,
+        reasons: list[str], policy: str, dests: dict[str, str], copy: str | None,
+        truncate: bool, removed: list[Removed], errors: list[FileError],
+    ) -> list[dict]:  # fmt: skip
+        """Remove (or move to the trash) one set's files, G last, then its emptied folders;
+        its journal records, ending with its set-end. A file that cannot be removed stops
+        the set there (said in ``errors``, and by ``failed`` in its set-end)."""
+        done: list[dict] = []
+        failed = False
+        if current.folder and self.trash:  # a folder set moves to the trash whole
+            try:
+                trash_path = self._remove_one(current, dests[current.name], truncate)
+            except OSError as exc:
+                errors.append(FileError(current.folder, _error_text(exc)))
+                failed = True
+            else:
+                item = Removed(current.folder, current.size, number, trash_path)
+                removed.append(item)
+                done.append(
+                    self._record(
+                        "trash", run, number, path=current.folder, size=current.size,
+                        step=step, reasons=reasons, policy=policy, trash_path=trash_path,
+                        copy=copy, folder=True,
+                    )
+                )  # fmt: skip
+                if self.on_removed:
+                    self.on_removed(item)
+            done.append(self._record("set-end", run, number, failed=failed))
+            return done
+        for f in _removal_order(current):
+            try:
+                trash_path = self._remove_one(f, dests.get(f.name), truncate)
+            except OSError as exc:
+                errors.append(FileError(f.path, _error_text(exc)))
+                failed = True
+                break
+            item = Removed(f.path, f.size, number, trash_path)
+            removed.append(item)
+            done.append(
+                self._record(
+                    "trash" if trash_path else "remove", run, number, path=f.path,
+                    size=f.size, step=step, reasons=reasons, policy=policy,
+                    trash_path=trash_path, copy=copy,
+                )
+            )  # fmt: skip
+            if self.on_removed:
+                self.on_removed(item)
+        if current.folder and not failed:  # then the folders, emptied, deepest first
+            try:
+                self._remove_folders(current.folder)
+            except OSError as exc:
+                errors.append(FileError(current.folder, _error_text(exc)))
+                failed = True
+            else:
+                done.append(self._record("remove-folder", run, number, path=current.folder))
+        done.append(self._record("set-end", run, number, failed=failed))
+        return done
 
     def _purge(self, removed: list[Removed], errors: list[FileError], notes: list[str]) -> None:
         """On a versioned bucket: the noncurrent versions of exactly the objects removed
