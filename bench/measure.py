@@ -17,6 +17,7 @@ command pays the same extra ~1 ms of wall time. Without GNU time the floor stays
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import signal
 import statistics
@@ -164,6 +165,46 @@ def memory_kib(pid: int) -> dict[str, int]:
             if key in ("VmRSS", "VmHWM"):
                 out[key] = int(value.split()[0])
     return out
+
+
+def _children(pid: int) -> list[int]:
+    """Child pids of a live process (/proc/PID/task/*/children)."""
+    out: list[int] = []
+    for task in glob.glob(f"/proc/{pid}/task/*/children"):
+        with contextlib.suppress(OSError), open(task, encoding="ascii") as fh:
+            out.extend(int(x) for x in fh.read().split())
+    return out
+
+
+def pss_kib(pid: int) -> int:
+    """Proportional set size of a live process, in KiB (/proc/PID/smaps_rollup): each page
+    it shares with other processes (a forked worker with janitor) counted in parts."""
+    with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    return 0
+
+
+def tree_pss_peak_kib(cmd: Sequence[str], *, env: dict | None = None, every: float = 0.005) -> int:
+    """Peak of the summed PSS of ``cmd`` and all its descendants (janitor's scan workers),
+    sampled every ``every`` s: the memory the whole tree holds, pages shared since a fork
+    counted once."""
+    proc = spawn(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    peak = 0
+    while proc.poll() is None:
+        total, stack = 0, [proc.pid]
+        while stack:
+            pid = stack.pop()
+            with contextlib.suppress(OSError, ValueError):
+                total += pss_kib(pid)
+                stack.extend(_children(pid))
+        peak = max(peak, total)
+        time.sleep(every)
+    LIVE.discard(proc)
+    if proc.returncode != 0:
+        raise BenchError(f"{' '.join(map(str, cmd))}: exit {proc.returncode}")
+    return peak
 
 
 # ---------------------------------------------------------------- statistics
