@@ -139,3 +139,16 @@ def pytest_sessionfinish(session, exitstatus):
 
         with open(path, "w", encoding="utf-8") as fh:
             json.dump(dict(sorted(_SAFETY.items())), fh, indent=2)
+
+
+@pytest.fixture
+def forking(monkeypatch):
+    """Two worker processes (``JANITOR_WORKERS``), even here: the test process may already
+    run other threads (the session's S3 server, which a forked child never touches), and
+    one process is what ``platform.worker_processes`` would choose then."""
+    import threading
+
+    from janitor.storage import platform
+
+    monkeypatch.setenv(platform.WORKERS_ENV, "2")
+    monkeypatch.setattr(threading, "active_count", lambda: 1)

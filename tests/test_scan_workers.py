@@ -28,15 +28,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
-def forking(monkeypatch):
-    """Two workers, even here: the test process may already run other threads (the
-    session's S3 server, which a forked child never touches), and one process is what
-    ``worker_processes`` would choose then."""
-    monkeypatch.setenv(platform.WORKERS_ENV, "2")
-    monkeypatch.setattr(threading, "active_count", lambda: 1)
-
-
 def varied_logs(root: Path) -> Path:
     """Twelve runs (more than MIN_UNITS): complete, truncated newest, partial, ignored
     names, small models, a nested logs root, and a folder that is not a run."""

@@ -471,7 +471,8 @@ def prune(
     plans, results = [], []
     with render.progress(not (json or quiet or dry_run), "removing") as advance:
         executor.on_removed = advance
-        for rp, result in pruner.run_all(report.runs, dry_run=dry_run, shown=shown):
+        runs = pruner.run_all(report.runs, dry_run=dry_run, shown=shown, processes=True)
+        for rp, result in runs:
             plans.append(rp)
             if result is not None:
                 results.append(result)

@@ -143,28 +143,35 @@ MAX_WORKERS = 8
 MIN_UNITS = 8  # fewer folders than this are walked in the one process: forking costs more
 
 
-def worker_processes(units: int) -> int:
-    """How many forked worker processes should walk ``units`` folders: up to one per CPU
-    this process may run on (``JANITOR_WORKERS`` sets it), never more than the units, and
-    1 (none) where a fork is not safe: not Linux (macOS's system libraries and Windows have
-    no safe fork), or another thread already runs here (a fork copies only this one)."""
-    import threading
-
+def worker_processes(units: int, *, most: int | None = None, min_units: int = MIN_UNITS) -> int:
+    """How many forked worker processes should share ``units`` of work: ``most`` (default:
+    one per CPU this process may run on, at most MAX_WORKERS; ``JANITOR_WORKERS`` overrides
+    either), never more than the units, none (1) for fewer than ``min_units``, and 1 where
+    a fork is not safe (``fork_safe``)."""
     wanted = os.environ.get(WORKERS_ENV, "").strip()
     if wanted:
         try:
             limit = max(1, int(wanted))
         except ValueError:
             limit = 1
-    elif units < MIN_UNITS:
+    elif units < min_units:
         return 1
     else:
-        limit = min(_cpus(), MAX_WORKERS)
-    if not sys.platform.startswith("linux") or getattr(os, "fork", None) is None:
-        return 1
-    if threading.active_count() > 1:
+        limit = most if most is not None else min(_cpus(), MAX_WORKERS)
+    if not fork_safe():
         return 1
     return max(1, min(limit, units))
+
+
+def fork_safe() -> bool:
+    """Whether janitor may fork workers here: on Linux only (macOS's system libraries and
+    Windows have no safe fork), and only while no other thread runs (a forked child holds a
+    copy of this one thread; a lock another thread held stays locked there)."""
+    import threading
+
+    if not sys.platform.startswith("linux") or getattr(os, "fork", None) is None:
+        return False
+    return threading.active_count() == 1
 
 
 def _cpus() -> int:
@@ -181,6 +188,8 @@ def fork_pool(workers: int):
     """A ``multiprocessing`` pool of ``workers`` forked processes that leave Ctrl-C to
     janitor (which ends them), or None if processes cannot be made here (then the caller
     does the work itself)."""
+    sys.stdout.flush()  # nothing buffered is copied into the workers
+    sys.stderr.flush()
     try:
         import multiprocessing
 

@@ -11,7 +11,6 @@ import contextlib
 import errno
 import gc
 import os
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Container, Iterator, Mapping, Sequence
@@ -849,8 +848,6 @@ def _units(walker: _Walker, units: list[str], fn: Callable[[Run], T]):
     pool = None
     if workers > 1:
         _JOB = (walker, fn)
-        sys.stdout.flush()  # nothing buffered is copied into the workers
-        sys.stderr.flush()
         pool = platform.fork_pool(workers)
     if pool is None:
         _JOB = None

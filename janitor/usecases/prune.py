@@ -4,6 +4,7 @@ pins and metric values; plan; and carry the plan out through the executor. Used 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Container, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +18,7 @@ from janitor.domain.errors import InvalidValue, UsageError
 from janitor.domain.plans import Plan, RunPlan
 from janitor.domain.policy import Overrides
 from janitor.domain.results import RunResult
-from janitor.storage import config
+from janitor.storage import config, platform
 from janitor.storage.fs import LOCAL, FileSystem
 from janitor.storage.metrics import load_metric
 from janitor.usecases.executor import Executor
@@ -122,26 +123,67 @@ class Pruner:
         dry_run: bool = False,
         shown: Callable[[RunPlan], None] | None = None,
         workers: int = RUNS_AT_ONCE,
+        processes: bool = False,
     ) -> Iterator[tuple[RunPlan, RunResult | None]]:
         """``run`` for each of ``runs``, yielded in order. Every run is planned first; then
         up to ``workers`` runs are carried out at once, each under its own lock and with its
         own journal records, as separate janitors would: removals in several folders at
         once overlap the file system's waits (``find -delete`` removes one file at a time).
+        With ``processes`` (the command line, on a local disk where a fork is safe:
+        ``platform.worker_processes``), each run is carried out in a forked worker process,
+        else in a thread: threads pass the GIL back and forth at every unlink.
         ``shown`` gets each plan in order, as its result is yielded. If the caller stops
-        early, runs not started yet are not started."""
+        early, runs not started yet are not started (in processes, runs under way are
+        stopped as a kill would stop them: the journal has what the next prune finishes)."""
         plans = [plan_run(run, self.overrides, time.time(), self.fs) for run in runs]
-        if dry_run or workers <= 1 or len(plans) <= 1:
+        busy = sum(1 for rp in plans if rp.removals)
+        if dry_run or workers <= 1 or busy <= 1:
             for rp in plans:
                 if shown is not None:
                     shown(rp)
                 yield rp, None if dry_run else self.executor.execute(rp)
             return
-        pool = ThreadPoolExecutor(min(workers, len(plans)), thread_name_prefix="janitor-run")
-        try:
-            futures = [pool.submit(self.executor.execute, rp) for rp in plans]
-            for rp, future in zip(plans, futures, strict=True):
+        local = all(self.fs.local_path(rp.run.path) is not None for rp in plans)
+        forks = platform.worker_processes(busy, most=workers, min_units=2)
+        if processes and local and forks > 1:
+            results = self._in_processes(plans, forks)
+        else:
+            results = self._in_threads(plans, min(workers, len(plans)))
+        with contextlib.closing(results):
+            for rp, result in zip(plans, results, strict=True):
                 if shown is not None:
                     shown(rp)
-                yield rp, future.result()
+                yield rp, result
+
+    def _in_threads(self, plans: list[RunPlan], workers: int) -> Iterator[RunResult]:
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="janitor-run")
+        try:
+            futures = [pool.submit(self.executor.execute, rp) for rp in plans]
+            for future in futures:
+                yield future.result()
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+    def _in_processes(self, plans: list[RunPlan], workers: int) -> Iterator[RunResult]:
+        global _JOB
+        _JOB = (self.executor, plans)
+        pool = platform.fork_pool(workers)
+        if pool is None:  # no processes to be had: threads
+            _JOB = None
+            yield from self._in_threads(plans, workers)
+            return
+        try:
+            with pool:  # stopped early (an error, Ctrl-C): the workers are ended
+                yield from pool.imap(_execute_planned, range(len(plans)))
+        finally:
+            _JOB = None
+
+
+_JOB: tuple[Executor, list[RunPlan]] | None = None  # what forked workers carry out
+
+
+def _execute_planned(i: int) -> RunResult:
+    """In a worker process: carry out plan ``i`` (the plans came with the fork)."""
+    assert _JOB is not None, "a prune worker without its job"
+    executor, plans = _JOB
+    return executor.execute(plans[i])
