@@ -152,3 +152,26 @@ def forking(monkeypatch):
 
     monkeypatch.setenv(platform.WORKERS_ENV, "2")
     monkeypatch.setattr(threading, "active_count", lambda: 1)
+
+
+@pytest.fixture
+def reads(monkeypatch) -> list[str]:
+    """Names of checkpoint files opened for reading in this process (by the survey or a
+    lone check)."""
+    import janitor.storage.fs as fs_module
+
+    opened: list[str] = []
+    real_found, real_ends = fs_module._read_found, fs_module.LocalFS.read_ends
+
+    def read_found(folder, dfd, name, head, tail):
+        opened.append(name)
+        return real_found(folder, dfd, name, head, tail)
+
+    def read_ends(self, path, head, tail):
+        if path.endswith(".pth"):  # not the journal's last byte
+            opened.append(os.path.basename(path))
+        return real_ends(self, path, head, tail)
+
+    monkeypatch.setattr(fs_module, "_read_found", read_found)
+    monkeypatch.setattr(fs_module.LocalFS, "read_ends", read_ends)
+    return opened

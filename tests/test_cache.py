@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-import janitor.storage.fs as fs_module
 from janitor.core.ziptail import ZipCheck
 from janitor.storage import cache as cache_module
 from janitor.storage import layout
@@ -21,26 +20,6 @@ from janitor.storage.scan import scan
 from janitor.usecases.executor import Executor
 from janitor.usecases.prune import parse_overrides, plan_run
 from tests.conftest import fake_ckpt, fake_run
-
-
-@pytest.fixture
-def reads(monkeypatch):
-    """Paths of checkpoint files opened for reading (by the survey or a lone check)."""
-    opened: list[str] = []
-    real_found, real_ends = fs_module._read_found, fs_module.LocalFS.read_ends
-
-    def read_found(folder, dfd, name, head, tail):
-        opened.append(name)
-        return real_found(folder, dfd, name, head, tail)
-
-    def read_ends(self, path, head, tail):
-        if path.endswith(".pth"):  # not the journal's last byte
-            opened.append(os.path.basename(path))
-        return real_ends(self, path, head, tail)
-
-    monkeypatch.setattr(fs_module, "_read_found", read_found)
-    monkeypatch.setattr(fs_module.LocalFS, "read_ends", read_ends)
-    return opened
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from janitor.storage.journal import Journal
 from janitor.storage.scan import scan
 from janitor.usecases.executor import Executor
 from janitor.usecases.prune import Pruner, parse_overrides
-from tests.conftest import REPO, fake_run, truncate
+from tests.conftest import REPO, fake_run, run_janitor, truncate
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="worker processes are forked on Linux only"
@@ -36,11 +36,7 @@ def three_runs(root: Path, sets: int = 60) -> Path:
 
 
 def janitor(logs: Path, workers: int, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, platform.WORKERS_ENV: str(workers)}
-    return subprocess.run(
-        [sys.executable, "-m", "janitor", "prune", str(logs), *args],
-        capture_output=True, text=True, cwd=REPO, env=env, timeout=120,
-    )  # fmt: skip
+    return run_janitor("prune", logs, *args, env={platform.WORKERS_ENV: str(workers)})
 
 
 def removals(logs: Path) -> list[tuple[str, str, int]]:

@@ -15,13 +15,12 @@ from pathlib import Path
 
 import pytest
 
-import janitor.storage.fs as fs_module
 from janitor.storage import cache as cache_module
 from janitor.storage import layout, platform
 from janitor.storage.cache import VerdictCache
 from janitor.storage.fs import LOCAL
 from janitor.storage.scan import scan, scan_runs_mapped
-from tests.conftest import REPO, fake_ckpt, fake_run, truncate
+from tests.conftest import REPO, fake_ckpt, fake_run, run_janitor, truncate
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="worker processes are forked on Linux only"
@@ -44,11 +43,7 @@ def varied_logs(root: Path) -> Path:
 
 
 def janitor_scan(logs: Path, workers: int, *extra: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, platform.WORKERS_ENV: str(workers)}
-    return subprocess.run(
-        [sys.executable, "-m", "janitor", "scan", str(logs), *extra],
-        capture_output=True, text=True, cwd=REPO, env=env, timeout=120,
-    )  # fmt: skip
+    return run_janitor("scan", logs, *extra, env={platform.WORKERS_ENV: str(workers)})
 
 
 @pytest.mark.parametrize("extra", [(), ("--no-cache",)])
@@ -70,26 +65,6 @@ def test_each_run_is_built_in_a_worker_and_results_come_back_in_walk_order(tmp_p
     assert [path for path, _ in got] == [str(logs)] + sorted(serial[1:])
     assert got[0][1] == os.getpid()
     assert all(pid != os.getpid() for _, pid in got[1:])
-
-
-@pytest.fixture
-def reads(monkeypatch) -> list[str]:
-    """Checkpoint files opened in this process (the survey's reads and lone checks)."""
-    opened: list[str] = []
-    real_found, real_ends = fs_module._read_found, fs_module.LocalFS.read_ends
-
-    def read_found(folder, dfd, name, head, tail):
-        opened.append(name)
-        return real_found(folder, dfd, name, head, tail)
-
-    def read_ends(self, path, head, tail):
-        if path.endswith(".pth"):
-            opened.append(os.path.basename(path))
-        return real_ends(self, path, head, tail)
-
-    monkeypatch.setattr(fs_module, "_read_found", read_found)
-    monkeypatch.setattr(fs_module.LocalFS, "read_ends", read_ends)
-    return opened
 
 
 def test_the_verdict_cache_keeps_what_the_workers_read_and_forgets_what_is_gone(
