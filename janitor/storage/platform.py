@@ -13,7 +13,11 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 WINDOWS = os.name == "nt"
 
@@ -184,10 +188,42 @@ def _cpus() -> int:
     return os.cpu_count() or 1
 
 
+_FORKED: tuple[Callable[[Any], Any], Sequence[Any]] | None = None  # what the workers do
+
+
+def forked_imap(fn: Callable[[T], R], items: Sequence[T], workers: int) -> Iterator[R] | None:
+    """``fn(item)`` for each of ``items``, in order, in ``workers`` forked processes; or None
+    if processes cannot be had here (the caller then does the work itself). ``fn`` and the
+    items come with the fork, never pickled; only each result crosses back. Stopped early
+    (an error, Ctrl-C, the caller done), the workers are ended."""
+    global _FORKED
+    _FORKED = (fn, items)
+    pool = fork_pool(workers)
+    if pool is None:
+        _FORKED = None
+        return None
+    return _results(pool, len(items))
+
+
+def _results(pool, n: int) -> Iterator[Any]:
+    global _FORKED
+    try:
+        with pool:  # terminate() on the way out: the workers are ended
+            yield from pool.imap(_call_forked, range(n))
+    finally:
+        _FORKED = None
+
+
+def _call_forked(i: int) -> Any:
+    """In a worker process: the job it was forked with, on item ``i``."""
+    assert _FORKED is not None, "a worker without its job"
+    fn, items = _FORKED
+    return fn(items[i])
+
+
 def fork_pool(workers: int):
     """A ``multiprocessing`` pool of ``workers`` forked processes that leave Ctrl-C to
-    janitor (which ends them), or None if processes cannot be made here (then the caller
-    does the work itself)."""
+    janitor (which ends them), or None if processes cannot be made here."""
     sys.stdout.flush()  # nothing buffered is copied into the workers
     sys.stderr.flush()
     try:

@@ -787,11 +787,20 @@ def scan_runs(
     files needs not be held at once. The paths are checked before anything is yielded (a
     bad path is a UsageError, never output cut short). ``lazy``: a report only (never planned
     on): big files are read only as its decisions need (``build_run``), the rest "unchecked"."""
+    walker, tops = _walker_for(paths, fs, trainer, in_flight, cache, lazy)
+    return _scan_tops(walker, tops, errors, save_cache)
+
+
+def _walker_for(
+    paths: Sequence[str], fs: FileSystem, trainer: str | None, in_flight: Container[str],
+    cache: bool, lazy: bool,
+) -> tuple[_Walker, list[tuple[str, str | None]]]:  # fmt: skip
+    """The walker of a scan and its paths, checked (a bad path or trainer is a UsageError
+    before anything is yielded)."""
     if trainer is not None and trainer not in PROFILES:
         raise UsageError(f"unknown trainer {trainer!r} (known: {', '.join(PROFILES)})")
     tops = [_top(fs, raw, trainer) for raw in paths]
-    walker = _Walker(fs, trainer, in_flight, cache, lazy)
-    return _scan_tops(walker, tops, errors, save_cache)
+    return _Walker(fs, trainer, in_flight, cache, lazy), tops
 
 
 def scan_runs_mapped(
@@ -810,17 +819,13 @@ def scan_runs_mapped(
     ``fn`` is applied where each run was built, and only ``fn``'s results (small, picklable)
     and the verdict cache's records come back; never the runs themselves. Per file, a scan
     is Python work between two system calls, which one process does one at a time."""
-    if trainer is not None and trainer not in PROFILES:
-        raise UsageError(f"unknown trainer {trainer!r} (known: {', '.join(PROFILES)})")
-    tops = [_top(fs, raw, trainer) for raw in paths]
-    walker = _Walker(fs, trainer, frozenset(), cache, lazy)
+    walker, tops = _walker_for(paths, fs, trainer, frozenset(), cache, lazy)
     if len(tops) == 1 and tops[0][1] is None and fs.local_path(tops[0][0]) is not None:
         return _mapped(walker, tops[0][0], fn, errors)
     return (fn(run) for run in _scan_tops(walker, tops, errors, save=True))
 
 
 T = TypeVar("T")
-_JOB: tuple[_Walker, Callable[[Run], object]] | None = None  # what forked workers do
 
 
 def _mapped(walker: _Walker, top: str, fn: Callable[[Run], T], errors: list[ScanError]):
@@ -831,7 +836,13 @@ def _mapped(walker: _Walker, top: str, fn: Callable[[Run], T], errors: list[Scan
             yield fn(run)
         if units:
             walker.cache_for(units[0])  # loaded once, before the workers share it
-        for results, errs, records in _units(walker, units, fn):
+        workers = platform.worker_processes(len(units))
+        forked = None
+        if workers > 1:
+            forked = platform.forked_imap(lambda unit: _walk_unit(walker, fn, unit), units,
+                                          workers)  # fmt: skip
+        here = (([fn(r) for r in walker.walk(unit, forget=False)], [], []) for unit in units)
+        for results, errs, records in forked or here:
             walker.errors.extend(errs)
             walker.merge_records(records)
             yield from results
@@ -840,32 +851,10 @@ def _mapped(walker: _Walker, top: str, fn: Callable[[Run], T], errors: list[Scan
     walker.save_caches()
 
 
-def _units(walker: _Walker, units: list[str], fn: Callable[[Run], T]):
-    """Each unit (a folder below the root) walked whole, in order: in worker processes where
-    the platform and the tree make that worth it, else here."""
-    global _JOB
-    workers = platform.worker_processes(len(units))
-    pool = None
-    if workers > 1:
-        _JOB = (walker, fn)
-        pool = platform.fork_pool(workers)
-    if pool is None:
-        _JOB = None
-        for unit in units:
-            yield [fn(r) for r in walker.walk(unit, forget=False)], [], []
-        return
-    try:
-        with pool:  # stopped early (an error, Ctrl-C): the workers are ended
-            yield from pool.imap(_walk_unit, units)
-    finally:
-        _JOB = None
-
-
-def _walk_unit(folder: str) -> tuple[list, list[ScanError], list[Record]]:
-    """In a worker process: the results of every run under ``folder``, the folders that
-    could not be read, and the verdict cache's records."""
-    assert _JOB is not None, "a scan worker without its job"
-    walker, fn = _JOB
+def _walk_unit(walker: _Walker, fn: Callable[[Run], T], folder: str):
+    """In a worker process: the results of every run under ``folder`` (a folder below the
+    root, walked whole), the folders that could not be read, and the verdict cache's
+    records for the parent to keep (``merge_records``)."""
     walker.records, walker.errors = [], []
     results = [fn(run) for run in walker.walk(folder, forget=False)]
     return results, walker.errors, walker.records

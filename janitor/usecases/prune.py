@@ -165,25 +165,7 @@ class Pruner:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def _in_processes(self, plans: list[RunPlan], workers: int) -> Iterator[RunResult]:
-        global _JOB
-        _JOB = (self.executor, plans)
-        pool = platform.fork_pool(workers)
-        if pool is None:  # no processes to be had: threads
-            _JOB = None
-            yield from self._in_threads(plans, workers)
-            return
-        try:
-            with pool:  # stopped early (an error, Ctrl-C): the workers are ended
-                yield from pool.imap(_execute_planned, range(len(plans)))
-        finally:
-            _JOB = None
-
-
-_JOB: tuple[Executor, list[RunPlan]] | None = None  # what forked workers carry out
-
-
-def _execute_planned(i: int) -> RunResult:
-    """In a worker process: carry out plan ``i`` (the plans came with the fork)."""
-    assert _JOB is not None, "a prune worker without its job"
-    executor, plans = _JOB
-    return executor.execute(plans[i])
+        results = platform.forked_imap(self.executor.execute, plans, workers)
+        if results is None:  # no processes to be had: threads
+            results = self._in_threads(plans, workers)
+        yield from results
