@@ -140,15 +140,21 @@ class VerdictCache:
         """The checkpoint files of run folder ``name`` as this scan found them: ``hits`` of
         them came from the cache unchanged, ``judged`` were read (or are small models taken
         from the cache), ``entries()`` lists them all."""
+        changed = self.changed(name, hits, judged, entries)
         self.seen.add(name)
-        if self.changed(name, hits, judged):
-            self.store(name, entries())
+        if changed is not None:
+            self.store(name, changed)
 
-    def changed(self, name: str, hits: int, judged: list[Entry]) -> bool:
-        """Whether a folder whose files were found so (``record``) needs its section
-        written again: it has none, or a file was read, or a cached one is gone."""
+    def changed(
+        self, name: str, hits: int, judged: list[Entry], entries: Callable[[], list[Entry]]
+    ) -> list[Entry] | None:
+        """The entries of a folder whose files were found so (``record``) if its section
+        must be written again (it has none, or a file was read, or a cached one is gone),
+        else None."""
         old = self.sections.get(name)
-        return old is None or hits != old.count or any(e[3] for e in judged)
+        if old is not None and hits == old.count and not any(e[3] for e in judged):
+            return None
+        return entries()
 
     def store(self, name: str, entries: list[Entry]) -> None:
         """Run folder ``name``'s section, from every file judged in this scan (``record``);

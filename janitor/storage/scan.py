@@ -184,12 +184,11 @@ class _Walker:
         run = build_run(self.fs, folder, found, profile, reason, only, self.in_flight, known,
                         seen, lazy=self.lazy)  # fmt: skip
         if cache is not None and only is None:
+            name = _name_of(folder)
             if self.records is None:
-                cache.record(_name_of(folder), *seen)
+                cache.record(name, *seen)
             else:  # in a worker process: the parent's cache records it (``merge_records``)
-                hits, judged, entries = seen
-                changed = cache.changed(_name_of(folder), hits, judged)
-                self.records.append((cache.state, _name_of(folder), entries() if changed else None))
+                self.records.append((cache.state, name, cache.changed(name, *seen)))
         return run if run.sets or run.small_models else None
 
     def save_caches(self) -> None:

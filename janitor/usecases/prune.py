@@ -143,9 +143,10 @@ class Pruner:
                     shown(rp)
                 yield rp, None if dry_run else self.executor.execute(rp)
             return
-        local = all(self.fs.local_path(rp.run.path) is not None for rp in plans)
-        forks = platform.worker_processes(busy, most=workers, min_units=2)
-        if processes and local and forks > 1:
+        forks = 1  # processes only for runs on a local disk
+        if processes and all(self.fs.local_path(rp.run.path) is not None for rp in plans):
+            forks = platform.worker_processes(busy, most=workers, min_units=2)
+        if forks > 1:
             results = self._in_processes(plans, forks)
         else:
             results = self._in_threads(plans, min(workers, len(plans)))
