@@ -10,10 +10,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from janitor.core.policy import IN_FLIGHT_PROBLEM, PINNED, SETTLED_AFTER, apply
+from janitor.core import law
+from janitor.core.law import PINNED
+from janitor.core.policy import apply
 from janitor.core.resume import half_written, stale_sets, traps
 from janitor.domain.checkpoints import Run
-from janitor.domain.plans import RunPlan, SetDecision
+from janitor.domain.plans import RunPlan, SetDecision, Waiver
 from janitor.domain.policy import Candidate, Policy
 
 
@@ -33,24 +35,18 @@ def candidates(
     metric: Mapping[int, float] | None = None,
     now: float | None = None,
 ) -> list[Candidate]:
-    """What the policy knows of each set: status, size, pins, the metric at its step, and
-    (given ``now``) whether an incomplete set has been still long enough to be truncated."""
+    """The law's candidates (``core.law.candidates``), with the metric logged at each
+    numbered set's step (or the nearest logged step before it)."""
     scored = values_at(metric, [s.number for s in run.sets if not s.latest_only]) if metric else {}
-    new = tuple.__new__  # one per set, without the named tuple's Python-level __new__
-    out = []
-    for s in run.sets:
-        number, status = s.number, s.status
-        truncated = (
-            now is not None
-            and status == "incomplete"
-            and now - s.mtime > SETTLED_AFTER
-            and not any(f.problem == IN_FLIGHT_PROBLEM for f in s.files)
-        )
-        out.append(new(Candidate, (
-            number, status, s.mtime, s.size, s.latest_only, s.base, number in pins,
-            scored.get(number), s.missing, s.protect, truncated,
-        )))  # fmt: skip
-    return out
+    return law.candidates(run, pins, scored, now)
+
+
+def selected(run: Run, decisions: tuple[SetDecision, ...]) -> tuple[SetDecision, ...]:
+    """Only the decisions on the sets named on the command line (``Run.selected``), each
+    decided on the whole run."""
+    if run.selected is None:
+        return decisions
+    return tuple(d for d in decisions if d.set.number in run.selected)
 
 
 @dataclass(frozen=True)
@@ -63,6 +59,12 @@ class RulesPlanner:
     metric: Mapping[int, float] | None = None  # step -> value of policy.metric
     kind: str = "rules"
 
+    @property
+    def waiver(self) -> Waiver | None:
+        """``--remove-incomplete --older-than``: old leftovers may go, never a save in progress."""
+        age = self.policy.remove_incomplete_older_than
+        return None if age is None else Waiver("remove-incomplete", older_than=age)
+
     def plan(self, run: Run, now: float) -> RunPlan:
         cands = candidates(run, self.pins, self.metric, now)
         outcome = apply(cands, self.policy, now)
@@ -71,11 +73,11 @@ class RulesPlanner:
         decisions = tuple(
             [new(SetDecision, (s, s.number in keep, reasons[s.number])) for s in run.sets]
         )
-        return RunPlan(run, self, decisions, outcome.notes, traps(run))
+        return RunPlan(run, self, selected(run, decisions), outcome.notes, traps(run))
 
     def frees(self, run: Run, now: float) -> int:
         """What ``plan(run, now)`` would free, without the per-set decisions (scan's summary)."""
-        return apply(candidates(run, self.pins, self.metric), self.policy, now).expected_freed
+        return apply(candidates(run, self.pins, self.metric, now), self.policy, now).expected_freed
 
     def describe(self) -> str:
         return self.policy.describe(self.sources)
@@ -101,23 +103,26 @@ FIX_HALF_WRITTEN_WHY = (
 @dataclass(frozen=True)
 class FixResumePlanner:
     """``prune --fix-resume``: the stale sets the trainer would wrongly resume from, and
-    (HF Trainer) the half-written folders above the newest complete one; a pinned set stays,
-    stale or not."""
+    (HF Trainer) the half-written folders above the newest complete one, to the trash under
+    the law's fix-resume waiver; a pinned set or a file still being written stays."""
 
     pins: frozenset[int] = frozenset()
     kind: str = "fix-resume"
+    waiver: Waiver | None = Waiver("fix-resume")
 
     def plan(self, run: Run, now: float) -> RunPlan:
         why = {s.number: FIX_RESUME_WHY for s in stale_sets(run)}
         why.update({s.number: FIX_HALF_WRITTEN_WHY for s in half_written(run, now)})
+        protected = law.protections(candidates(run, self.pins, now=now), now, self.waiver, why)
         decisions = []
         for s in run.sets:
-            if s.number in why and s.number in self.pins:
-                decisions.append(SetDecision(s, True, (PINNED,)))
+            if s.number not in why:
+                decisions.append(SetDecision(s, True, ()))
+            elif protected[s.number]:
+                decisions.append(SetDecision(s, True, tuple(protected[s.number])))
             else:
-                reasons = (why[s.number],) if s.number in why else ()
-                decisions.append(SetDecision(s, s.number not in why, reasons))
-        return RunPlan(run, self, tuple(decisions))
+                decisions.append(SetDecision(s, False, (why[s.number],)))
+        return RunPlan(run, self, selected(run, tuple(decisions)))
 
     def describe(self) -> str:
         return "fix-resume: stale files the trainer would wrongly resume from"
@@ -126,30 +131,40 @@ class FixResumePlanner:
         return {"kind": self.kind, "description": self.describe()}
 
 
+PINNED_FINALIZE = "pinned; `janitor unpin` to let finalize remove it"
+
+
 @dataclass(frozen=True)
 class FinalizePlanner:
-    """``finalize``: every set goes, once the small models of ``steps`` are verified (or, in
-    a dry run, would be); incomplete sets and pretrained bases stay."""
+    """``finalize``: every set goes under the law's finalize waiver, once the small models of
+    ``steps`` are verified (or, in a dry run, would be); pinned sets, incomplete files and
+    pretrained bases stay (the law grants no waiver for them)."""
 
     steps: tuple[int, ...]
     verified: bool = True
+    pins: frozenset[int] = frozenset()
     kind: str = "finalize"
+
+    @property
+    def waiver(self) -> Waiver:
+        return Waiver("finalize", verified=self.verified)
 
     def plan(self, run: Run, now: float) -> RunPlan:
         why = self.describe()
+        kept = law.protections(candidates(run, self.pins, now=now), now, self.waiver)
         decisions = []
         for s in run.sets:
-            if s.base:
-                decisions.append(SetDecision(s, True, ("pretrained base model",)))
-            elif s.status == "incomplete":
-                decisions.append(SetDecision(s, True, ("incomplete: never removed by finalize",)))
+            reasons = kept[s.number]
+            if reasons:
+                shown = [PINNED_FINALIZE if r == PINNED else r for r in reasons]
+                decisions.append(SetDecision(s, True, tuple(shown)))
             else:
                 decisions.append(SetDecision(s, False, (why,)))
-        return RunPlan(run, self, tuple(decisions))
+        return RunPlan(run, self, selected(run, tuple(decisions)))
 
     def frees(self, run: Run, now: float) -> int:
-        """What ``plan(run, now)`` would free: every set but bases and incomplete ones."""
-        return sum(s.size for s in run.sets if not s.base and s.status != "incomplete")
+        """What ``plan(run, now)`` would free."""
+        return self.plan(run, now).expected_freed
 
     def describe(self) -> str:
         steps = ", ".join(map(str, self.steps)) or "none"
@@ -158,4 +173,7 @@ class FinalizePlanner:
         return f"finalize: small models for steps {steps} exist or will be extracted"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "steps": list(self.steps), "description": self.describe()}
+        return {
+            "kind": self.kind, "steps": list(self.steps), "pins": sorted(self.pins),
+            "description": self.describe(),
+        }  # fmt: skip

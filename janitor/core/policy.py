@@ -20,30 +20,31 @@ from collections.abc import Callable, Sequence
 
 from humanfriendly import format_size, format_timespan
 
+from janitor.core.law import (
+    BASE,
+    IN_FLIGHT,
+    IN_FLIGHT_PROBLEM,
+    INCOMPLETE,
+    LATEST_ONLY,
+    LATEST_WRITTEN,
+    NEWEST_COMPLETE,
+    PINNED,
+    PROTECTIONS,
+    SETTLED_AFTER,
+    TRUNCATED,
+    Waiver,
+    leftover,
+    newest,
+    protections,
+)
 from janitor.domain.policy import Candidate, Mode, Outcome, Policy
 
-# Protection reasons (fixed texts, so tests and --json consumers can rely on them).
-NEWEST_COMPLETE = "newest complete"
-INCOMPLETE = "incomplete: being written or truncated"
-SETTLED_AFTER = 10.0  # seconds without a change after which an incomplete file is truncated
-TRUNCATED = f"incomplete: truncated (unchanged for over {SETTLED_AFTER:g} s)"
-IN_FLIGHT_PROBLEM = "being written (not settled yet)"  # what the watcher says of a file in flight
-PINNED = "pinned"
-LATEST_ONLY = "latest-only file: the trainer resumes from it"
-IN_FLIGHT = "newer than the newest complete set: a save may be in progress"
-BASE = "pretrained base model"
-LATEST_WRITTEN = "most recently written complete set"
+# The protections and their reasons are the law's (``core.law``): re-exported for the rules.
+__all__ = [
+    "BASE", "IN_FLIGHT", "IN_FLIGHT_PROBLEM", "INCOMPLETE", "LATEST_ONLY", "LATEST_WRITTEN",
+    "NEWEST_COMPLETE", "NO_RULE", "PINNED", "PROTECTIONS", "SETTLED_AFTER", "TRUNCATED", "apply",
+]  # fmt: skip
 NO_RULE = "kept by no rule"
-PROTECTIONS = (
-    NEWEST_COMPLETE,
-    INCOMPLETE,
-    TRUNCATED,
-    PINNED,
-    LATEST_ONLY,
-    IN_FLIGHT,
-    BASE,
-    LATEST_WRITTEN,
-)
 
 
 Rule = Callable[[list[Candidate], Policy], dict[int, str]]
@@ -106,72 +107,17 @@ RULES: tuple[tuple[str, Rule], ...] = (
 )
 
 
-def _stale_leftover(c: Candidate, p: Policy, now: float) -> bool:
-    """``--remove-incomplete --older-than``: a truncated or partial set that old may go."""
-    return (
-        c.status != "complete"
-        and p.remove_incomplete_older_than is not None
-        and now - c.mtime > p.remove_incomplete_older_than
-    )
-
-
-def _newest(candidates: Sequence[Candidate]) -> tuple[int | None, int | None, int | None]:
-    """Numbers of the newest complete set, the newest complete step (not latest-only) and
-    the most recently written complete set (by mtime, then number), bases left out."""
-    newest = newest_step = written = None
-    written_mtime = 0.0
-    for c in candidates:
-        if c.status != "complete" or c.base:
-            continue
-        n = c.number
-        if newest is None or n > newest:
-            newest = n
-        if not c.latest_only and (newest_step is None or n > newest_step):
-            newest_step = n
-        if written is None or c.mtime > written_mtime or (c.mtime == written_mtime and n > written):
-            written, written_mtime = n, c.mtime
-    return newest, newest_step, written
-
-
-def _protections(
-    candidates: Sequence[Candidate], p: Policy, now: float, newest: tuple
-) -> dict[int, list[str]]:
-    newest_number, newest_step, latest_written = newest
-    # Sets are ordered by step, but a higher step left from an earlier run in the same folder
-    # must not cost the saves just written: the most recent complete save is kept too.
-    above = newest_step if newest_step is not None else -1
-    out: dict[int, list[str]] = {}
-    for c in candidates:  # one pass, no call per set: a run can hold thousands
-        why: list[str] = []
-        out[c.number] = why
-        if c.base:
-            why.append(BASE)
-            continue
-        number, status, latest_only = c.number, c.status, c.latest_only
-        if number == newest_number:
-            why.append(NEWEST_COMPLETE)
-        elif status == "complete" and not latest_only and number == newest_step:
-            why.append(NEWEST_COMPLETE)  # a latest-only file exists too; keep the newest step
-        if number == latest_written and NEWEST_COMPLETE not in why:
-            why.append(LATEST_WRITTEN)
-        if latest_only:
-            why.append(LATEST_ONLY)
-        if c.pinned:
-            why.append(PINNED)
-        if c.protect:
-            why.extend(c.protect)
-        stale_incomplete = status != "complete" and _stale_leftover(c, p, now)
-        if status == "incomplete" and not stale_incomplete:
-            why.append(TRUNCATED if c.truncated else INCOMPLETE)
-        if not latest_only and not stale_incomplete and number > above:
-            why.append(IN_FLIGHT)
-    return out
+def _waiver(p: Policy) -> Waiver | None:
+    """``--remove-incomplete --older-than``: the law's waiver for old leftovers."""
+    if p.remove_incomplete_older_than is None:
+        return None
+    return Waiver("remove-incomplete", older_than=p.remove_incomplete_older_than)
 
 
 def _removal_reason(c: Candidate, p: Policy, trimmed: set[int], now: float) -> str:
     if c.number in trimmed:
         return f"removed to fit max-size {format_size(p.max_size)}"
-    if _stale_leftover(c, p, now):
+    if leftover(c, _waiver(p), now):
         return (
             f"{c.status}, older than {format_timespan(p.remove_incomplete_older_than)} "
             "(--remove-incomplete)"
@@ -191,21 +137,22 @@ def apply(candidates: Sequence[Candidate], policy: Policy, now: float) -> Outcom
     if len(set(numbers)) != len(numbers):
         raise ValueError("candidate numbers must be unique")
     p = policy.effective()
-    newest = _newest(candidates)
-    reasons = _protections(candidates, p, now, newest)
+    waiver = _waiver(p)
+    reasons = protections(candidates, now, waiver)  # the law first: what nothing may remove
     protected = {n for n, why in reasons.items() if why}
 
     # The rules rank complete and partial sets together, newest first; truncated sets,
     # leftovers given up by --remove-incomplete, and partial sets above the newest complete
     # one (a save in progress: its D is not written yet) are not theirs to keep.
-    newest_step = newest[1] if newest[1] is not None else -1
+    newest_step = newest(candidates)[1]
+    newest_step = newest_step if newest_step is not None else -1
     ranked = [
         c
         for c in candidates
         if not c.base
         and c.status != "incomplete"
         and not (c.status == "partial" and not c.latest_only and c.number > newest_step)
-        and not (c.status != "complete" and _stale_leftover(c, p, now))
+        and not leftover(c, waiver, now)
     ]
     ranked.sort(key=_number, reverse=True)
     rules = [rule for name, rule in RULES if getattr(p, name) is not None]

@@ -187,6 +187,10 @@ class Run:
     # A pointer the framework resumes from (DeepSpeed's ``latest``, Lightning's ``last.ckpt``
     # symlink): (pointer file, the name it points to); for resume traps.
     pointers: tuple[tuple[str, str], ...] = ()
+    # The sets of the checkpoint files named on the command line (``janitor prune
+    # logs/alice/G_100.pth``): only these are planned, with reasons computed on every set.
+    # None: the whole run.
+    selected: frozenset[int] | None = None
 
     @property
     def trainer(self) -> str:

@@ -8,7 +8,7 @@ finalize with its steps, or fix-resume).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from janitor.domain.checkpoints import CheckpointSet, Run, ScanError
 
@@ -29,10 +29,36 @@ class SetDecision(NamedTuple):
     reasons: tuple[str, ...]
 
 
+WaiverKind = Literal["finalize", "fix-resume", "remove-incomplete"]
+
+
+@dataclass(frozen=True)
+class Waiver:
+    """A named exception to the protection law (``core.law``), claimed by a planner; the law
+    decides which sets it covers, and ``usable`` whether it may be used for a removal now."""
+
+    kind: WaiverKind
+    older_than: float | None = None  # remove-incomplete: the age a leftover must have
+    verified: bool = False  # finalize: the small models it keeps exist and were verified
+
+    def usable(self, trash: bool) -> str | None:
+        """Why this waiver cannot be used for a removal now (None: it can)."""
+        if self.kind == "finalize" and not self.verified:
+            return "finalize's small models are not verified"
+        if self.kind == "fix-resume" and not trash:
+            return "fix-resume moves to the trash only"
+        if self.kind == "remove-incomplete" and self.older_than is None:
+            return "remove-incomplete needs an age"
+        return None
+
+
 class Planner(Protocol):
-    """Decides, for a run as it is now, which sets go. Pure: same run, same plan."""
+    """Decides, for a run as it is now, which sets go. Pure: same run, same plan. It starts
+    from the protection law (``core.law``); ``waiver`` is the one named exception to the law
+    it claims, if any (the executor asks the law again before each removal)."""
 
     kind: str  # "rules" | "finalize" | "fix-resume"
+    waiver: Waiver | None
 
     def plan(self, run: Run, now: float) -> RunPlan: ...
 

@@ -152,15 +152,13 @@ class _Walker:
             cache = self.caches[state] = VerdictCache(self.fs, state, self.started_ns)
         return cache
 
-    def survey(
-        self, folder: str, only: str | None = None
-    ) -> tuple[list[Found], VerdictCache | None, Known]:
+    def survey(self, folder: str) -> tuple[list[Found], VerdictCache | None, Known]:
         """List ``folder``, reading the ends of checkpoint-like files whose verdict is not
         cached (files in flight are never opened)."""
         cache = self.cache_for(folder)
         cached = cache.folder(_name_of(folder)) if cache is not None else None
         known = Known(*cached) if cached is not None else NOTHING_KNOWN
-        probe = _read_nothing if self.lazy else _prober(folder, only, self.in_flight)
+        probe = _read_nothing if self.lazy else _prober(folder, self.in_flight)
         found = self.fs.survey(folder, probe, known.keys,
                                HEAD, FAST_TAIL)  # fmt: skip
         return found, cache, known
@@ -169,7 +167,6 @@ class _Walker:
         self,
         folder: str,
         found: Sequence[Found],
-        only: str | None = None,
         cache: VerdictCache | None = None,
         known: Known = NOTHING_KNOWN,
     ) -> Run | None:
@@ -181,9 +178,9 @@ class _Walker:
         if not has_big and not _own_small_models(profile, names, folder):
             return None  # e.g. RVC's assets/weights: reported beside its run, not as a run
         seen: list = []
-        run = build_run(self.fs, folder, found, profile, reason, only, self.in_flight, known,
+        run = build_run(self.fs, folder, found, profile, reason, self.in_flight, known,
                         seen, lazy=self.lazy)  # fmt: skip
-        if cache is not None and only is None:
+        if cache is not None:
             name = _name_of(folder)
             if self.records is None:
                 cache.record(name, *seen)
@@ -205,10 +202,8 @@ def _name_of(folder: str) -> str:
     return os.path.basename(folder.rstrip(os.sep)) or folder
 
 
-def _prober(folder: str, only: str | None, in_flight: Container[str]):
+def _prober(folder: str, in_flight: Container[str]):
     """Which names of ``folder`` to read while listing it."""
-    if only is not None:
-        return lambda name: name == only and os.path.join(folder, name) not in in_flight
     if in_flight:
         return lambda name: PROBE_RE.match(name) and os.path.join(folder, name) not in in_flight
     return PROBE_RE.match
@@ -241,6 +236,17 @@ def small_match(profile: TrainerProfile, name: str):
         if m:
             return pattern.format, m
     return None
+
+
+def _janitors_own(profile: TrainerProfile, name: str) -> bool:
+    """A file janitor may have written itself (its config, a temp file, a small model), which
+    never makes a run look active: only the trainer's own writes do (``core.law.is_active``).
+    The trainer's own small models are written with its G and D, which do count."""
+    return (
+        name == layout.CONFIG_NAME
+        or name.startswith(layout.TMP_PREFIX)
+        or small_match(profile, name) is not None
+    )
 
 
 def _number(m, group: str) -> int | None:
@@ -308,7 +314,6 @@ def build_run(
     found: Sequence[Found],
     profile: TrainerProfile,
     reason: str,
-    only: str | None = None,
     in_flight: Container[str] = frozenset(),
     known: Known = NOTHING_KNOWN,
     seen: list | None = None,
@@ -376,13 +381,8 @@ def build_run(
     new = tuple.__new__  # a CheckpointFile per file, without the Python-level __new__
     for e in found:  # listing order: sets are ordered by number below, the rest by name
         name, kind, size, mtime, key, ends = e
-        if kind == "file":
-            if mtime > last_activity:
-                last_activity = mtime
-            if only is not None and name != only:
-                continue
-        elif only is not None and name != only:
-            continue
+        if kind == "file" and mtime > last_activity and not _janitors_own(profile, name):
+            last_activity = mtime  # the trainer's activity (core.law.is_active)
         big = None
         bm = big_match(name)
         if bm is not None:
@@ -881,19 +881,34 @@ def _top(fs: FileSystem, raw: str, trainer: str | None) -> tuple[str, str | None
 def _scan_tops(
     walker: _Walker, tops: list[tuple[str, str | None]], errors: list[ScanError], save: bool
 ) -> Iterator[Run]:
+    named: dict[str, set[str]] = {}  # folder -> checkpoint files named in it
+    for folder, name in tops:
+        if name is not None:
+            named.setdefault(folder, set()).add(name)
     with gc_paused():
-        for folder, only in tops:
-            if only is None:
+        for folder, name in tops:
+            if name is None:
                 with walker.fs.listing(folder):
                     yield from walker.walk(folder)
                 continue
-            found, _, known = walker.survey(folder, only=only)
-            run = walker.add_run(folder, found, only=only, known=known)
-            if run is not None:
-                yield run
+            if folder not in named:
+                continue  # its files came with the first of them
+            found, cache, known = walker.survey(folder)
+            run = walker.add_run(folder, found, cache, known)
+            if run is not None:  # the whole run, for true reasons; its named sets selected
+                yield _selected(run, named.pop(folder))
     errors.extend(walker.errors)
     if save:
         walker.save_caches()
+
+
+def _selected(run: Run, names: set[str]) -> Run:
+    """``run`` with the sets of the files (or set folders) named on the command line
+    selected: planned alone, with reasons computed on the whole run."""
+    numbers = frozenset(
+        s.number for s in run.sets if s.name in names or any(f.name in names for f in s.files)
+    )
+    return replace(run, selected=numbers)
 
 
 @contextlib.contextmanager
@@ -924,7 +939,7 @@ def rescan_run(run: Run, fs: FileSystem = LOCAL, in_flight: Container[str] = fro
     files whose stat key (device, inode, size, mtime_ns, ctime_ns) is the one planned keep
     their verdict without being read; anything changed is read again."""
     known = _known_from(run)
-    found = fs.survey(run.path, _prober(run.path, None, in_flight), known.keys, HEAD, FAST_TAIL)
+    found = fs.survey(run.path, _prober(run.path, in_flight), known.keys, HEAD, FAST_TAIL)
     return build_run(fs, run.path, found, run.profile, run.trainer_reason,
                      in_flight=in_flight, known=known)  # fmt: skip
 
@@ -936,7 +951,7 @@ def read_run(
     in_flight: Container[str] = frozenset(),
 ) -> Run | None:
     """One folder as a run (or None if it holds no checkpoints); for the watcher."""
-    found = fs.survey(folder, _prober(folder, None, in_flight), {}, HEAD, FAST_TAIL)
+    found = fs.survey(folder, _prober(folder, in_flight), {}, HEAD, FAST_TAIL)
     profile, reason = pick_profile(found, folder, trainer)
     run = build_run(fs, folder, found, profile, reason, in_flight=in_flight)
     return run if run.sets else None

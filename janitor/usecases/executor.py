@@ -2,10 +2,13 @@
 
 For each run, under the run's advisory lock:
 1. read the run again and plan again; a set is removed only if both the shown plan and the
-   fresh plan remove it, and every one of its files still has the size and mtime it had
-   when planned (so a set completed or rewritten since never loses to an older plan, and two
-   janitors never delete the same file). Files are re-checked by stat key (device, inode,
-   size, mtime_ns, ctime_ns): only a file that changed since planning is read again;
+   fresh plan remove it, the protection law (``core.law.judge``, on the run as it is now,
+   with its pins read again) lets it go — a protected set only under a waiver the law
+   grants for that set to the plan's planner —, and every one of its files still has the
+   size and mtime it had when planned (so a set completed or rewritten since never loses to
+   an older plan, and two janitors never delete the same file). Files are re-checked by stat
+   key (device, inode, size, mtime_ns, ctime_ns): only a file that changed since planning is
+   read again. A removal the law refuses is said in the output and journaled (``refused``);
 2. journal ``set-begin``; remove (or move to the trash) the set's files, G last; journal
    each file and ``set-end`` (the set-begins of up to ``SETS_PER_WRITE`` sets in one write,
    then their files and set-ends in one write; one fsync per run, when the journal closes).
@@ -23,10 +26,11 @@ import time
 from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 
-from janitor.domain.errors import oserror_text
+from janitor.core import law
+from janitor.domain.errors import JanitorError, oserror_text
 from janitor.domain.plans import RunPlan
 from janitor.domain.results import FileError, Removed, RunResult
-from janitor.storage import layout
+from janitor.storage import config, layout
 from janitor.storage.fs import LOCAL, FileSystem, LockTimeout
 from janitor.storage.journal import Journal, fold_unfinished, now_iso
 from janitor.storage.locks import LOCK_TIMEOUT, run_lock
@@ -121,7 +125,12 @@ class Executor:
             fresh_run = rescan_run(run, self.fs, in_flight)
         except OSError as exc:
             return RunResult(run.path, errors=(FileError(run.path, _error_text(exc)),))
-        fresh = shown.planner.plan(fresh_run, self.clock())
+        now = self.clock()
+        try:
+            guarded = self._law(shown, fresh_run, now)
+        except JanitorError as exc:  # pins cannot be read: nothing of this run is removed
+            return RunResult(run.path, errors=(FileError(run.path, str(exc)),))
+        fresh = shown.planner.plan(fresh_run, now)
         fresh_remove = {d.set.number: d.set for d in fresh.removals}
         state = self._journal_state(journal)
         unfinished = state.unfinished.setdefault(run.path, set())
@@ -155,6 +164,13 @@ class Executor:
                 changed = _changed(planned, current)
                 if changed:
                     skipped.append(f"{planned.label}: {changed} changed since planning; left alone")
+                    continue
+                protected = guarded.get(planned.number)
+                if protected:
+                    why = "; ".join(protected)
+                    skipped.append(f"{planned.label}: protected ({why}); left alone")
+                    log.append(self._record("refused", run.path, planned.number, reasons=protected,
+                                            policy=policy))  # fmt: skip
                     continue
                 if planned.number in unfinished:
                     notes.append(f"{planned.label}: finishing an interrupted removal")
@@ -193,6 +209,17 @@ class Executor:
         if self.purge_versions and removed:
             self._purge(removed, errors, notes)
         return RunResult(run.path, tuple(removed), tuple(errors), tuple(skipped), tuple(notes))
+
+    def _law(self, shown: RunPlan, fresh_run, now: float) -> dict[int, list[str]]:
+        """The protection law on the run as it is now: its pins read again (and the plan's,
+        if it had more), and the waiver the plan's planner claims, if the law lets it be
+        used here (finalize: verified small models; fix-resume: to the trash only)."""
+        planner = shown.planner
+        pins = config.pins(fresh_run.path, self.fs) | frozenset(getattr(planner, "pins", ()))
+        waiver = getattr(planner, "waiver", None)
+        if waiver is not None and waiver.usable(self.trash) is not None:
+            waiver = None
+        return law.judge(fresh_run, pins, now, waiver)
 
     def _remove_set(
         self, run: str, number: int, step: int | None, current: CheckpointSet,

@@ -4,8 +4,9 @@ The one command allowed to remove a run's newest big checkpoint, and only after 
 the small model of every kept step exists and holds exactly that G's weights. Stages: checks;
 targets (newest complete, best K, listed steps); the small model of each found or made and
 verified by a ``SmallModels`` maker handed in from above (the torch layer: this module never
-imports torch); then a ``FinalizePlanner`` plan (every complete or partial set removed;
-incomplete files and pretrained bases left), carried out by the same executor as ``prune``.
+imports torch); then a ``FinalizePlanner`` plan under the protection law's finalize waiver
+(every complete or partial set removed; pinned sets, incomplete files and pretrained bases
+left), carried out by the same executor as ``prune``.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ import time
 from collections.abc import Sequence
 from typing import Protocol
 
+from janitor.core import law
 from janitor.core.planners import FinalizePlanner, candidates
 from janitor.core.policy import best_reason, rank_best
 from janitor.domain.checkpoints import CheckpointSet, Run
 from janitor.domain.errors import JanitorError
 from janitor.domain.policy import Policy
 from janitor.domain.results import Kept, RunFinal, SmallModelCheck
+from janitor.storage import config
 from janitor.storage.fs import LOCAL, FileSystem
 from janitor.storage.metrics import EVENTS_PREFIX, load_metric
 from janitor.usecases.executor import Executor
@@ -99,12 +102,12 @@ def finalize_run(
     g = run.profile.generator
     if not any(s.status == "complete" and s.file(g) for s in run.candidates):
         return RunFinal(run, refused="no complete G checkpoint: nothing to keep a small model of")
-    active = now - last_activity(run, fs)
-    if active < idle and not force:
+    last = last_activity(run, fs)
+    if law.is_active(last, now, idle) and not force:
         return RunFinal(
             run,
-            refused=f"looks active: a file changed {int(active)} s ago (under --idle "
-            f"{int(idle)} s); pass --force if training is really over",
+            refused=f"looks active: a trainer's file changed {int(now - last)} s ago (under "
+            f"--idle {int(idle)} s); pass --force if training is really over",
         )
     kept: list[Kept] = []
     try:
@@ -118,7 +121,8 @@ def finalize_run(
         return RunFinal(
             run, tuple(kept), refused=f"verification failed for {names}: nothing removed"
         )
-    planner = FinalizePlanner(tuple(k.step for k in kept), verified=not dry_run)
+    pins = config.pins(run.path, fs)
+    planner = FinalizePlanner(tuple(k.step for k in kept), verified=not dry_run, pins=pins)
     plan = planner.plan(run, now)
     if dry_run or not plan.removals:
         return RunFinal(run, tuple(kept), plan=plan)

@@ -19,7 +19,8 @@ FINISHED_IDLE = 24 * 3600.0  # scan calls a run finished after a day without wri
 
 
 def summarize_run(run: Run, now: float, fs: FileSystem = LOCAL) -> RunSummary:
-    keep_last_1 = RulesPlanner(Policy(keep_last=1), pins=config.pins(run.path, fs))
+    pins = config.pins(run.path, fs)
+    keep_last_1 = RulesPlanner(Policy(keep_last=1), pins=pins)
     idle = now - run.last_activity
     newest = run.newest_complete
     has_small = newest is not None and any(m.step == newest.number for m in run.small_models)
@@ -32,7 +33,7 @@ def summarize_run(run: Run, now: float, fs: FileSystem = LOCAL) -> RunSummary:
         run=run,
         traps=traps(run),
         keep_last_1_frees=keep_last_1.frees(run, now),
-        finalize_frees=FinalizePlanner(()).frees(run, now),
+        finalize_frees=FinalizePlanner((), pins=pins).frees(run, now),
         idle=idle,
         looks_finished=idle >= FINISHED_IDLE and has_small,
         trash_bytes=sum(e.size for e in trashed),
