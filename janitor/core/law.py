@@ -32,6 +32,7 @@ idle time (janitor's own files never count), or a trainer process the run names 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+
 from janitor.domain.checkpoints import Run
 from janitor.domain.plans import Waiver
 from janitor.domain.policy import Candidate
