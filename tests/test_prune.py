@@ -694,3 +694,20 @@ def test_prune_plans_without_the_cyclic_collector_and_restores_it(tmp_path, cli,
     assert during == [False] and gc.isenabled()
     for args in (["prune", tmp_path / "nowhere"], ["scan", tmp_path / "nowhere"]):
         assert cli(*args).exit_code == 2 and gc.isenabled()  # also after a usage error
+
+
+def test_several_files_of_one_run_plan_exactly_their_sets(tmp_path, cli):
+    """Each named file's set is planned, with reasons computed on the whole run: step 300 is
+    not "newest complete" (500 is), and 400 and 500 are not touched."""
+    run = fake_run(tmp_path / "logs", "alice", [100, 200, 300, 400, 500])
+    named = [run / f"G_{n}.pth" for n in (100, 200, 300)]
+    dry = cli("prune", *named, "-n", "--json")
+    assert dry.exit_code == 0, dry.output
+    (planned,) = json.loads(dry.output)["runs"]
+    steps = {d["step"]: d for d in planned["sets"]}
+    assert set(steps) == {100, 200, 300}
+    assert all(d["action"] == "remove" for d in steps.values()), steps
+    assert not any("newest complete" in r for d in steps.values() for r in d["reasons"])
+    assert cli("prune", *named).exit_code == 0
+    left = sorted(p.name for p in run.iterdir())
+    assert left == ["D_400.pth", "D_500.pth", "G_400.pth", "G_500.pth"]
