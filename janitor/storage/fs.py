@@ -312,7 +312,11 @@ class _LocalAppender:
         self.fd = os.open(path, flags, 0o644)
 
     def write(self, data: bytes) -> None:
-        os.write(self.fd, data)
+        """All of ``data`` (a short write, as a nearly full disk gives, is continued; the
+        error that stops it is raised)."""
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
 
     def sync(self) -> None:
         os.fsync(self.fd)
@@ -516,19 +520,25 @@ class LocalFS:
             os.close(fd)
 
     def write_atomic(self, path: str, data: bytes) -> None:
-        """Temp file in the same folder, fsync, ``os.replace``: never a half-written file."""
+        """Temp file in the same folder, fsync, ``os.replace``, fsync of the folder: never a
+        half-written file. Whatever stops it (a full disk: ENOSPC at the write or at the
+        fsync) removes the temp file and leaves ``path`` as it was."""
         folder = os.path.dirname(path) or "."
         fd, tmp = tempfile.mkstemp(prefix=layout.TMP_PREFIX, dir=folder)
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
+        fsync_folder(folder)
 
     def appender(self, path: str) -> Appender:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)

@@ -252,3 +252,78 @@ def _worker_start(parent: int) -> None:
         pass
     if os.getppid() != parent:  # died before the signal was set up
         os._exit(0)
+
+
+# ------------------------------------------------------------------ free space (full disks)
+
+
+def free_bytes(path: str) -> int | None:
+    """Bytes an unprivileged user may still write on the file system holding ``path``
+    (``statvfs``'s ``f_bavail``; ``shutil.disk_usage`` where there is no ``statvfs``);
+    None when it cannot be told (an object store, a path that vanished)."""
+    statvfs = getattr(os, "statvfs", None)
+    try:
+        if statvfs is not None:
+            st = statvfs(path)
+            return st.f_bavail * st.f_frsize
+        import shutil
+
+        return shutil.disk_usage(path).free
+    except (OSError, ValueError):
+        return None
+
+
+def mount_point(path: str) -> str:
+    """The mount point of the file system holding ``path`` (its nearest existing folder)."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    try:
+        while not os.path.ismount(path):
+            up = os.path.dirname(path)
+            if up == path:
+                break
+            path = up
+    except OSError:
+        pass
+    return path
+
+
+def fs_type(mount: str) -> str | None:
+    """The file system type mounted at ``mount`` (``/proc/self/mounts``: Linux only)."""
+    try:
+        with open("/proc/self/mounts", encoding="utf-8", errors="replace") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return None
+    found = None
+    for line in lines:  # the last mount at a point is the one that shows
+        parts = line.split()
+        if len(parts) >= 3 and parts[1].replace("\\040", " ") == mount:
+            found = parts[2]
+    return found
+
+
+def disk_text(path: str) -> str:
+    """Which disk holds ``path`` and how full it is, in words: ``the file system at /mnt
+    (ext4), 0 B free``."""
+    mount = mount_point(path)
+    kind = fs_type(mount)
+    free = free_bytes(mount)
+    where = f"the file system at {mount}" + (f" ({kind})" if kind else "")
+    return where if free is None else f"{where}, {_size(free)} free"
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def nearly_full(path: str, slack: int = 1 << 20) -> bool:
+    """Whether the file system holding ``path`` has (almost) no room left: under ``slack``
+    bytes free (a save cut short there was probably cut short by the full disk)."""
+    free = free_bytes(mount_point(path))
+    return free is not None and free < slack

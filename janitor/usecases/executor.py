@@ -26,9 +26,15 @@ from dataclasses import dataclass, field
 from janitor.domain.errors import oserror_text
 from janitor.domain.plans import RunPlan
 from janitor.domain.results import FileError, Removed, RunResult
-from janitor.storage import layout
+from janitor.storage import layout, platform
 from janitor.storage.fs import LOCAL, FileSystem, LockTimeout
-from janitor.storage.journal import Journal, fold_unfinished, now_iso
+from janitor.storage.journal import (
+    Journal,
+    JournalError,
+    disk_full_text,
+    fold_unfinished,
+    now_iso,
+)
 from janitor.storage.locks import LOCK_TIMEOUT, run_lock
 from janitor.storage.scan import CheckpointFile, CheckpointSet, rescan_run
 from janitor.storage.trash import RunTrash
@@ -100,7 +106,10 @@ class Executor:
             return RunResult(run.path)
         try:
             with run_lock(run.path, self.lock_timeout, self.fs):
-                return self._execute_locked(shown, in_flight)
+                try:
+                    return self._execute_locked(shown, in_flight)
+                except JournalError as exc:  # not a lock failure: say what it is
+                    return RunResult(run.path, errors=(FileError(exc.path, exc.text),))
         except LockTimeout:
             return RunResult(
                 run.path,
@@ -110,8 +119,9 @@ class Executor:
                 ),
             )
         except OSError as exc:
+            lock = layout.lock_path(run.path)
             return RunResult(
-                run.path, errors=(FileError(run.path, f"cannot lock run: {_error_text(exc)}"),)
+                run.path, errors=(FileError(lock, f"cannot lock run: {disk_full_text(lock, exc)}"),)
             )
 
     def _execute_locked(self, shown: RunPlan, in_flight: Container[str]) -> RunResult:
@@ -139,7 +149,13 @@ class Executor:
         present = {s.number for s in fresh_run.sets}
         truncate = self.truncate if self.truncate is not None else under_drive(run.path, self.fs)
         policy = shown.planner.describe()
-        with journal.writer(state.mine) as log:
+        if self.trash and self.fs.local_path(run.path) and platform.nearly_full(run.path):
+            notes.append(
+                f"{platform.disk_text(run.path)}: moving to the trash on the same disk frees "
+                "nothing (`janitor trash empty`, or a prune without --trash, does)"
+            )
+        # a removal frees room for its own records; a move to the trash does not
+        with journal.writer(state.mine, by_name=not self.trash) as log:
             for number in sorted(unfinished - present):
                 log.append(self._record("set-end", run.path, number, note="found finished"))
                 notes.append(f"step {number}: an interrupted removal had already completed")
@@ -176,20 +192,28 @@ class Executor:
                     begun.append((planned, current, reasons, dests, copy))
                 if not begun:
                     continue
-                log.append(*(
-                    self._record(
-                        "set-begin", run.path, planned.number,
-                        files=[f.name for f in current.files], reasons=reasons, policy=policy,
-                    )
-                    for planned, current, reasons, _, _ in begun
-                ))  # fmt: skip
+                try:
+                    log.append(*(
+                        self._record(
+                            "set-begin", run.path, planned.number,
+                            files=[f.name for f in current.files], reasons=reasons, policy=policy,
+                        )
+                        for planned, current, reasons, _, _ in begun
+                    ))  # fmt: skip
+                except JournalError as exc:  # no record, no removal: the rest stays
+                    errors.append(FileError(exc.path, f"{exc.text}; {len(begun)} sets left alone"))
+                    break
                 done: list[dict] = []  # the sets' records, written with their set-ends at once
                 for planned, current, reasons, dests, copy in begun:
                     done.extend(self._remove_set(run.path, planned.number, planned.step, current,
                                                  reasons, policy, dests, copy, truncate, removed,
                                                  errors))  # fmt: skip
                     unfinished.discard(planned.number)
-                log.append(*done)  # one write; a kill before it leaves set-begins: finished later
+                try:
+                    log.append(*done)  # one write; a kill before it: set-begins, finished later
+                except JournalError as exc:  # the set-begins stand: the next prune finishes them
+                    errors.append(FileError(exc.path, exc.text))
+                    break
         if self.purge_versions and removed:
             self._purge(removed, errors, notes)
         return RunResult(run.path, tuple(removed), tuple(errors), tuple(skipped), tuple(notes))
