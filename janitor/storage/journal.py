@@ -90,16 +90,17 @@ def disk_full_text(path: str, exc: OSError) -> str:
 
 
 class JournalError(OSError):
-    """The journal could not be written: ``str`` is one line naming it and the cause (the
-    disk, when it is full); nothing was removed on the strength of the missing record."""
+    """The journal could not be written. ``filename`` is the journal, ``strerror`` (``text``)
+    the cause in words (which disk, when it is full): one line as the CLI prints an OSError.
+    Nothing was removed on the strength of the missing record."""
 
     def __init__(self, path: str, exc: OSError) -> None:
-        super().__init__(exc.errno, exc.strerror, path)
         self.path = path
-        self.text = f"journal {path} not written: {disk_full_text(path, exc)}"
+        self.text = f"journal not written: {disk_full_text(path, exc)}"
+        super().__init__(exc.errno, self.text, path)
 
     def __str__(self) -> str:
-        return self.text
+        return f"{self.path}: {self.text}"
 
 
 def _full(exc: OSError) -> bool:
