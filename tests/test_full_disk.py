@@ -9,10 +9,12 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from janitor.storage.cache import RACY_NS
 from janitor.storage.fs import LocalFS
 from janitor.storage.journal import Journal
 from tests.conftest import REPO, fake_run, fill_disk, run_janitor
@@ -148,3 +150,33 @@ def test_atomic_writes_on_a_full_disk_leave_no_temp_file_and_the_old_file(tmpfs,
         assert sorted(p.name for p in disk.iterdir()) == before
         assert target.read_text() == "[prune]\nkeep_last = 3\n"
         cases()
+
+
+@safety
+def test_scan_on_a_full_disk_points_at_the_cut_short_save_and_warns_once(tmpfs, cases):
+    from tests.conftest import fake_ckpt, truncate
+
+    disk = tmpfs("8m")
+    run = fake_run(disk / "logs", "r", (100, 200), payload=MB, start=1_600_000_000.0)
+    fake_ckpt(run / "D_300.pth", payload=MB, mtime=1_600_010_000.0)
+    fake_ckpt(run / "G_300.pth", payload=MB, mtime=1_600_010_000.0)
+    truncate(run / "G_300.pth")  # the trainer's save the full disk stopped
+    fill_disk(disk)
+    time.sleep(RACY_NS / 1e9 + 0.2)  # files changed this recently are not cached: no write
+    r = run_janitor("scan", disk / "logs")
+    assert r.returncode == 0, r.stderr
+    assert (
+        f"G_300.pth looks like a save cut short by a full disk (the file system at {disk} "
+        "(tmpfs), 0 B free)" in r.stdout
+    )
+    assert "newest complete step 200" in r.stdout  # still incomplete, never taken for whole
+    # the verdict cache finds no room: one warning line naming it, the scan goes on
+    (warning,) = r.stderr.splitlines()
+    assert warning.startswith("janitor: warning: verdict cache ") and "0 B free" in warning
+    assert not [p for p in (disk / "logs" / ".janitor").iterdir() if "tmp" in p.name]
+    cases()
+    roomy = tmpfs("8m", name="roomy")  # with room, a truncated G is only incomplete
+    shutil.copytree(disk / "logs", roomy / "logs")
+    calm = run_janitor("scan", roomy / "logs")
+    assert "full disk" not in calm.stdout and calm.stderr == ""
+    cases()
