@@ -4,7 +4,6 @@ test, filled to the last byte), janitor run as users run it, nothing patched."""
 from __future__ import annotations
 
 import errno
-import json
 import os
 import shutil
 import subprocess
