@@ -327,4 +327,3 @@ def nearly_full(path: str, slack: int = 1 << 20) -> bool:
     bytes free (a save cut short there was probably cut short by the full disk)."""
     free = free_bytes(mount_point(path))
     return free is not None and free < slack
-
