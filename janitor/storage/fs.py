@@ -302,6 +302,50 @@ def fsync_folder(folder: str) -> None:
         os.close(fd)
 
 
+# ------------------------------------------------------------------ which disk, how full
+
+
+def mount_point(path: str) -> str:
+    """The mount point of the file system holding ``path`` (its nearest existing folder)."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    try:
+        while not os.path.ismount(path):
+            up = os.path.dirname(path)
+            if up == path:
+                break
+            path = up
+    except OSError:
+        pass
+    return path
+
+
+def disk_text(path: str) -> str:
+    """Which disk holds ``path`` and how full it is, in words: ``the file system at /mnt
+    (ext4), 0 B free``."""
+    mount = mount_point(path)
+    kind = platform.fs_type(mount)
+    free = platform.free_bytes(mount)
+    where = f"the file system at {mount}" + (f" ({kind})" if kind else "")
+    return where if free is None else f"{where}, {_size(free)} free"
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def nearly_full(path: str, slack: int = 1 << 20) -> bool:
+    """Whether the file system holding ``path`` has (almost) no room left: under ``slack``
+    bytes free (a save cut short there was probably cut short by the full disk)."""
+    free = platform.free_bytes(mount_point(path))
+    return free is not None and free < slack
+
+
 class LockTimeout(Exception):
     """Another process holds the lock (``FileSystem.lock`` waited ``timeout`` seconds)."""
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from janitor.domain.errors import oserror_text
-from janitor.storage import layout, platform
-from janitor.storage.fs import LOCAL, FileSystem
+from janitor.storage import layout
+from janitor.storage.fs import LOCAL, FileSystem, disk_text
 
 RESERVE_SIZE = 64 * 1024  # room for the records of ~75 sets: the journal's first writes
 
@@ -85,7 +85,7 @@ def disk_full_text(path: str, exc: OSError) -> str:
     its type, how much is free)."""
     text = oserror_text(exc)
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        text += f" ({platform.disk_text(path)})"
+        text += f" ({disk_text(path)})"
     return text
 
 

@@ -273,22 +273,6 @@ def free_bytes(path: str) -> int | None:
         return None
 
 
-def mount_point(path: str) -> str:
-    """The mount point of the file system holding ``path`` (its nearest existing folder)."""
-    path = os.path.abspath(path)
-    while not os.path.exists(path) and os.path.dirname(path) != path:
-        path = os.path.dirname(path)
-    try:
-        while not os.path.ismount(path):
-            up = os.path.dirname(path)
-            if up == path:
-                break
-            path = up
-    except OSError:
-        pass
-    return path
-
-
 def fs_type(mount: str) -> str | None:
     """The file system type mounted at ``mount`` (``/proc/self/mounts``: Linux only)."""
     try:
@@ -302,28 +286,3 @@ def fs_type(mount: str) -> str | None:
         if len(parts) >= 3 and parts[1].replace("\\040", " ") == mount:
             found = parts[2]
     return found
-
-
-def disk_text(path: str) -> str:
-    """Which disk holds ``path`` and how full it is, in words: ``the file system at /mnt
-    (ext4), 0 B free``."""
-    mount = mount_point(path)
-    kind = fs_type(mount)
-    free = free_bytes(mount)
-    where = f"the file system at {mount}" + (f" ({kind})" if kind else "")
-    return where if free is None else f"{where}, {_size(free)} free"
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} B"  # pragma: no cover
-
-
-def nearly_full(path: str, slack: int = 1 << 20) -> bool:
-    """Whether the file system holding ``path`` has (almost) no room left: under ``slack``
-    bytes free (a save cut short there was probably cut short by the full disk)."""
-    free = free_bytes(mount_point(path))
-    return free is not None and free < slack

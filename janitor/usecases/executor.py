@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from janitor.domain.errors import oserror_text
 from janitor.domain.plans import RunPlan
 from janitor.domain.results import FileError, Removed, RunResult
-from janitor.storage import layout, platform
-from janitor.storage.fs import LOCAL, FileSystem, LockTimeout
+from janitor.storage import layout
+from janitor.storage.fs import LOCAL, FileSystem, LockTimeout, disk_text, nearly_full
 from janitor.storage.journal import (
     Journal,
     JournalError,
@@ -149,9 +149,9 @@ class Executor:
         present = {s.number for s in fresh_run.sets}
         truncate = self.truncate if self.truncate is not None else under_drive(run.path, self.fs)
         policy = shown.planner.describe()
-        if self.trash and self.fs.local_path(run.path) and platform.nearly_full(run.path):
+        if self.trash and self.fs.local_path(run.path) and nearly_full(run.path):
             notes.append(
-                f"{platform.disk_text(run.path)}: moving to the trash on the same disk frees "
+                f"{disk_text(run.path)}: moving to the trash on the same disk frees "
                 "nothing (`janitor trash empty`, or a prune without --trash, does)"
             )
         # a removal frees room for its own records; a move to the trash does not

@@ -11,8 +11,8 @@ from janitor.core.resume import traps
 from janitor.domain.checkpoints import Run, ScanReport
 from janitor.domain.plans import RunSummary, Trap
 from janitor.domain.policy import Policy
-from janitor.storage import config, layout, platform
-from janitor.storage.fs import LOCAL, FileSystem
+from janitor.storage import config, layout
+from janitor.storage.fs import LOCAL, FileSystem, disk_text, nearly_full
 from janitor.storage.journal import Journal
 
 FINISHED_IDLE = 24 * 3600.0  # scan calls a run finished after a day without writes
@@ -46,13 +46,13 @@ def _cut_short(run: Run, fs: FileSystem) -> tuple[Trap, ...]:
     short (the trainer crashed on ENOSPC); they stay incomplete, never taken for complete."""
     cut = [f.name for f in run.incomplete_files if (f.problem or "").startswith("truncated")]
     local = fs.local_path(run.path)
-    if not cut or local is None or not platform.nearly_full(local):
+    if not cut or local is None or not nearly_full(local):
         return ()
     return (
         Trap(
             "cut-short-by-full-disk",
             f"{', '.join(cut)} looks like a save cut short by a full disk "
-            f"({platform.disk_text(local)}): free space, then let the trainer save again",
+            f"({disk_text(local)}): free space, then let the trainer save again",
         ),
     )
 
