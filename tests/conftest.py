@@ -233,3 +233,12 @@ def fill_disk(path: Path) -> Path:
         os.close(fd)
     assert os.statvfs(path).f_bavail == 0
     return filler
+
+
+def sets_on_disk(run: Path) -> dict[int, set[str]]:
+    """Step -> the prefixes (G, D) of its files in ``run``."""
+    out: dict[int, set[str]] = {}
+    for p in run.glob("*_*.pth"):
+        prefix, num = p.stem.split("_", 1)
+        out.setdefault(int(num), set()).add(prefix)
+    return out

@@ -16,18 +16,10 @@ import pytest
 from janitor.storage.cache import RACY_NS
 from janitor.storage.fs import LocalFS
 from janitor.storage.journal import Journal
-from tests.conftest import REPO, fake_run, fill_disk, run_janitor
+from tests.conftest import REPO, fake_run, fill_disk, run_janitor, sets_on_disk
 
 safety = pytest.mark.safety("11. full disk")
 MB = 1_000_000
-
-
-def sets_on_disk(run: Path) -> dict[int, set[str]]:
-    out: dict[int, set[str]] = {}
-    for p in run.glob("*_*.pth"):
-        prefix, num = p.stem.split("_", 1)
-        out.setdefault(int(num), set()).add(prefix)
-    return out
 
 
 def full_disk_with_a_run(disk: Path, steps=(100, 200, 300, 400, 500)) -> tuple[Path, Path]:
