@@ -175,3 +175,70 @@ def reads(monkeypatch) -> list[str]:
     monkeypatch.setattr(fs_module, "_read_found", read_found)
     monkeypatch.setattr(fs_module.LocalFS, "read_ends", read_ends)
     return opened
+
+
+# ----------------------------------------------------------------- real small file systems
+
+
+def _no_tmpfs(reason: str):
+    """Skip (a developer's machine) or, under CI=true, fail: CI runs as root and must run them."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason} (CI=true: the full-disk tests must run)")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """``mount(size="12m", name="disk")``: a real tmpfs of that size mounted at
+    ``tmp_path/name``, unmounted after the test. Mounting needs root: skipped otherwise,
+    failed under ``CI=true``."""
+    if os.geteuid() != 0:
+        _no_tmpfs("mounting a tmpfs needs root (the full-disk tests run as root)")
+    mounted: list[Path] = []
+
+    def mount(size: str = "12m", name: str = "disk") -> Path:
+        where = tmp_path / name
+        where.mkdir()
+        r = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        if r.returncode:
+            _no_tmpfs(f"cannot mount a tmpfs at {where}: {r.stderr.strip()}")
+        mounted.append(where)
+        return where
+
+    yield mount
+    for where in reversed(mounted):
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def fill_disk(path: Path) -> Path:
+    """Fill the file system holding folder ``path`` to the last byte (a file ``path/filler``
+    written until ENOSPC, in ever smaller pieces, as ``dd`` would); the filler."""
+    import errno
+
+    filler = path / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        for chunk in (b"\0" * (1 << 20), b"\0" * 4096, b"\0"):
+            while True:
+                try:
+                    os.write(fd, chunk)
+                except OSError as exc:
+                    if exc.errno != errno.ENOSPC:
+                        raise
+                    break
+    finally:
+        os.close(fd)
+    assert os.statvfs(path).f_bavail == 0
+    return filler
+
+
+def sets_on_disk(run: Path) -> dict[int, set[str]]:
+    """Step -> the prefixes (G, D) of its files in ``run``."""
+    out: dict[int, set[str]] = {}
+    for p in run.glob("*_*.pth"):
+        prefix, num = p.stem.split("_", 1)
+        out.setdefault(int(num), set()).add(prefix)
+    return out

@@ -28,17 +28,17 @@ from janitor.storage.journal import Journal
 from janitor.storage.scan import scan
 from janitor.usecases.executor import Executor
 from janitor.usecases.prune import plan_run
-from tests.conftest import REPO, can_drop_privileges, fake_ckpt, fake_run, run_janitor, truncate
+from tests.conftest import (
+    REPO,
+    can_drop_privileges,
+    fake_ckpt,
+    fake_run,
+    run_janitor,
+    sets_on_disk,
+    truncate,
+)
 
 safety = pytest.mark.safety
-
-
-def sets_on_disk(run: Path) -> dict[int, set[str]]:
-    out: dict[int, set[str]] = {}
-    for p in run.glob("*_*.pth"):
-        prefix, num = p.stem.split("_", 1)
-        out.setdefault(int(num), set()).add(prefix)
-    return out
 
 
 def janitor_proc(*args, **kw) -> subprocess.Popen:

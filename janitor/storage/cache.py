@@ -20,6 +20,7 @@ then per folder its file names ("\\0"-joined UTF-8), ``count`` stat keys (40 byt
 
 from __future__ import annotations
 
+import errno
 import json
 import struct
 import sys
@@ -207,7 +208,27 @@ class VerdictCache:
         try:
             self.fs.makedirs(self.state)
             self.fs.write_atomic(self.path, data)
-        except OSError:
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                _warn_full_once(self.path, exc)
             return False
         self.dirty = False
         return True
+
+
+_WARNED: list[bool] = [False]
+
+
+def _warn_full_once(path: str, exc: OSError) -> None:
+    """A cache not saved for want of room never fails the command: one line on stderr, once
+    per process (a read-only root stays silent: it is expected there)."""
+    if _WARNED[0]:
+        return
+    _WARNED[0] = True
+    from janitor.storage.journal import disk_full_text
+
+    print(
+        f"janitor: warning: verdict cache {path} not saved: {disk_full_text(path, exc)}; "
+        "the next scan reads the files again",
+        file=sys.stderr,
+    )

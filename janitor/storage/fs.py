@@ -302,6 +302,50 @@ def fsync_folder(folder: str) -> None:
         os.close(fd)
 
 
+# ------------------------------------------------------------------ which disk, how full
+
+
+def mount_point(path: str) -> str:
+    """The mount point of the file system holding ``path`` (its nearest existing folder)."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    try:
+        while not os.path.ismount(path):
+            up = os.path.dirname(path)
+            if up == path:
+                break
+            path = up
+    except OSError:
+        pass
+    return path
+
+
+def disk_text(path: str) -> str:
+    """Which disk holds ``path`` and how full it is, in words: ``the file system at /mnt
+    (ext4), 0 B free``."""
+    mount = mount_point(path)
+    kind = platform.fs_type(mount)
+    free = platform.free_bytes(mount)
+    where = f"the file system at {mount}" + (f" ({kind})" if kind else "")
+    return where if free is None else f"{where}, {_size(free)} free"
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def nearly_full(path: str, slack: int = 1 << 20) -> bool:
+    """Whether the file system holding ``path`` has (almost) no room left: under ``slack``
+    bytes free (a save cut short there was probably cut short by the full disk)."""
+    free = platform.free_bytes(mount_point(path))
+    return free is not None and free < slack
+
+
 class LockTimeout(Exception):
     """Another process holds the lock (``FileSystem.lock`` waited ``timeout`` seconds)."""
 
@@ -312,7 +356,11 @@ class _LocalAppender:
         self.fd = os.open(path, flags, 0o644)
 
     def write(self, data: bytes) -> None:
-        os.write(self.fd, data)
+        """All of ``data`` (a short write, as a nearly full disk gives, is continued; the
+        error that stops it is raised)."""
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view) :]
 
     def sync(self) -> None:
         os.fsync(self.fd)
@@ -516,19 +564,25 @@ class LocalFS:
             os.close(fd)
 
     def write_atomic(self, path: str, data: bytes) -> None:
-        """Temp file in the same folder, fsync, ``os.replace``: never a half-written file."""
+        """Temp file in the same folder, fsync, ``os.replace``, fsync of the folder: never a
+        half-written file. Whatever stops it (a full disk: ENOSPC at the write or at the
+        fsync) removes the temp file and leaves ``path`` as it was."""
         folder = os.path.dirname(path) or "."
         fd, tmp = tempfile.mkstemp(prefix=layout.TMP_PREFIX, dir=folder)
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
             raise
+        fsync_folder(folder)
 
     def appender(self, path: str) -> Appender:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)

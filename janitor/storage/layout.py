@@ -66,3 +66,17 @@ VERDICTS_NAME = "verdicts.cache"
 def verdict_cache(state: str) -> str:
     """The scan's verdict cache of the runs in this logs root (``storage.cache``)."""
     return os.path.join(state, VERDICTS_NAME)
+
+
+RESERVE_NAME = "reserve"
+BEGUN_NAME = "begun"
+
+
+def reserve_path(state: str) -> str:
+    """Room kept for the journal on a disk that fills up (``storage.journal``)."""
+    return os.path.join(state, RESERVE_NAME)
+
+
+def begun_dir(state: str) -> str:
+    """Set-begin records kept as empty files' names while the disk has no room for a line."""
+    return os.path.join(state, BEGUN_NAME)

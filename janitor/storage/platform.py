@@ -252,3 +252,37 @@ def _worker_start(parent: int) -> None:
         pass
     if os.getppid() != parent:  # died before the signal was set up
         os._exit(0)
+
+
+# ------------------------------------------------------------------ free space (full disks)
+
+
+def free_bytes(path: str) -> int | None:
+    """Bytes an unprivileged user may still write on the file system holding ``path``
+    (``statvfs``'s ``f_bavail``; ``shutil.disk_usage`` where there is no ``statvfs``);
+    None when it cannot be told (an object store, a path that vanished)."""
+    statvfs = getattr(os, "statvfs", None)
+    try:
+        if statvfs is not None:
+            st = statvfs(path)
+            return st.f_bavail * st.f_frsize
+        import shutil
+
+        return shutil.disk_usage(path).free
+    except (OSError, ValueError):
+        return None
+
+
+def fs_type(mount: str) -> str | None:
+    """The file system type mounted at ``mount`` (``/proc/self/mounts``: Linux only)."""
+    try:
+        with open("/proc/self/mounts", encoding="utf-8", errors="replace") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return None
+    found = None
+    for line in lines:  # the last mount at a point is the one that shows
+        parts = line.split()
+        if len(parts) >= 3 and parts[1].replace("\\040", " ") == mount:
+            found = parts[2]
+    return found

@@ -20,6 +20,7 @@ For each run, under the run's advisory lock:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -31,8 +32,14 @@ from janitor.domain.errors import JanitorError, oserror_text
 from janitor.domain.plans import RunPlan
 from janitor.domain.results import FileError, Removed, RunResult
 from janitor.storage import config, layout
-from janitor.storage.fs import LOCAL, FileSystem, LockTimeout
-from janitor.storage.journal import Journal, fold_unfinished, now_iso
+from janitor.storage.fs import LOCAL, FileSystem, LockTimeout, disk_text, nearly_full
+from janitor.storage.journal import (
+    Journal,
+    JournalError,
+    disk_full_text,
+    fold_unfinished,
+    now_iso,
+)
 from janitor.storage.locks import LOCK_TIMEOUT, run_lock
 from janitor.storage.scan import CheckpointFile, CheckpointSet, rescan_run
 from janitor.storage.trash import RunTrash
@@ -104,7 +111,10 @@ class Executor:
             return RunResult(run.path)
         try:
             with run_lock(run.path, self.lock_timeout, self.fs):
-                return self._execute_locked(shown, in_flight)
+                try:
+                    return self._execute_locked(shown, in_flight)
+                except JournalError as exc:  # not a lock failure: say what it is
+                    return RunResult(run.path, errors=(FileError(exc.path, exc.text),))
         except LockTimeout:
             return RunResult(
                 run.path,
@@ -114,8 +124,9 @@ class Executor:
                 ),
             )
         except OSError as exc:
+            lock = layout.lock_path(run.path)
             return RunResult(
-                run.path, errors=(FileError(run.path, f"cannot lock run: {_error_text(exc)}"),)
+                run.path, errors=(FileError(lock, f"cannot lock run: {disk_full_text(lock, exc)}"),)
             )
 
     def _execute_locked(self, shown: RunPlan, in_flight: Container[str]) -> RunResult:
@@ -148,7 +159,13 @@ class Executor:
         present = {s.number for s in fresh_run.sets}
         truncate = self.truncate if self.truncate is not None else under_drive(run.path, self.fs)
         policy = shown.planner.describe()
-        with journal.writer(state.mine) as log:
+        if self.trash and self.fs.local_path(run.path) and nearly_full(run.path):
+            notes.append(
+                f"{disk_text(run.path)}: moving to the trash on the same disk frees "
+                "nothing (`janitor trash empty`, or a prune without --trash, does)"
+            )
+        # a removal frees room for its own records; a move to the trash does not
+        with journal.writer(state.mine, by_name=not self.trash) as log:
             for number in sorted(unfinished - present):
                 log.append(self._record("set-end", run.path, number, note="found finished"))
                 notes.append(f"step {number}: an interrupted removal had already completed")
@@ -169,8 +186,9 @@ class Executor:
                 if protected:
                     why = "; ".join(protected)
                     skipped.append(f"{planned.label}: protected ({why}); left alone")
-                    log.append(self._record("refused", run.path, planned.number, reasons=protected,
-                                            policy=policy))  # fmt: skip
+                    with contextlib.suppress(JournalError):  # said in the output in any case
+                        log.append(self._record("refused", run.path, planned.number,
+                                                reasons=protected, policy=policy))  # fmt: skip
                     continue
                 if planned.number in unfinished:
                     notes.append(f"{planned.label}: finishing an interrupted removal")
@@ -192,20 +210,28 @@ class Executor:
                     begun.append((planned, current, reasons, dests, copy))
                 if not begun:
                     continue
-                log.append(*(
-                    self._record(
-                        "set-begin", run.path, planned.number,
-                        files=[f.name for f in current.files], reasons=reasons, policy=policy,
-                    )
-                    for planned, current, reasons, _, _ in begun
-                ))  # fmt: skip
+                try:
+                    log.append(*(
+                        self._record(
+                            "set-begin", run.path, planned.number,
+                            files=[f.name for f in current.files], reasons=reasons, policy=policy,
+                        )
+                        for planned, current, reasons, _, _ in begun
+                    ))  # fmt: skip
+                except JournalError as exc:  # no record, no removal: the rest stays
+                    errors.append(FileError(exc.path, f"{exc.text}; {len(begun)} sets left alone"))
+                    break
                 done: list[dict] = []  # the sets' records, written with their set-ends at once
                 for planned, current, reasons, dests, copy in begun:
                     done.extend(self._remove_set(run.path, planned.number, planned.step, current,
                                                  reasons, policy, dests, copy, truncate, removed,
                                                  errors))  # fmt: skip
                     unfinished.discard(planned.number)
-                log.append(*done)  # one write; a kill before it leaves set-begins: finished later
+                try:
+                    log.append(*done)  # one write; a kill before it: set-begins, finished later
+                except JournalError as exc:  # the set-begins stand: the next prune finishes them
+                    errors.append(FileError(exc.path, exc.text))
+                    break
         if self.purge_versions and removed:
             self._purge(removed, errors, notes)
         return RunResult(run.path, tuple(removed), tuple(errors), tuple(skipped), tuple(notes))

@@ -9,10 +9,10 @@ import time
 from janitor.core.planners import FinalizePlanner, RulesPlanner
 from janitor.core.resume import traps
 from janitor.domain.checkpoints import Run, ScanReport
-from janitor.domain.plans import RunSummary
+from janitor.domain.plans import RunSummary, Trap
 from janitor.domain.policy import Policy
 from janitor.storage import config, layout
-from janitor.storage.fs import LOCAL, FileSystem
+from janitor.storage.fs import LOCAL, FileSystem, disk_text, nearly_full
 from janitor.storage.journal import Journal
 
 FINISHED_IDLE = 24 * 3600.0  # scan calls a run finished after a day without writes
@@ -31,7 +31,7 @@ def summarize_run(run: Run, now: float, fs: FileSystem = LOCAL) -> RunSummary:
     journal = layout.journal_path(layout.state_dir(run.path))
     return RunSummary(
         run=run,
-        traps=traps(run),
+        traps=traps(run) + _cut_short(run, fs),
         keep_last_1_frees=keep_last_1.frees(run, now),
         finalize_frees=FinalizePlanner((), pins=pins).frees(run, now),
         idle=idle,
@@ -39,6 +39,22 @@ def summarize_run(run: Run, now: float, fs: FileSystem = LOCAL) -> RunSummary:
         trash_bytes=sum(e.size for e in trashed),
         trash_files=len(trashed),
         journal=journal if fs.exists(journal) else None,
+    )
+
+
+def _cut_short(run: Run, fs: FileSystem) -> tuple[Trap, ...]:
+    """Truncated checkpoints on a disk with (almost) no room left: saves a full disk cut
+    short (the trainer crashed on ENOSPC); they stay incomplete, never taken for complete."""
+    cut = [f.name for f in run.incomplete_files if (f.problem or "").startswith("truncated")]
+    local = fs.local_path(run.path)
+    if not cut or local is None or not nearly_full(local):
+        return ()
+    return (
+        Trap(
+            "cut-short-by-full-disk",
+            f"{', '.join(cut)} looks like a save cut short by a full disk "
+            f"({disk_text(local)}): free space, then let the trainer save again",
+        ),
     )
 
 
