@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO   ?= demo-logs
 
-.PHONY: install demo test bench safety lint clean
+.PHONY: install system-deps demo test bench safety lint clean
 
 install: $(STAMP)
 
@@ -26,7 +26,16 @@ demo: install
 	$(VENV)/bin/janitor extract-small $(DEMO)/alice/G_1000.pth --skip-existing
 	$(VENV)/bin/janitor scan $(DEMO)
 
-test: install
+# Debian packages the tests use (strace: a kill at one exact system call in the full-disk
+# tests); installed as root when missing, as CI runs on a fresh machine.
+SYSTEM_DEPS := strace
+
+system-deps:
+	@missing=""; for p in $(SYSTEM_DEPS); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+
+test: install system-deps
 	$(PY) -m pytest -q
 
 bench: install
