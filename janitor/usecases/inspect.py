@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+from janitor.core import law
 from janitor.core.planners import FinalizePlanner, RulesPlanner
 from janitor.core.resume import traps
 from janitor.domain.checkpoints import Run, ScanReport
@@ -35,7 +36,7 @@ def summarize_run(run: Run, now: float, fs: FileSystem = LOCAL) -> RunSummary:
         keep_last_1_frees=keep_last_1.frees(run, now),
         finalize_frees=FinalizePlanner((), pins=pins).frees(run, now),
         idle=idle,
-        looks_finished=idle >= FINISHED_IDLE and has_small,
+        looks_finished=not law.is_active(run.last_activity, now, FINISHED_IDLE) and has_small,
         trash_bytes=sum(e.size for e in trashed),
         trash_files=len(trashed),
         journal=journal if fs.exists(journal) else None,

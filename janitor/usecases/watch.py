@@ -97,6 +97,15 @@ class ExtractFirst:
     keep_unverified: Callable[[RunPlan], RunPlan]
     kind: str = "rules"
 
+    @property
+    def waiver(self):
+        """The rules' own waiver (remove-incomplete), if any: keeping more claims no other."""
+        return getattr(self.inner, "waiver", None)
+
+    @property
+    def pins(self) -> frozenset[int]:
+        return frozenset(getattr(self.inner, "pins", ()))
+
     def plan(self, run: Run, now: float) -> RunPlan:
         return self.keep_unverified(self.inner.plan(run, now))
 
