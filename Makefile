@@ -41,11 +41,11 @@ test: install system-deps
 bench: install
 	$(PY) bench/run.py
 
-# Regenerates README's Safety table from the fault and adversarial-input suite.
+# Regenerates the Safety table in docs/safety.md from the fault and adversarial-input suite.
 safety: install
 	mkdir -p build
 	JANITOR_SAFETY_REPORT=build/safety.json $(PY) -m pytest -q -m safety
-	$(PY) tools/safety_table.py build/safety.json README.md
+	$(PY) tools/safety_table.py build/safety.json docs/safety.md
 
 LINTED := janitor tests fixtures tools bench
 

@@ -16,9 +16,10 @@ so ``TMPDIR`` is honoured) that is removed at the end, also on Ctrl-C or SIGTERM
 5. the watcher (inotify and ``--poll``): idle CPU and RSS, save-to-prune delay, SIGTERM;
 7. object storage (``bench/objectstore.py``): a bucket's scan vs a plain s3fs listing, the
    cached re-scan's ranged GETs, and the issue's acceptance run on a real-size Applio run;
-6. README's API example on a real-size Applio run (the full-size run plus one more save)
-   against ``janitor prune logs --keep-last 1`` on a hard-linked copy: the trainer's resume
-   step afterwards, and ``expected_freed_size`` against the bytes gone (a check, not a time).
+6. The API example (docs/python-api.md) on a real-size Applio run (the full-size run plus one
+   more save) against ``janitor prune logs --keep-last 1`` on a hard-linked copy: the trainer's
+   resume step afterwards, and ``expected_freed_size`` against the bytes gone (a check, not a
+   time).
 
 Every figure is a whole child process (``Popen`` + ``os.wait4``): wall time from
 ``time.perf_counter`` around it, peak RSS from its ``ru_maxrss``. Sides alternate inside each
@@ -119,7 +120,7 @@ janitor.scan
 print(loaded())
 """
 
-# README's API example, verbatim; run in a folder holding `logs/`.
+# The API example of docs/python-api.md, cut to the calls timed; run in a folder holding `logs/`.
 API_EXAMPLE = """\
 import janitor
 report = janitor.scan("logs")
@@ -460,7 +461,7 @@ class Bench:
     # ------------------------------------------------------------ 6. the API example
 
     def api_example(self) -> None:
-        """README's API example on copy A of a real-size Applio run (3 saves), `janitor prune
+        """The API example on copy A of a real-size Applio run (3 saves), `janitor prune
         logs --keep-last 1` on copy B; then the trainer's resume rule on both."""
         cfg = self.cfg
         steps = [*cfg.run_steps, cfg.run_steps[-1] + 100]

@@ -97,7 +97,7 @@ def janitors_at_once(n: int, *args) -> list[tuple[int, str, str]]:
 
 
 # ----------------------------------------------------------------- the Safety table
-# Tests marked @pytest.mark.safety("scenario") feed README's Safety table: with
+# Tests marked @pytest.mark.safety("scenario") feed the Safety table in docs/safety.md: with
 # JANITOR_SAFETY_REPORT=path, the session writes per-scenario test and case counts and
 # results there (tools/safety_table.py renders them). A test counts its cases with `cases()`.
 

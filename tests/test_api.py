@@ -183,16 +183,16 @@ def test_fix_resume_journal_names_it(tmp_path, cli):
     assert moved and all(r["policy"].startswith("fix-resume") for r in moved)
 
 
-def test_the_readme_example_runs(tmp_path, monkeypatch):
-    """README's "Use from Python" example, run as written, on a run with steps 1000/2000."""
-    text = (REPO / "README.md").read_text()
-    section = text[text.index("## Use from Python") :]
+def test_the_python_api_page_example_runs(tmp_path, monkeypatch):
+    """docs/python-api.md's first example, run as written, on a run with steps 1000/2000."""
+    text = (REPO / "docs" / "python-api.md").read_text()
+    section = text[text.index("# Use from Python") :]
     code = section[section.index("```python") + len("```python") : section.index("```\n", 10)]
     write_run(tmp_path / "logs", "alice", steps=(1000, 2000, 3000), steps_per_epoch=1000)
     monkeypatch.chdir(tmp_path)
     before = sum(p.stat().st_size for p in (tmp_path / "logs").rglob("[GD]_*.pth"))
     scope: dict = {}
-    exec(compile(code, "README.md", "exec"), scope)
+    exec(compile(code, "docs/python-api.md", "exec"), scope)
     after = sum(p.stat().st_size for p in (tmp_path / "logs").rglob("[GD]_*.pth"))
     assert scope["result"].freed_size == scope["plan"].expected_freed_size == before - after > 0
     assert (tmp_path / "logs" / "alice" / "alice_2e_2000s.pth").exists()

@@ -1,4 +1,5 @@
-"""README's promises as property tests over the real command line and config files.
+"""The documented promises (README.md, docs/rules.md, docs/configuration.md) as property tests
+over the real command line and config files.
 
 Each test draws a world with hypothesis: a logs root with one to three runs (complete G+D
 sets, partial sets, truncated and zero-byte files, a latest-only ``G_2333333.pth``, pretrained
@@ -293,8 +294,8 @@ class SetTruth:
     age: int
     latest_only: bool
     base: bool
-    status: str = "complete"  # complete | partial | incomplete, as README defines them
-    stale: bool = False  # older than a complete lower-numbered save (README, Scan warnings)
+    status: str = "complete"  # complete | partial | incomplete, as docs/trainers.md defines them
+    stale: bool = False  # older than a complete lower-numbered save (docs/safety.md, Scan warnings)
 
 
 @dataclass
@@ -393,7 +394,8 @@ def write_scalars(run: Path, points) -> None:
 
 
 def _judge(run: RunTruth) -> None:
-    """Status and staleness as README defines them, from what was written."""
+    """Status and staleness as docs/trainers.md and docs/safety.md define them, from what was
+    written."""
     used = set().union(*(s.files.keys() for s in run.candidates()))
     for s in run.candidates():
         if s.broken:
@@ -753,7 +755,7 @@ def test_expected_freed_is_what_the_real_run_frees(cli, cases, world):
 def test_partial_sets_count_for_keep_last(cli, cases, world):
     """10. With --keep-last N as the only rule, the N newest sets that are complete or partial
     (a D deleted by hand) are kept, like complete ones. A latest-only set counts as the newest,
-    as janitor orders it (README is silent on whether it takes one of the N)."""
+    as janitor orders it (docs/rules.md is silent on whether it takes one of the N)."""
     cases()
     n = world.flags["--keep-last"]
     with pruned(cli, world) as o:

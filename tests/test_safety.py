@@ -1,6 +1,6 @@
 """Fault and adversarial-input suite: janitor attacked on purpose. Each test asserts that no
 needed file is lost, no partial output is left, and the user gets a clear message and the
-right exit code. The counts feed README's Safety table (`make safety`)."""
+right exit code. The counts feed the Safety table in docs/safety.md (`make safety`)."""
 
 from __future__ import annotations
 

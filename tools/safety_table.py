@@ -1,13 +1,14 @@
-"""Render the Safety table from a test run's per-scenario counts into README.md.
+"""Render the Safety table from a test run's per-scenario counts into docs/safety.md.
 
     JANITOR_SAFETY_REPORT=build/safety.json pytest -m safety
-    python tools/safety_table.py build/safety.json README.md
+    python tools/safety_table.py build/safety.json docs/safety.md
 
 Replaces what stands between the `<!-- safety:start -->` and `<!-- safety:end -->` markers.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import sys
@@ -36,18 +37,39 @@ def render(counts: dict[str, dict[str, int]]) -> str:
     return "\n".join(rows)
 
 
-def main(report: str, readme: str) -> int:
-    counts = json.loads(Path(report).read_text())
-    text = Path(readme).read_text()
+REPORT = "build/safety.json"
+PAGE = "docs/safety.md"
+
+
+def main(report: str = REPORT, page: str = PAGE) -> int:
+    try:
+        counts = json.loads(Path(report).read_text())
+        text = Path(page).read_text()
+    except (OSError, ValueError) as e:
+        print(f"safety_table: {e}", file=sys.stderr)
+        return 1
     if START not in text or END not in text:
-        print(f"{readme}: no {START} ... {END} markers", file=sys.stderr)
+        print(f"{page}: no {START} ... {END} markers", file=sys.stderr)
         return 1
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
-    Path(readme).write_text(f"{head}{START}\n{render(counts)}\n{END}{tail}")
-    print(render(counts))
+    table = render(counts)
+    Path(page).write_text(f"{head}{START}\n{table}\n{END}{tail}")
+    print(table)
     return 0 if all(not c["failed"] for c in counts.values()) else 1
 
 
+def parse(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        prog="tools/safety_table.py",
+        description="Write the Safety table (counts per scenario from a `pytest -m safety` run "
+        "with JANITOR_SAFETY_REPORT set) between the safety markers of a page.",
+    )
+    ap.add_argument("report", nargs="?", default=REPORT, help=f"the counts (default {REPORT})")
+    ap.add_argument("page", nargs="?", default=PAGE, help=f"the page to update (default {PAGE})")
+    return ap.parse_args(argv)
+
+
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:3]))
+    args = parse(sys.argv[1:])
+    sys.exit(main(args.report, args.page))
