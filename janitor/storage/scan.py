@@ -295,8 +295,8 @@ def _small_models_beside(fs: FileSystem, folder: str, profile: TrainerProfile) -
             step = _number(sm[1], "step") if sm else None
             found.append(
                 SmallModel(
-                    e.path, e.name, e.name[:-4] if final else sm[1]["name"], epoch, step, fmt,
-                    e.size, e.mtime, check.complete, check.problem,
+                    e.path, e.name, epoch, step, fmt, e.size, e.mtime, check.complete,
+                    check.problem,
                 )
             )  # fmt: skip
     return found
@@ -332,7 +332,6 @@ def build_run(
     by_number: dict[int, list[CheckpointFile]] = defaultdict(list)
     small: list[SmallModel] = []
     ignored: list[Ignored] = []
-    other = 0
     last_activity = 0.0
     hits = 0
     judged: list = []
@@ -442,7 +441,6 @@ def build_run(
             continue
         if profile.pointer_file and name == profile.pointer_file:
             pointers.append((name, _read_pointer(fs, base + name)))
-            other += size
             continue
         sm = small_match(profile, name)
         if sm:
@@ -452,8 +450,8 @@ def build_run(
                 continue
             small.append(
                 SmallModel(
-                    base + name, name, sm_m["name"], _number(sm_m, "epoch"), _number(sm_m, "step"),
-                    fmt, size, mtime, check.complete, check.problem,
+                    base + name, name, _number(sm_m, "epoch"), _number(sm_m, "step"), fmt, size,
+                    mtime, check.complete, check.problem,
                 )
             )  # fmt: skip
             continue
@@ -465,8 +463,6 @@ def build_run(
             ignored.append(
                 Ignored(base + name, "not a checkpoint name (expected <G|D|DUR|WD>_<step>.pth)")
             )
-        else:
-            other += e.size
 
     if seen is not None:
 
@@ -530,7 +526,6 @@ def build_run(
         sets=tuple(sets),
         small_models=tuple(small),
         ignored=tuple(ignored),
-        other_bytes=other,
         last_activity=last_activity,
         pointers=tuple(pointers),
     )
