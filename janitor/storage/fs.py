@@ -27,7 +27,7 @@ Kind = Literal["file", "dir", "link", "other"]
 
 
 @dataclass(frozen=True, slots=True)
-class Entry:
+class DirEntry:
     name: str
     path: str
     kind: Kind
@@ -84,12 +84,12 @@ class Appender(Protocol):
 
 
 class FileSystem(Protocol):
-    def listdir(self, path: str) -> list[Entry]: ...
+    def listdir(self, path: str) -> list[DirEntry]: ...
     def survey(
         self, path: str, probe: Callable[[str], object], known: Mapping[str, StatKey],
         head: int, tail: int,
     ) -> list[Found]: ...  # fmt: skip
-    def stat(self, path: str) -> Entry: ...
+    def stat(self, path: str) -> DirEntry: ...
     def exists(self, path: str) -> bool: ...
     def is_dir(self, path: str) -> bool: ...
     def read_ends(self, path: str, head: int, tail: int) -> tuple[bytes, bytes, int]: ...
@@ -382,8 +382,8 @@ def _read_found(folder: str, dfd: int | None, name: str, head: int, tail: int) -
 class LocalFS:
     """The local disk. ``O_NOFOLLOW`` on every open: a link is never read through."""
 
-    def listdir(self, path: str) -> list[Entry]:
-        out: list[Entry] = []
+    def listdir(self, path: str) -> list[DirEntry]:
+        out: list[DirEntry] = []
         with os.scandir(path) as it:
             for e in it:
                 try:
@@ -391,7 +391,9 @@ class LocalFS:
                 except FileNotFoundError:  # vanished between listing and stat
                     continue
                 out.append(
-                    Entry(e.name, e.path, _kind(st.st_mode), st.st_size, st.st_mtime, st.st_ctime)
+                    DirEntry(
+                        e.name, e.path, _kind(st.st_mode), st.st_size, st.st_mtime, st.st_ctime
+                    )
                 )
         return out
 
@@ -452,10 +454,10 @@ class LocalFS:
                 os.close(dfd)
         return out
 
-    def stat(self, path: str) -> Entry:
+    def stat(self, path: str) -> DirEntry:
         st = os.lstat(path)
         name = os.path.basename(path)
-        return Entry(name, path, _kind(st.st_mode), st.st_size, st.st_mtime, st.st_ctime)
+        return DirEntry(name, path, _kind(st.st_mode), st.st_size, st.st_mtime, st.st_ctime)
 
     def _open(self, path: str) -> int:
         return open_nofollow(path, os.O_RDONLY)
@@ -664,7 +666,7 @@ class Without:
         if path in self.hidden:
             raise FileNotFoundError(2, "No such file or directory", path)
 
-    def listdir(self, path: str) -> list[Entry]:
+    def listdir(self, path: str) -> list[DirEntry]:
         return [e for e in self.fs.listdir(path) if e.path not in self.hidden]
 
     def survey(
@@ -678,7 +680,7 @@ class Without:
         found = self.fs.survey(path, probe, known, head, tail)
         return [f for f in found if os.path.join(path, f.name) not in self.hidden]
 
-    def stat(self, path: str) -> Entry:
+    def stat(self, path: str) -> DirEntry:
         self._check(path)
         return self.fs.stat(path)
 

@@ -52,7 +52,7 @@ from janitor.domain.errors import JanitorError, UsageError, oserror_text
 from janitor.storage import layout, platform
 from janitor.storage.cache import VerdictCache
 from janitor.storage.completeness import check_ends, check_file, check_member
-from janitor.storage.fs import LOCAL, Entry, FileSystem, Found, StatKey
+from janitor.storage.fs import LOCAL, DirEntry, FileSystem, Found, StatKey
 
 
 class Known(NamedTuple):
@@ -66,7 +66,9 @@ class Known(NamedTuple):
 NOTHING_KNOWN = Known({}, {})
 
 
-Record = tuple[str, str, list | None]  # cache state folder, run folder name, entries if changed
+CacheRecord = tuple[
+    str, str, list | None
+]  # cache state folder, run folder name, entries if changed
 
 
 class _Walker:
@@ -87,9 +89,9 @@ class _Walker:
         self.use_cache = cache
         self.caches: dict[str, VerdictCache] = {}
         self.started_ns = time.time_ns()
-        self.records: list[Record] | None = None  # a worker's cache records, sent back
+        self.records: list[CacheRecord] | None = None  # a worker's cache records, sent back
 
-    def merge_records(self, records: list[Record]) -> None:
+    def merge_records(self, records: list[CacheRecord]) -> None:
         """Cache records a worker process made of the run folders it walked: each folder
         was met, and its section is written again where it changed."""
         for state, name, entries in records:
@@ -221,7 +223,7 @@ def _own_small_models(profile: TrainerProfile, names: set[str], folder: str) -> 
 
 
 def pick_profile(
-    entries: Sequence[Entry | Found],
+    entries: Sequence[DirEntry | Found],
     folder: str,
     trainer: str | None,
     names: set[str] | None = None,  # the files' names, if the caller has them already
@@ -593,10 +595,10 @@ def _read_pointer(fs: FileSystem, path: str) -> str:
     return data[:4096].decode("utf-8", "replace").strip() if len(data) <= 4096 else ""
 
 
-def _walk_files(fs: FileSystem, top: str, rel: str) -> list[tuple[Entry, str]]:
+def _walk_files(fs: FileSystem, top: str, rel: str) -> list[tuple[DirEntry, str]]:
     """Every entry below ``top`` that is not a folder (files, and links: never followed),
     with its name relative to the run folder."""
-    out: list[tuple[Entry, str]] = []
+    out: list[tuple[DirEntry, str]] = []
     stack = [(top, rel)]
     while stack:
         folder, prefix = stack.pop()
