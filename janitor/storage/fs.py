@@ -2,10 +2,12 @@
 tails, janitor.toml, the journal, locks, trash moves, small models) goes through a
 ``FileSystem``; nothing above this layer calls ``os`` or ``open`` on user data.
 
-Today there is one implementation, the local disk (``LocalFS``); object storage (fsspec) is
-added by implementing the same methods. Code that needs a real local file (torch's mmap
-loader, TensorBoard's event reader) asks ``local_path`` and gets ``None`` where there is none.
-Symlinks are never followed: listings report them as links, ``stat`` is ``lstat``.
+Two implementations: the local disk (``LocalFS``, here) and object storage through fsspec
+(``FsspecFS`` in ``janitor.storage.remote``); ``janitor.storage.locate`` picks one by the
+path's scheme. Code that needs a real local file (torch's mmap loader, TensorBoard's event
+reader) asks ``local_path`` and gets ``None`` for an object, which it then reads into a local
+stand-in (``janitor.storage.staging`` for checkpoints). On a local disk symlinks are never
+followed: listings report them as links, ``stat`` is ``lstat``.
 """
 
 from __future__ import annotations

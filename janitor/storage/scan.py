@@ -1,4 +1,6 @@
-"""Find training runs and their checkpoint sets. Torch-free; reads only names, stats and tails.
+"""Find training runs and their checkpoint sets. Torch-free; reads names, stats, the ends of
+checkpoint files and the frameworks' small pointer files (DeepSpeed's ``latest``, HF's
+``trainer_state.json``), never a whole checkpoint.
 
 ``scan(paths)`` walks the given folders (never following symlinks, never entering hidden
 folders or the trainers' data folders) and returns a frozen ``ScanReport``: raw numbers only

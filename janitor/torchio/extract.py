@@ -1,11 +1,13 @@
 """Big G checkpoint -> small inference model, exactly as the trainer writes it; and `info`.
 
-The only module that imports torch, and only inside functions. Checkpoints are read through
-torch's weights-only unpickler with ``mmap=True``: the optimizer state (two thirds of a G
-file) is never read, and model tensors are converted to fp16 one at a time. Output goes to
-a temp folder beside the destination, is fsynced and then hard-linked into place, which
-never replaces a file already there (the trainer's own small model, written meanwhile);
-only ``--force`` replaces, with ``os.replace``.
+Imports torch only inside functions, as do the other torch users (``exports``, ``frameworks``
+in this package): ``import janitor`` never loads it. Checkpoints are read through torch's
+weights-only unpickler with ``mmap=True``: the optimizer state (two thirds of a G file) is
+never read, and model tensors are converted to fp16 one at a time. Output goes to a temp
+folder beside the destination (a local one for object storage), is fsynced and then
+published through the storage seam (``FileSystem.publish``: on a disk a hard link, on object
+storage a conditional put), which never replaces a file already there (the trainer's own
+small model, written meanwhile); only ``--force`` replaces.
 """
 
 from __future__ import annotations
