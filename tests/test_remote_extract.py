@@ -119,7 +119,7 @@ def test_only_the_model_is_downloaded_from_a_g_with_adam_state(remote, tmp_path)
     size = g.stat().st_size
     staged = []
     with extract.contextlib.ExitStack() as stack:
-        src = extract.Source(url(g), stack, unread=extract.EXTRACT_UNREAD)
+        src = extract.CheckpointSource(url(g), stack, unread=extract.EXTRACT_UNREAD)
         local = src.file()
         staged.append(local)
         ckpt = torch.load(local, mmap=True, weights_only=True)

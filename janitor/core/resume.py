@@ -166,9 +166,3 @@ def traps(run: Run) -> tuple[Trap, ...]:
             )
         )
     return tuple(found)
-
-
-def resume_step(run: Run) -> tuple[int | None, int | None]:
-    """(G number, D number) the trainer would resume from, for before/after comparisons."""
-    g, d = trainer_pick(run, "G"), trainer_pick(run, "D")
-    return (g.number if g else None, d.number if d else None)

@@ -126,7 +126,7 @@ _Z64_EXTRA = 0x0001
 
 
 @dataclass(frozen=True, slots=True)
-class Record:
+class ZipRecord:
     name: str
     offset: int  # of its local header
     size: int  # the data as stored (torch stores, never compresses)
@@ -135,10 +135,10 @@ class Record:
     name_len: int  # of the name's bytes (the local header repeats the name)
 
 
-def read_directory(data: bytes) -> list[Record]:
+def read_directory(data: bytes) -> list[ZipRecord]:
     """The records of a central directory (``data`` is exactly its bytes), in its order.
     ValueError if it does not parse."""
-    out: list[Record] = []
+    out: list[ZipRecord] = []
     pos = 0
     while pos < len(data):
         if data[pos : pos + 4] != _CENTRAL or pos + _CENTRAL_LEN > len(data):
@@ -152,7 +152,7 @@ def read_directory(data: bytes) -> list[Record]:
         extra = data[name_at + n : name_at + n + m]
         if 0xFFFFFFFF in (size, usize, offset):
             size, offset = _zip64(extra, usize, size, offset)
-        out.append(Record(name, offset, size, crc, method == 0, n))
+        out.append(ZipRecord(name, offset, size, crc, method == 0, n))
         pos = name_at + n + m + k
     return out
 
@@ -176,7 +176,7 @@ def _zip64(extra: bytes, usize: int, size: int, offset: int) -> tuple[int, int]:
     raise ValueError("corrupt central directory: ZIP64 sizes without their extra field")
 
 
-def record_data(record: Record, blob: bytes) -> bytes:
+def record_data(record: ZipRecord, blob: bytes) -> bytes:
     """The data of ``record`` from ``blob``, the bytes starting at its local header;
     ValueError if they are not that record's (another header, or not its CRC-32)."""
     if blob[:4] != _LOCAL or len(blob) < LOCAL_LEN:
@@ -188,7 +188,7 @@ def record_data(record: Record, blob: bytes) -> bytes:
     return data
 
 
-def record_ends(records: list[Record], directory_offset: int) -> dict[str, int]:
+def record_ends(records: list[ZipRecord], directory_offset: int) -> dict[str, int]:
     """Where each record's bytes end: the next record's local header, or the directory."""
     starts = sorted({r.offset for r in records} | {directory_offset})
     following = {a: b for a, b in zip(starts, starts[1:], strict=False)}

@@ -157,7 +157,6 @@ def file_set(
 class SmallModel:
     path: str
     name: str
-    model_name: str
     epoch: int | None  # None: a final model named after the run (RVC's <exp>.pth)
     step: int | None
     format: str  # applio | rvc | release | gpt-sovits
@@ -182,7 +181,6 @@ class Run:
     sets: tuple[CheckpointSet, ...]  # ordered by number, never by mtime
     small_models: tuple[SmallModel, ...] = ()
     ignored: tuple[Ignored, ...] = ()
-    other_bytes: int = 0  # everything else in the folder (configs, logs, indexes): never touched
     last_activity: float = 0.0  # newest mtime of any file in the folder (checkpoints, events)
     # A pointer the framework resumes from (DeepSpeed's ``latest``, Lightning's ``last.ckpt``
     # symlink): (pointer file, the name it points to); for resume traps.

@@ -40,7 +40,7 @@ MAX_FILES = 1_000_000  # bound: ~60 MB; folders not seen in this scan are droppe
 _ENC = ("utf-8", "surrogateescape")
 _BIG_ENDIAN = sys.byteorder == "big"  # indexes are stored little-endian
 
-Entry = tuple[str, StatKey, ZipCheck, bool]  # name, key, verdict, read in this scan
+CacheEntry = tuple[str, StatKey, ZipCheck, bool]  # name, key, verdict, read in this scan
 
 
 class Cached(NamedTuple):
@@ -136,7 +136,11 @@ class VerdictCache:
     # ---------------------------------------------------------------- writing
 
     def record(
-        self, name: str, hits: int, judged: list[Entry], entries: Callable[[], list[Entry]]
+        self,
+        name: str,
+        hits: int,
+        judged: list[CacheEntry],
+        entries: Callable[[], list[CacheEntry]],
     ) -> None:
         """The checkpoint files of run folder ``name`` as this scan found them: ``hits`` of
         them came from the cache unchanged, ``judged`` were read (or are small models taken
@@ -147,8 +151,12 @@ class VerdictCache:
             self.store(name, changed)
 
     def changed(
-        self, name: str, hits: int, judged: list[Entry], entries: Callable[[], list[Entry]]
-    ) -> list[Entry] | None:
+        self,
+        name: str,
+        hits: int,
+        judged: list[CacheEntry],
+        entries: Callable[[], list[CacheEntry]],
+    ) -> list[CacheEntry] | None:
         """The entries of a folder whose files were found so (``record``) if its section
         must be written again (it has none, or a file was read, or a cached one is gone),
         else None."""
@@ -157,7 +165,7 @@ class VerdictCache:
             return None
         return entries()
 
-    def store(self, name: str, entries: list[Entry]) -> None:
+    def store(self, name: str, entries: list[CacheEntry]) -> None:
         """Run folder ``name``'s section, from every file judged in this scan (``record``);
         racy ones, changed in the same timestamp tick as the scan began, are left out: read
         again next time."""

@@ -2,10 +2,12 @@
 tails, janitor.toml, the journal, locks, trash moves, small models) goes through a
 ``FileSystem``; nothing above this layer calls ``os`` or ``open`` on user data.
 
-Today there is one implementation, the local disk (``LocalFS``); object storage (fsspec) is
-added by implementing the same methods. Code that needs a real local file (torch's mmap
-loader, TensorBoard's event reader) asks ``local_path`` and gets ``None`` where there is none.
-Symlinks are never followed: listings report them as links, ``stat`` is ``lstat``.
+Two implementations: the local disk (``LocalFS``, here) and object storage through fsspec
+(``FsspecFS`` in ``janitor.storage.remote``); ``janitor.storage.locate`` picks one by the
+path's scheme. Code that needs a real local file (torch's mmap loader, TensorBoard's event
+reader) asks ``local_path`` and gets ``None`` for an object, which it then reads into a local
+stand-in (``janitor.storage.staging`` for checkpoints). On a local disk symlinks are never
+followed: listings report them as links, ``stat`` is ``lstat``.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ Kind = Literal["file", "dir", "link", "other"]
 
 
 @dataclass(frozen=True, slots=True)
-class Entry:
+class DirEntry:
     name: str
     path: str
     kind: Kind
@@ -84,12 +86,12 @@ class Appender(Protocol):
 
 
 class FileSystem(Protocol):
-    def listdir(self, path: str) -> list[Entry]: ...
+    def listdir(self, path: str) -> list[DirEntry]: ...
     def survey(
         self, path: str, probe: Callable[[str], object], known: Mapping[str, StatKey],
         head: int, tail: int,
     ) -> list[Found]: ...  # fmt: skip
-    def stat(self, path: str) -> Entry: ...
+    def stat(self, path: str) -> DirEntry: ...
     def exists(self, path: str) -> bool: ...
     def is_dir(self, path: str) -> bool: ...
     def read_ends(self, path: str, head: int, tail: int) -> tuple[bytes, bytes, int]: ...
@@ -430,8 +432,8 @@ def _read_found(folder: str, dfd: int | None, name: str, head: int, tail: int) -
 class LocalFS:
     """The local disk. ``O_NOFOLLOW`` on every open: a link is never read through."""
 
-    def listdir(self, path: str) -> list[Entry]:
-        out: list[Entry] = []
+    def listdir(self, path: str) -> list[DirEntry]:
+        out: list[DirEntry] = []
         with os.scandir(path) as it:
             for e in it:
                 try:
@@ -439,7 +441,9 @@ class LocalFS:
                 except FileNotFoundError:  # vanished between listing and stat
                     continue
                 out.append(
-                    Entry(e.name, e.path, _kind(st.st_mode), st.st_size, st.st_mtime, st.st_ctime)
+                    DirEntry(
+                        e.name, e.path, _kind(st.st_mode), st.st_size, st.st_mtime, st.st_ctime
+                    )
                 )
         return out
 
@@ -500,10 +504,10 @@ class LocalFS:
                 os.close(dfd)
         return out
 
-    def stat(self, path: str) -> Entry:
+    def stat(self, path: str) -> DirEntry:
         st = os.lstat(path)
         name = os.path.basename(path)
-        return Entry(name, path, _kind(st.st_mode), st.st_size, st.st_mtime, st.st_ctime)
+        return DirEntry(name, path, _kind(st.st_mode), st.st_size, st.st_mtime, st.st_ctime)
 
     def _open(self, path: str) -> int:
         return open_nofollow(path, os.O_RDONLY)
@@ -718,7 +722,7 @@ class Without:
         if path in self.hidden:
             raise FileNotFoundError(2, "No such file or directory", path)
 
-    def listdir(self, path: str) -> list[Entry]:
+    def listdir(self, path: str) -> list[DirEntry]:
         return [e for e in self.fs.listdir(path) if e.path not in self.hidden]
 
     def survey(
@@ -732,7 +736,7 @@ class Without:
         found = self.fs.survey(path, probe, known, head, tail)
         return [f for f in found if os.path.join(path, f.name) not in self.hidden]
 
-    def stat(self, path: str) -> Entry:
+    def stat(self, path: str) -> DirEntry:
         self._check(path)
         return self.fs.stat(path)
 

@@ -9,7 +9,7 @@ import zlib
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from janitor.storage.fs import Entry, FileSystem
+from janitor.storage.fs import DirEntry, FileSystem
 
 
 class _Name(NamedTuple):
@@ -21,7 +21,7 @@ class ListingStat:
 
     def __init__(self, fs: FileSystem) -> None:
         self.fs = fs
-        self.listed: dict[str, Entry] = {}
+        self.listed: dict[str, DirEntry] = {}
 
     def listdir(self, path: str | None) -> Iterator[_Name]:
         entries = self.fs.listdir(path or "")

@@ -45,7 +45,7 @@ from janitor.domain.errors import StorageError, UsageError
 from janitor.storage import layout
 from janitor.storage.fs import (
     KEY,
-    Entry,
+    DirEntry,
     Found,
     LockTimeout,
     StatKey,
@@ -235,12 +235,12 @@ class FsspecFS:
     def _url(self, backend_path: str) -> str:
         return self.prefix + backend_path.lstrip("/")
 
-    def _entry(self, info: Mapping[str, Any]) -> Entry:
+    def _entry(self, info: Mapping[str, Any]) -> DirEntry:
         bp = str(info["name"]).rstrip("/")
         kind = "dir" if info.get("type") == "directory" else "file"
         size = int(info.get("size") or 0) if kind == "file" else 0
         mtime = _mtime(info)
-        return Entry(bp.rsplit("/", 1)[-1], self._url(bp), kind, size, mtime, mtime)
+        return DirEntry(bp.rsplit("/", 1)[-1], self._url(bp), kind, size, mtime, mtime)
 
     # ------------------------------------------------------------- reading
 
@@ -287,7 +287,7 @@ class FsspecFS:
         finally:
             self._local.snapshot = None
 
-    def listdir(self, path: str) -> list[Entry]:
+    def listdir(self, path: str) -> list[DirEntry]:
         """The objects and prefixes under ``path``; a prefix with nothing under it is an
         empty folder (``makedirs`` makes nothing on a store)."""
         try:
@@ -367,7 +367,7 @@ class FsspecFS:
             out.append(_oserror(bad, url) if bad is not None else (bytes(h), bytes(t)))
         return out
 
-    def stat(self, path: str) -> Entry:
+    def stat(self, path: str) -> DirEntry:
         return self._entry(self._info(path))
 
     def exists(self, path: str) -> bool:

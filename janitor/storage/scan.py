@@ -1,4 +1,6 @@
-"""Find training runs and their checkpoint sets. Torch-free; reads only names, stats and tails.
+"""Find training runs and their checkpoint sets. Torch-free; reads names, stats, the ends of
+checkpoint files and the frameworks' small pointer files (DeepSpeed's ``latest``, HF's
+``trainer_state.json``), never a whole checkpoint.
 
 ``scan(paths)`` walks the given folders (never following symlinks, never entering hidden
 folders or the trainers' data folders) and returns a frozen ``ScanReport``: raw numbers only
@@ -52,7 +54,7 @@ from janitor.domain.errors import JanitorError, UsageError, oserror_text
 from janitor.storage import layout, platform
 from janitor.storage.cache import VerdictCache
 from janitor.storage.completeness import check_ends, check_file, check_member
-from janitor.storage.fs import LOCAL, Entry, FileSystem, Found, StatKey
+from janitor.storage.fs import LOCAL, DirEntry, FileSystem, Found, StatKey
 
 
 class Known(NamedTuple):
@@ -66,7 +68,9 @@ class Known(NamedTuple):
 NOTHING_KNOWN = Known({}, {})
 
 
-Record = tuple[str, str, list | None]  # cache state folder, run folder name, entries if changed
+CacheRecord = tuple[
+    str, str, list | None
+]  # cache state folder, run folder name, entries if changed
 
 
 class _Walker:
@@ -87,9 +91,9 @@ class _Walker:
         self.use_cache = cache
         self.caches: dict[str, VerdictCache] = {}
         self.started_ns = time.time_ns()
-        self.records: list[Record] | None = None  # a worker's cache records, sent back
+        self.records: list[CacheRecord] | None = None  # a worker's cache records, sent back
 
-    def merge_records(self, records: list[Record]) -> None:
+    def merge_records(self, records: list[CacheRecord]) -> None:
         """Cache records a worker process made of the run folders it walked: each folder
         was met, and its section is written again where it changed."""
         for state, name, entries in records:
@@ -216,7 +220,7 @@ def _own_small_models(profile: TrainerProfile, names: set[str], folder: str) -> 
 
 
 def pick_profile(
-    entries: Sequence[Entry | Found],
+    entries: Sequence[DirEntry | Found],
     folder: str,
     trainer: str | None,
     names: set[str] | None = None,  # the files' names, if the caller has them already
@@ -301,8 +305,8 @@ def _small_models_beside(fs: FileSystem, folder: str, profile: TrainerProfile) -
             step = _number(sm[1], "step") if sm else None
             found.append(
                 SmallModel(
-                    e.path, e.name, e.name[:-4] if final else sm[1]["name"], epoch, step, fmt,
-                    e.size, e.mtime, check.complete, check.problem,
+                    e.path, e.name, epoch, step, fmt, e.size, e.mtime, check.complete,
+                    check.problem,
                 )
             )  # fmt: skip
     return found
@@ -337,7 +341,6 @@ def build_run(
     by_number: dict[int, list[CheckpointFile]] = defaultdict(list)
     small: list[SmallModel] = []
     ignored: list[Ignored] = []
-    other = 0
     last_activity = 0.0
     hits = 0
     judged: list = []
@@ -442,7 +445,6 @@ def build_run(
             continue
         if profile.pointer_file and name == profile.pointer_file:
             pointers.append((name, _read_pointer(fs, base + name)))
-            other += size
             continue
         sm = small_match(profile, name)
         if sm:
@@ -452,8 +454,8 @@ def build_run(
                 continue
             small.append(
                 SmallModel(
-                    base + name, name, sm_m["name"], _number(sm_m, "epoch"), _number(sm_m, "step"),
-                    fmt, size, mtime, check.complete, check.problem,
+                    base + name, name, _number(sm_m, "epoch"), _number(sm_m, "step"), fmt, size,
+                    mtime, check.complete, check.problem,
                 )
             )  # fmt: skip
             continue
@@ -465,8 +467,6 @@ def build_run(
             ignored.append(
                 Ignored(base + name, "not a checkpoint name (expected <G|D|DUR|WD>_<step>.pth)")
             )
-        else:
-            other += e.size
 
     if seen is not None:
 
@@ -530,7 +530,6 @@ def build_run(
         sets=tuple(sets),
         small_models=tuple(small),
         ignored=tuple(ignored),
-        other_bytes=other,
         last_activity=last_activity,
         pointers=tuple(pointers),
     )
@@ -598,10 +597,10 @@ def _read_pointer(fs: FileSystem, path: str) -> str:
     return data[:4096].decode("utf-8", "replace").strip() if len(data) <= 4096 else ""
 
 
-def _walk_files(fs: FileSystem, top: str, rel: str) -> list[tuple[Entry, str]]:
+def _walk_files(fs: FileSystem, top: str, rel: str) -> list[tuple[DirEntry, str]]:
     """Every entry below ``top`` that is not a folder (files, and links: never followed),
     with its name relative to the run folder."""
-    out: list[tuple[Entry, str]] = []
+    out: list[tuple[DirEntry, str]] = []
     stack = [(top, rel)]
     while stack:
         folder, prefix = stack.pop()

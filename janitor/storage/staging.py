@@ -28,7 +28,7 @@ from janitor.core.ziptail import (
     LOCAL_LEN,
     MAX_TAIL,
     REPLACED_HEADER,
-    Record,
+    ZipRecord,
     directory_span,
     merge_ranges,
     read_directory,
@@ -114,7 +114,7 @@ def stage(
 
 def _needed_parts(
     reader: _Reader,
-    records: list[Record],
+    records: list[ZipRecord],
     cd_offset: int,
     unread: Iterable[str],
     extra: Iterable[str],
@@ -157,7 +157,7 @@ def _needed_parts(
     yield from reader.pieces(merge_ranges(ranges, budget), todo, ends)
 
 
-def _record(record: Record, got: list[tuple[int, bytes]], ends: dict[str, int]) -> bytes:
+def _record(record: ZipRecord, got: list[tuple[int, bytes]], ends: dict[str, int]) -> bytes:
     """The verified data of ``record`` from fetched (offset, bytes) pieces."""
     for start, blob in got:
         if start <= record.offset and ends[record.name] <= start + len(blob):
@@ -185,7 +185,7 @@ class _Reader:
         return blobs
 
     def pieces(
-        self, ranges: list[Range], verify: list[Record], ends: dict[str, int]
+        self, ranges: list[Range], verify: list[ZipRecord], ends: dict[str, int]
     ) -> Iterator[tuple[int, bytes]]:
         """(offset, bytes) of each sorted range, fetched ``BATCH`` bytes at a time; the
         records in ``verify`` (each inside one range, ``ends``: where each ends) are checked

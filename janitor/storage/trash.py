@@ -1,6 +1,5 @@
 """The trash on storage: ``<logs root>/.janitor/trash/<run>/``.
 
-#
 logs/.janitor/trash/<run>/ holds what `--trash` moved, under the original file names. The
 files of one set moved together share a copy number: the first copy of step 100 is
 G_100.pth + D_100.pth, the next G_100.pth.1 + D_100.pth.1, and so on; a new copy always

@@ -1,11 +1,13 @@
 """Big G checkpoint -> small inference model, exactly as the trainer writes it; and `info`.
 
-The only module that imports torch, and only inside functions. Checkpoints are read through
-torch's weights-only unpickler with ``mmap=True``: the optimizer state (two thirds of a G
-file) is never read, and model tensors are converted to fp16 one at a time. Output goes to
-a temp folder beside the destination, is fsynced and then hard-linked into place, which
-never replaces a file already there (the trainer's own small model, written meanwhile);
-only ``--force`` replaces, with ``os.replace``.
+Imports torch only inside functions, as do the other torch users (``exports``, ``frameworks``
+in this package): ``import janitor`` never loads it. Checkpoints are read through torch's
+weights-only unpickler with ``mmap=True``: the optimizer state (two thirds of a G file) is
+never read, and model tensors are converted to fp16 one at a time. Output goes to a temp
+folder beside the destination (a local one for object storage), is fsynced and then
+published through the storage seam (``FileSystem.publish``: on a disk a hard link, on object
+storage a conditional put), which never replaces a file already there (the trainer's own
+small model, written meanwhile); only ``--force`` replaces.
 """
 
 from __future__ import annotations
@@ -173,7 +175,7 @@ EXTRACT_UNREAD = ("optimizer", "optimizer_states")
 INFO_UNREAD = (*EXTRACT_UNREAD, "model", "weight", "state_dict")
 
 
-class Source:
+class CheckpointSource:
     """A checkpoint the user named (a path or a URL), checked complete (``check_readable``),
     and a local file torch can read for it (``file()``): the file itself on a disk; for an
     object on remote storage a staged stand-in holding only the records the command reads
@@ -239,7 +241,9 @@ class Source:
                 f"in {s.requests} ranged reads"]  # fmt: skip
 
 
-def load(path: str, allow: Sequence[tuple[type, str]] = (), shown: str | None = None) -> Any:
+def load_checkpoint(
+    path: str, allow: Sequence[tuple[type, str]] = (), shown: str | None = None
+) -> Any:
     """torch.load with mmap and the weights-only unpickler; code in the pickle is refused.
     ``allow``: (inert class, global name) pairs a trainer's file needs (GPT-SoVITS's
     ``utils.HParams``, Lightning's ``pathlib.PosixPath``), nothing else. A file whose first
@@ -610,7 +614,7 @@ def _extract_one(
     path = _absolute(path)
     _kind_error(path)
     allow = LIGHTNING_GLOBALS if path.endswith(".ckpt") else ()
-    src = Source(path, stack, unread=EXTRACT_UNREAD, allow=allow)  # checked complete
+    src = CheckpointSource(path, stack, unread=EXTRACT_UNREAD, allow=allow)  # checked complete
     run_dir = os.path.dirname(path)
     profile = trainer_of(run_dir)[0]
     fmt = opts.format or profile.extract
@@ -629,7 +633,7 @@ def _extract_one(
         raise UsageError(f"--half is for so-vits-svc/Bert-VITS2 release files; this is a {fmt} run")
     if opts.like is not None and fmt != "rvc":
         raise UsageError(f"--like is for RVC WebUI models; this is a {fmt} run")
-    ckpt = load(src.file(), allow, shown=path)
+    ckpt = load_checkpoint(src.file(), allow, shown=path)
     interrupts.check()
     source, weights = _weights_of(path, ckpt)
     shapes = _shapes(weights)
@@ -716,12 +720,12 @@ def verify_small(
     allow_g = LIGHTNING_GLOBALS if expect.source == "state_dict" else ()
     with contextlib.ExitStack() as stack:
         try:
-            small_src = Source(small_path, stack, allow=expect.allow,
+            small_src = CheckpointSource(small_path, stack, allow=expect.allow,
                                allow_replaced_header=expect.header != b"PK")  # fmt: skip
-            small = load(small_src.file(), expect.allow, shown=small_path)
+            small = load_checkpoint(small_src.file(), expect.allow, shown=small_path)
             header = read_header(small_src.file())
-            g_src = Source(g_path, stack, unread=EXTRACT_UNREAD, allow=allow_g)
-            big = load(g_src.file(), allow_g, shown=g_path)
+            g_src = CheckpointSource(g_path, stack, unread=EXTRACT_UNREAD, allow=allow_g)
+            big = load_checkpoint(g_src.file(), allow_g, shown=g_path)
         except JanitorError as exc:
             return [str(exc)]
         files = (small_src.file(), g_src.file())
@@ -796,8 +800,10 @@ def info(path: str) -> dict[str, Any]:
     lightning = LIGHTNING_RE.match(os.path.basename(path))
     allow = (*GPT_SOVITS_GLOBALS, *(LIGHTNING_GLOBALS if lightning else ()))
     with contextlib.ExitStack() as stack:
-        src = Source(path, stack, unread=INFO_UNREAD, allow=allow, allow_replaced_header=True)
-        obj = load(src.file(), allow, shown=path)
+        src = CheckpointSource(
+            path, stack, unread=INFO_UNREAD, allow=allow, allow_replaced_header=True
+        )
+        obj = load_checkpoint(src.file(), allow, shown=path)
         header = read_header(src.file())  # the local file (a stand-in holds the first bytes)
         size = src.size()
         return _describe(path, header, obj, size, bool(lightning))

@@ -40,7 +40,7 @@ from janitor.torchio.extract import (
     _is_dir,
     atomic_save,
     check_readable,
-    load,
+    load_checkpoint,
 )
 
 FRAMEWORK_FORMATS = ("ckpt", "safetensors")
@@ -218,7 +218,7 @@ def _read_weights(path: str) -> Mapping[str, Any]:
         return read_safetensors(path)
     if path.endswith(".json"):  # a shard index: its tensors are in the shards
         return {}
-    obj = load(path)
+    obj = load_checkpoint(path)
     return obj if isinstance(obj, Mapping) else {}
 
 
@@ -259,7 +259,7 @@ def _extract_lightning(path: str, opts: Options, interrupts: DeferredInterrupt) 
     if not path.endswith(".ckpt"):
         raise UsageError(f"{path}: not a Lightning .ckpt file")
     check_readable(path)
-    ckpt = load(path)
+    ckpt = load_checkpoint(path)
     interrupts.check()
     state = ckpt.get("state_dict") if isinstance(ckpt, Mapping) else None
     if not isinstance(state, Mapping):
@@ -284,7 +284,9 @@ def _extract_lightning(path: str, opts: Options, interrupts: DeferredInterrupt) 
         size = atomic_save(small, output, interrupts, replace=opts.force)
     if size is None:
         raise JanitorError(f"{output}: appeared while extracting; left as it is")
-    written = read_safetensors(output) if fmt == "safetensors" else load(output)["state_dict"]
+    written = (
+        read_safetensors(output) if fmt == "safetensors" else load_checkpoint(output)["state_dict"]
+    )
     tensors = _same_tensors(
         {k: v for k, v in state.items() if hasattr(v, "dtype")}, written, output
     )
