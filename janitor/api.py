@@ -176,11 +176,11 @@ def extract_small(
     of ``janitor extract-small``: format, name, author, sr, version, f0, vocoder, step, force,
     skip_existing, like, info, half. Several paths: an ``ExtractReport`` (what was written,
     what failed); ``progress(done, total)`` is told each input done."""
-    from janitor.usecases.small import ExtractOptions
+    from janitor.usecases.small import extract_options
     from janitor.usecases.small import extract_small as do_extract
 
     one = isinstance(paths, str | os.PathLike)
-    opts = ExtractOptions.parse("keyword", output=out, **options)
+    opts = extract_options("keyword", output=out, **options)
     report = do_extract(_paths(paths), opts, TORCH, origin="keyword", progress=progress)
     return report.extracted[0] if one else report
 

@@ -6,7 +6,6 @@ the Python API both hand ``TORCH`` in (the command line takes it from ``janitor.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
 
@@ -18,16 +17,10 @@ class _Torch:
 
         return TorchSmallModels(on_tensor)
 
-    @staticmethod
-    def _options(options: Any):
-        from janitor.torchio.extract import Options
-
-        return Options(**asdict(options))
-
     def check_extract(self, options: Any, inputs: int) -> None:
         from janitor.torchio.extract import check_options
 
-        check_options(self._options(options), inputs)
+        check_options(options, inputs)
 
     def is_framework_input(self, path: str) -> bool:
         from janitor.torchio.frameworks import is_framework_input
@@ -37,12 +30,12 @@ class _Torch:
     def extract_trainer(self, path: str, options: Any):
         from janitor.torchio.extract import extract_one
 
-        return extract_one(path, self._options(options))
+        return extract_one(path, options)
 
     def extract_framework(self, path: str, options: Any):
         from janitor.torchio.frameworks import extract_framework
 
-        return extract_framework(path, self._options(options))
+        return extract_framework(path, options)
 
     def info(self, path: str) -> dict[str, Any]:
         from janitor.torchio.extract import info

@@ -57,10 +57,10 @@ def extract_small(
     """Write the small inference model the trainer would write, from any big G checkpoint."""
     from janitor.api import TORCH
     from janitor.cli import render
-    from janitor.usecases.small import ExtractOptions
+    from janitor.usecases.small import extract_options
     from janitor.usecases.small import extract_small as do_extract
 
-    opts = ExtractOptions.parse(
+    opts = extract_options(
         output=output, format=fmt, name=name, author=author, sr=sr, version=version, f0=f0,
         vocoder=vocoder, step=step, force=force, skip_existing=skip_existing, like=like,
         half=half, info=info_text,
