@@ -7,16 +7,23 @@ From Python (``janitor.api``; nothing heavy is imported until it is used)::
     print(plan.expected_freed_size)
     result = plan.execute()
 
+Every command has its function (``janitor.prune``, ``janitor.finalize``, ...), calling the same
+use case (``janitor.usecases.commands``) as the command line.
+
 Layers (``tests/test_layers.py`` enforces the import directions): ``domain`` (data types, no
 I/O) -> ``core`` (pure rules, planners, format facts) -> ``storage`` (the one storage seam;
-scan, config, journal, locks, trash layout) -> ``usecases`` (prune, finalize, trash, watch:
-the only code that deletes or moves) -> ``torchio`` (the only torch importer) -> ``cli`` and
-``api`` (the edges).
+scan, config, journal, locks, trash layout) -> ``usecases`` (one function per command; the
+only code that deletes or moves) -> ``torchio`` (the only torch importer) -> ``cli`` and
+``api`` (the edges: they reach storage, core and torchio only through the use cases and
+``janitor.compose``, the one composition point that hands the torch layer to the use cases).
 """
 
 __version__ = "0.1.0"
 
-__all__ = ["PrunePlan", "PruneResult", "ScanReport", "extract_small", "finalize", "scan"]
+__all__ = [
+    "PrunePlan", "PruneResult", "ScanReport", "extract_small", "finalize", "info", "log", "pin",
+    "prune", "restore", "scan", "trash_empty", "trash_list", "unpin", "watch",
+]  # fmt: skip
 
 
 def __getattr__(name: str):

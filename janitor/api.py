@@ -9,20 +9,32 @@ executor, lock and journal.
     result = plan.execute()                       # or plan.execute(trash=True)
     print(result.freed_size, result.errors)
 
+Every command of the command line has its function here (``prune``, ``finalize``,
+``extract_small``, ``info``, ``pin``, ``unpin``, ``restore``, ``trash_list``, ``trash_empty``,
+``log``, ``watch``), each calling the same use case (``janitor.usecases.commands``) as the
+command does, with the command's long options as keywords, checked the same way and named
+as keywords in errors (``idle argument``). Paths are a ``str``, an ``os.PathLike`` or an
+iterable of them; counts are ints, booleans bools; durations a ``timedelta`` or a string
+with a unit ("2d"); sizes an int of bytes or a string with a unit ("20GB").
+
 Everything returned is frozen data with raw numbers (bytes, POSIX times). ``import janitor``
-imports nothing heavy; torch is imported by ``extract_small`` and ``finalize`` only.
+imports nothing heavy; torch is imported by ``extract_small``, ``info`` and ``finalize`` only,
+wired in by ``janitor.compose`` (the one composition point).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Sequence
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import timedelta
 from typing import Any
 
+from janitor.compose import TORCH
 from janitor.domain import checkpoints, plans, results
-from janitor.domain.errors import InvalidValue, UsageError
+from janitor.domain.errors import UsageError
+from janitor.usecases import commands
+from janitor.usecases import options as check
 
 
 def _copy(cls, obj):
@@ -62,12 +74,8 @@ class PrunePlan(plans.Plan):
     ) -> PruneResult:
         """Carry the plan out: under each run's lock, re-planned by the same planner on the
         run as it is then (a set that changed since is left alone), journaled."""
-        from janitor.storage.locate import storage_of
-        from janitor.usecases.executor import Executor
-
-        fs, _ = storage_of(rp.run.path for rp in self.runs)
-        executor = Executor(fs, trash=trash, truncate=truncate, lock_timeout=lock_timeout)
-        return PruneResult(tuple(executor.execute(rp) for rp in self.runs))
+        done = commands.execute(self, trash=trash, truncate=truncate, lock_timeout=lock_timeout)
+        return _copy(PruneResult, done)
 
 
 @dataclass(frozen=True)
@@ -89,90 +97,144 @@ class ScanReport(checkpoints.ScanReport):
     ) -> PrunePlan:
         """The prune plan under these rules (the long options of ``janitor prune``) and the
         ``janitor.toml`` files; with no rule at all, keep-last 1. Changes nothing."""
-        from janitor.storage.locate import storage_of
-        from janitor.usecases.prune import parse_overrides
-        from janitor.usecases.prune import plan as make_plan
-
-        overrides = parse_overrides(
-            keep_last=keep_last, keep_every=keep_every, keep_within=_duration(keep_within),
+        overrides = _rules(
+            keep_last=keep_last, keep_every=keep_every, keep_within=keep_within,
             keep_best=keep_best, metric=metric, mode=mode, max_size=max_size,
-            remove_incomplete=remove_incomplete, older_than=_duration(older_than),
-            origin="keyword",
+            remove_incomplete=remove_incomplete, older_than=older_than,
         )  # fmt: skip
-        fs, _ = storage_of(self.roots)
-        return _copy(PrunePlan, make_plan(self, overrides, time.time(), fs=fs))
+        return _copy(PrunePlan, commands.plan(self, overrides))
 
 
-def scan(*paths: str, trainer: str | None = None, cache: bool = True) -> ScanReport:
-    """Find training runs under ``paths`` (logs roots, run folders or checkpoint files).
-    ``cache=False`` reads every checkpoint again (``janitor scan --no-cache``)."""
-    from janitor.storage.locate import storage_of
-    from janitor.storage.scan import scan as do_scan
+def _rules(**rules: Any):
+    """Retention-rule keywords (those of ``ScanReport.plan``), worded by keyword."""
+    from janitor.usecases.prune import parse_overrides
 
-    if not paths:
-        raise UsageError("scan() needs at least one path")
-    fs, roots = storage_of(str(p) for p in paths)
-    return _copy(ScanReport, do_scan(roots, fs=fs, trainer=trainer, cache=cache))
-
-
-def extract_small(g_path: str, out: str | None = None, **opts: Any):
-    """Write the trainer's small inference model of a big G file; returns what was written
-    (``output``, ``format``, ``epoch``, ``step``, detected facts). ``opts`` are the long
-    options of ``janitor extract-small``: format (applio, rvc, release, gpt-sovits), name,
-    author, sr, version, f0, vocoder, step, force, skip_existing, like (rvc: savee or
-    extract), info (rvc like extract), half (release)."""
-    from janitor.torchio.extract import Options, extract_one
-
+    for name in ("keep_within", "older_than"):
+        rules[name] = _duration(rules.get(name))
     try:
-        options = Options(output=out, **opts)
+        return parse_overrides(**rules, origin="keyword")
     except TypeError as exc:
-        raise UsageError(f"extract_small(): {exc}") from None
-    return extract_one(str(g_path), options)
+        raise UsageError(f"not a rule keyword: {exc}") from None
+
+
+def _paths(paths: Any) -> list[str]:
+    return check.paths(paths, "paths argument")
+
+
+def scan(*paths: Any, trainer: str | None = None, cache: bool = True) -> ScanReport:
+    """Find training runs under ``paths`` (logs roots, run folders or checkpoint files:
+    each a str, an os.PathLike or an iterable of them). ``cache=False`` reads every
+    checkpoint again (``janitor scan --no-cache``)."""
+    roots = _paths(paths[0] if len(paths) == 1 else paths)
+    opts = commands.ScanOptions.parse("keyword", trainer=trainer, cache=cache)
+    return _copy(ScanReport, commands.scan(roots, opts.trainer, opts.cache))
+
+
+_RULES = ("keep_last", "keep_every", "keep_within", "keep_best", "metric", "mode", "max_size",
+          "remove_incomplete", "older_than")  # fmt: skip
+
+
+def prune(
+    paths: Any, *, progress: Callable[[results.Removed], None] | None = None, **options: Any
+) -> commands.PruneOutcome:
+    """``janitor prune``: the rules of ``ScanReport.plan`` and prune's other long options as
+    keywords (dry_run, trash, truncate, trainer, fix_resume, lock_timeout, cache,
+    purge_versions). Returns the plan, what was done (None in a dry run), the
+    ``fix_resume`` moves and the warnings; ``progress`` is told each file removed."""
+    rules = _rules(**{k: options.pop(k) for k in _RULES if k in options})
+    opts = commands.PruneOptions.parse("keyword", rules, **options)
+    return commands.prune(_paths(paths), opts, progress=progress)
 
 
 def finalize(
-    run_path: str,
+    paths: Any,
     *,
-    dry_run: bool = False,
-    keep_best: int | None = None,
-    metric: str | None = None,
-    mode: str = "min",
-    steps: Sequence[int] = (),
     idle: str | timedelta = "30m",
-    force: bool = False,
-    trash: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    **options: Any,
 ) -> list[results.RunFinal]:
-    """Training is over: verified small models for the newest complete step (and the best
-    ``keep_best`` / listed ``steps``), then every big checkpoint of the run goes."""
-    from janitor.domain.policy import Policy
-    from janitor.storage.config import parse_duration
-    from janitor.storage.locate import storage_of
-    from janitor.storage.scan import scan as do_scan
-    from janitor.torchio.extract import TorchSmallModels
-    from janitor.usecases.executor import Executor
-    from janitor.usecases.finalize import finalize_run
+    """``janitor finalize``: training is over; verified small models for the newest complete
+    step (and the best ``keep_best`` by ``metric`` / the listed ``steps``), then every big
+    checkpoint of each run goes. Keywords: keep_best, metric, mode, steps, idle, force,
+    dry_run, trash, truncate, trainer, purge_versions. ``progress(done, total)``: tensors
+    verified."""
+    opts = commands.FinalizeOptions.parse("keyword", idle=idle, **options)
+    outcome = commands.finalize(_paths(paths), opts, TORCH, on_tensor=progress)
+    return list(outcome.finals)
 
-    try:
-        Policy(keep_best=keep_best, metric=metric, mode=mode)
-    except InvalidValue as exc:
-        raise UsageError(exc.worded(f"{exc.field} argument")) from None
-    idle_s = parse_duration(_duration(idle), "idle argument")
-    fs, (root,) = storage_of([str(run_path)])
-    executor = Executor(fs, trash=trash)
-    makers = TorchSmallModels()
-    return [
-        finalize_run(
-            run,
-            makers,
-            steps=tuple(steps),
-            keep_best=keep_best,
-            metric=metric,
-            mode=mode,
-            idle=idle_s,
-            force=force,
-            dry_run=dry_run,
-            executor=executor,
-            fs=fs,
-        )  # fmt: skip
-        for run in do_scan([root], fs=fs, save_cache=not dry_run).runs
-    ]
+
+def extract_small(
+    paths: Any,
+    out: str | None = None,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    **options: Any,
+):
+    """Write the small inference model of a big G file or a trainer's export, or the
+    inference part of an HF ``checkpoint-<step>/`` folder or a Lightning ``.ckpt``; returns
+    what was written (``output``, ``format``, ``step``, ...). ``options`` are the long options
+    of ``janitor extract-small``: format, name, author, sr, version, f0, vocoder, step, force,
+    skip_existing, like, info, half. Several paths: an ``ExtractReport`` (what was written,
+    what failed); ``progress(done, total)`` is told each input done."""
+    from janitor.usecases.small import extract_options
+    from janitor.usecases.small import extract_small as do_extract
+
+    one = isinstance(paths, str | os.PathLike)
+    opts = extract_options("keyword", output=out, **options)
+    report = do_extract(_paths(paths), opts, TORCH, origin="keyword", progress=progress)
+    return report.extracted[0] if one else report
+
+
+def info(paths: Any):
+    """What a checkpoint is (kind, epoch, step, format, every small-model field), as a dict;
+    several paths: an ``InfoReport``."""
+    from janitor.usecases.small import info as do_info
+
+    report = do_info(_paths(paths), TORCH)
+    return report.files[0] if isinstance(paths, str | os.PathLike) else report
+
+
+def pin(run: Any, steps: Any) -> commands.Pins:
+    """Pin steps of a run (never removed; stored in RUN/janitor.toml)."""
+    return commands.pin(_path(run, "run"), steps, origin="keyword")
+
+
+def unpin(run: Any, steps: Any) -> commands.Pins:
+    """Remove pins from a run; ``not_pinned``: the steps that were not pinned."""
+    return commands.pin(_path(run, "run"), steps, origin="keyword", unpin=True)
+
+
+def restore(run: Any, step: int | None = None, copy: str | None = None) -> commands.Restored:
+    """Move files ``prune(trash=True)`` put in the trash back into the run."""
+    return commands.restore(_path(run, "run"), step, copy, origin="keyword")
+
+
+def trash_list(path: Any) -> commands.TrashListing:
+    """Every file in the trash of a logs root (every run) or of a run folder."""
+    return commands.trash_list(_path(path, "path"))
+
+
+def trash_empty(logs_root: Any, older_than: str | timedelta | None = None):
+    """Delete files in the trash for good (only those trashed more than ``older_than``
+    ago)."""
+    return commands.trash_empty(_path(logs_root, "logs_root"), older_than, origin="keyword")
+
+
+def log(path: Any = ".") -> commands.Log:
+    """What janitor removed, trashed, restored: the journal's records, oldest first."""
+    return commands.log(_path(path, "path"))
+
+
+def watch(paths: Any, *, log: Callable[[dict], None] | None = None, **options: Any):
+    """``janitor watch`` in the background: returns the started watcher (call ``stop()``).
+    Keywords: the rules of ``ScanReport.plan``, extract_on_save, poll, settle (seconds),
+    rescan (minutes), trash, truncate, trainer; ``log`` gets each event as a dict."""
+    rules = _rules(**{k: options.pop(k) for k in _RULES if k in options})
+    opts = commands.WatchOptions.parse("keyword", rules, **options)
+    return commands.watch(_paths(paths), opts, log=log or (lambda record: None))
+
+
+def _path(value: Any, name: str) -> str:
+    if not isinstance(value, str | os.PathLike):
+        raise UsageError(f"{name} argument: expected a path (str or os.PathLike), got {value!r}")
+    return check.paths(value, f"{name} argument")[0]

@@ -3,6 +3,10 @@
     domain (data types, no I/O) -> core (pure rules) -> storage (the seam) -> usecases (the only
     code that deletes or moves) -> torchio (the only torch importer) -> cli, api (the edges)
 
+The edges are thin: they reach storage, core and torchio only through the use cases and the
+one composition point, ``janitor.compose`` (which hands the torch layer to the use cases; the
+command line takes it from ``janitor.api``).
+
 Every import counts, also those inside functions (janitor imports lazily for start-up time).
 """
 
@@ -21,6 +25,12 @@ TOP = 5  # janitor/__init__.py, _entry.py, __main__.py: the public edge
 ONLY = {"janitor.cli.render": {"domain"}}
 # Third-party modules that may be imported only in some layers.
 RESTRICTED = {"torch": {"torchio"}, "typer": {"cli"}, "watchdog": {"usecases"}}
+# What each edge may import of janitor (``janitor`` itself: the version).
+EDGES = {
+    "cli": ("janitor.usecases", "janitor.domain", "janitor.cli", "janitor.api"),
+    "api": ("janitor.usecases", "janitor.domain", "janitor.compose"),
+}
+APP_MAX_LINES = 600
 
 
 def module_name(path: Path) -> str:
@@ -70,6 +80,13 @@ def violations(module: str, source: str) -> list[str]:
                 found.append(f"{module}:{line} imports the janitor package (the public API)")
             elif t_level > level:
                 found.append(f"{module}:{line} ({name}) imports {target} ({t_name}): upwards")
+            elif (
+                name in EDGES
+                and target != "janitor"
+                and not any(target == e or target.startswith(e + ".") for e in EDGES[name])
+            ):
+                found.append(f"{module}:{line} ({name}, an edge) imports {target}: only "
+                             f"through the use cases")  # fmt: skip
             elif module in ONLY and t_name not in ONLY[module] | {"top"}:
                 found.append(f"{module}:{line} imports {target}: it may import only "
                              f"{', '.join(sorted(ONLY[module]))}")  # fmt: skip
@@ -84,7 +101,8 @@ def all_modules() -> list[tuple[str, str]]:
 
 def test_every_module_belongs_to_a_layer():
     unknown = [m for m, _ in all_modules() if m.count(".") >= 1 and layer_of(m)[0] == "top"
-               and m not in ("janitor._entry", "janitor.__main__", "janitor.api")]  # fmt: skip
+               and m not in ("janitor._entry", "janitor.__main__", "janitor.api",
+                             "janitor.compose")]  # fmt: skip
     assert unknown == []
 
 
@@ -101,11 +119,36 @@ def test_imports_point_down_the_layers():
         ("janitor.usecases.finalize", "from janitor.torchio.extract import extract_one",
          "upwards"),
         ("janitor.storage.scan", "from janitor import scan", "public API"),
-        ("janitor.cli.render", "from janitor.core.policy import apply", "may import only"),
         ("janitor.usecases.watch", "import torch", "imports torch"),
         ("janitor.core.planners", "from ..usecases import executor", "upwards"),
+        ("janitor.cli.app", "from janitor.storage.locate import storage_of", "an edge"),
+        ("janitor.cli.render", "from janitor.core.policy import apply", "an edge"),
+        ("janitor.cli.app", "from janitor.torchio.extract import info", "an edge"),
+        ("janitor.cli.small", "from janitor.compose import TORCH", "an edge"),
+        ("janitor.api", "from janitor.storage.scan import scan", "an edge"),
+        ("janitor.api", "from janitor.core.values import parse_count", "an edge"),
+        ("janitor.api", "from janitor.torchio.extract import extract_one", "an edge"),
     ],
 )  # fmt: skip
 def test_a_forbidden_import_is_caught(module, line, why):
     found = violations(module, f"def f():\n    {line}\n")
     assert len(found) == 1 and why in found[0], found
+
+
+@pytest.mark.parametrize(
+    "line", ["from janitor.usecases import commands", "from janitor.api import TORCH",
+             "from janitor.domain.errors import UsageError", "from janitor.cli import render",
+             "from janitor import __version__"],
+)  # fmt: skip
+def test_the_command_line_may_import_the_use_cases_and_the_api(line):
+    assert violations("janitor.cli.app", f"def f():\n    {line}\n") == []
+
+
+def test_the_api_may_import_the_composition_point():
+    assert violations("janitor.api", "from janitor.compose import TORCH\n") == []
+
+
+def test_the_command_line_module_is_short():
+    """app.py parses flags, calls one use case per command and renders: nothing else."""
+    lines = (PACKAGE / "cli" / "app.py").read_text().count("\n")
+    assert lines <= APP_MAX_LINES, f"janitor/cli/app.py has {lines} lines (at most {APP_MAX_LINES})"

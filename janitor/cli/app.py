@@ -1,154 +1,28 @@
-"""The command line: parse, call the library, print. Errors become one line and an exit code
-here and nowhere else (0 ok, 1 failure, 2 usage). torch is never imported by this module."""
+"""The command line: parse the flags, call the command's one use case
+(``janitor.usecases.commands``, ``janitor.usecases.small``), render what it returns; how a
+command runs (errors to one line and an exit code) is ``janitor.cli.run``. This
+module reaches storage, core and torch only through the use cases (the torch layer is handed
+to them from ``janitor.api``, which has it from ``janitor.compose``); torch is never
+imported by this module."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import gc
 import io
-import os
 import sys
-import time
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from janitor.core.profiles import PROFILES
-from janitor.domain.errors import EXIT_FAILURE, EXIT_OK, JanitorError, UsageError
+from janitor.cli.run import Json, app, command, trash_app
+from janitor.cli.run import warn as _warn
+from janitor.domain.errors import EXIT_FAILURE, EXIT_OK
 from janitor.domain.policy import Overrides
-
-if TYPE_CHECKING:
-    from janitor.storage.fs import FileSystem
-
-app = typer.Typer(
-    name="janitor",
-    help="Keep voice-model training runs (Applio, RVC, so-vits-svc, Bert-VITS2, GPT-SoVITS) "
-    "and Hugging Face Trainer, Lightning and DeepSpeed runs from eating the disk: scan, prune "
-    "stale checkpoints, pin what matters.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
-trash_app = typer.Typer(help="Inspect and empty janitor's trash (.janitor/trash).")
-app.add_typer(trash_app, name="trash")
-
-_state = {"debug": False}
-
-
-def _fail(message: str, code: int) -> typer.Exit:
-    typer.echo(f"janitor: {message}", err=True)
-    return typer.Exit(code)
-
-
-def _warn(message: str) -> None:
-    typer.echo(f"janitor: warning: {message}", err=True)
-
-
-def _interrupted() -> None:
-    """Ctrl-C: every ``finally`` has run (temp files are gone); say so and leave with 130
-    without running interpreter teardown, where a half-finished torch import can turn the
-    interrupt into a death by signal."""
-    import os
-
-    sys.stdout.flush()
-    sys.stderr.write("janitor: interrupted\n")
-    sys.stderr.flush()
-    os._exit(130)
-
-
-def _quiet_exit(code: int) -> None:
-    import os
-
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os._exit(code)
-
-
-def _collector_restored(fn):
-    """``fn`` may pause the cyclic collector (scan and prune do, at scale); it runs again
-    once ``fn`` returns or raises (tests and the API run commands in-process)."""
-
-    @functools.wraps(fn)
-    def run(*args, **kwargs):
-        was = gc.isenabled()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            if was:
-                gc.enable()
-
-    return run
-
-
-def command(fn):
-    """Run a command body; turn janitor's errors into one line and an exit code (with
-    --json, also the envelope with ``ok`` false and the error)."""
-    name = fn.__name__.replace("trash_", "trash ").replace("_", "-")
-    fn = _collector_restored(fn)
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            code = fn(*args, **kwargs)
-        except JanitorError as exc:
-            if _state["debug"]:
-                raise
-            if kwargs.get("json") or kwargs.get("json_log"):
-                _json_failure(name, None, str(exc))
-            raise _fail(str(exc), exc.exit_code) from None
-        except KeyboardInterrupt:
-            _interrupted()
-        except BrokenPipeError:  # `janitor scan | head`: the reader left; not a failure
-            _quiet_exit(EXIT_OK)
-        except OSError as exc:
-            if _state["debug"]:
-                raise
-            if kwargs.get("json") or kwargs.get("json_log"):
-                _json_failure(name, exc.filename, exc.strerror or str(exc))
-            where = f"{exc.filename}: " if exc.filename else ""
-            raise _fail(f"{where}{exc.strerror or exc}", EXIT_FAILURE) from None
-        except Exception as exc:  # a bug: still one line, the details behind --debug
-            if _state["debug"]:
-                raise
-            raise _fail(
-                f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)",
-                EXIT_FAILURE,
-            ) from None
-        raise typer.Exit(code or EXIT_OK)
-
-    return wrapper
-
-
-def _json_failure(name: str, path: str | None, message: str) -> None:
-    from janitor.cli import render
-
-    render.dump_json(render.envelope(name, False, errors=[(path, message)]))
-
-
-def _version(value: bool) -> None:
-    if value:
-        from janitor import __version__
-
-        typer.echo(f"janitor {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _main(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
-    ] = False,
-) -> None:
-    _state["debug"] = debug
-
+from janitor.usecases.options import TRAINERS
 
 # ------------------------------------------------------------------ options, defined once
 
 Paths = Annotated[list[str], typer.Argument(help="Logs roots, run folders or checkpoint files.")]
-Json = Annotated[bool, typer.Option("--json", help="One JSON document on stdout (raw numbers).")]
 NoCache = Annotated[
     bool,
     typer.Option(
@@ -159,7 +33,7 @@ NoCache = Annotated[
 ]
 Trainer = Annotated[
     str | None,
-    typer.Option("--trainer", help=f"Force the trainer profile: {', '.join(PROFILES)}."),
+    typer.Option("--trainer", help=f"Force the trainer profile: {', '.join(TRAINERS)}."),
 ]
 KeepLast = Annotated[
     str | None,
@@ -312,6 +186,12 @@ def rule_options(fn):
 # ------------------------------------------------------------------ commands
 
 
+def _paths(paths: list[str]) -> list[str]:
+    from janitor.usecases.options import paths as checked
+
+    return checked(paths, "PATHS")
+
+
 @app.command()
 @command
 def scan(
@@ -323,94 +203,35 @@ def scan(
     no_cache: NoCache = False,
 ) -> int:
     """Show each training run: sets, newest complete step, sizes, problems, what prune frees."""
-    from janitor.storage.locate import storage_of
+    from janitor.cli import render
+    from janitor.usecases import commands
 
     if plot is not None:
-        from janitor.cli.plot import check_target
+        from janitor.cli.plot import check_target, draw_plan
 
         check_target(plot)
-    elif metric is not None:
-        raise UsageError("--metric on scan is for --plot (the curve to draw)")
-    fs, paths = storage_of(paths)
-    gc.disable()  # no collector passes over 200k objects (`command` turns it back on)
-    with fs.listing(paths[0]) if len(paths) == 1 else contextlib.nullcontext():
-        return _scan(fs, paths, json, trainer, plot, metric, no_cache)
-
-
-def _scan(
-    fs: FileSystem, paths: list[str], json: bool, trainer: str | None, plot: str | None,
-    metric: str | None, no_cache: bool,
-) -> int:  # fmt: skip
-    from janitor.cli import render
-    from janitor.storage import config
-    from janitor.storage.scan import scan as do_scan
-    from janitor.storage.scan import scan_runs_mapped, unfinished_uploads
-    from janitor.usecases.inspect import summarize, summarize_run
-
+    opts = commands.ScanOptions.parse(trainer=trainer, cache=not no_cache, plot=plot,
+                                      metric=metric)  # fmt: skip
     if not json and plot is None:  # run by run: each block printed and let go, never all at once
-        errors: list = []
-        paths_seen: dict[str, None] = {}
-        journals: set[str] = set()
-        totals, now, unchecked = [0, 0, 0, 0], time.time(), 0
 
-        def block(run):  # may run in a worker process: what it returns is all that is kept
-            summary = summarize_run(run, now, fs)
+        def block(summary) -> str:  # may run in a worker process
             text = io.StringIO()
             render.scan_run_text(summary, text)
-            numbers = (len(run.candidates), run.big_bytes, run.small_bytes,
-                       summary.keep_last_1_frees)  # fmt: skip
-            return run.path, text.getvalue(), summary.journal, numbers, run.unchecked
+            return text.getvalue()
 
-        # lazy: the report reads only what its lines decide (sets below the newest complete
-        # one show as "not checked"); --json and --plot read every file
-        blocks = scan_runs_mapped(paths, errors, block, fs=fs, trainer=trainer,
-                                  cache=not no_cache, lazy=True)  # fmt: skip
-        with contextlib.closing(blocks):  # a reader gone (`| head`): workers ended first
-            for path, text, journal, numbers, not_checked in blocks:
-                if path in paths_seen:  # a run folder given twice (logs and logs/alice)
-                    continue
-                sys.stdout.write(text)
-                paths_seen[path] = None
-                if journal:
-                    journals.add(journal)
-                for i, n in enumerate(numbers):
-                    totals[i] += n
-                unchecked += not_checked
-        for warning in config.run_table_warnings(paths_seen, fs):
-            _warn(warning)
-        uploads = unfinished_uploads(fs, paths)
-        render.scan_footer(errors, len(paths_seen), *totals, journals=journals,
-                           unchecked=unchecked, uploads=uploads)  # fmt: skip
-        return EXIT_FAILURE if errors else EXIT_OK
-    report = do_scan(paths, fs=fs, trainer=trainer, cache=not no_cache)
-    if plot is not None:
-        _plot(report, plot, metric)
-    summaries = summarize(report, fs=fs)
-    for warning in config.run_table_warnings((r.path for r in report.runs), fs):
-        _warn(warning)
+        done = commands.scan_stream(_paths(paths), opts, block, sys.stdout.write, _warn)
+        render.scan_footer(done.errors, done.runs, *done.totals, journals=done.journals,
+                           unchecked=done.unchecked, uploads=done.uploads)  # fmt: skip
+        return EXIT_FAILURE if done.errors else EXIT_OK
+    outcome = commands.scan_report(_paths(paths), opts, draw=draw_plan if plot else None,
+                                   warn=_warn)  # fmt: skip
+    report = outcome.report
     if json:
-        doc = render.scan_json(report, summaries)
+        doc = render.scan_json(report, outcome.summaries)
         render.dump_json(render.envelope("scan", not report.errors, doc))
     else:
-        render.scan_text(report, summaries)
+        render.scan_text(report, outcome.summaries)
     return EXIT_FAILURE if report.errors else EXIT_OK
-
-
-def _plot(report, target: str, metric: str | None) -> None:
-    """The one run's plan (its janitor.toml rules) as a picture; the metric curve is the
-    plan's own (keep-best) or --metric."""
-    from janitor.cli.plot import plot_plan
-    from janitor.storage.metrics import load_scalars
-    from janitor.usecases.prune import plan_run
-
-    if len(report.runs) != 1:
-        names = ", ".join(r.name for r in report.runs[:5]) or "none"
-        raise UsageError(f"--plot draws one run; found {len(report.runs)} ({names})")
-    (run,) = report.runs
-    rp = plan_run(run)
-    name = metric or rp.planner.as_dict().get("rules", {}).get("metric")
-    values = load_scalars(run.path, name) if metric else getattr(rp.planner, "metric", None)
-    plot_plan(rp, target, values, name)
 
 
 @app.command()
@@ -438,62 +259,37 @@ def prune(
     any rule keeps it. Defaults come from janitor.toml in the logs root or run folder.
     """
     from janitor.cli import render
-    from janitor.domain.plans import Plan
-    from janitor.domain.results import ExecutionReport
-    from janitor.storage import config
-    from janitor.storage.locate import storage_of
-    from janitor.storage.scan import scan as do_scan
-    from janitor.usecases.executor import Executor
-    from janitor.usecases.prune import Pruner
+    from janitor.usecases import commands
 
-    store, paths = storage_of(paths)
-    gc.disable()  # no collector passes over 200k objects (`command` turns it back on)
-    cache = {"cache": not no_cache, "save_cache": not dry_run}
-    report = do_scan(paths, fs=store, trainer=trainer, **cache)
-    for warning in config.run_table_warnings((r.path for r in report.runs), store):
-        _warn(warning)
-    fs = store
-    fixes: list = []
-    if fix_resume:  # the prune plan is made on the runs as they are after the moves
-        from janitor.usecases.fix_resume import view_after
-        from janitor.usecases.prune import planner_for
+    opts = commands.PruneOptions.parse(
+        "flag", rules, dry_run=dry_run, trash=trash, truncate=truncate, trainer=trainer,
+        fix_resume=fix_resume, lock_timeout=lock_timeout, cache=not no_cache,
+        purge_versions=purge_versions,
+    )  # fmt: skip
+    out = sys.stdout
 
-        for run in report.runs:  # every run's rules are checked before anything moves
-            planner_for(run, rules)
+    def fixed(shown, result) -> None:
+        if not json:
+            render.fix_resume_text(shown, result, out, quiet)
 
-        fixes = _fix_resume(report, dry_run, lock_timeout, quiet, json, store)
-        fs = view_after(fixes, store) if dry_run else store
-        report = do_scan(paths, trainer=trainer, fs=fs, **cache)
-    executor = Executor(fs, trash=trash, truncate=truncate, lock_timeout=lock_timeout,
-                        purge_versions=purge_versions)  # fmt: skip
-    pruner = Pruner(rules, executor, fs)
-    shown = None if json else (lambda rp: render.run_plan_text(rp, sys.stdout, quiet, verbose))
-    plans, results = [], []
+    def done(rp, result) -> None:
+        if not json:
+            render.run_result_text(rp, result, out, quiet, trash)
+
+    shown = None if json else (lambda rp: render.run_plan_text(rp, out, quiet, verbose))
     with render.progress(not (json or quiet or dry_run), "removing") as advance:
-        executor.on_removed = advance
-        runs = pruner.run_all(report.runs, dry_run=dry_run, shown=shown, processes=True)
-        for rp, result in runs:
-            plans.append(rp)
-            if result is not None:
-                results.append(result)
-            if not json:
-                render.run_result_text(rp, result, sys.stdout, quiet, trash)
-    plan = Plan(tuple(plans), report.errors)
-    execution = None if dry_run else ExecutionReport(tuple(results))
-    _versions_left(
-        store, paths, plan.expected_freed if dry_run else execution.freed, purge_versions
-    )
-    moved = None if dry_run else ExecutionReport(tuple(result for _, result in fixes))
-    failed = report.errors or any(e is not None and e.errors for e in (execution, moved))
+        outcome = commands.prune(_paths(paths), opts, warn=_warn, on_fix=fixed, on_plan=shown,
+                                 on_run=done, progress=advance, processes=True)  # fmt: skip
     if json:
-        doc = render.plan_json(plan, execution, dry_run, trash)
-        if fix_resume:  # --fix-resume moves to the trash
-            fixed = Plan(tuple(rp for rp, _ in fixes))
-            doc["fix_resume"] = render.plan_json(fixed, moved, dry_run, True)["runs"]
-        render.dump_json(render.envelope("prune", not failed, doc))
+        doc = render.plan_json(outcome.plan, outcome.execution, dry_run, trash)
+        if outcome.fixed is not None:  # --fix-resume moves to the trash
+            doc["fix_resume"] = render.plan_json(outcome.fixed, outcome.moved, dry_run, True)[
+                "runs"
+            ]
+        render.dump_json(render.envelope("prune", not outcome.failed, doc))
     else:
-        render.prune_summary(plan, execution, sys.stdout, quiet, trash)
-    return EXIT_FAILURE if failed else EXIT_OK
+        render.prune_summary(outcome.plan, outcome.execution, out, quiet, trash)
+    return EXIT_FAILURE if outcome.failed else EXIT_OK
 
 
 @app.command()
@@ -532,49 +328,24 @@ def watch(
     import threading
 
     from janitor.cli import render
-    from janitor.storage import platform
-    from janitor.storage.locate import storage_of
-    from janitor.usecases.executor import Executor
-    from janitor.usecases.watch import Watcher
+    from janitor.usecases import commands
 
-    if poll is not None:
-        _in_range(poll, "--poll", "seconds", 3600)
-    _in_range(settle, "--settle", "seconds", 86400)
-    _in_range(rescan_minutes, "--rescan", "minutes", 7 * 24 * 60)
-    fs, paths = storage_of(paths)
-    watcher = Watcher(
-        paths, rules, poll=poll, settle=settle, rescan=rescan_minutes * 60,
-        extract_on_save=extract_on_save, trainer=trainer, fs=fs,
-        executor=Executor(fs, trash=trash, truncate=truncate),
-        log=render.json_log() if json_log else render.text_log(),
-        progress=render.PassProgress(not json_log),
+    opts = commands.WatchOptions.parse(
+        "flag", rules, extract_on_save=extract_on_save, poll=poll, settle=settle,
+        rescan=rescan_minutes, trash=trash, truncate=truncate, trainer=trainer,
     )  # fmt: skip
     stop = threading.Event()
-    platform.on_stop_signals(lambda *_: stop.set())
-    watcher.start()
-    try:
+
+    def until() -> None:
         while not stop.wait(3600):
             pass
-    finally:
-        watcher.stop()
+
+    commands.stop_signals(lambda *_: stop.set())
+    commands.watch(
+        _paths(paths), opts, log=render.json_log() if json_log else render.text_log(),
+        progress=render.PassProgress(not json_log), until=until,
+    )  # fmt: skip
     return EXIT_OK
-
-
-def _versions_left(fs: FileSystem, paths: list[str], freed: int, purged: bool) -> None:
-    """On a versioned bucket, deleted objects stay as noncurrent versions: say so."""
-    if freed and not purged and paths and fs.versioned(paths[0]):
-        _warn(
-            f"{paths[0]}: the bucket is versioned: removed objects stay as noncurrent "
-            "versions and still take (billed) storage; --purge-versions also deletes the old "
-            "versions of the objects janitor removes, or let a lifecycle rule expire them"
-        )
-
-
-def _in_range(value: float, flag: str, unit: str, most: float) -> None:
-    """A watch interval: a real number above 0 and at most ``most`` (NaN fails both)."""
-    if not 0 < value <= most:
-        raise UsageError(f"{flag} must be a number of {unit} above 0 and at most {most:g}, "
-                         f"got {value:g}")  # fmt: skip
 
 
 @app.command()
@@ -608,163 +379,71 @@ def finalize(
 ) -> int:
     """Training is over: make sure verified small models exist, then remove every big
     checkpoint (G, D, DUR, WD) of the run, the newest included."""
+    from janitor.api import TORCH
     from janitor.cli import render
-    from janitor.domain.policy import Policy
-    from janitor.storage.config import check_rule, parse_duration
-    from janitor.storage.locate import storage_of
-    from janitor.storage.scan import scan as do_scan
-    from janitor.torchio.extract import TorchSmallModels
-    from janitor.usecases.executor import Executor
-    from janitor.usecases.finalize import finalize_run
+    from janitor.usecases import commands
 
-    best = None if keep_best is None else check_rule("keep_best", keep_best, "--keep-best")
-    policy = Policy(keep_best=best, metric=metric, mode=mode or "min")  # validates
-    try:
-        wanted = [int(x) for x in steps.split(",") if x.strip()] if steps else []
-    except ValueError:
-        raise UsageError(f"--steps: expected step numbers like 1000,5000, got {steps!r}") from None
-    idle_s = parse_duration(idle, "--idle")
-    fs, paths = storage_of(paths)
-    report = do_scan(paths, fs=fs, trainer=trainer, save_cache=not dry_run)
-    executor = Executor(fs, trash=trash, truncate=truncate, purge_versions=purge_versions)
-    finals = []
-    with render.finalize_progress(not json, len(report.runs)) as (advance, on_tensor):
-        small_models = TorchSmallModels(on_tensor)
-        for run in report.runs:
-            final = finalize_run(
-                run, small_models, steps=wanted, keep_best=policy.keep_best, metric=policy.metric,
-                mode=policy.mode, idle=idle_s, force=force, dry_run=dry_run, executor=executor,
-                fs=fs,
-            )  # fmt: skip
-            finals.append(final)
+    opts = commands.FinalizeOptions.parse(
+        "flag", keep_best=keep_best, metric=metric, mode=mode, steps=steps, idle=idle,
+        dry_run=dry_run, trash=trash, truncate=truncate, force=force, trainer=trainer,
+        purge_versions=purge_versions,
+    )  # fmt: skip
+    paths = _paths(paths)
+    with render.finalize_progress(not json, len(paths)) as (advance, on_tensor):
+
+        def done(final) -> None:
             advance()
             if not json:
                 render.final_text(final, trash=trash)
-    failed = report.errors or any(
-        f.refused or (f.result is not None and f.result.errors) for f in finals
-    )
-    freed = sum(f.result.freed for f in finals if f.result is not None)
-    _versions_left(fs, paths, freed, purge_versions)
+
+        outcome = commands.finalize(paths, opts, TORCH, warn=_warn, on_run=done,
+                                    on_tensor=on_tensor)  # fmt: skip
     if json:
-        doc = render.finals_json(finals, dry_run)
-        render.dump_json(render.envelope("finalize", not failed, doc, report.errors))
-    elif not report.runs:
+        doc = render.finals_json(list(outcome.finals), dry_run)
+        render.dump_json(render.envelope("finalize", not outcome.failed, doc, outcome.errors))
+    elif not outcome.finals:
         typer.echo("no training runs found")
-    return EXIT_FAILURE if failed else EXIT_OK
+    return EXIT_FAILURE if outcome.failed else EXIT_OK
 
 
-def _fix_resume(
-    report, dry_run: bool, lock_timeout: float, quiet: bool, json: bool, fs: FileSystem
-) -> list:
-    """Only on request: stale sets go to the trash (journaled, restorable), never deleted.
-    Returns (plan, result) for each run with stale sets; result is None in a dry run.
-    Says what it moves (would move), and what went wrong unless the output is --json."""
-    from janitor.cli.render import shown_path
-    from janitor.usecases.executor import Executor
-    from janitor.usecases.fix_resume import fix_resume
-
-    fixes = fix_resume(report, Executor(fs, trash=True, lock_timeout=lock_timeout), dry_run)
-    for shown, result in fixes:
-        run = shown.run
-        if json:
-            continue
-        if result is None and not quiet:
-            names = ", ".join(f.name for d in shown.removals for f in d.set.files)
-            typer.echo(f"{run.name}: --fix-resume would move to the trash: {names}")
-        elif result is not None and result.removed and not quiet:
-            names = ", ".join(os.path.basename(r.path) for r in result.removed)
-            typer.echo(f"{run.name}: --fix-resume moved to the trash: {names}")
-        for msg in result.skipped if result else ():
-            typer.echo(f"  skipped: {msg}")
-        for e in result.errors if result else ():
-            typer.echo(f"error: {shown_path(e.path)}: {e.message}")
-    return fixes
-
-
-def _storage(path: str) -> FileSystem:
-    """The storage of a path the user named (resolved once per command: for a URL this
-    opens a client)."""
-    from janitor.storage.locate import resolve
-
-    return resolve(path)[0]
-
-
-def _run_folder(path: str, fs: FileSystem) -> str:
-    from janitor.storage.locate import absolute
-
-    if not fs.is_dir(path):
-        raise UsageError(f"{path}: not a run folder")
-    return absolute(path)
+RunArg = Annotated[str, typer.Argument(help="Run folder (not a logs root).")]
 
 
 @app.command()
 @command
 def pin(
-    run: Annotated[str, typer.Argument(help="Run folder (not a logs root).")],
+    run: RunArg,
     steps: Annotated[list[str], typer.Argument(help="Steps to pin.", metavar="STEPS...")],
     json: Json = False,
 ) -> int:
     """Pin steps of a run: pinned sets are never removed (stored in RUN/janitor.toml)."""
-    return _edit_pins("pin", run, steps, json)
+    return _edit_pins(run, steps, json, unpin=False)
 
 
 @app.command()
 @command
 def unpin(
-    run: Annotated[str, typer.Argument(help="Run folder (not a logs root).")],
+    run: RunArg,
     steps: Annotated[list[str], typer.Argument(help="Steps to unpin.", metavar="STEPS...")],
     json: Json = False,
 ) -> int:
     """Remove pins from a run."""
-    return _edit_pins("unpin", run, steps, json)
+    return _edit_pins(run, steps, json, unpin=True)
 
 
-def _edit_pins(verb: str, run: str, steps: list[str], json: bool = False) -> int:
+def _edit_pins(run: str, steps: list[str], json: bool, unpin: bool) -> int:
     from janitor.cli import render
-    from janitor.storage import config
+    from janitor.usecases import commands
 
-    wanted = frozenset(config.parse_count(s, "STEPS", maximum=config.MAX_STEP) for s in steps)
-    fs = _storage(run)
-    folder = _pin_target(verb, run, steps, fs)
-    absent: frozenset[int] = frozenset()
-    if verb == "pin":
-        now = config.set_pins(folder, add=wanted, fs=fs)
-    else:
-        absent = wanted - config.pins(folder, fs)
-        now = config.set_pins(folder, drop=wanted, fs=fs)
+    pins = commands.pin(run, steps, unpin=unpin)
     if json:
-        render.dump_json(render.envelope(verb, True, render.pins_json(folder, now, absent)))
+        doc = render.pins_json(pins.run, pins.pinned, pins.not_pinned)
+        render.dump_json(render.envelope("unpin" if unpin else "pin", True, doc))
         return EXIT_OK
-    if absent:
-        typer.echo(f"not pinned: {', '.join(map(str, sorted(absent)))}")
-    typer.echo(f"pinned: {', '.join(map(str, sorted(now))) or 'none'}")
+    if pins.not_pinned:
+        typer.echo(f"not pinned: {', '.join(map(str, sorted(pins.not_pinned)))}")
+    typer.echo(f"pinned: {', '.join(map(str, sorted(pins.pinned))) or 'none'}")
     return EXIT_OK
-
-
-def _trash_path(path: str, fs: FileSystem) -> str:
-    """A folder the trash commands work on, links resolved (the journal records real paths)."""
-    return fs.realpath(_run_folder(path, fs))
-
-
-def _pin_target(verb: str, path: str, steps: list[str], fs: FileSystem) -> str:
-    """The run folder pins go to: one holding checkpoints, or a folder with no run below it
-    (a run not started yet). A logs root, a file or a missing folder is a usage error."""
-    from janitor.storage.scan import scan as do_scan
-
-    if not fs.exists(path):
-        raise UsageError(f"{path}: no such folder (pins go to a run folder)")
-    if not fs.is_dir(path):
-        raise UsageError(
-            f"{path}: not a run folder (pins go to the folder holding the checkpoints)"
-        )
-    real = fs.realpath(path)
-    runs = do_scan([path], fs=fs, save_cache=False).runs
-    if not runs or any(r.path == real for r in runs):
-        return real
-    names = [os.path.relpath(r.path, real) for r in runs]
-    shown = ", ".join(names[:5]) + (f", ... ({len(names)} runs)" if len(names) > 5 else "")
-    example = f"janitor {verb} {os.path.join(path, names[0])} {' '.join(steps)}"
-    raise UsageError(f"{path}: a logs root, not a run (runs: {shown}); {verb} a run: {example}")
 
 
 @app.command()
@@ -789,19 +468,23 @@ def restore(
     A set's files come back together, never over a file already in the run. With several
     copies of a step in the trash, the newest comes back and the older ones are named."""
     from janitor.cli import render
-    from janitor.usecases.trash import restore as do_restore
+    from janitor.usecases import commands
 
-    fs = _storage(run)
-    run_path = _trash_path(run, fs)
-    result = do_restore(run_path, step, copy, fs=fs)
-    ok = not (result.errors or result.blocked)
+    done = commands.restore(run, step, copy)
     if json:
-        render.dump_json(render.envelope("restore", ok, render.restore_json(result, run_path)))
+        doc = render.restore_json(done.result, done.run)
+        render.dump_json(render.envelope("restore", done.ok, doc))
     else:
-        render.restore_text(result, run_path)
-    for e in result.errors:
-        typer.echo(f"error: {render.shown_path(e.path)}: {e.message}", err=True)
-    return EXIT_OK if ok else EXIT_FAILURE
+        render.restore_text(done.result, done.run)
+    _file_errors(done.result.errors)
+    return EXIT_OK if done.ok else EXIT_FAILURE
+
+
+def _file_errors(errors) -> None:
+    from janitor.cli.render import shown_path
+
+    for e in errors:
+        typer.echo(f"error: {shown_path(e.path)}: {e.message}", err=True)
 
 
 @trash_app.command("list")
@@ -812,19 +495,13 @@ def trash_list(
 ) -> int:
     """Every file in the trash: run, step, copy id, original and trash path, size, when."""
     from janitor.cli import render
-    from janitor.storage import layout
-    from janitor.storage.trash import trash_contents, trash_copies, trash_runs
+    from janitor.usecases import commands
 
-    fs = _storage(path)
-    folder = _trash_path(path, fs)
-    is_root = fs.is_dir(layout.trash_root(folder))
-    runs = trash_runs(folder, fs) if is_root else [folder]
-    files = {r: trash_contents(r, fs) for r in runs}
+    listing = commands.trash_list(path)
     if json:
-        doc = render.trash_list_json([f for r in runs for f in files[r]])
-        render.dump_json(render.envelope("trash list", True, doc))
+        render.dump_json(render.envelope("trash list", True, render.trash_list_json(listing.files)))
     else:
-        render.trash_list_text([(r, layout.trash_dir(r), trash_copies(files[r])) for r in runs])
+        render.trash_list_text(listing.runs)
     return EXIT_OK
 
 
@@ -845,156 +522,16 @@ def trash_empty(
 ) -> int:
     """Delete files in the trash for good (`janitor trash list` shows them first)."""
     from janitor.cli import render
-    from janitor.storage.config import parse_duration
-    from janitor.usecases.trash import empty_trash
+    from janitor.usecases import commands
 
-    age = parse_duration(older_than, "--older-than") if older_than else None
-    fs = _storage(logs_root)
-    result = empty_trash(_trash_path(logs_root, fs), age, time.time(), fs)
-    for e in result.errors:
-        typer.echo(f"error: {render.shown_path(e.path)}: {e.message}", err=True)
+    result = commands.trash_empty(logs_root, older_than or None)
+    _file_errors(result.errors)
     if json:
         doc = render.empty_json(result)
         render.dump_json(render.envelope("trash empty", not result.errors, doc))
     else:
         render.empty_text(result, older_than)
     return EXIT_FAILURE if result.errors else EXIT_OK
-
-
-@app.command("extract-small")
-@command
-def extract_small(
-    files: Annotated[
-        list[str],
-        typer.Argument(help="Big G_<step>.pth files, HF checkpoint-<step>/ folders, .ckpt files."),
-    ],
-    output: Annotated[
-        str | None,
-        typer.Option(
-            "--output", "-o", help="Output file (one input) or folder.", show_default=False
-        ),
-    ] = None,
-    fmt: Annotated[
-        str | None,
-        typer.Option(
-            "--format",
-            help="applio, rvc, release (so-vits-svc/Bert-VITS2) or gpt-sovits (default: "
-            "follows the run); ckpt or safetensors for Lightning.",
-            show_default=False,
-        ),
-    ] = None,
-    like: Annotated[
-        str | None,
-        typer.Option(
-            "--like",
-            help="rvc: savee (what training writes, default) or extract (the web UI's "
-            "extraction: fixed config, --info text).",
-            show_default=False,
-        ),
-    ] = None,
-    info_text: Annotated[
-        str | None,
-        typer.Option("--info", help="rvc --like extract: the info text.", show_default=False),
-    ] = None,
-    half: Annotated[
-        bool, typer.Option("--half", help="release: fp16, as compress_model.py -hf.")
-    ] = False,
-    name: Annotated[
-        str | None, typer.Option(help="Model name (default: run folder name).", show_default=False)
-    ] = None,
-    author: Annotated[
-        str | None, typer.Option(help="Author metadata (Applio).", show_default=False)
-    ] = None,
-    sr: Annotated[
-        str | None,
-        typer.Option(
-            "--sr",
-            metavar="HZ",
-            show_default=False,
-            help="Sample rate, when neither config.json nor the weights tell it.",
-        ),
-    ] = None,
-    version: Annotated[
-        str | None, typer.Option(help="v1 or v2; must agree with the weights.", show_default=False)
-    ] = None,
-    f0: Annotated[
-        bool | None,
-        typer.Option(
-            "--f0/--no-f0", help="Pitch guidance; must agree with the weights.", show_default=False
-        ),
-    ] = None,
-    vocoder: Annotated[
-        str | None,
-        typer.Option(
-            help="HiFi-GAN, MRF HiFi-GAN or RefineGAN; must agree with the weights.",
-            show_default=False,
-        ),
-    ] = None,
-    step: Annotated[
-        str | None,
-        typer.Option(
-            metavar="N", help="Step, for latest-only files (G_2333333).", show_default=False
-        ),
-    ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing output.")] = False,
-    skip_existing: Annotated[
-        bool, typer.Option("--skip-existing", help="Leave an existing output alone (exit 0).")
-    ] = False,
-    json: Json = False,
-) -> int:
-    """Write the small inference model the trainer would write, from any big G checkpoint."""
-    from janitor.cli import render
-    from janitor.torchio.extract import Options, check_options, extract_one, whole_number
-    from janitor.torchio.frameworks import extract_framework, is_framework_input
-
-    opts = Options(
-        output, fmt, name, author, whole_number(sr, "--sr"), version, f0, vocoder,
-        whole_number(step, "--step"), force, skip_existing, like=like, half=half, info=info_text,
-    )  # fmt: skip
-    check_options(opts, len(files))  # every option refused here exits 2 before any file
-    done, failed = [], []
-    with render.progress(len(files) > 1 and not json) as advance:
-        for path in files:  # one process, torch imported once, files one at a time
-            try:
-                framework = is_framework_input(path)  # HF checkpoint folder, Lightning .ckpt
-                done.append((extract_framework if framework else extract_one)(path, opts))
-                if not json:
-                    render.extracted_text(done[-1])
-            except JanitorError as exc:
-                if len(files) == 1:
-                    raise
-                failed.append({"path": path, "message": str(exc)})
-                typer.echo(f"janitor: {exc}", err=True)
-            advance()
-    if json:
-        doc = {"extracted": [d.as_dict() for d in done], "errors": failed}
-        render.dump_json(render.envelope("extract-small", not failed, doc))
-    return EXIT_FAILURE if failed else EXIT_OK
-
-
-@app.command()
-@command
-def info(files: Annotated[list[str], typer.Argument(help="Checkpoint files.")],
-         json: Json = False) -> int:  # fmt: skip
-    """Describe checkpoints: kind, epoch, step, detected format; every small-model field."""
-    from janitor.cli import render
-    from janitor.torchio.extract import info as do_info
-
-    docs, failed = [], []
-    for path in files:
-        try:
-            docs.append(do_info(path))
-        except JanitorError as exc:
-            if len(files) == 1:
-                raise
-            typer.echo(f"janitor: {exc}", err=True)
-            failed.append((path, str(exc)))
-    if json:  # always a list, also for one file
-        render.dump_json(render.envelope("info", not failed, {"files": docs}, failed))
-    else:
-        for doc in docs:
-            render.info_text(doc)
-    return EXIT_FAILURE if failed else EXIT_OK
 
 
 @app.command("log")
@@ -1005,16 +542,15 @@ def log(
 ) -> int:
     """What janitor removed, trashed, restored: when, which file, why, by which rule."""
     from janitor.cli import render
-    from janitor.usecases.inspect import journal_log
+    from janitor.usecases import commands
 
-    fs = _storage(path)
-    if not fs.is_dir(path):
-        raise UsageError(f"{path}: not a folder (a logs root or a run folder)")
-    journal, records = journal_log(path, fs)
+    done = commands.log(path)
     if json:
-        render.dump_json(render.envelope("log", True, render.log_json(journal, records)))
+        render.dump_json(
+            render.envelope("log", True, render.log_json(done.journal, list(done.records)))
+        )
     else:
-        render.log_text(journal, records)
+        render.log_text(done.journal, list(done.records))
     return EXIT_OK
 
 
@@ -1024,6 +560,8 @@ def main() -> None:
     except SystemExit as exc:  # click's own usage errors exit 2 already
         sys.exit(exc.code)
 
+
+from janitor.cli import small  # noqa: E402,F401  (extract-small and info)
 
 if __name__ == "__main__":
     main()

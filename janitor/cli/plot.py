@@ -3,8 +3,8 @@ each set's size as a bar coloured by what the plan does with it (kept, and why; 
 incomplete), the metric curve on a second axis when there is one.
 
 matplotlib (extra ``vits-janitor[plot]``) is imported only here, only when asked; the figure
-is drawn without pyplot (no global state, no display) and written atomically through the
-storage seam.
+is drawn without pyplot (no global state, no display); the scan use case writes the bytes
+atomically through the storage seam.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from collections.abc import Mapping
 
 from janitor.domain.errors import JanitorError, UsageError
 from janitor.domain.plans import RunPlan
-from janitor.storage.fs import LOCAL, FileSystem
 
 FORMATS = ("svg", "png")
 KEEP, REMOVE, INCOMPLETE = "#2e7d32", "#c62828", "#9e9e9e"
@@ -29,13 +28,13 @@ def check_target(path: str) -> str:
     return ext
 
 
-def plot_plan(
+def draw_plan(
     rp: RunPlan,
     path: str,
     metric: Mapping[int, float] | None = None,
     metric_name: str | None = None,
-    fs: FileSystem = LOCAL,
-) -> None:
+) -> bytes:
+    """The picture of ``rp`` in the format ``path`` names (svg or png)."""
     fmt = check_target(path)
     try:
         from matplotlib.figure import Figure
@@ -75,4 +74,4 @@ def plot_plan(
     fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8)
     buf = io.BytesIO()
     fig.savefig(buf, format=fmt, dpi=120, metadata={"Date": None} if fmt == "svg" else None)
-    fs.write_atomic(path, buf.getvalue())
+    return buf.getvalue()

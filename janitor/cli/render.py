@@ -408,6 +408,23 @@ def run_result_text(
         w(f"  {_result_outcome([result])}\n\n")
 
 
+def fix_resume_text(shown: RunPlan, result: RunResult | None, out: TextIO,
+                    quiet: bool = False) -> None:  # fmt: skip
+    """What --fix-resume moves (would move) to the trash, and what went wrong."""
+    w = out.write
+    name = shown.run.name
+    if result is None and not quiet:
+        names = ", ".join(f.name for d in shown.removals for f in d.set.files)
+        w(f"{name}: --fix-resume would move to the trash: {names}\n")
+    elif result is not None and result.removed and not quiet:
+        names = ", ".join(os.path.basename(r.path) for r in result.removed)
+        w(f"{name}: --fix-resume moved to the trash: {names}\n")
+    for msg in result.skipped if result else ():
+        w(f"  skipped: {msg}\n")
+    for e in result.errors if result else ():
+        w(f"error: {shown_path(e.path)}: {e.message}\n")
+
+
 def prune_summary(
     plan: Plan, execution: ExecutionReport | None, out: TextIO, quiet: bool, trash: bool = False
 ) -> None:

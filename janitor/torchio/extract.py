@@ -35,6 +35,7 @@ from janitor.core.smallmodel import (
     rate_key,
 )
 from janitor.domain.errors import JanitorError, UsageError
+from janitor.domain.extract import Options
 from janitor.domain.results import SmallModelCheck
 from janitor.storage import layout, locate, platform, staging
 from janitor.storage.completeness import check_file
@@ -446,25 +447,6 @@ def trainer_of(run_dir: str):
     files = {e.name for e in entries if e.kind == "file"}
     dirs = {e.name for e in entries if e.kind == "dir"}
     return detect_trainer(files, dirs, run_dir)
-
-
-@dataclass(frozen=True)
-class Options:
-    output: str | None = None
-    format: str | None = None
-    name: str | None = None
-    author: str | None = None
-    sr: int | None = None
-    version: str | None = None
-    f0: bool | None = None
-    vocoder: str | None = None
-    step: int | None = None
-    force: bool = False
-    skip_existing: bool = False
-    dry_run: bool = False  # decide everything, write nothing
-    like: str | None = None  # rvc: "savee" (training, default) or "extract" (the web UI's)
-    half: bool = False  # release: compress_model.py -hf
-    info: str | None = None  # rvc --like extract: the info text
 
 
 def whole_number(text: str | None, flag: str) -> int | None:

@@ -1,0 +1,46 @@
+"""The one composition point: the torch layer (``janitor.torchio``) wired into the use cases,
+which sit below it and take it as an argument. ``TORCH`` imports nothing until a use case
+calls it; ``janitor.torchio`` imports torch only when a tensor is read. The command line and
+the Python API both hand ``TORCH`` in (the command line takes it from ``janitor.api``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+class _Torch:
+    """``janitor.usecases.tools.TorchLayer`` by ``janitor.torchio``, imported lazily."""
+
+    def small_models(self, on_tensor: Callable[[int, int], None] | None = None):
+        from janitor.torchio.extract import TorchSmallModels
+
+        return TorchSmallModels(on_tensor)
+
+    def check_extract(self, options: Any, inputs: int) -> None:
+        from janitor.torchio.extract import check_options
+
+        check_options(options, inputs)
+
+    def is_framework_input(self, path: str) -> bool:
+        from janitor.torchio.frameworks import is_framework_input
+
+        return is_framework_input(path)
+
+    def extract_trainer(self, path: str, options: Any):
+        from janitor.torchio.extract import extract_one
+
+        return extract_one(path, options)
+
+    def extract_framework(self, path: str, options: Any):
+        from janitor.torchio.frameworks import extract_framework
+
+        return extract_framework(path, options)
+
+    def info(self, path: str) -> dict[str, Any]:
+        from janitor.torchio.extract import info
+
+        return info(path)
+
+
+TORCH = _Torch()
