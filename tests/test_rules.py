@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import fields
 from datetime import timedelta
 from pathlib import Path
 
