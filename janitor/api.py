@@ -41,13 +41,6 @@ def _copy(cls, obj):
     return cls(**{f.name: getattr(obj, f.name) for f in fields(obj) if f.init})
 
 
-def _duration(value: str | timedelta | None) -> str | None:
-    """Durations as on the command line ("2d", "36h") or a ``timedelta``."""
-    if isinstance(value, timedelta):
-        return f"{value.total_seconds()}s"
-    return value
-
-
 @dataclass(frozen=True)
 class PruneResult(results.ExecutionReport):
     """What ``PrunePlan.execute`` did, run by run; per-file errors are collected, not raised."""
@@ -82,39 +75,26 @@ class PrunePlan(plans.Plan):
 class ScanReport(checkpoints.ScanReport):
     """Runs found under the scanned paths, their checkpoint sets, small models and errors."""
 
-    def plan(
-        self,
-        *,
-        keep_last: int | None = None,
-        keep_every: int | None = None,
-        keep_within: str | timedelta | None = None,
-        keep_best: int | None = None,
-        metric: str | None = None,
-        mode: str | None = None,
-        max_size: str | int | None = None,
-        remove_incomplete: bool = False,
-        older_than: str | timedelta | None = None,
-    ) -> PrunePlan:
-        """The prune plan under these rules (the long options of ``janitor prune``) and the
-        ``janitor.toml`` files; with no rule at all, keep-last 1. Changes nothing."""
-        overrides = _rules(
-            keep_last=keep_last, keep_every=keep_every, keep_within=keep_within,
-            keep_best=keep_best, metric=metric, mode=mode, max_size=max_size,
-            remove_incomplete=remove_incomplete, older_than=older_than,
-        )  # fmt: skip
-        return _copy(PrunePlan, commands.plan(self, overrides))
+    def plan(self, **rules: Any) -> PrunePlan:
+        """The prune plan under these rules and the ``janitor.toml`` files; with no rule at
+        all, keep-last 1. Changes nothing. The keywords are the rules' long options of
+        ``janitor prune`` (``janitor.domain.rules``): keep_last, keep_every, keep_within,
+        keep_best, metric, mode, max_size, remove_incomplete, older_than; a count is an int,
+        a yes/no a bool, a duration a ``timedelta`` or text with a unit ("2d"), a size an
+        int of bytes or text with a unit ("20GB")."""
+        return _copy(PrunePlan, commands.plan(self, _rules(rules, every=True)))
 
 
-def _rules(**rules: Any):
-    """Retention-rule keywords (those of ``ScanReport.plan``), worded by keyword."""
+def _rules(options: dict[str, Any], every: bool = False):
+    """The retention-rule keywords taken out of ``options`` (each keyword of a declared
+    rule, ``janitor.domain.rules``), checked and worded by keyword; ``every``: all of
+    ``options`` are rule keywords (an unknown one is named)."""
+    from janitor.domain.rules import rules
     from janitor.usecases.prune import parse_overrides
 
-    for name in ("keep_within", "older_than"):
-        rules[name] = _duration(rules.get(name))
-    try:
-        return parse_overrides(**rules, origin="keyword")
-    except TypeError as exc:
-        raise UsageError(f"not a rule keyword: {exc}") from None
+    names = {k for r in rules() for k in (r.keyword, r.switch.keyword if r.switch else None)}
+    given = {k: options.pop(k) for k in list(options) if every or k in names}
+    return parse_overrides(origin="keyword", **given)
 
 
 def _paths(paths: Any) -> list[str]:
@@ -130,10 +110,6 @@ def scan(*paths: Any, trainer: str | None = None, cache: bool = True) -> ScanRep
     return _copy(ScanReport, commands.scan(roots, opts.trainer, opts.cache))
 
 
-_RULES = ("keep_last", "keep_every", "keep_within", "keep_best", "metric", "mode", "max_size",
-          "remove_incomplete", "older_than")  # fmt: skip
-
-
 def prune(
     paths: Any, *, progress: Callable[[results.Removed], None] | None = None, **options: Any
 ) -> commands.PruneOutcome:
@@ -141,7 +117,7 @@ def prune(
     keywords (dry_run, trash, truncate, trainer, fix_resume, lock_timeout, cache,
     purge_versions). Returns the plan, what was done (None in a dry run), the
     ``fix_resume`` moves and the warnings; ``progress`` is told each file removed."""
-    rules = _rules(**{k: options.pop(k) for k in _RULES if k in options})
+    rules = _rules(options)
     opts = commands.PruneOptions.parse("keyword", rules, **options)
     return commands.prune(_paths(paths), opts, progress=progress)
 
@@ -229,7 +205,7 @@ def watch(paths: Any, *, log: Callable[[dict], None] | None = None, **options: A
     """``janitor watch`` in the background: returns the started watcher (call ``stop()``).
     Keywords: the rules of ``ScanReport.plan``, extract_on_save, poll, settle (seconds),
     rescan (minutes), trash, truncate, trainer; ``log`` gets each event as a dict."""
-    rules = _rules(**{k: options.pop(k) for k in _RULES if k in options})
+    rules = _rules(options)
     opts = commands.WatchOptions.parse("keyword", rules, **options)
     return commands.watch(_paths(paths), opts, log=log or (lambda record: None))
 

@@ -7,13 +7,13 @@ imported by this module."""
 
 from __future__ import annotations
 
-import functools
 import io
 import sys
 from typing import Annotated
 
 import typer
 
+from janitor.cli.rule_flags import KeepBest, Metric, Mode, rule_options
 from janitor.cli.run import Json, app, command, trash_app
 from janitor.cli.run import warn as _warn
 from janitor.domain.errors import EXIT_FAILURE, EXIT_OK
@@ -35,51 +35,6 @@ Trainer = Annotated[
     str | None,
     typer.Option("--trainer", help=f"Force the trainer profile: {', '.join(TRAINERS)}."),
 ]
-KeepLast = Annotated[
-    str | None,
-    typer.Option("--keep-last", help="Keep the newest N sets, complete or partial (default 1 if "
-                 "no rule).", metavar="N", show_default=False),
-]  # fmt: skip
-KeepEvery = Annotated[
-    str | None,
-    typer.Option("--keep-every", help="Milestones: keep steps STEPS, 2*STEPS, ... (or the newest "
-                 "set before each).", metavar="STEPS", show_default=False),
-]  # fmt: skip
-KeepWithin = Annotated[
-    str | None,
-    typer.Option("--keep-within", help="Keep sets saved within DURATION (2d, 36h, 90m; a unit is "
-                 "required) of the newest.", metavar="DURATION", show_default=False),
-]  # fmt: skip
-KeepBest = Annotated[
-    str | None,
-    typer.Option("--keep-best", help="Keep the best K sets by --metric (TensorBoard scalar).",
-                 metavar="K", show_default=False),
-]  # fmt: skip
-Metric = Annotated[
-    str | None,
-    typer.Option("--metric", help="TensorBoard scalar tag, e.g. loss/g/total.", metavar="TAG",
-                 show_default=False),
-]  # fmt: skip
-Mode = Annotated[
-    str | None,
-    typer.Option("--mode", help="min (default) or max: which end of --metric is best.",
-                 show_default=False),
-]  # fmt: skip
-MaxSize = Annotated[
-    str | None,
-    typer.Option("--max-size", help="After the rules, drop the oldest unprotected sets until "
-                 "the run fits in SIZE (20GB).", metavar="SIZE", show_default=False),
-]  # fmt: skip
-RemoveIncomplete = Annotated[
-    bool,
-    typer.Option("--remove-incomplete", help="Also remove incomplete/partial sets older than "
-                 "--older-than (crash leftovers)."),
-]  # fmt: skip
-OlderThan = Annotated[
-    str | None,
-    typer.Option("--older-than", metavar="DURATION", show_default=False,
-                 help="With --remove-incomplete: how old a leftover must be."),
-]  # fmt: skip
 Trash = Annotated[
     bool, typer.Option("--trash", help="Move files to .janitor/trash instead of deleting.")
 ]
@@ -118,69 +73,6 @@ LockWait = Annotated[
     typer.Option("--lock-timeout", metavar="SECONDS",
                  help="How long to wait for another janitor working on the same run."),
 ]  # fmt: skip
-
-
-def rule_overrides(
-    keep_last: str | None,
-    keep_every: str | None,
-    keep_within: str | None,
-    keep_best: str | None,
-    metric: str | None,
-    mode: str | None,
-    max_size: str | None,
-    remove_incomplete: bool,
-    older_than: str | None,
-) -> Overrides:
-    """Command-line rules, each checked and worded by its flag (None = not given: the config
-    files may say)."""
-    from janitor.usecases.prune import parse_overrides
-
-    return parse_overrides(
-        keep_last=keep_last, keep_every=keep_every, keep_within=keep_within,
-        keep_best=keep_best, metric=metric, mode=mode, max_size=max_size,
-        remove_incomplete=remove_incomplete, older_than=older_than,
-    )  # fmt: skip
-
-
-RULE_OPTIONS = {
-    "keep_last": (KeepLast, None),
-    "keep_every": (KeepEvery, None),
-    "keep_within": (KeepWithin, None),
-    "keep_best": (KeepBest, None),
-    "metric": (Metric, None),
-    "mode": (Mode, None),
-    "max_size": (MaxSize, None),
-    "remove_incomplete": (RemoveIncomplete, False),
-    "older_than": (OlderThan, None),
-}
-
-
-def rule_options(fn):
-    """Give a command (prune, watch) the retention-rule options, declared once above; it
-    receives them parsed, as one typed ``rules: Overrides`` (None where not given: the
-    config files may say). Typer reads options from the signature, so the command's
-    signature is extended with the options here, in one place."""
-    import inspect
-
-    sig = inspect.signature(fn, eval_str=True)
-    params = [p for name, p in sig.parameters.items() if name != "rules"]
-    kind = inspect.Parameter.POSITIONAL_OR_KEYWORD
-    extra = [
-        inspect.Parameter(name, kind, default=default, annotation=annotation)
-        for name, (annotation, default) in RULE_OPTIONS.items()
-    ]
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        values = {name: kwargs.pop(name) for name in RULE_OPTIONS}
-        return fn(*args, rules=rule_overrides(**values), **kwargs)
-
-    wrapper.__signature__ = sig.replace(parameters=[params[0], *extra, *params[1:]])
-    wrapper.__annotations__ = {
-        **{k: v for k, v in fn.__annotations__.items() if k != "rules"},
-        **{name: annotation for name, (annotation, _) in RULE_OPTIONS.items()},
-    }
-    return wrapper
 
 
 # ------------------------------------------------------------------ commands

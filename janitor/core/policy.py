@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from humanfriendly import format_size, format_timespan
+from humanfriendly import format_size
 
 from janitor.core.law import (
     BASE,
@@ -38,6 +38,7 @@ from janitor.core.law import (
     protections,
 )
 from janitor.domain.policy import Candidate, Mode, Outcome, Policy
+from janitor.domain.rules import KEEP_BEST, MAX_SIZE, REMOVE_INCOMPLETE, rules, shown_values
 
 # The protections and their reasons are the law's (``core.law``): re-exported for the rules.
 __all__ = [
@@ -47,11 +48,11 @@ __all__ = [
 NO_RULE = "kept by no rule"
 
 
-Rule = Callable[[list[Candidate], Policy], dict[int, str]]
+Keep = Callable[[list[Candidate], Policy], dict[int, str]]  # see janitor.domain.rules.Rule
 
 
 def _keep_last(ranked: list[Candidate], p: Policy) -> dict[int, str]:
-    return {c.number: f"last {p.keep_last}" for c in ranked[: p.keep_last]}
+    return dict.fromkeys([c.number for c in ranked[: p.keep_last]], "")
 
 
 def _keep_every(ranked: list[Candidate], p: Policy) -> dict[int, str]:
@@ -65,16 +66,15 @@ def _keep_every(ranked: list[Candidate], p: Policy) -> dict[int, str]:
         bucket = -(-c.number // p.keep_every)  # ceil: a multiple ends its bucket
         if bucket not in buckets:
             buckets.add(bucket)
-            kept[c.number] = f"every {p.keep_every} steps"
+            kept[c.number] = ""
     return kept
 
 
 def _keep_within(ranked: list[Candidate], p: Policy) -> dict[int, str]:
     if not ranked:
         return {}
-    ref = max(c.mtime for c in ranked)
-    text = f"within {format_timespan(p.keep_within)} of the newest save"
-    return {c.number: text for c in ranked if c.mtime >= ref - p.keep_within}
+    oldest = max(c.mtime for c in ranked) - p.keep_within
+    return {c.number: "" for c in ranked if c.mtime >= oldest}
 
 
 def rank_best(candidates: Sequence[Candidate], k: int, mode: Mode) -> list[Candidate]:
@@ -85,26 +85,45 @@ def rank_best(candidates: Sequence[Candidate], k: int, mode: Mode) -> list[Candi
     return scored[:k]
 
 
+def _score(c: Candidate) -> str:
+    return f"{c.metric:.6g}"
+
+
 def best_reason(c: Candidate, p: Policy) -> str:
-    return f"best {p.keep_best} by {p.metric} ({c.metric:.6g})"
+    return f"{_text(KEEP_BEST.reason, p)} ({_score(c)})"
 
 
 def _keep_best(ranked: list[Candidate], p: Policy) -> dict[int, str]:
-    return {c.number: best_reason(c, p) for c in rank_best(ranked, p.keep_best, p.mode)}
+    return {c.number: _score(c) for c in rank_best(ranked, p.keep_best, p.mode)}
 
 
 def _fits(ranked: list[Candidate], p: Policy) -> dict[int, str]:
     # Only max-size given: every ranked set is wanted; the size limit trims it below.
-    return {c.number: f"fits in max-size {format_size(p.max_size)}" for c in ranked}
+    return dict.fromkeys([c.number for c in ranked], "")
 
 
-# The rule table: (policy field that enables it, rule).
-RULES: tuple[tuple[str, Rule], ...] = (
-    ("keep_last", _keep_last),
-    ("keep_every", _keep_every),
-    ("keep_within", _keep_within),
-    ("keep_best", _keep_best),
-)
+# The keep functions of the rules declared in janitor.domain.rules, by name.
+KEEP: dict[str, Keep] = {
+    "keep_last": _keep_last,
+    "keep_every": _keep_every,
+    "keep_within": _keep_within,
+    "keep_best": _keep_best,
+}
+
+
+def _text(template: str, p: Policy, **more: str) -> str:
+    return template.format(**shown_values(p.values()), **more)
+
+
+def _keep_rules(p: Policy) -> list[tuple[str, Keep]]:
+    """The rule table: (reason, keep function) of each keep rule the policy gives a value."""
+    table = []
+    for r in rules():
+        if r.keep is not None and getattr(p, r.name) is not None:
+            table.append((_text(r.reason, p), KEEP[r.keep] if isinstance(r.keep, str) else r.keep))
+    if not table and p.max_size is not None:
+        table.append((_text(MAX_SIZE.reason, p), _fits))
+    return table
 
 
 def _waiver(p: Policy) -> Waiver | None:
@@ -116,12 +135,9 @@ def _waiver(p: Policy) -> Waiver | None:
 
 def _removal_reason(c: Candidate, p: Policy, trimmed: set[int], now: float) -> str:
     if c.number in trimmed:
-        return f"removed to fit max-size {format_size(p.max_size)}"
+        return _text(MAX_SIZE.removal, p)
     if leftover(c, _waiver(p), now):
-        return (
-            f"{c.status}, older than {format_timespan(p.remove_incomplete_older_than)} "
-            "(--remove-incomplete)"
-        )
+        return _text(REMOVE_INCOMPLETE.removal, p, status=c.status)
     if c.lacks:
         return f"kept by no rule (partial set: {c.lacks})"
     return NO_RULE
@@ -155,12 +171,10 @@ def apply(candidates: Sequence[Candidate], policy: Policy, now: float) -> Outcom
         and not leftover(c, waiver, now)
     ]
     ranked.sort(key=_number, reverse=True)
-    rules = [rule for name, rule in RULES if getattr(p, name) is not None]
-    if not rules and p.max_size is not None:
-        rules = [_fits]
     by_number = {c.number: c for c in candidates}
-    for rule in rules:
-        for number, why in rule(ranked, p).items():
+    for text, keep in _keep_rules(p):
+        for number, detail in keep(ranked, p).items():
+            why = f"{text} ({detail})" if detail else text
             lacks = by_number[number].lacks
             reasons[number].append(f"{why} (partial: {lacks})" if lacks else why)
 

@@ -5,36 +5,15 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import timedelta
 from typing import Any
 
+from janitor.domain import rules
 from janitor.domain.errors import UsageError
+from janitor.domain.rules import MAX_SETS, MAX_STEP, is_int
 
-# TOML key -> Policy field
-RULE_KEYS = {
-    "keep-last": "keep_last",
-    "keep-every": "keep_every",
-    "keep-within": "keep_within",
-    "keep-best": "keep_best",
-    "metric": "metric",
-    "mode": "mode",
-    "max-size": "max_size",
-}
-# Policy field -> the command-line flag that sets it
-FLAGS = {
-    "keep_last": "--keep-last",
-    "keep_every": "--keep-every",
-    "keep_within": "--keep-within",
-    "keep_best": "--keep-best",
-    "metric": "--metric",
-    "mode": "--mode",
-    "max_size": "--max-size",
-    "remove_incomplete_older_than": "--older-than",
-}
-COUNTS = ("keep_last", "keep_every", "keep_best")
-
-# Beyond these a value is a typo, not a wish (and would overflow what reads it).
-MAX_COUNT = 1_000_000  # sets: keep-last, keep-best
-MAX_STEP = 10**12  # steps: keep-every, pins (GPT-SoVITS's latest-only number is 2.3e11)
+RULE_KEYS = rules.TOML_KEYS  # janitor.toml key -> Policy field (the registry's, live)
+COUNTS = rules.COUNTS  # whole numbers only, in a file as in Python
 MAX_DURATION = 100 * 365 * 86400.0  # 100 years
 MAX_BYTES = 10**18  # 1 EB
 _UNITS = "2d, 36h, 90m, 30s"
@@ -46,14 +25,10 @@ def shown(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else repr(value)
 
 
-def is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 # ------------------------------------------------------------------ values, from any source
 
 
-def parse_count(value: str | int, what: object, minimum: int = 0, maximum: int = MAX_COUNT) -> int:
+def parse_count(value: str | int, what: object, minimum: int = 0, maximum: int = MAX_SETS) -> int:
     """A whole number: command-line text or a TOML integer. ``what`` names the source."""
     text = value.strip() if isinstance(value, str) else None
     if text is not None and text.isascii() and text.isdigit():
@@ -118,25 +93,40 @@ def parse_bytes(text: str | int, what: object = "size", *, allow_zero: bool = Tr
     return int(value)
 
 
-def check_rule(name: str, value: Any, what: object) -> Any:
-    """One retention-rule value (``Policy`` field ``name``) from a flag or janitor.toml,
-    checked and converted; errors name ``what`` (the flag, or file, line and key)."""
-    if name == "keep_every":
-        return parse_count(value, what, minimum=1, maximum=MAX_STEP)
-    if name in COUNTS:
+def check_rule(name: str, value: Any, what: object, *, text: bool = True) -> Any:
+    """One value of rule ``name`` (a ``Policy`` field), checked and converted; errors name
+    ``what`` (the flag, keyword, or file, line and key). Python values are taken as they are
+    typed: a count is an int, a yes/no a bool; a duration a ``timedelta`` or text with a unit;
+    a size an int of bytes or text with a unit. ``text``: the value comes from the command
+    line, where a count is text too ("2"); without it (Python keywords) a count is an int."""
+    r = rules.rule(name)
+    kind = r.parser
+    if kind in ("count", "steps"):
+        if not (text and isinstance(value, str)) and not is_int(value):
+            raise UsageError(f"{what}: must be a whole number, got {shown(value)}")
+        if kind == "steps":
+            return parse_count(value, what, minimum=1, maximum=MAX_STEP)
         return parse_count(value, what)
-    if name in ("keep_within", "remove_incomplete_older_than"):
+    if kind == "duration":
+        if isinstance(value, timedelta):
+            value = f"{value.total_seconds()}s"
         return parse_duration(value, what, allow_zero=False)
-    if name == "max_size":
+    if kind == "size":
         return parse_bytes(value, what, allow_zero=False)
-    if name == "metric":
-        if not isinstance(value, str) or not value.strip():
-            raise UsageError(
-                f"{what}: must be a TensorBoard scalar tag such as loss/g/total, got {shown(value)}"
-            )
-        return value.strip()
-    if name == "mode":
-        if value not in ("min", "max"):
-            raise UsageError(f"{what}: must be min or max, got {shown(value)}")
+    if kind == "bool":
+        return check_switch(value, what)
+    if kind == "choice":
+        if value not in r.choices:
+            raise UsageError(f"{what}: must be {' or '.join(r.choices)}, got {shown(value)}")
         return value
-    raise ValueError(f"not a rule: {name}")
+    if not isinstance(value, str) or not value.strip():
+        example = f" such as {r.example}" if r.example else ""
+        raise UsageError(f"{what}: must be a text{example}, got {shown(value)}")
+    return value.strip()
+
+
+def check_switch(value: Any, what: object) -> bool:
+    """A yes/no: a bool, nothing else (the text "false" is not a no to be read as yes)."""
+    if not isinstance(value, bool):
+        raise UsageError(f"{what}: must be True or False, got {shown(value)}")
+    return value

@@ -1,94 +1,105 @@
 """Retention rules as values: a ``Policy`` (validated where it is built), what the policy
-knows of one set (``Candidate``) and its decision (``Outcome``). No I/O; the rules themselves
-are in ``janitor.core.policy``."""
+knows of one set (``Candidate``) and its decision (``Outcome``). No I/O; the rules are
+declared in ``janitor.domain.rules``, their keep functions are in ``janitor.core.policy``."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
-from typing import Literal, NamedTuple
+from dataclasses import FrozenInstanceError, dataclass, field
+from typing import Any, Literal, NamedTuple
 
+from janitor.domain import rules as registry
 from janitor.domain.errors import InvalidValue
 
 Mode = Literal["min", "max"]
 Status = Literal["complete", "partial", "incomplete", "unchecked"]
-MAX_COUNT = 10**12  # larger counts and steps are typos, not intentions
 
 
-@dataclass(frozen=True)
-class Policy:
-    keep_last: int | None = None
-    keep_every: int | None = None  # steps per bucket
-    keep_within: float | None = None  # seconds before the newest set's mtime
-    keep_best: int | None = None
-    metric: str | None = None
-    mode: Mode = "min"
-    max_size: int | None = None  # bytes
-    remove_incomplete_older_than: float | None = None  # seconds before `now`
+class _RuleValues:
+    """One value (or None) per registered rule, as attributes named by the rule's ``name``
+    (plain instance attributes: ``apply`` reads them as fast as a dataclass's). Frozen."""
 
-    def __post_init__(self) -> None:
-        for name in ("keep_last", "keep_every", "keep_best"):
-            value = getattr(self, name)
+    _defaults = False  # the rule's default for a value not given (else None)
+
+    def __init__(self, **values: Any) -> None:
+        known = registry.rules()
+        names = {r.name for r in known}
+        for name in values:
+            if name not in names:
+                raise TypeError(f"{type(self).__name__}() got an unknown rule {name!r}")
+        own = self.__dict__
+        for r in known:
+            own[r.name] = values.get(r.name, r.default if self._defaults else None)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
+
+    def __getattr__(self, name: str) -> Any:  # a rule registered after this value was made
+        if not name.startswith("_") and any(r.name == name for r in registry.rules()):
+            return None
+        raise AttributeError(name)
+
+    def values(self) -> dict[str, Any]:
+        """Every rule's value (None where not given)."""
+        return {r.name: getattr(self, r.name) for r in registry.rules()}
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.__dict__ == self.__dict__
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self.__dict__.items())))
+
+    def __repr__(self) -> str:
+        given = ", ".join(f"{k}={v!r}" for k, v in self.__dict__.items() if v is not None)
+        return f"{type(self).__name__}({given})"
+
+
+class Policy(_RuleValues):
+    """The rules for one run: a value per registered rule (``Policy(keep_last=2)``)."""
+
+    _defaults = True
+
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**values)
+        for r in registry.rules():
+            value = getattr(self, r.name)
             if value is None:
                 continue
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise InvalidValue(name, value, "must be a whole number >= 0")
-            if value > MAX_COUNT:
-                raise InvalidValue(name, value, f"must be at most {MAX_COUNT:,}")
-        if self.keep_every == 0:
-            raise InvalidValue("keep_every", 0, "must be at least 1 step")
-        for name in ("keep_within", "max_size", "remove_incomplete_older_than"):
-            value = getattr(self, name)
-            if value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise InvalidValue(name, value, "must be a number")
-            if not math.isfinite(value) or value < 0:
-                raise InvalidValue(name, value, "must be a finite amount >= 0")
-        if self.keep_best and not self.metric:
-            raise InvalidValue("metric", self.metric, "is needed by keep-best (e.g. loss/g/total)")
-        if self.mode not in ("min", "max"):
-            raise InvalidValue("mode", self.mode, "must be min or max")
+            problem = r.problem(value)
+            if problem:
+                raise InvalidValue(r.name, value, problem)
+            for need in r.needs if value else ():
+                if not getattr(self, need):
+                    example = registry.rule(need).example
+                    hint = f" (e.g. {example})" if example else ""
+                    raise InvalidValue(need, getattr(self, need), f"is needed by {r.key}{hint}")
 
     @property
     def has_keep_rule(self) -> bool:
-        return any(
-            v is not None
-            for v in (self.keep_last, self.keep_every, self.keep_within, self.keep_best)
-        )
+        return any(r.keep is not None and getattr(self, r.name) is not None
+                   for r in registry.rules())  # fmt: skip
+
+    def replace(self, **changes: Any) -> Policy:
+        return Policy(**{**self.to_dict(), **changes})
 
     def effective(self) -> Policy:
         """With no keep rule at all, keep the last 1 (the trainer's "save only latest") —
         unless only ``max_size`` is given: then keep what fits."""
         if self.has_keep_rule or self.max_size is not None:
             return self
-        return replace(self, keep_last=1)
+        return self.replace(keep_last=1)
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        return {k: v for k, v in self.values().items() if v is not None}
 
     def describe(self, sources: Mapping[str, str] | None = None) -> str:
         """The effective rules in words; with ``sources`` (field -> where its value came
         from) each says its source: "keep-last 2 (--keep-last), keep-every 10000 (logs/...)"."""
-        from humanfriendly import format_size, format_timespan
-
         p = self.effective()
         src = dict(sources or {})
-        parts: list[tuple[str, str]] = []
-        if p.keep_last is not None:
-            parts.append(("keep_last", f"keep-last {p.keep_last}"))
-        if p.keep_every is not None:
-            parts.append(("keep_every", f"keep-every {p.keep_every}"))
-        if p.keep_within is not None:
-            parts.append(("keep_within", f"keep-within {format_timespan(p.keep_within)}"))
-        if p.keep_best is not None:
-            parts.append(("keep_best", f"keep-best {p.keep_best} by {p.metric} ({p.mode})"))
-        if p.max_size is not None:
-            parts.append(("max_size", f"max-size {format_size(p.max_size)}"))
-        if p.remove_incomplete_older_than is not None:
-            age = format_timespan(p.remove_incomplete_older_than)
-            parts.append(("remove_incomplete_older_than", f"remove-incomplete older than {age}"))
+        shown = registry.shown_values(p.values())
+        given = [r for r in registry.rules() if r.describe and getattr(p, r.name) is not None]
+        parts = [(r.name, r.describe.format(**shown)) for r in given]
         out: list[str] = []  # consecutive rules from one source share one "(source)"
         for i, (name, text) in enumerate(parts):
             following = parts[i + 1][0] if i + 1 < len(parts) else None
@@ -130,35 +141,28 @@ class Outcome:
     notes: tuple[str, ...] = field(default=())
 
 
-RULE_FIELDS = (
-    "keep_last", "keep_every", "keep_within", "keep_best", "metric", "mode", "max_size",
-    "remove_incomplete_older_than",
-)  # fmt: skip
-_FLAGS = {"remove_incomplete_older_than": "--older-than"}
-_KEYWORDS = {"remove_incomplete_older_than": "older_than"}
-
-
-@dataclass(frozen=True)
-class Overrides:
+class Overrides(_RuleValues):
     """Rule values given for one invocation, on the command line (``origin="flag"``) or as
     keywords of the Python API (``origin="keyword"``); None where not given, so the config
-    files may say. Values are already parsed (seconds, bytes)."""
+    files may say. Values are already read (seconds, bytes): ``parse_overrides`` reads them."""
 
-    keep_last: int | None = None
-    keep_every: int | None = None
-    keep_within: float | None = None
-    keep_best: int | None = None
-    metric: str | None = None
-    mode: Mode | None = None
-    max_size: int | None = None
-    remove_incomplete_older_than: float | None = None
-    origin: Literal["flag", "keyword"] = "flag"
+    def __init__(self, origin: Literal["flag", "keyword"] = "flag", **values: Any) -> None:
+        super().__init__(**values)
+        self.__dict__["origin"] = origin
 
     def given(self) -> dict[str, object]:
-        return {f: v for f in RULE_FIELDS if (v := getattr(self, f)) is not None}
+        return {k: v for k, v in self.values().items() if v is not None}
 
     def source(self, name: str) -> str:
-        """How the user spelled ``name``: ``--keep-last``, or ``keep_last argument``."""
-        if self.origin == "keyword":
-            return f"{_KEYWORDS.get(name, name)} argument"
-        return _FLAGS.get(name, "--" + name.replace("_", "-"))
+        """How the user spelled rule ``name`` (or a rule's switch, by its keyword):
+        ``--keep-last``, or ``keep_last argument``."""
+        for r in registry.rules():
+            if r.switch and name == r.switch.keyword:
+                spelled = r.switch.keyword if self.origin == "keyword" else r.switch.flag
+                break
+            if name == r.name:
+                spelled = r.keyword if self.origin == "keyword" else r.flag
+                break
+        else:
+            raise ValueError(f"not a rule: {name}")
+        return f"{spelled} argument" if self.origin == "keyword" else spelled

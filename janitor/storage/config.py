@@ -32,7 +32,6 @@ except ModuleNotFoundError:
 from janitor.core.profiles import looks_like_checkpoint_folder
 from janitor.core.values import (
     COUNTS,
-    FLAGS,
     MAX_STEP,
     RULE_KEYS,
     check_rule,
@@ -48,7 +47,7 @@ from janitor.domain.policy import Overrides, Policy
 from janitor.storage import layout
 from janitor.storage.fs import LOCAL, FileSystem
 
-__all__ = ["FLAGS", "RULE_KEYS", "check_rule", "parse_bytes", "parse_count", "parse_duration"]
+__all__ = ["RULE_KEYS", "check_rule", "parse_bytes", "parse_count", "parse_duration"]
 
 # ------------------------------------------------------------------ reading janitor.toml
 

@@ -5,14 +5,16 @@ pins and metric values; plan; and carry the plan out through the executor. Used 
 from __future__ import annotations
 
 import contextlib
+import difflib
 import time
 from collections.abc import Callable, Container, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from janitor.core.planners import RulesPlanner
-from janitor.core.values import check_rule
+from janitor.core.values import check_rule, check_switch
+from janitor.domain import rules
 from janitor.domain.checkpoints import Run, ScanReport
 from janitor.domain.errors import InvalidValue, UsageError
 from janitor.domain.plans import Plan, RunPlan
@@ -27,35 +29,37 @@ NO_OVERRIDES = Overrides()
 RUNS_AT_ONCE = 8  # runs carried out at once by `prune` (each under its own lock)
 
 
-def parse_overrides(
-    *,
-    keep_last: int | None = None,
-    keep_every: int | None = None,
-    keep_within: str | None = None,
-    keep_best: int | None = None,
-    metric: str | None = None,
-    mode: str | None = None,
-    max_size: str | int | None = None,
-    remove_incomplete: bool = False,
-    older_than: str | None = None,
-    origin: Literal["flag", "keyword"] = "flag",
-) -> Overrides:
-    """The rules of one invocation, as typed (``2d``, ``20GB``) on the command line or given
-    as keywords to the Python API; errors name the flag or keyword."""
+def parse_overrides(origin: Literal["flag", "keyword"] = "flag", **given: Any) -> Overrides:
+    """The rules of one invocation, by the rules' Python keywords (``keep_last``,
+    ``older_than``, ``remove_incomplete``; None or absent: not given), from the command line
+    (``origin="flag"``: counts may be text, "2") or the Python API (``origin="keyword"``:
+    counts are ints, yes/no are bools). Durations and sizes are text with a unit ("2d",
+    "20GB"), or a ``timedelta`` and an int of bytes. Errors name the flag or keyword."""
     spell = Overrides(origin=origin).source
-    older = spell("remove_incomplete_older_than")
-    if older_than is not None and not remove_incomplete:
-        raise UsageError(f"{older} goes with {spell('remove_incomplete')}")
-    if remove_incomplete and older_than is None:
-        raise UsageError(f"{spell('remove_incomplete')} needs {older} DURATION (e.g. 1d)")
+    values: dict[str, Any] = {}
+    for r in rules.rules():
+        value = given.pop(r.keyword, None)
+        if r.switch is not None:  # the yes/no that must come with the value
+            switch = given.pop(r.switch.keyword, None)
+            on = switch is not None and check_switch(switch, spell(r.switch.keyword))
+            if value is not None and not on:
+                raise UsageError(f"{spell(r.name)} goes with {spell(r.switch.keyword)}")
+            if on and value is None:
+                example = f" {r.metavar} (e.g. 1d)" if r.metavar else ""
+                raise UsageError(f"{spell(r.switch.keyword)} needs {spell(r.name)}{example}")
+        if value is not None:
+            values[r.name] = check_rule(r.name, value, spell(r.name), text=origin == "flag")
+    if given:
+        known = [k for r in rules.rules() for k in (r.keyword, *_switch(r))]
+        name = sorted(given)[0]
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise UsageError(f"unknown rule {name} ({hint}known: {', '.join(known)})")
+    return Overrides(origin=origin, **values)  # combined with janitor.toml in planner_for
 
-    given = {
-        "keep_last": keep_last, "keep_every": keep_every, "keep_within": keep_within,
-        "keep_best": keep_best, "metric": metric, "mode": mode, "max_size": max_size,
-        "remove_incomplete_older_than": older_than,
-    }  # fmt: skip
-    values = {k: check_rule(k, v, spell(k)) for k, v in given.items() if v is not None}
-    return Overrides(**values, origin=origin)  # combined with janitor.toml in planner_for
+
+def _switch(r: rules.Rule) -> tuple[str, ...]:
+    return (r.switch.keyword,) if r.switch else ()
 
 
 def planner_for(
