@@ -212,3 +212,37 @@ def test_finalize_keeps_a_pinned_set_and_says_so(finished, tmp_path, cli):
     assert "alice_5e_500s.pth" in {p.name for p in run.iterdir()} or any(
         p.name.endswith("_500s.pth") for p in run.iterdir()
     )
+
+
+def test_a_run_whose_training_process_is_alive_is_active(finished, tmp_path, cli):
+    """Applio lists its training processes in config.json while it trains: a live one makes
+    the run active whatever the file times say; a dead one (a crash) says nothing."""
+    import json
+    import subprocess
+
+    logs = Path(shutil.copytree(finished, tmp_path / "logs"))
+    config = logs / "alice" / "config.json"
+    doc = json.loads(config.read_text())
+    trainer = subprocess.Popen(["sleep", "60"])
+    try:
+        config.write_text(json.dumps({**doc, "process_pids": [trainer.pid]}))
+        os.utime(config, (OLD, OLD))
+        r = cli("finalize", logs / "alice", "--dry-run")
+        assert r.exit_code == 1 and "process it names in config.json is running" in r.output
+    finally:
+        trainer.kill()
+        trainer.wait()
+    r = cli("finalize", logs / "alice", "--dry-run")  # the listed process is gone
+    assert r.exit_code == 0, r.output
+
+
+def test_janitors_own_writes_never_make_a_run_active(finished, tmp_path, cli):
+    logs = Path(shutil.copytree(finished, tmp_path / "logs"))
+    run = logs / "alice"
+    assert cli("pin", run, "300").exit_code == 0  # writes run/janitor.toml now
+    (run / ".janitor-tmp-x").write_bytes(b"")  # a temp file of janitor's
+    r = cli("finalize", run, "--dry-run")
+    assert r.exit_code == 0 and "looks active" not in r.output, r.output
+    os.utime(run / "G_500.pth")  # the trainer's own write: active
+    r = cli("finalize", run, "--dry-run")
+    assert r.exit_code == 1 and "looks active" in r.output

@@ -23,9 +23,9 @@ from janitor.domain.checkpoints import CheckpointSet, Run
 from janitor.domain.errors import JanitorError
 from janitor.domain.policy import Policy
 from janitor.domain.results import Kept, RunFinal, SmallModelCheck
-from janitor.storage import config
+from janitor.storage import activity, config
 from janitor.storage.fs import LOCAL, FileSystem
-from janitor.storage.metrics import EVENTS_PREFIX, load_metric
+from janitor.storage.metrics import load_metric
 from janitor.usecases.executor import Executor
 
 
@@ -33,20 +33,6 @@ class SmallModels(Protocol):
     """Finds or writes the small model of a G file and verifies it against the G."""
 
     def ensure(self, g_path: str, dry_run: bool) -> SmallModelCheck: ...
-
-
-def last_activity(run: Run, fs: FileSystem = LOCAL) -> float:
-    """Newest mtime of the run's files, TensorBoard events in sub-folders (eval/) included."""
-    newest = run.last_activity
-    for entry in fs.listdir(run.path):
-        if entry.kind == "dir" and not entry.name.startswith("."):
-            try:
-                for sub in fs.listdir(entry.path):
-                    if sub.name.startswith(EVENTS_PREFIX):
-                        newest = max(newest, sub.mtime)
-            except OSError:
-                continue
-    return newest
 
 
 def targets(
@@ -102,12 +88,16 @@ def finalize_run(
     g = run.profile.generator
     if not any(s.status == "complete" and s.file(g) for s in run.candidates):
         return RunFinal(run, refused="no complete G checkpoint: nothing to keep a small model of")
-    last = last_activity(run, fs)
-    if law.is_active(last, now, idle) and not force:
+    last = activity.last_trainer_write(run, fs)
+    alive = activity.trainer_alive(run, fs)
+    if law.is_active(last, now, idle, alive) and not force:
+        why = (
+            f"a training process it names in {activity.PIDS_FILE} is running"
+            if alive
+            else f"a trainer's file changed {int(now - last)} s ago (under --idle {int(idle)} s)"
+        )
         return RunFinal(
-            run,
-            refused=f"looks active: a trainer's file changed {int(now - last)} s ago (under "
-            f"--idle {int(idle)} s); pass --force if training is really over",
+            run, refused=f"looks active: {why}; pass --force if training is really over"
         )
     kept: list[Kept] = []
     try:

@@ -12,7 +12,7 @@ from janitor.core.resume import traps
 from janitor.domain.checkpoints import Run, ScanReport
 from janitor.domain.plans import RunSummary, Trap
 from janitor.domain.policy import Policy
-from janitor.storage import config, layout
+from janitor.storage import activity, config, layout
 from janitor.storage.fs import LOCAL, FileSystem, disk_text, nearly_full
 from janitor.storage.journal import Journal
 
@@ -36,7 +36,9 @@ def summarize_run(run: Run, now: float, fs: FileSystem = LOCAL) -> RunSummary:
         keep_last_1_frees=keep_last_1.frees(run, now),
         finalize_frees=FinalizePlanner((), pins=pins).frees(run, now),
         idle=idle,
-        looks_finished=not law.is_active(run.last_activity, now, FINISHED_IDLE) and has_small,
+        looks_finished=has_small
+        and not law.is_active(run.last_activity, now, FINISHED_IDLE)
+        and not activity.trainer_alive(run, fs),  # read only for a run that looks finished
         trash_bytes=sum(e.size for e in trashed),
         trash_files=len(trashed),
         journal=journal if fs.exists(journal) else None,
