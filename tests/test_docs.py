@@ -78,7 +78,7 @@ def test_readme_is_short_and_starts_with_the_quick_start():
     text = README.read_text()
     assert len(text.splitlines()) <= 200
     headings = re.findall(r"^## (.+)$", prose(text), re.M)
-    assert headings[:2] == ["Quick start", "Install"]
+    assert headings[:3] == ["Quick start", "Where things live", "Install"]
     assert "make test" in code_block(text, "## Development", "sh")
 
 
