@@ -342,11 +342,13 @@ def _scan(
     metric: str | None, no_cache: bool,
 ) -> int:  # fmt: skip
     from janitor.cli import render
-    from janitor.storage import config
+    from janitor.storage.config import ConfigFiles
     from janitor.storage.scan import scan as do_scan
     from janitor.storage.scan import scan_runs_mapped, unfinished_uploads
     from janitor.usecases.inspect import summarize, summarize_run
 
+    files = ConfigFiles(fs)  # each janitor.toml read once (before workers fork: inherited)
+    files.warm(paths)
     if not json and plot is None:  # run by run: each block printed and let go, never all at once
         errors: list = []
         paths_seen: dict[str, None] = {}
@@ -354,19 +356,22 @@ def _scan(
         totals, now, unchecked = [0, 0, 0, 0], time.time(), 0
 
         def block(run):  # may run in a worker process: what it returns is all that is kept
-            summary = summarize_run(run, now, fs)
+            summary = summarize_run(run, now, fs, files)
             text = io.StringIO()
             render.scan_run_text(summary, text)
             numbers = (len(run.candidates), run.big_bytes, run.small_bytes,
                        summary.keep_last_1_frees)  # fmt: skip
-            return run.path, text.getvalue(), summary.journal, numbers, run.unchecked
+            warnings = files.warnings([run.path])  # where its files were read
+            return run.path, text.getvalue(), summary.journal, numbers, run.unchecked, warnings
 
         # lazy: the report reads only what its lines decide (sets below the newest complete
         # one show as "not checked"); --json and --plot read every file
         blocks = scan_runs_mapped(paths, errors, block, fs=fs, trainer=trainer,
                                   cache=not no_cache, lazy=True)  # fmt: skip
+        warned: dict[str, None] = {}
         with contextlib.closing(blocks):  # a reader gone (`| head`): workers ended first
-            for path, text, journal, numbers, not_checked in blocks:
+            for path, text, journal, numbers, not_checked, warnings in blocks:
+                warned.update(dict.fromkeys(warnings))
                 if path in paths_seen:  # a run folder given twice (logs and logs/alice)
                     continue
                 sys.stdout.write(text)
@@ -376,7 +381,7 @@ def _scan(
                 for i, n in enumerate(numbers):
                     totals[i] += n
                 unchecked += not_checked
-        for warning in config.run_table_warnings(paths_seen, fs):
+        for warning in warned:
             _warn(warning)
         uploads = unfinished_uploads(fs, paths)
         render.scan_footer(errors, len(paths_seen), *totals, journals=journals,
@@ -385,8 +390,8 @@ def _scan(
     report = do_scan(paths, fs=fs, trainer=trainer, cache=not no_cache)
     if plot is not None:
         _plot(report, plot, metric)
-    summaries = summarize(report, fs=fs)
-    for warning in config.run_table_warnings((r.path for r in report.runs), fs):
+    summaries = summarize(report, fs=fs, files=files)
+    for warning in files.warnings(r.path for r in report.runs):
         _warn(warning)
     if json:
         doc = render.scan_json(report, summaries)
@@ -440,7 +445,7 @@ def prune(
     from janitor.cli import render
     from janitor.domain.plans import Plan
     from janitor.domain.results import ExecutionReport
-    from janitor.storage import config
+    from janitor.storage.config import ConfigFiles
     from janitor.storage.locate import storage_of
     from janitor.storage.scan import scan as do_scan
     from janitor.usecases.executor import Executor
@@ -450,7 +455,8 @@ def prune(
     gc.disable()  # no collector passes over 200k objects (`command` turns it back on)
     cache = {"cache": not no_cache, "save_cache": not dry_run}
     report = do_scan(paths, fs=store, trainer=trainer, **cache)
-    for warning in config.run_table_warnings((r.path for r in report.runs), store):
+    files = ConfigFiles(store)  # each janitor.toml read once for all runs
+    for warning in files.warnings(r.path for r in report.runs):
         _warn(warning)
     fs = store
     fixes: list = []
@@ -459,14 +465,14 @@ def prune(
         from janitor.usecases.prune import planner_for
 
         for run in report.runs:  # every run's rules are checked before anything moves
-            planner_for(run, rules)
+            planner_for(run, rules, store, files)
 
-        fixes = _fix_resume(report, dry_run, lock_timeout, quiet, json, store)
+        fixes = _fix_resume(report, dry_run, lock_timeout, quiet, json, store, files)
         fs = view_after(fixes, store) if dry_run else store
         report = do_scan(paths, trainer=trainer, fs=fs, **cache)
     executor = Executor(fs, trash=trash, truncate=truncate, lock_timeout=lock_timeout,
                         purge_versions=purge_versions)  # fmt: skip
-    pruner = Pruner(rules, executor, fs)
+    pruner = Pruner(rules, executor, fs, files)
     shown = None if json else (lambda rp: render.run_plan_text(rp, sys.stdout, quiet, verbose))
     plans, results = [], []
     with render.progress(not (json or quiet or dry_run), "removing") as advance:
@@ -654,7 +660,7 @@ def finalize(
 
 
 def _fix_resume(
-    report, dry_run: bool, lock_timeout: float, quiet: bool, json: bool, fs: FileSystem
+    report, dry_run: bool, lock_timeout: float, quiet: bool, json: bool, fs: FileSystem, files
 ) -> list:
     """Only on request: stale sets go to the trash (journaled, restorable), never deleted.
     Returns (plan, result) for each run with stale sets; result is None in a dry run.
@@ -663,7 +669,8 @@ def _fix_resume(
     from janitor.usecases.executor import Executor
     from janitor.usecases.fix_resume import fix_resume
 
-    fixes = fix_resume(report, Executor(fs, trash=True, lock_timeout=lock_timeout), dry_run)
+    mover = Executor(fs, trash=True, lock_timeout=lock_timeout)
+    fixes = fix_resume(report, mover, dry_run, files)
     for shown, result in fixes:
         run = shown.run
         if json:
@@ -726,12 +733,13 @@ def _edit_pins(verb: str, run: str, steps: list[str], json: bool = False) -> int
     wanted = frozenset(config.parse_count(s, "STEPS", maximum=config.MAX_STEP) for s in steps)
     fs = _storage(run)
     folder = _pin_target(verb, run, steps, fs)
+    files = config.ConfigFiles(fs)
     absent: frozenset[int] = frozenset()
     if verb == "pin":
-        now = config.set_pins(folder, add=wanted, fs=fs)
+        now = files.set_pins(folder, add=wanted)
     else:
-        absent = wanted - config.pins(folder, fs)
-        now = config.set_pins(folder, drop=wanted, fs=fs)
+        absent = wanted - files.pins(folder)
+        now = files.set_pins(folder, drop=wanted)
     if json:
         render.dump_json(render.envelope(verb, True, render.pins_json(folder, now, absent)))
         return EXIT_OK
