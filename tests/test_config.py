@@ -5,10 +5,13 @@ and each file is read once per command."""
 from __future__ import annotations
 
 import json
+import os
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from janitor.storage.fs import LocalFS
 from tests.conftest import fake_run
 
 STEPS = (100, 200, 300, 400, 500)
@@ -112,8 +115,10 @@ def test_pins_are_the_union_of_all_files_with_their_sources(tmp_path, cli):
     assert r.exit_code == 0, r.output
     assert steps_left(run) == [100, 200, 300, 400, 500]
     # unpin cannot drop a pin of a file above the run: it names that file and line
-    for step, where in (("200", f"{group / 'janitor.toml'}:2: [runs.carol] pins"),
-                        ("300", f"{logs / 'janitor.toml'}:3: [runs.group/carol] pins")):  # fmt: skip
+    for step, where in (
+        ("200", f"{group / 'janitor.toml'}:2: [runs.carol] pins"),
+        ("300", f"{logs / 'janitor.toml'}:3: [runs.group/carol] pins"),
+    ):
         r = cli("unpin", run, step)
         assert r.exit_code == 2 and r.stderr.startswith(f"janitor: {where}: step {step} is")
     assert cli("unpin", run, "400").stdout == "pinned: 100, 200, 300\n"
@@ -130,7 +135,7 @@ def test_a_folder_name_several_runs_have_is_a_warning_and_pins_none(tmp_path, cl
         warning = [line for line in r.stderr.splitlines() if "warning" in line]
         assert warning == [
             f"janitor: warning: {logs / 'janitor.toml'}:1: [runs.carol]: 2 runs are named "
-            'carol (a/carol, b/carol); applies to none: name one by its path, e.g. '
+            "carol (a/carol, b/carol); applies to none: name one by its path, e.g. "
             '[runs."a/carol"]'
         ], args
     assert steps_left(a) == steps_left(b) == [500]
@@ -166,3 +171,69 @@ def test_a_table_naming_a_folder_that_is_no_run_is_a_warning(tmp_path, cli):
     r = cli("prune", logs, "--keep-last", "1")
     assert r.exit_code == 0 and "[runs.dave]" not in r.stderr, r.output
     assert steps_left(logs / "dave") == [100, 200, 500]
+
+
+class CountingFS(LocalFS):
+    """The local disk, counting the reads of each janitor.toml."""
+
+    def __init__(self) -> None:
+        self.reads: Counter[str] = Counter()
+
+    def read_bytes(self, path: str, offset: int = 0) -> bytes:
+        if os.path.basename(path) == "janitor.toml":
+            self.reads[path] += 1
+        return super().read_bytes(path, offset)
+
+
+def test_each_file_is_read_once_per_command(tmp_path, cli, monkeypatch):
+    from janitor.storage import locate, platform
+
+    logs = tmp_path / "logs"
+    runs = [fake_run(logs / "group", n, STEPS) for n in ("carol", "dan", "erin")]
+    runs.append(deep_run(tmp_path, "gpt-sovits"))
+    (logs / "janitor.toml").write_text("[prune]\nkeep-last = 2\n\n[runs.carol]\npins = [100]\n")
+    (logs / "group" / "janitor.toml").write_text("[runs.dan]\npins = [200]\n")
+    (runs[0] / "janitor.toml").write_text("pins = [300]\n")
+    monkeypatch.setenv(platform.WORKERS_ENV, "1")  # forked workers would each read their own
+    for args in (["scan"], ["scan", "--json"], ["prune", "-n"], ["prune", "--trash"]):
+        fs = CountingFS()
+        monkeypatch.setattr(locate, "LOCAL", fs)
+        r = cli(*args, logs)
+        assert r.exit_code == 0, r.output
+        assert {logs / "janitor.toml", logs / "group/janitor.toml", runs[0] / "janitor.toml"} <= {
+            Path(p) for p in fs.reads
+        }
+        assert max(fs.reads.values()) == 1, (args, fs.reads)
+    assert [steps_left(r) for r in runs] == [[100, 300, 400, 500], [200, 400, 500], [400, 500],
+                                             [400, 500]]  # fmt: skip
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_the_path_given_changes_neither_state_nor_settings(tmp_path, cli, layout):
+    """The logs root, the run or one of its files: the same rules and pins, and the run's
+    state (verdict cache, journal, trash) in the same .janitor/: its parent's, where earlier
+    versions put it."""
+    seen = []
+    for given in ("root", "run", "file"):
+        top = tmp_path / given
+        run = deep_run(top, layout)
+        root = run.parent.parent
+        (root / "janitor.toml").write_text(
+            f"[prune]\nkeep-last = 2\n[runs.{run.name}]\npins = [100]\n"
+        )
+        (run.parent / "janitor.toml").write_text("[prune]\nkeep-every = 300\n")
+        path = {"root": root, "run": run, "file": run / "G_500.pth"}[given]
+        planner = planned(cli, path)
+        sources = {k: v.replace(str(top), "") for k, v in planner["sources"].items()}
+        seen.append((planner["rules"], planner["pins"], sources))
+        assert cli("scan", path).exit_code == 0
+        if given != "file":  # (a file names its own set only)
+            r = cli("prune", "--trash", path)
+            assert r.exit_code == 0, r.output
+            assert steps_left(run) == [100, 300, 400, 500]
+            assert (run.parent / ".janitor" / "journal.jsonl").is_file()
+            assert (run.parent / ".janitor" / "trash" / run.name / "G_200.pth").is_file()
+        states = {run.parent / ".janitor"} if given != "file" else set()  # (it wrote none)
+        assert set(top.glob("**/.janitor")) == states
+    assert seen[0][:2] == ({"keep_last": 2, "keep_every": 300, "mode": "min"}, [100])
+    assert seen[0] == seen[1] == seen[2]
