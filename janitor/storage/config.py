@@ -1,15 +1,29 @@
-"""``janitor.toml``: default rules per logs root and per run, and pinned steps.
+"""``janitor.toml``: default rules and pinned steps, for the runs below a folder and per run.
 
-Lookup for a run folder ``logs/alice``, later entries overriding earlier ones key by key:
+The files that apply to a run are those of the run folder and of up to ``CONFIG_REACH`` (3)
+folders above it (``layout.config_folders``): ``logs/janitor.toml`` reaches ``logs/alice``,
+``logs/group/carol``, GPT-SoVITS's ``logs/<exp>/logs_s2_v2`` and ``logs/<exp>/logs_s1_v2/ckpt``
+and Bert-VITS2's ``Data/<exp>/models`` (from ``Data/``) alike, whatever path the command was
+given (the logs root, the run or one of its files). Rules, later entries overriding earlier
+ones key by key (for ``logs/group/carol``):
 
-1. ``logs/janitor.toml`` ``[prune]``
-2. ``logs/janitor.toml`` ``[runs.alice]``
-3. ``logs/alice/janitor.toml`` ``[prune]``
+1. ``logs/janitor.toml`` ``[prune]``, then its ``[runs.carol]`` / ``[runs."group/carol"]``
+2. ``logs/group/janitor.toml`` ``[prune]``, then its ``[runs.carol]``
+3. ``logs/group/carol/janitor.toml`` ``[prune]``
 4. command-line flags
 
-Pins live in the run's own file as ``pins = [1000, 5000]`` (``janitor pin``/``unpin`` edit it,
-keeping the user's comments and layout) and in ``[runs.alice]`` of the logs root's file; a
-run's pins are the union of both.
+so a file nearer the run wins over one further up, and in one file a ``[runs.NAME]`` table
+over ``[prune]``. ``[runs.NAME]`` names a run by its path relative to the file's folder
+(``"group/carol"``, or ``alice`` for ``logs/alice``), or by its folder name when exactly one
+run below that folder has it (``carol``; found by names alone, ``CONFIG_REACH`` levels
+down); a table that names several runs applies to none, and one that names no run is
+ignored: both are warnings on ``scan`` and ``prune``.
+
+Pins: the run's own file has ``pins = [1000, 5000]`` at the top (``janitor pin``/``unpin``
+edit it, keeping the user's comments and layout); ``[runs.NAME]`` tables above may have
+``pins`` too. A run's pins are the union of all of them, each with where it came from.
+
+One ``ConfigFiles`` per command reads each file once, whatever the number of runs.
 
 Every value is checked where it enters, here for files and flags alike: an unknown key or
 table, a value of the wrong type or out of range is a usage error naming its source (the flag,
