@@ -125,15 +125,19 @@ def test_pins_are_the_union_of_all_files_with_their_sources(tmp_path, cli):
     assert (run / "janitor.toml").read_text() == "pins = [300]\n"
 
 
+def warned(cli, *args) -> list[str]:
+    """The warnings of a command that succeeds."""
+    r = cli(*args)
+    assert r.exit_code == 0, r.output
+    return [line for line in r.stderr.splitlines() if "warning" in line]
+
+
 def test_a_folder_name_several_runs_have_is_a_warning_and_pins_none(tmp_path, cli):
     logs = tmp_path / "logs"
     a, b = fake_run(logs / "a", "carol", STEPS), fake_run(logs / "b", "carol", STEPS)
     (logs / "janitor.toml").write_text("[runs.carol]\npins = [100]\n")
     for args in (["scan", logs], ["prune", a, "-n"], ["prune", logs, "--keep-last", "1"]):
-        r = cli(*args)
-        assert r.exit_code == 0, r.output
-        warning = [line for line in r.stderr.splitlines() if "warning" in line]
-        assert warning == [
+        assert warned(cli, *args) == [
             f"janitor: warning: {logs / 'janitor.toml'}:1: [runs.carol]: 2 runs are named "
             "carol (a/carol, b/carol); applies to none: name one by its path, e.g. "
             '[runs."a/carol"]'
@@ -156,10 +160,7 @@ def test_a_table_naming_a_folder_that_is_no_run_is_a_warning(tmp_path, cli):
         "[prune]\nkeep-last = 2\n\n[runs.dave]\npins = [100]\n\n[runs.carl]\nkeep-last = 3\n"
     )
     for args in (["scan", logs], ["prune", run, "-n"], ["prune", logs, "-n", "--json"]):
-        r = cli(*args)
-        assert r.exit_code == 0, r.output
-        warnings = [line for line in r.stderr.splitlines() if "warning" in line]
-        assert warnings == [
+        assert warned(cli, *args) == [
             f"janitor: warning: {logs / 'janitor.toml'}:4: [runs.dave]: no run "
             f"{logs / 'dave'} (runs: group/carol); ignored until it holds checkpoints",
             f"janitor: warning: {logs / 'janitor.toml'}:7: [runs.carl]: no run "

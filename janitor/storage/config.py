@@ -297,7 +297,7 @@ class ConfigFiles:
     def __init__(self, fs: FileSystem = LOCAL) -> None:
         self.fs = fs
         self._files: dict[str, Settings | None] = {}
-        self._listings: dict[str, list[Entry]] = {}
+        self._is_run: dict[str, bool] = {}
         self._below: dict[str, tuple[str, ...]] = {}
         self._runs: dict[str, RunSettings] = {}
         self._warnings: dict[str, list[str]] = {}
@@ -322,12 +322,13 @@ class ConfigFiles:
                     self.runs_below(folder)
 
     def _listdir(self, folder: str) -> list[Entry]:
-        if folder not in self._listings:
-            try:
-                self._listings[folder] = self.fs.listdir(folder)
-            except OSError:
-                self._listings[folder] = []
-        return self._listings[folder]
+        """Not kept: a run folder may hold thousands of names."""
+        try:
+            entries = self.fs.listdir(folder)
+        except OSError:
+            entries = []
+        self._is_run[folder] = _is_run(entries)
+        return entries
 
     def runs_below(self, folder: str) -> tuple[str, ...]:
         """The run folders up to ``CONFIG_REACH`` levels below ``folder``, as paths relative
@@ -337,7 +338,7 @@ class ConfigFiles:
             while todo:
                 path, rel, depth = todo.pop()
                 entries = self._listdir(path)
-                if depth and _is_run(entries):
+                if depth and self._is_run[path]:
                     found.append(rel)
                 if depth < layout.CONFIG_REACH:
                     todo.extend(
@@ -365,7 +366,9 @@ class ConfigFiles:
         return tuple(sorted(r for r in runs if posixpath.basename(r) == key))
 
     def _is_run_folder(self, folder: str) -> bool:
-        return _is_run(self._listdir(folder))
+        if folder not in self._is_run:
+            self._listdir(folder)
+        return self._is_run[folder]
 
     def run(self, run_path: str) -> RunSettings:
         """Every rule and pin the files set for one run, with their sources: files from the
