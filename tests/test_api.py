@@ -196,3 +196,16 @@ def test_the_python_api_page_example_runs(tmp_path, monkeypatch):
     after = sum(p.stat().st_size for p in (tmp_path / "logs").rglob("[GD]_*.pth"))
     assert scope["result"].freed_size == scope["plan"].expected_freed_size == before - after > 0
     assert (tmp_path / "logs" / "alice" / "alice_2e_2000s.pth").exists()
+
+
+def test_the_api_leaves_the_cyclic_collector_as_it_found_it(tmp_path):
+    """scan and prune pause the collector while they build a report; a notebook or a
+    training script calling them gets it back on."""
+    import gc
+
+    fake_run(tmp_path / "logs", "alice", [100, 200])
+    assert gc.isenabled()
+    janitor.prune(str(tmp_path / "logs"), dry_run=True)
+    assert gc.isenabled()
+    janitor.scan(str(tmp_path / "logs")).plan(keep_last=1)
+    assert gc.isenabled()

@@ -16,6 +16,7 @@ from fixtures.gen import write_run
 from janitor.core import law
 from janitor.core.planners import FinalizePlanner, FixResumePlanner
 from janitor.domain.plans import RunPlan, SetDecision, Waiver
+from janitor.storage.config import ConfigFiles
 from janitor.storage.journal import Journal
 from janitor.storage.scan import scan
 from janitor.usecases.executor import Executor
@@ -100,13 +101,19 @@ def test_a_wrong_planner_removes_nothing_protected(tmp_path, claim):
     assert "step 200" in said and "protected (pinned" in said
 
 
-def test_the_executor_reads_pins_again_under_the_lock(tmp_path):
-    """A step pinned after the plan was shown is not removed by that plan."""
+@pytest.mark.parametrize("before", ["", "pins = [300]\n"])
+def test_the_executor_reads_pins_again_under_the_lock(tmp_path, before):
+    """A step pinned after the plan was shown is not removed by that plan, also when the
+    executor holds the command's janitor.toml files, read before the pin was written."""
     run = fake_run(tmp_path / "logs", "alice", [100, 200, 300], start=OLD)
+    if before:
+        (run / "janitor.toml").write_text(before)
     (report,) = scan([str(run)]).runs
+    config = ConfigFiles()
+    config.pins(str(run))  # the command read its files when it planned
     shown = RemoveEverything().plan(report, time.time())
     (run / "janitor.toml").write_text("pins = [100]\n")
-    Executor().execute(shown)
+    Executor(config=config).execute(shown)
     assert {"G_100.pth", "D_100.pth", "G_300.pth"} <= files(run)
     assert not {"G_200.pth", "D_200.pth"} & files(run)
 

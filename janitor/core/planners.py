@@ -58,6 +58,7 @@ class RulesPlanner:
     pins: frozenset[int] = frozenset()
     metric: Mapping[int, float] | None = None  # step -> value of policy.metric
     kind: str = "rules"
+    pin_sources: Mapping[int, tuple[str, ...]] = field(default_factory=dict)  # step -> files
 
     @property
     def waiver(self) -> Waiver | None:

@@ -7,7 +7,8 @@ finalize with its steps, or fix-resume).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, Protocol
 
 from janitor.domain.checkpoints import CheckpointSet, Run, ScanError
@@ -108,3 +109,5 @@ class RunSummary:
     trash_bytes: int = 0  # this run's files in janitor's trash (still on disk)
     trash_files: int = 0
     journal: str | None = None  # the journal that records this run's removals, if any
+    sources: Mapping[str, str] = field(default_factory=dict)  # janitor.toml rule -> its file
+    pin_sources: Mapping[int, tuple[str, ...]] = field(default_factory=dict)  # step -> files

@@ -1,11 +1,19 @@
-"""Where janitor keeps its own state, in one place: ``<logs root>/.janitor/`` beside the runs.
+"""Where janitor keeps its own state and finds its settings.
 
-The logs root of a run is the run folder's parent (for every trainer layout janitor knows).
+State: a run's lock, journal records, trash and verdict cache live in ``.janitor/`` in the run
+folder's parent (its "logs root" here), a place that depends on the run alone, never on the
+path a command was given (the logs root, the run, or a file in it).
+
+Settings: the ``janitor.toml`` of the run folder and of up to ``CONFIG_REACH`` folders above it
+(``config_folders``), which reaches ``logs/`` from ``logs/<exp>/logs_s2_v2``,
+``logs/<exp>/logs_s1_v2/ckpt``, ``logs/group/carol`` and ``Data/<exp>/models`` alike.
 """
 
 from __future__ import annotations
 
 import os
+
+from janitor.domain.paths import is_url
 
 STATE_DIR = ".janitor"
 CONFIG_NAME = "janitor.toml"
@@ -47,12 +55,26 @@ def trash_dir(run_path: str) -> str:
     return os.path.join(state_dir(run_path), "trash", _name(run_path))
 
 
-def root_config(run_path: str) -> str:
-    return os.path.join(logs_root(run_path), CONFIG_NAME)
+CONFIG_REACH = 3  # folders above a run whose janitor.toml applies to it
 
 
-def run_config(run_path: str) -> str:
-    return os.path.join(run_path, CONFIG_NAME)
+def config_path(folder: str) -> str:
+    return os.path.join(folder, CONFIG_NAME)
+
+
+def config_folders(run_path: str) -> list[str]:
+    """The folders whose ``janitor.toml`` applies to a run, nearest first: the run folder and
+    up to ``CONFIG_REACH`` folders above it, never past the file system's root (or past a
+    URL's bucket)."""
+    folders = [run_path.rstrip("/") or run_path]
+    while len(folders) <= CONFIG_REACH:
+        here = folders[-1]
+        parent = os.path.dirname(here)
+        at_bucket = is_url(here) and "/" not in here.split("://", 1)[1]
+        if not parent or parent == here or at_bucket:
+            break
+        folders.append(parent)
+    return folders
 
 
 def is_state_path(path: str) -> bool:

@@ -8,11 +8,12 @@ run; they never decide anything."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from janitor.domain.checkpoints import ScanError, ScanReport, UnfinishedUpload
 from janitor.domain.errors import InvalidValue, UsageError
@@ -21,6 +22,7 @@ from janitor.domain.policy import Overrides, Policy
 from janitor.domain.results import ExecutionReport, RunFinal, RunResult
 from janitor.domain.trash import EmptyResult, RestoreResult, TrashedFile
 from janitor.storage import config, layout
+from janitor.storage.config import ConfigFiles
 from janitor.storage.fs import FileSystem
 from janitor.storage.locate import absolute, resolve, storage_of
 from janitor.storage.scan import scan as do_scan
@@ -29,6 +31,27 @@ from janitor.usecases.executor import Executor
 from janitor.usecases.tools import TorchLayer
 
 Warn = Callable[[str], None]
+
+
+T = TypeVar("T")
+
+
+def collector_paused(fn: Callable[..., T]) -> Callable[..., T]:
+    """No cyclic garbage collection while ``fn`` builds a report: at 200k files the
+    collector's passes over the growing heap cost more than the work itself. On again when
+    ``fn`` returns or raises (the API and the tests run commands in-process)."""
+
+    @functools.wraps(fn)
+    def paused(*args: Any, **kwargs: Any) -> T:
+        was = gc.isenabled()
+        gc.disable()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if was:
+                gc.enable()
+
+    return paused
 
 
 def _quiet(message: str) -> None:
@@ -78,6 +101,7 @@ class ScanOutcome:
 Draw = Callable[[RunPlan, str, Any, str | None], bytes]
 
 
+@collector_paused
 def scan_report(paths: list[str], options: ScanOptions, *, draw: Draw | None = None,
                 warn: Warn = _quiet) -> ScanOutcome:  # fmt: skip
     """``scan --json`` / ``--plot``: every run with its summary (what prune and finalize
@@ -86,19 +110,20 @@ def scan_report(paths: list[str], options: ScanOptions, *, draw: Draw | None = N
     from janitor.usecases.inspect import summarize
 
     fs, roots = storage_of(paths)
-    gc.disable()  # no collector passes over 200k objects (the edge turns it back on)
     with fs.listing(roots[0]) if len(roots) == 1 else contextlib.nullcontext():
         report = do_scan(roots, fs=fs, trainer=options.trainer, cache=options.cache)
+        files = ConfigFiles(fs)  # each janitor.toml read once for all runs
         if options.plot is not None:
-            _plot(report, options, draw, fs)
-        summaries = summarize(report, fs=fs)
-    warnings = tuple(config.run_table_warnings((r.path for r in report.runs), fs))
+            _plot(report, options, draw, fs, files)
+        summaries = summarize(report, fs=fs, files=files)
+    warnings = tuple(files.warnings(r.path for r in report.runs))
     for w in warnings:
         warn(w)
     return ScanOutcome(report, summaries, warnings)
 
 
-def _plot(report: ScanReport, options: ScanOptions, draw: Draw | None, fs: FileSystem) -> None:
+def _plot(report: ScanReport, options: ScanOptions, draw: Draw | None, fs: FileSystem,
+          files: ConfigFiles) -> None:  # fmt: skip
     """The one run's plan (its janitor.toml rules) as a picture; the metric curve is the
     plan's own (keep-best) or --metric."""
     from janitor.storage.metrics import load_scalars
@@ -110,7 +135,7 @@ def _plot(report: ScanReport, options: ScanOptions, draw: Draw | None, fs: FileS
         names = ", ".join(r.name for r in report.runs[:5]) or "none"
         raise UsageError(f"--plot draws one run; found {len(report.runs)} ({names})")
     (run,) = report.runs
-    rp = plan_run(run, fs=fs)
+    rp = plan_run(run, fs=fs, files=files)
     metric = options.metric
     name = metric or rp.planner.as_dict().get("rules", {}).get("metric")
     values = load_scalars(run.path, name) if metric else getattr(rp.planner, "metric", None)
@@ -133,6 +158,7 @@ class ScanTotals:
     warnings: tuple[str, ...] = ()
 
 
+@collector_paused
 def scan_stream(paths: list[str], options: ScanOptions, block: Callable[[RunSummary], Any],
                 emit: Callable[[Any], None], warn: Warn = _quiet) -> ScanTotals:  # fmt: skip
     """``scan``'s text report: ``block(summary)`` of each run (maybe in a worker process: what
@@ -142,22 +168,26 @@ def scan_stream(paths: list[str], options: ScanOptions, block: Callable[[RunSumm
     from janitor.usecases.inspect import summarize_run
 
     fs, roots = storage_of(paths)
-    gc.disable()
     errors: list = []
     seen: dict[str, None] = {}
     journals: set[str] = set()
     totals, now, unchecked = [0, 0, 0, 0], time.time(), 0
+    files = ConfigFiles(fs)  # each janitor.toml read once (before workers fork: inherited)
+    files.warm(roots)
 
-    def one(run):
-        summary = summarize_run(run, now, fs)
+    def one(run):  # may run in a worker process: what it returns is all that is kept
+        summary = summarize_run(run, now, fs, files)
         numbers = (len(run.candidates), run.big_bytes, run.small_bytes, summary.keep_last_1_frees)
-        return run.path, block(summary), summary.journal, numbers, run.unchecked
+        warnings = files.warnings([run.path])  # where its files were read
+        return run.path, block(summary), summary.journal, numbers, run.unchecked, warnings
 
     with fs.listing(roots[0]) if len(roots) == 1 else contextlib.nullcontext():
         blocks = scan_runs_mapped(roots, errors, one, fs=fs, trainer=options.trainer,
                                   cache=options.cache, lazy=True)  # fmt: skip
+        warned: dict[str, None] = {}
         with contextlib.closing(blocks):  # a reader gone (`| head`): workers ended first
-            for path, shown, journal, numbers, not_checked in blocks:
+            for path, shown, journal, numbers, not_checked, run_warnings in blocks:
+                warned.update(dict.fromkeys(run_warnings))
                 if path in seen:  # a run folder given twice (logs and logs/alice)
                     continue
                 emit(shown)
@@ -167,7 +197,7 @@ def scan_stream(paths: list[str], options: ScanOptions, block: Callable[[RunSumm
                 for i, n in enumerate(numbers):
                     totals[i] += n
                 unchecked += not_checked
-        warnings = tuple(config.run_table_warnings(seen, fs))
+        warnings = tuple(warned)
         for w in warnings:
             warn(w)
         uploads = unfinished_uploads(fs, roots)
@@ -251,6 +281,7 @@ class PruneOutcome:
         )
 
 
+@collector_paused
 def prune(
     paths: list[str],
     options: PruneOptions,
@@ -271,19 +302,19 @@ def prune(
     from janitor.usecases.prune import Pruner, planner_for
 
     store, roots = storage_of(paths)
-    gc.disable()  # no collector passes over 200k objects (the edge turns it back on)
     cache = {"cache": options.cache, "save_cache": not options.dry_run}
     report = do_scan(roots, fs=store, trainer=options.trainer, **cache)
-    warnings = list(config.run_table_warnings((r.path for r in report.runs), store))
+    files = ConfigFiles(store)  # each janitor.toml read once for all runs
+    warnings = list(files.warnings(r.path for r in report.runs))
     for w in warnings:
         warn(w)
     fs: FileSystem = store
     fixes: list = []
     if options.fix_resume:
         for run in report.runs:  # every run's rules are checked before anything moves
-            planner_for(run, options.rules, store)
-        mover = Executor(store, trash=True, lock_timeout=options.lock_timeout)
-        fixes = fix_resume(report, mover, options.dry_run)
+            planner_for(run, options.rules, store, files)
+        mover = Executor(store, trash=True, lock_timeout=options.lock_timeout, config=files)
+        fixes = fix_resume(report, mover, options.dry_run, files)
         for shown, result in fixes:
             if on_fix is not None:
                 on_fix(shown, result)
@@ -291,8 +322,8 @@ def prune(
         report = do_scan(roots, trainer=options.trainer, fs=fs, **cache)
     executor = Executor(fs, trash=options.trash, truncate=options.truncate,
                         lock_timeout=options.lock_timeout, purge_versions=options.purge_versions,
-                        on_removed=progress)  # fmt: skip
-    pruner = Pruner(options.rules, executor, fs)
+                        on_removed=progress, config=files)  # fmt: skip
+    pruner = Pruner(options.rules, executor, fs, files)
     plans, results = [], []
     for rp, result in pruner.run_all(report.runs, dry_run=options.dry_run, shown=on_plan,
                                      processes=processes):  # fmt: skip
@@ -399,15 +430,16 @@ def finalize(
 
     fs, roots = storage_of(paths)
     report = do_scan(roots, fs=fs, trainer=options.trainer, save_cache=not options.dry_run)
+    files = ConfigFiles(fs)  # each janitor.toml read once for all runs
     executor = Executor(fs, trash=options.trash, truncate=options.truncate,
-                        purge_versions=options.purge_versions)  # fmt: skip
+                        purge_versions=options.purge_versions, config=files)  # fmt: skip
     small_models = torch.small_models(on_tensor)
     finals = []
     for run in report.runs:
         final = finalize_run(
             run, small_models, steps=options.steps, keep_best=options.keep_best,
             metric=options.metric, mode=options.mode, idle=options.idle, force=options.force,
-            dry_run=options.dry_run, executor=executor, fs=fs,
+            dry_run=options.dry_run, executor=executor, fs=fs, files=files,
         )  # fmt: skip
         finals.append(final)
         if on_run is not None:
@@ -532,10 +564,11 @@ def pin(run: str, steps: Iterable[Any], *, origin: check.Origin = "flag", unpin:
     verb = "unpin" if unpin else "pin"
     fs = _storage(run)
     folder = _pin_target(verb, run, [str(s) for s in given], fs)
+    files = ConfigFiles(fs)
     if not unpin:
-        return Pins(folder, config.set_pins(folder, add=wanted, fs=fs))
-    absent = wanted - config.pins(folder, fs)
-    return Pins(folder, config.set_pins(folder, drop=wanted, fs=fs), absent)
+        return Pins(folder, files.set_pins(folder, add=wanted))
+    absent = wanted - files.pins(folder)
+    return Pins(folder, files.set_pins(folder, drop=wanted), absent)
 
 
 def _pin_target(verb: str, path: str, steps: list[str], fs: FileSystem) -> str:

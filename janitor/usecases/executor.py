@@ -31,7 +31,8 @@ from janitor.core import law
 from janitor.domain.errors import JanitorError, oserror_text
 from janitor.domain.plans import RunPlan
 from janitor.domain.results import FileError, Removed, RunResult
-from janitor.storage import config, layout
+from janitor.storage import layout
+from janitor.storage.config import ConfigFiles
 from janitor.storage.fs import LOCAL, FileSystem, LockTimeout, disk_text, nearly_full
 from janitor.storage.journal import (
     Journal,
@@ -92,8 +93,10 @@ class Executor:
         clock: Callable[[], float] = time.time,
         on_removed: Callable[[Removed], None] | None = None,
         purge_versions: bool = False,
+        config: ConfigFiles | None = None,
     ) -> None:
         self.fs = fs
+        self.config = config  # the command's janitor.toml files, re-read if they changed
         self.purge_versions = purge_versions  # versioned buckets: drop what deleted objects leave
         self.trash = trash
         self.truncate = truncate
@@ -236,12 +239,22 @@ class Executor:
             self._purge(removed, errors, notes)
         return RunResult(run.path, tuple(removed), tuple(errors), tuple(skipped), tuple(notes))
 
+    def _config_of(self, run_path: str) -> ConfigFiles:
+        """The janitor.toml files as they are now: the command's (``config``) while none of
+        the run's files changed since it read them (stats only), else read again (a pin
+        written since the plan counts)."""
+        with self._journals_lock:
+            if self.config is None or not self.config.unchanged(run_path):
+                self.config = ConfigFiles(self.fs)
+            return self.config
+
     def _law(self, shown: RunPlan, fresh_run, now: float) -> dict[int, list[str]]:
         """The protection law on the run as it is now: its pins read again (and the plan's,
         if it had more), and the waiver the plan's planner claims, if the law lets it be
         used here (finalize: verified small models; fix-resume: to the trash only)."""
         planner = shown.planner
-        pins = config.pins(fresh_run.path, self.fs) | frozenset(getattr(planner, "pins", ()))
+        pins = self._config_of(fresh_run.path).pins(fresh_run.path)
+        pins |= frozenset(getattr(planner, "pins", ()))
         waiver = getattr(planner, "waiver", None)
         if waiver is not None and waiver.usable(self.trash) is not None:
             waiver = None

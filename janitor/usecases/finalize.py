@@ -23,7 +23,8 @@ from janitor.domain.checkpoints import CheckpointSet, Run
 from janitor.domain.errors import JanitorError
 from janitor.domain.policy import Policy
 from janitor.domain.results import Kept, RunFinal, SmallModelCheck
-from janitor.storage import activity, config
+from janitor.storage import activity
+from janitor.storage.config import ConfigFiles
 from janitor.storage.fs import LOCAL, FileSystem
 from janitor.storage.metrics import load_metric
 from janitor.usecases.executor import Executor
@@ -81,7 +82,9 @@ def finalize_run(
     executor: Executor | None = None,
     now: float | None = None,
     fs: FileSystem = LOCAL,
+    files: ConfigFiles | None = None,
 ) -> RunFinal:
+    """``files``: the command's janitor.toml files (read once for all its runs)."""
     now = time.time() if now is None else now
     if not run.candidates:  # finalized already (or never saved a set): done, not refused
         return RunFinal(run, notes=(NOTHING_LEFT,))
@@ -111,7 +114,7 @@ def finalize_run(
         return RunFinal(
             run, tuple(kept), refused=f"verification failed for {names}: nothing removed"
         )
-    pins = config.pins(run.path, fs)
+    pins = (files or ConfigFiles(fs)).pins(run.path)
     planner = FinalizePlanner(tuple(k.step for k in kept), verified=not dry_run, pins=pins)
     plan = planner.plan(run, now)
     if dry_run or not plan.removals:

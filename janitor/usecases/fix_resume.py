@@ -11,21 +11,22 @@ from janitor.core.planners import FixResumePlanner
 from janitor.domain.checkpoints import ScanReport
 from janitor.domain.plans import RunPlan
 from janitor.domain.results import RunResult
-from janitor.storage import config
+from janitor.storage.config import ConfigFiles
 from janitor.storage.fs import FileSystem, Without
 from janitor.usecases.executor import Executor
 
 
 def fix_resume(
-    report: ScanReport, mover: Executor, dry_run: bool = False
+    report: ScanReport, mover: Executor, dry_run: bool = False, files: ConfigFiles | None = None
 ) -> list[tuple[RunPlan, RunResult | None]]:
     """(plan, result) for each run with stale sets; the result is None in a dry run.
     ``mover`` must move to the trash."""
     if not mover.trash:
         raise ValueError("--fix-resume only ever moves to the trash")
+    files = ConfigFiles(mover.fs) if files is None else files
     fixes = []
     for run in report.runs:
-        shown = FixResumePlanner(config.pins(run.path, mover.fs)).plan(run, time.time())
+        shown = FixResumePlanner(files.pins(run.path)).plan(run, time.time())
         if shown.removals:
             fixes.append((shown, None if dry_run else mover.execute(shown)))
     return fixes

@@ -12,15 +12,20 @@ from janitor.core.resume import traps
 from janitor.domain.checkpoints import Run, ScanReport
 from janitor.domain.plans import RunSummary, Trap
 from janitor.domain.policy import Policy
-from janitor.storage import activity, config, layout
+from janitor.storage import activity, layout
+from janitor.storage.config import ConfigFiles
 from janitor.storage.fs import LOCAL, FileSystem, disk_text, nearly_full
 from janitor.storage.journal import Journal
 
 FINISHED_IDLE = 24 * 3600.0  # scan calls a run finished after a day without writes
 
 
-def summarize_run(run: Run, now: float, fs: FileSystem = LOCAL) -> RunSummary:
-    pins = config.pins(run.path, fs)
+def summarize_run(
+    run: Run, now: float, fs: FileSystem = LOCAL, files: ConfigFiles | None = None
+) -> RunSummary:
+    """``files``: the command's janitor.toml files (read once for all its runs)."""
+    settings = (ConfigFiles(fs) if files is None else files).run(run.path)
+    pins = settings.pinned
     keep_last_1 = RulesPlanner(Policy(keep_last=1), pins=pins)
     idle = now - run.last_activity
     newest = run.newest_complete
@@ -42,6 +47,8 @@ def summarize_run(run: Run, now: float, fs: FileSystem = LOCAL) -> RunSummary:
         trash_bytes=sum(e.size for e in trashed),
         trash_files=len(trashed),
         journal=journal if fs.exists(journal) else None,
+        sources=settings.rule_sources(),
+        pin_sources=settings.pin_sources(),
     )
 
 
@@ -62,10 +69,14 @@ def _cut_short(run: Run, fs: FileSystem) -> tuple[Trap, ...]:
 
 
 def summarize(
-    report: ScanReport, now: float | None = None, fs: FileSystem = LOCAL
+    report: ScanReport,
+    now: float | None = None,
+    fs: FileSystem = LOCAL,
+    files: ConfigFiles | None = None,
 ) -> tuple[RunSummary, ...]:
     now = time.time() if now is None else now
-    return tuple(summarize_run(r, now, fs) for r in report.runs)
+    files = ConfigFiles(fs) if files is None else files
+    return tuple(summarize_run(r, now, fs, files) for r in report.runs)
 
 
 FILE_EVENTS = ("remove", "trash", "restore", "trash-empty")

@@ -20,7 +20,8 @@ from janitor.domain.errors import InvalidValue, UsageError
 from janitor.domain.plans import Plan, RunPlan
 from janitor.domain.policy import Overrides
 from janitor.domain.results import RunResult
-from janitor.storage import config, platform
+from janitor.storage import platform
+from janitor.storage.config import ConfigFiles
 from janitor.storage.fs import LOCAL, FileSystem
 from janitor.storage.metrics import load_metric
 from janitor.usecases.executor import Executor
@@ -63,30 +64,43 @@ def _switch(r: rules.Rule) -> tuple[str, ...]:
 
 
 def planner_for(
-    run: Run, overrides: Overrides = NO_OVERRIDES, fs: FileSystem = LOCAL
+    run: Run,
+    overrides: Overrides = NO_OVERRIDES,
+    fs: FileSystem = LOCAL,
+    files: ConfigFiles | None = None,
 ) -> RulesPlanner:
     """The run's rules with the source of every value (janitor.toml files, then
-    ``overrides``), its pins, and the metric values ``--keep-best`` ranks by."""
+    ``overrides``), its pins with theirs, and the metric values ``--keep-best`` ranks by.
+    ``files``: the command's janitor.toml files (read once for all its runs)."""
+    files = ConfigFiles(fs) if files is None else files
     try:
-        policy, sources = config.policy_for(run.path, overrides, fs)
+        policy, sources = files.policy_for(run.path, overrides)
     except InvalidValue as exc:  # the last line of defence: config checks values first
         raise UsageError(exc.worded(overrides.source(exc.field))) from None
     effective = policy.effective()
     metric = load_metric(run, effective.metric, fs) if effective.keep_best else None
-    return RulesPlanner(policy, sources, config.pins(run.path, fs), metric)
+    settings = files.run(run.path)
+    pin_sources = settings.pin_sources()
+    return RulesPlanner(policy, sources, settings.pinned, metric, pin_sources=pin_sources)
 
 
 def plan_run(
-    run: Run, overrides: Overrides = NO_OVERRIDES, now: float | None = None, fs: FileSystem = LOCAL
+    run: Run,
+    overrides: Overrides = NO_OVERRIDES,
+    now: float | None = None,
+    fs: FileSystem = LOCAL,
+    files: ConfigFiles | None = None,
 ) -> RunPlan:
     now = time.time() if now is None else now
-    return planner_for(run, overrides, fs).plan(run, now)
+    return planner_for(run, overrides, fs, files).plan(run, now)
 
 
 def plan(report: ScanReport, overrides: Overrides = NO_OVERRIDES, now: float | None = None,
          fs: FileSystem = LOCAL) -> Plan:  # fmt: skip
     now = time.time() if now is None else now
-    return Plan(tuple(plan_run(r, overrides, now, fs) for r in report.runs), report.errors)
+    files = ConfigFiles(fs)
+    return Plan(tuple(plan_run(r, overrides, now, fs, files) for r in report.runs),
+                report.errors)  # fmt: skip
 
 
 @dataclass
@@ -96,6 +110,11 @@ class Pruner:
     overrides: Overrides = field(default_factory=Overrides)
     executor: Executor = field(default_factory=Executor)
     fs: FileSystem = LOCAL
+    files: ConfigFiles | None = None  # the janitor.toml files; by default read on first use
+
+    def __post_init__(self) -> None:
+        if self.files is None:
+            self.files = ConfigFiles(self.fs)
 
     def run(
         self,
@@ -111,7 +130,7 @@ class Pruner:
         that does the same again under the lock); hand the plan to ``shown`` (to print it
         before anything happens); execute it unless ``dry_run``. Files in ``in_flight`` are
         never opened."""
-        rp = plan_run(run, self.overrides, time.time(), self.fs)
+        rp = plan_run(run, self.overrides, time.time(), self.fs, self.files)
         if prepare is not None:
             rp = prepare(rp)
         if shown is not None:
@@ -139,7 +158,7 @@ class Pruner:
         ``shown`` gets each plan in order, as its result is yielded. If the caller stops
         early, runs not started yet are not started (in processes, runs under way are
         stopped as a kill would stop them: the journal has what the next prune finishes)."""
-        plans = [plan_run(run, self.overrides, time.time(), self.fs) for run in runs]
+        plans = [plan_run(run, self.overrides, time.time(), self.fs, self.files) for run in runs]
         busy = sum(1 for rp in plans if rp.removals)
         if dry_run or workers <= 1 or busy <= 1:
             for rp in plans:
