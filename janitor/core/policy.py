@@ -121,8 +121,9 @@ def _keep_rules(p: Policy) -> list[tuple[str, Keep]]:
     for r in rules():
         if r.keep is not None and getattr(p, r.name) is not None:
             table.append((_text(r.reason, p), KEEP[r.keep] if isinstance(r.keep, str) else r.keep))
-    if not table and p.max_size is not None:
-        table.append((_text(MAX_SIZE.reason, p), _fits))
+    if not table and p.keeps_what_fits:
+        reason = MAX_SIZE.reason if p.max_size is not None else "no keep rule: kept until a limit needs the room"
+        table.append((_text(reason, p), _fits))
     return table
 
 

@@ -273,6 +273,29 @@ def free_bytes(path: str) -> int | None:
         return None
 
 
+def disk_size(path: str) -> int | None:
+    """The size of the file system holding ``path`` (``statvfs``'s ``f_blocks``), for
+    ``--min-free 10%``; None when it cannot be told."""
+    statvfs = getattr(os, "statvfs", None)
+    try:
+        if statvfs is not None:
+            st = statvfs(path)
+            return st.f_blocks * st.f_frsize
+        import shutil
+
+        return shutil.disk_usage(path).total
+    except (OSError, ValueError):
+        return None
+
+
+def device(path: str) -> int | None:
+    """Which file system holds ``path`` (its device number); None when it cannot be told."""
+    try:
+        return os.stat(path).st_dev
+    except (OSError, ValueError):
+        return None
+
+
 def fs_type(mount: str) -> str | None:
     """The file system type mounted at ``mount`` (``/proc/self/mounts``: Linux only)."""
     try:
@@ -286,3 +309,12 @@ def fs_type(mount: str) -> str | None:
         if len(parts) >= 3 and parts[1].replace("\\040", " ") == mount:
             found = parts[2]
     return found
+
+
+def links(path: str) -> int:
+    """How many names the file at ``path`` has (``st_nlink``; 1 when it cannot be told):
+    removing one of several names frees nothing."""
+    try:
+        return os.lstat(path).st_nlink
+    except (OSError, ValueError):
+        return 1
