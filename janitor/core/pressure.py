@@ -76,6 +76,10 @@ def protected_text(plans: Sequence[RunPlan], pool: Iterable[Yielding]) -> str:
     return f"protected: {shown}"
 
 
-def shortfall_text(limit: str, where: str, short: int, protected: str) -> str:
-    """One line for a limit that cannot be met (a cron mail shows it)."""
-    return f"{limit} on {where}: cannot be met, {format_size(short)} short; {protected}"
+def shortfall_text(
+    limit: str, where: str, short: int, protected: str, free: int | None = None
+) -> str:
+    """One line for a limit that cannot be met (a cron mail shows it); ``free``: the free
+    space measured after pruning."""
+    now = "" if free is None else f"{format_size(free)} free after pruning, "
+    return f"{limit} on {where}: cannot be met, {now}{format_size(short)} short; {protected}"

@@ -18,8 +18,6 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from humanfriendly import format_size
-
 from janitor.core.planners import RulesPlanner
 from janitor.core.pressure import (
     Yielding,
@@ -73,10 +71,7 @@ class Relief:
         for f in self.floors:
             free = platform.free_bytes(f.mount)
             if free is not None and free < f.target:
-                out.append(
-                    shortfall_text(f.limit, f.mount, f.target - free, f.protected)
-                    + f" ({format_size(free)} free)"
-                )
+                out.append(shortfall_text(f.limit, f.mount, f.target - free, f.protected, free))
         return out
 
 
