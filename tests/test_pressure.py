@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -15,7 +19,8 @@ from humanfriendly import format_size
 
 import janitor
 from janitor.domain.errors import UsageError
-from tests.conftest import fake_run, run_janitor, sets_on_disk
+from janitor.storage.journal import Journal
+from tests.conftest import REPO, fake_run, run_janitor, sets_on_disk
 
 safety = pytest.mark.safety("11. full disk")
 MB = 1_000_000
@@ -187,3 +192,81 @@ def test_max_total_budgets_a_bucket(tmp_path, bucket):
     assert not out.failed
     left = [k for k in bucket.keys("logs/") if k.endswith(".pth")]
     assert len(left) == 14  # 12 sets, five went: 7 sets of two files
+
+
+WRITER = r"""
+import io, os, sys, time, zipfile
+run, saves = sys.argv[1], int(sys.argv[2])
+os.makedirs(run, exist_ok=True)
+
+def body(stem, size):  # a torch-style zip: <stem>/data.pkl first, then the tensor bytes
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as z:
+        z.writestr(f"{stem}/data.pkl", b"\x80\x02}q\x00.")
+        z.writestr(f"{stem}/data/0", os.urandom(size))
+    return buf.getvalue()
+
+for i in range(1, saves + 1):
+    step = 100 * i
+    for prefix, size in (("G", 4_000_000), ("D", 6_000_000)):
+        data, path = body(f"{prefix}_{step}", size), f"{run}/{prefix}_{step}.pth"
+        try:
+            with open(path, "wb") as fh:
+                for at in range(0, len(data), 1 << 20):  # 1 MB chunks, as a save streams
+                    fh.write(data[at : at + (1 << 20)])
+                    fh.flush()
+        except OSError as exc:
+            print(f"failed {step} {exc.strerror}", flush=True)
+            sys.exit(1)
+    print(f"saved {step} {time.time()!r}", flush=True)
+    time.sleep(2)
+"""
+
+
+def write_sets(run: Path, saves: int) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", WRITER, str(run), str(saves)],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+@safety
+@pytest.mark.slow
+def test_watch_min_free_keeps_a_trainer_saving_on_a_small_disk(tmpfs, cases):
+    # alone, the trainer fills the disk: ENOSPC mid-save
+    alone = tmpfs("64m", "alone")
+    (alone / "other").write_bytes(b"\0" * (20 * MB))
+    r = write_sets(alone / "logs" / "r", 12)
+    assert r.returncode == 1 and "No space left on device" in r.stdout, r.stdout + r.stderr
+    assert len([x for x in r.stdout.splitlines() if x.startswith("saved")]) < 12
+    # beside janitor watch --min-free, every save succeeds
+    disk = tmpfs("64m", "watched")
+    (disk / "other").write_bytes(b"\0" * (20 * MB))
+    (disk / "logs").mkdir()
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "janitor", "watch", str(disk / "logs"), "--keep-last", "5",
+         "--min-free", "14M"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
+    )  # fmt: skip
+    try:
+        assert "watching" in watcher.stdout.readline()
+        r = write_sets(disk / "logs" / "r", 12)
+        time.sleep(3)  # the last save's removals
+    finally:
+        watcher.send_signal(signal.SIGTERM)
+        out = watcher.communicate(timeout=30)[0]
+    assert r.returncode == 0, r.stdout + r.stderr + out
+    saved = {int(x.split()[1]): float(x.split()[2]) for x in r.stdout.splitlines()}
+    assert sorted(saved) == [100 * i for i in range(1, 13)]
+    # at every removal janitor made, a complete set was still on disk (from its journal)
+    records = Journal(str(disk / "logs" / ".janitor")).read().records
+    removed: set[int] = set()
+    begun = [(datetime.fromisoformat(x["time"]).timestamp(), x["number"])
+             for x in records if x["event"] == "set-begin"]  # fmt: skip
+    assert begun, out
+    for when, number in begun:
+        removed.add(number)
+        complete = {s for s, at in saved.items() if at <= when + 0.01} - removed
+        assert complete, f"removing step {number} left no complete set"
+    assert any("min-free" in " ".join(x.get("reasons", [])) for x in records), out
+    on_disk = sets_on_disk(disk / "logs" / "r")
+    assert on_disk[1200] == {"G", "D"} and 0 < len(on_disk) <= 5
+    cases()
