@@ -237,15 +237,23 @@ REMOVE_INCOMPLETE = register(Rule(
     switch=Switch("--remove-incomplete", "remove_incomplete",
                   "Also remove incomplete/partial sets older than --older-than (crash leftovers)."),
 ))  # fmt: skip
-MIN_FREE = register(Rule(
-    "min_free", "floor", metavar="SIZE|PERCENT", scope="root",
-    help="After the rules, remove the oldest unprotected sets across runs (per file system) "
-    "until SIZE (14GB) or PERCENT (10%) of the file system is free.",
-    describe="min-free {min_free}", removal="removed to keep min-free {min_free} free",
-))  # fmt: skip
-MAX_TOTAL = register(Rule(
-    "max_total", "size", metavar="SIZE", scope="root",
-    help="After the rules, remove the oldest unprotected sets across runs until all big "
-    "checkpoints under the root fit in SIZE (100GB).",
-    describe="max-total {max_total}", removal="removed to fit max-total {max_total}",
-))  # fmt: skip
+
+
+def _root_limit(name: str, parser: Parser, metavar: str, until: str, removal: str) -> Rule:
+    """A limit over a whole logs root, applied after every run's rules (scope "root")."""
+    shown = f"{name.replace('_', '-')} {{{name}}}"
+    return register(Rule(
+        name, parser, metavar=metavar, scope="root", describe=shown,
+        removal=removal.format(limit=shown),
+        help=f"After the rules, remove the oldest unprotected sets across runs until {until}.",
+    ))  # fmt: skip
+
+
+MIN_FREE = _root_limit(
+    "min_free", "floor", "SIZE|PERCENT", "SIZE (14GB) or PERCENT (10%) of each file system "
+    "holding runs is free", "removed to keep {limit} free",
+)  # fmt: skip
+MAX_TOTAL = _root_limit(
+    "max_total", "size", "SIZE", "all big checkpoints under the root fit in SIZE (100GB)",
+    "removed to fit {limit}",
+)  # fmt: skip
