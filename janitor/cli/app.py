@@ -178,9 +178,12 @@ def prune(
             doc["fix_resume"] = render.plan_json(outcome.fixed, outcome.moved, dry_run, True)[
                 "runs"
             ]
+        doc["shortfalls"] = list(outcome.shortfalls)
         render.dump_json(render.envelope("prune", not outcome.failed, doc))
     else:
         render.prune_summary(outcome.plan, outcome.execution, out, quiet, trash)
+        for line in outcome.shortfalls:  # min-free / max-total not met: a cron mail shows it
+            typer.echo(f"janitor: {line}", err=True)
     return EXIT_FAILURE if outcome.failed else EXIT_OK
 
 

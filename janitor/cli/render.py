@@ -279,6 +279,7 @@ def plan_json(
                 "sets": sets,
                 **_moved_bytes(rp, trash),
                 "freed": result.freed if result else 0,
+                "freed_linked": result.freed_linked if result else 0,
                 "trashed": result.trashed if result else 0,
                 "notes": list(rp.notes) + (list(result.notes) if result else []),
                 "skipped": list(result.skipped) if result else [],
@@ -296,6 +297,7 @@ def plan_json(
         "runs": runs,
         **_moved_bytes(plan, trash),
         "freed": execution.freed if execution else 0,
+        "freed_linked": execution.freed_linked if execution else 0,
         "trashed": execution.trashed if execution else 0,
         "errors": [{"path": e.path, "message": e.message} for e in plan.errors]
         + [{"path": e.path, "message": e.message} for e in (execution.errors if execution else ())],
@@ -367,14 +369,23 @@ def _files_text(s: CheckpointSet) -> str:
     return ", ".join(f.name for f in s.files)
 
 
-def _outcome(freed: int, trashed: int, deleted_files: int, trashed_files: int) -> str:
+def _outcome(
+    freed: int, trashed: int, deleted_files: int, trashed_files: int, linked: int = 0,
+    linked_files: int = 0,
+) -> str:  # fmt: skip
     """What an execution did: "freed 2.6 GB (4 files)", "moved to the trash (still on disk):
-    4 files, 2.6 GB", or both."""
+    4 files, 2.6 GB", "deleted but still linked (another hard link keeps the bytes on disk):
+    2 files, 1.3 GB", or several."""
     parts = []
     if trashed_files:
         parts.append(f"moved {TRASHED}: {count(trashed_files, 'file')}, {size(trashed)}")
-    if deleted_files or not parts:
-        parts.append(f"freed {size(freed)} ({count(deleted_files, 'file')})")
+    if deleted_files - linked_files or not parts and not linked_files:
+        parts.append(f"freed {size(freed)} ({count(deleted_files - linked_files, 'file')})")
+    if linked_files:
+        parts.append(
+            f"deleted but still linked (another hard link keeps the bytes on disk): "
+            f"{count(linked_files, 'file')}, {size(linked)}"
+        )
     return "; ".join(parts)
 
 
@@ -382,8 +393,9 @@ def _result_outcome(results) -> str:
     removed = [r for result in results for r in result.removed]
     moved = sum(1 for r in removed if r.trash_path)
     return _outcome(
-        sum(x.freed for x in results), sum(x.trashed for x in results), len(removed) - moved, moved
-    )
+        sum(x.freed for x in results), sum(x.trashed for x in results), len(removed) - moved, moved,
+        sum(x.freed_linked for x in results), sum(1 for r in removed if r.linked),
+    )  # fmt: skip
 
 
 def _would(expected: int, trash: bool) -> str:

@@ -59,6 +59,11 @@ class RulesPlanner:
     metric: Mapping[int, float] | None = None  # step -> value of policy.metric
     kind: str = "rules"
     pin_sources: Mapping[int, tuple[str, ...]] = field(default_factory=dict)  # step -> files
+    # min-free / max-total (``janitor.usecases.pressure``): more sets to remove, each with
+    # its reason, when the law lets them go; ``until_free``: for a set taken for min-free, the
+    # free bytes at which it is no longer needed (the executor looks before each one)
+    pressure: Mapping[int, str] = field(default_factory=dict)
+    until_free: Mapping[int, int] = field(default_factory=dict)
 
     @property
     def waiver(self) -> Waiver | None:
@@ -71,10 +76,23 @@ class RulesPlanner:
         outcome = apply(cands, self.policy, now)
         keep = set(outcome.keep)
         reasons, new = outcome.reasons, tuple.__new__
+        if self.pressure:  # the root's limits take what the law lets go, nothing else
+            protected = law.protections(cands, now, self.waiver)
+            for number, why in self.pressure.items():
+                if number in keep and not protected.get(number, True):
+                    keep.discard(number)
+                    reasons = {**reasons, number: (why,)}
         decisions = tuple(
             [new(SetDecision, (s, s.number in keep, reasons[s.number])) for s in run.sets]
         )
         return RunPlan(run, self, selected(run, decisions), outcome.notes, traps(run))
+
+    def gives_way(self, run: Run, decisions: Iterable[SetDecision], now: float) -> list[int]:
+        """The sets these rules keep that the law does not protect (kept only by a count
+        rule, or by max-size): what min-free and max-total may take."""
+        cands = candidates(run, self.pins, self.metric, now)
+        protected = law.protections(cands, now, self.waiver)
+        return [d.set.number for d in decisions if d.keep and not protected.get(d.set.number)]
 
     def frees(self, run: Run, now: float) -> int:
         """What ``plan(run, now)`` would free, without the per-set decisions (scan's summary)."""
@@ -90,7 +108,9 @@ class RulesPlanner:
             "sources": dict(self.sources),
             "pins": sorted(self.pins),
             "description": self.describe(),
-        }
+            **({"pressure": {str(n): why for n, why in self.pressure.items()}}
+               if self.pressure else {}),
+        }  # fmt: skip
 
 
 FIX_RESUME_WHY = (

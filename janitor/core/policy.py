@@ -46,6 +46,7 @@ __all__ = [
     "NEWEST_COMPLETE", "NO_RULE", "PINNED", "PROTECTIONS", "SETTLED_AFTER", "TRUNCATED", "apply",
 ]  # fmt: skip
 NO_RULE = "kept by no rule"
+UNTIL_NEEDED = "no keep rule: kept until min-free or max-total needs the room"
 
 
 Keep = Callable[[list[Candidate], Policy], dict[int, str]]  # see janitor.domain.rules.Rule
@@ -121,8 +122,9 @@ def _keep_rules(p: Policy) -> list[tuple[str, Keep]]:
     for r in rules():
         if r.keep is not None and getattr(p, r.name) is not None:
             table.append((_text(r.reason, p), KEEP[r.keep] if isinstance(r.keep, str) else r.keep))
-    if not table and p.max_size is not None:
-        table.append((_text(MAX_SIZE.reason, p), _fits))
+    if not table and p.keeps_what_fits:
+        reason = MAX_SIZE.reason if p.max_size is not None else UNTIL_NEEDED
+        table.append((_text(reason, p), _fits))
     return table
 
 

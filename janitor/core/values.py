@@ -93,6 +93,17 @@ def parse_bytes(text: str | int, what: object = "size", *, allow_zero: bool = Tr
     return int(value)
 
 
+def parse_floor(value: str | int, what: object) -> int | rules.Percent:
+    """A free-space floor: a size ('14GB', or bytes) or a share of the file system ('10%')."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        number = value.strip()[:-1].strip()
+        share = float(number) if _NUMBER.fullmatch(number) else math.nan
+        if not 0 < share < 100:
+            raise UsageError(f"{what}: a percentage must be above 0 and below 100, got {value!r}")
+        return rules.Percent(share)
+    return parse_bytes(value, what, allow_zero=False)
+
+
 def check_rule(name: str, value: Any, what: object, *, text: bool = True) -> Any:
     """One value of rule ``name`` (a ``Policy`` field), checked and converted; errors name
     ``what`` (the flag, keyword, or file, line and key). Python values are taken as they are
@@ -113,6 +124,8 @@ def check_rule(name: str, value: Any, what: object, *, text: bool = True) -> Any
         return parse_duration(value, what, allow_zero=False)
     if kind == "size":
         return parse_bytes(value, what, allow_zero=False)
+    if kind == "floor":
+        return parse_floor(value, what)
     if kind == "bool":
         return check_switch(value, what)
     if kind == "choice":

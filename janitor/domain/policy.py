@@ -79,13 +79,23 @@ class Policy(_RuleValues):
         return any(r.keep is not None and getattr(self, r.name) is not None
                    for r in registry.rules())  # fmt: skip
 
+    @property
+    def keeps_what_fits(self) -> bool:
+        """No keep rule, but a limit (max-size, or a root rule: min-free, max-total): every
+        set is wanted, and the limit takes what it must."""
+        return not self.has_keep_rule and (
+            self.max_size is not None
+            or any(getattr(self, r.name) is not None for r in registry.rules("root"))
+        )
+
     def replace(self, **changes: Any) -> Policy:
         return Policy(**{**self.to_dict(), **changes})
 
     def effective(self) -> Policy:
         """With no keep rule at all, keep the last 1 (the trainer's "save only latest") —
-        unless only ``max_size`` is given: then keep what fits."""
-        if self.has_keep_rule or self.max_size is not None:
+        unless only a limit is given (``max_size``, ``min_free``, ``max_total``): then keep
+        what fits."""
+        if self.has_keep_rule or self.keeps_what_fits:
             return self
         return self.replace(keep_last=1)
 

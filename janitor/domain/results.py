@@ -16,6 +16,7 @@ class Removed:
     size: int
     number: int
     trash_path: str | None = None  # set when the file was moved to the trash, not deleted
+    linked: bool = False  # deleted, but another hard link keeps its bytes on disk
 
 
 FileError = PathProblem  # a file that could not be removed or moved
@@ -31,8 +32,14 @@ class RunResult:
 
     @property
     def freed(self) -> int:
-        """Bytes really deleted (a move to the trash frees nothing)."""
-        return sum(r.size for r in self.removed if r.trash_path is None)
+        """Bytes that left the disk (a move to the trash frees nothing, nor does removing
+        one name of a file that has another: ``freed_linked``)."""
+        return sum(r.size for r in self.removed if r.trash_path is None and not r.linked)
+
+    @property
+    def freed_linked(self) -> int:
+        """Bytes of files deleted whose data stays on disk under another hard link."""
+        return sum(r.size for r in self.removed if r.linked)
 
     @property
     def trashed(self) -> int:
@@ -51,6 +58,10 @@ class ExecutionReport:
     @property
     def trashed(self) -> int:
         return sum(r.trashed for r in self.results)
+
+    @property
+    def freed_linked(self) -> int:
+        return sum(r.freed_linked for r in self.results)
 
     @property
     def errors(self) -> tuple[FileError, ...]:

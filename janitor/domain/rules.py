@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-Parser = Literal["count", "steps", "duration", "size", "str", "bool", "choice"]
+Parser = Literal["count", "steps", "duration", "size", "floor", "str", "bool", "choice"]
 Scope = Literal["run", "root"]
 
 # Beyond these a value is a typo, not a wish (and would overflow what reads it).
@@ -61,7 +61,9 @@ class Rule:
     default: Any = None  # the Policy's value when nothing is given
     example: str = ""  # for errors: "e.g. loss/g/total"
     switch: Switch | None = None
-    scope: Scope = "run"  # "root": a rule over a whole logs root (none yet)
+    # "root": a rule over a whole logs root (min-free, max-total): not one run's keep rule;
+    # ``janitor.usecases.pressure`` applies it after every run's own rules
+    scope: Scope = "run"
 
     def __post_init__(self) -> None:
         dashed = self.name.replace("_", "-")
@@ -86,7 +88,9 @@ class Rule:
             if value < low:
                 return f"must be at least {low}"
             return f"must be at most {high:,}" if value > high else None
-        if kind in ("duration", "size"):
+        if kind == "floor" and isinstance(value, Percent):
+            return None if 0 < value < 100 else "must be a percentage above 0 and below 100"
+        if kind in ("duration", "size", "floor"):
             if isinstance(value, bool) or not isinstance(value, int | float):
                 return "must be a number"
             return None if math.isfinite(value) and value >= 0 else "must be a finite amount >= 0"
@@ -95,6 +99,19 @@ class Rule:
         if kind == "choice":
             return None if value in self.choices else f"must be {' or '.join(self.choices)}"
         return None if isinstance(value, str) and value.strip() else "must be a non-empty text"
+
+
+class Percent(float):
+    """A share of a file system's size (``--min-free 10%``): ``Percent(10.0)``."""
+
+    def __repr__(self) -> str:
+        return f"Percent({float(self)!r})"
+
+    def __str__(self) -> str:
+        return f"{float(self):g}%"
+
+    def of(self, total: int) -> int:
+        return int(total * float(self) / 100)
 
 
 def is_int(value: Any) -> bool:
@@ -168,7 +185,7 @@ def shown_values(values: Mapping[str, Any]) -> dict[str, str]:
         value = values.get(r.name)
         if value is not None and r.parser == "duration":
             value = format_timespan(value)
-        elif value is not None and r.parser == "size":
+        elif value is not None and r.parser in ("size", "floor") and not isinstance(value, Percent):
             value = format_size(value)
         out[r.name] = str(value)
     return out
@@ -220,3 +237,23 @@ REMOVE_INCOMPLETE = register(Rule(
     switch=Switch("--remove-incomplete", "remove_incomplete",
                   "Also remove incomplete/partial sets older than --older-than (crash leftovers)."),
 ))  # fmt: skip
+
+
+def _root_limit(name: str, parser: Parser, metavar: str, until: str, removal: str) -> Rule:
+    """A limit over a whole logs root, applied after every run's rules (scope "root")."""
+    shown = f"{name.replace('_', '-')} {{{name}}}"
+    return register(Rule(
+        name, parser, metavar=metavar, scope="root", describe=shown,
+        removal=removal.format(limit=shown),
+        help=f"After the rules, remove the oldest unprotected sets across runs until {until}.",
+    ))  # fmt: skip
+
+
+MIN_FREE = _root_limit(
+    "min_free", "floor", "SIZE|PERCENT", "SIZE (14GB) or PERCENT (10%) of each file system "
+    "holding runs is free", "removed to keep {limit} free",
+)  # fmt: skip
+MAX_TOTAL = _root_limit(
+    "max_total", "size", "SIZE", "all big checkpoints under the root fit in SIZE (100GB)",
+    "removed to fit {limit}",
+)  # fmt: skip

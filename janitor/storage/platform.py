@@ -257,18 +257,40 @@ def _worker_start(parent: int) -> None:
 # ------------------------------------------------------------------ free space (full disks)
 
 
-def free_bytes(path: str) -> int | None:
-    """Bytes an unprivileged user may still write on the file system holding ``path``
-    (``statvfs``'s ``f_bavail``; ``shutil.disk_usage`` where there is no ``statvfs``);
-    None when it cannot be told (an object store, a path that vanished)."""
+def _space(path: str) -> tuple[int, int] | None:
+    """(free for an unprivileged user: ``f_bavail``; size: ``f_blocks``) of the file system
+    holding ``path`` (``shutil.disk_usage`` where there is no ``statvfs``); None when it
+    cannot be told (an object store, a path that vanished)."""
     statvfs = getattr(os, "statvfs", None)
     try:
         if statvfs is not None:
             st = statvfs(path)
-            return st.f_bavail * st.f_frsize
+            return st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
         import shutil
 
-        return shutil.disk_usage(path).free
+        usage = shutil.disk_usage(path)
+        return usage.free, usage.total
+    except (OSError, ValueError):
+        return None
+
+
+def free_bytes(path: str) -> int | None:
+    """Bytes an unprivileged user may still write on the file system holding ``path``
+    (``statvfs``'s ``f_bavail``, also as root); None when it cannot be told."""
+    space = _space(path)
+    return None if space is None else space[0]
+
+
+def disk_size(path: str) -> int | None:
+    """The size of the file system holding ``path``, for ``--min-free 10%``."""
+    space = _space(path)
+    return None if space is None else space[1]
+
+
+def device(path: str) -> int | None:
+    """Which file system holds ``path`` (its device number); None when it cannot be told."""
+    try:
+        return os.stat(path).st_dev
     except (OSError, ValueError):
         return None
 
@@ -286,3 +308,12 @@ def fs_type(mount: str) -> str | None:
         if len(parts) >= 3 and parts[1].replace("\\040", " ") == mount:
             found = parts[2]
     return found
+
+
+def links(path: str) -> int:
+    """How many names the file at ``path`` has (``st_nlink``; 1 when it cannot be told):
+    removing one of several names frees nothing."""
+    try:
+        return os.lstat(path).st_nlink
+    except (OSError, ValueError):
+        return 1

@@ -28,6 +28,7 @@ from janitor.storage.locate import absolute, resolve, storage_of
 from janitor.storage.scan import scan as do_scan
 from janitor.usecases import options as check
 from janitor.usecases.executor import Executor
+from janitor.usecases.pressure import Relief, relieve
 from janitor.usecases.tools import TorchLayer
 
 Warn = Callable[[str], None]
@@ -273,10 +274,11 @@ class PruneOutcome:
     fixed: Plan | None = None
     moved: ExecutionReport | None = None
     warnings: tuple[str, ...] = ()
+    shortfalls: tuple[str, ...] = ()  # min-free / max-total not met: by how much, and why
 
     @property
     def failed(self) -> bool:
-        return bool(self.plan.errors) or any(
+        return bool(self.plan.errors or self.shortfalls) or any(
             e is not None and e.errors for e in (self.execution, self.moved)
         )
 
@@ -325,8 +327,18 @@ def prune(
                         on_removed=progress, config=files)  # fmt: skip
     pruner = Pruner(options.rules, executor, fs, files)
     plans, results = [], []
+    relief = Relief([])
+
+    def limits(planned: list[RunPlan]) -> list[RunPlan]:  # min-free, max-total
+        nonlocal relief
+        relief = relieve(planned, time.time(), fs, trash=options.trash)
+        for note in relief.notes:
+            warnings.append(note)
+            warn(note)
+        return relief.plans
+
     for rp, result in pruner.run_all(report.runs, dry_run=options.dry_run, shown=on_plan,
-                                     processes=processes):  # fmt: skip
+                                     processes=processes, adjust=limits):  # fmt: skip
         plans.append(rp)
         if result is not None:
             results.append(result)
@@ -342,7 +354,8 @@ def prune(
     moved = None
     if options.fix_resume and not options.dry_run:
         moved = ExecutionReport(tuple(result for _, result in fixes))
-    return PruneOutcome(done, execution, fixed, moved, tuple(warnings))
+    short = tuple(relief.shortfalls(done=not options.dry_run))
+    return PruneOutcome(done, execution, fixed, moved, tuple(warnings), short)
 
 
 def versions_left(fs: FileSystem, paths: list[str], freed: int, purged: bool) -> list[str]:

@@ -24,14 +24,16 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field
+
+from humanfriendly import format_size
 
 from janitor.core import law
 from janitor.domain.errors import JanitorError, oserror_text
 from janitor.domain.plans import RunPlan
 from janitor.domain.results import FileError, Removed, RunResult
-from janitor.storage import layout
+from janitor.storage import layout, platform
 from janitor.storage.config import ConfigFiles
 from janitor.storage.fs import LOCAL, FileSystem, LockTimeout, disk_text, nearly_full
 from janitor.storage.journal import (
@@ -197,9 +199,15 @@ class Executor:
                     notes.append(f"{planned.label}: finishing an interrupted removal")
                 ready.append((planned, current, list(decision.reasons)))
             in_trash = None  # the run's trash folder, listed once (``RunTrash``)
-            for at in range(0, len(ready), SETS_PER_WRITE):
+            until = _until_free(shown.planner)
+            per = 1 if until else SETS_PER_WRITE  # a floor is looked at before each set
+            for at in range(0, len(ready), per):
                 begun = []
-                for planned, current, reasons in ready[at : at + SETS_PER_WRITE]:
+                for planned, current, reasons in ready[at : at + per]:
+                    met = self._floor_met(run.path, until.get(planned.number))
+                    if met:
+                        skipped.append(f"{planned.label}: {met}; left alone")
+                        continue
                     dests, copy = {}, None
                     if self.trash:
                         resume = planned.number in unfinished
@@ -248,6 +256,16 @@ class Executor:
                 self.config = ConfigFiles(self.fs)
             return self.config
 
+    def _floor_met(self, run: str, target: int | None) -> str | None:
+        """For a set taken for min-free: whether the floor is met now (by this janitor's
+        removals or anyone else's), in words; None: the set is still needed."""
+        if target is None:
+            return None
+        free = platform.free_bytes(self.fs.local_path(run) or run)
+        if free is None or free < target:
+            return None
+        return f"min-free met ({format_size(free)} free, {format_size(target)} wanted)"
+
     def _law(self, shown: RunPlan, fresh_run, now: float) -> dict[int, list[str]]:
         """The protection law on the run as it is now: its pins read again (and the plan's,
         if it had more), and the waiver the plan's planner claims, if the law lets it be
@@ -291,19 +309,20 @@ class Executor:
             done.append(self._record("set-end", run, number, failed=failed))
             return done
         for f in _removal_order(current):
+            linked = not dests and self._linked(f.path)
             try:
                 trash_path = self._remove_one(f, dests.get(f.name), truncate)
             except OSError as exc:
                 errors.append(FileError(f.path, _error_text(exc)))
                 failed = True
                 break
-            item = Removed(f.path, f.size, number, trash_path)
+            item = Removed(f.path, f.size, number, trash_path, linked)
             removed.append(item)
             done.append(
                 self._record(
                     "trash" if trash_path else "remove", run, number, path=f.path,
                     size=f.size, step=step, reasons=reasons, policy=policy,
-                    trash_path=trash_path, copy=copy,
+                    trash_path=trash_path, copy=copy, linked=linked or None,
                 )
             )  # fmt: skip
             if self.on_removed:
@@ -360,6 +379,11 @@ class Executor:
             self._remove_folders(e.path)
         self.fs.rmdir(folder)
 
+    def _linked(self, path: str) -> bool:
+        """The file has another name (a hard link): removing this one frees nothing."""
+        local = self.fs.local_path(path)
+        return local is not None and platform.links(local) > 1
+
     def _remove_one(
         self, f: CheckpointFile | CheckpointSet, trash_path: str | None, truncate: bool
     ) -> str | None:
@@ -370,6 +394,13 @@ class Executor:
             self.fs.truncate(f.path)
         self.fs.remove(f.path)
         return None
+
+
+def _until_free(planner: object) -> Mapping[int, int]:
+    """The sets a floor took (``RulesPlanner.until_free``), also under watch's wrapper."""
+    while not hasattr(planner, "until_free") and hasattr(planner, "inner"):
+        planner = planner.inner
+    return getattr(planner, "until_free", {})
 
 
 def _changed(planned: CheckpointSet, current: CheckpointSet) -> str | None:

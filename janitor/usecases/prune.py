@@ -147,6 +147,7 @@ class Pruner:
         shown: Callable[[RunPlan], None] | None = None,
         workers: int = RUNS_AT_ONCE,
         processes: bool = False,
+        adjust: Callable[[list[RunPlan]], list[RunPlan]] | None = None,
     ) -> Iterator[tuple[RunPlan, RunResult | None]]:
         """``run`` for each of ``runs``, yielded in order. Every run is planned first; then
         up to ``workers`` runs are carried out at once, each under its own lock and with its
@@ -157,8 +158,11 @@ class Pruner:
         else in a thread: threads pass the GIL back and forth at every unlink.
         ``shown`` gets each plan in order, as its result is yielded. If the caller stops
         early, runs not started yet are not started (in processes, runs under way are
-        stopped as a kill would stop them: the journal has what the next prune finishes)."""
+        stopped as a kill would stop them: the journal has what the next prune finishes).
+        ``adjust`` sees every plan before any is carried out (min-free, max-total)."""
         plans = [plan_run(run, self.overrides, time.time(), self.fs, self.files) for run in runs]
+        if adjust is not None:
+            plans = adjust(plans)
         busy = sum(1 for rp in plans if rp.removals)
         if dry_run or workers <= 1 or busy <= 1:
             for rp in plans:

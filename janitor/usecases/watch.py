@@ -29,21 +29,25 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from janitor.core import law
 from janitor.core.profiles import looks_like_checkpoint_folder, run_folder_of
 from janitor.domain.checkpoints import Run
 from janitor.domain.errors import JanitorError
 from janitor.domain.plans import Planner, RunPlan, SetDecision
 from janitor.domain.policy import Overrides
 from janitor.domain.results import RunResult
+from janitor.domain.rules import rules
 from janitor.storage import layout, platform
 from janitor.storage.completeness import check_file
 from janitor.storage.fs import LOCAL, FileSystem
 from janitor.storage.scan import read_run, scan
 from janitor.usecases.executor import Executor
+from janitor.usecases.pressure import relieve
 from janitor.usecases.prune import Pruner, plan_run
 
 _STOP = object()
 REMOTE_POLL = 60.0  # seconds between listings of a bucket when --poll is not given
+DEFAULT_INTERVAL = 600.0  # seconds between saves assumed until the watcher saw two
 KEEP_UNVERIFIED = "small model not yet extracted/verified (--extract-on-save)"
 
 
@@ -210,6 +214,10 @@ class Watcher:
         self.dirty: set[str] = set()
         self.verified: dict[str, Verified] = {}  # G path -> its verified small model
         self.failed: dict[str, tuple[int, float, int, str]] = {}  # G -> size, mtime, pass, why
+        self.known: set[str] = set()  # run folders seen (min-free looks across them)
+        self.saves: dict[str, list[float]] = {}  # run folder -> clock of each G settled
+        self.said: set[str] = set()  # pressure warnings already logged
+        self.passing = False  # in a full pass: min-free waits for its end
         self.stop_event = threading.Event()
         if self.extract_on_save and self.extractor is None:
             self.extractor = ExtractorChild()
@@ -355,6 +363,8 @@ class Watcher:
             del self.pending[path]
             self.settled[path] = (st.size, st.mtime)
             self.dirty.add(run_folder_of(path))
+            if os.path.basename(path).startswith("G_"):  # a save completed: its interval
+                self.saves.setdefault(run_folder_of(path), []).append(now)
             try:
                 complete = check_file(self.fs, path).complete
             except OSError:
@@ -478,12 +488,17 @@ class Watcher:
             self.first_pass_done = True
         for err in report.errors:
             self.log({"event": "error", "path": err.path, "message": err.message})
-        for i, run in enumerate(report.runs, 1):
-            if self.stop_event.is_set():
-                break
-            self.process(run.path)
-            if first:
-                self.progress(i, len(report.runs))
+        self.passing = True  # the limits look across runs once every run was read
+        try:
+            for i, run in enumerate(report.runs, 1):
+                if self.stop_event.is_set():
+                    break
+                self.process(run.path)
+                if first:
+                    self.progress(i, len(report.runs))
+        finally:
+            self.passing = False
+        self._relieve()
 
     def process(self, folder: str) -> RunResult | None:
         """Plan and execute one run, exactly as `prune` would (in-flight files excluded)."""
@@ -497,10 +512,17 @@ class Watcher:
             return None
         if run is None:
             return None
+        self.known.add(run.path)
         pruner = Pruner(self.overrides, self.executor, self.fs)  # the same use case as prune
         rp, result = pruner.run(run, in_flight=flight, prepare=self._prepare)
+        if not self.passing:
+            self._relieve()
         if result is None or not rp.removals:
             return None
+        self._report(run, result)
+        return result
+
+    def _report(self, run: Run, result: RunResult) -> None:
         self.stats.actions += 1
         self.stats.removed += len(result.removed)
         self.stats.freed += result.freed
@@ -516,7 +538,41 @@ class Watcher:
             self.log({"event": "error", "path": e.path, "message": e.message})
         for msg in result.skipped:
             self.log({"event": "skipped", "run": run.path, "message": msg})
-        return result
+
+    def _interval(self, folder: str) -> float:
+        """The run's save interval as the watcher saw saves complete (600 s until two)."""
+        seen = self.saves.get(folder, [])[-5:]
+        gaps = sorted(b - a for a, b in zip(seen, seen[1:], strict=False))
+        return gaps[len(gaps) // 2] if gaps else DEFAULT_INTERVAL
+
+    def _relieve(self) -> None:
+        """min-free / max-total across every run seen: free space is kept at the floor plus
+        the next save of every active run on that file system (its last set's size; active:
+        written within twice its save interval), right after a save completes."""
+        if not any(getattr(self.overrides, r.name) is not None for r in rules("root")):
+            return
+        flight, now, clock = self.in_flight(), time.time(), self.clock()
+        plans, room = [], {}
+        for folder in sorted(self.known):
+            try:
+                run = read_run(folder, self.fs, self.trainer, flight)
+            except OSError:
+                continue
+            if run is None:
+                continue
+            plans.append(self.plan(run))
+            done = [x for x in run.sets if x.status == "complete" and not x.base]
+            last = self.activity.get(folder, float("-inf"))
+            if done and law.is_active(last, clock, 2 * self._interval(folder)):
+                room[run.path] = max(done, key=lambda x: x.mtime).size
+        relief = relieve(plans, now, self.fs, trash=self.executor.trash, headroom=room)
+        for before, rp in zip(plans, relief.plans, strict=True):
+            if rp is not before and rp.removals:
+                self._report(rp.run, self.executor.execute(rp, flight))
+        for line in relief.shortfalls(done=True):
+            if line not in self.said:  # a next save will not fit, whatever janitor removes
+                self.said.add(line)
+                self.log({"event": "warning", "message": f"the next save will not fit: {line}"})
 
     def _prepare(self, rp: RunPlan) -> RunPlan:
         """Before a plan is carried out: resume traps said (once the run is quiet); with
