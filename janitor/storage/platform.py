@@ -261,14 +261,23 @@ def free_bytes(path: str) -> int | None:
     """Bytes an unprivileged user may still write on the file system holding ``path``
     (``statvfs``'s ``f_bavail``; ``shutil.disk_usage`` where there is no ``statvfs``);
     None when it cannot be told (an object store, a path that vanished)."""
+    got = space(path)
+    return None if got is None else got[1]
+
+
+def space(path: str) -> tuple[int, int] | None:
+    """(size, free) of the file system holding ``path``: ``statvfs``'s ``f_blocks`` and
+    ``f_bavail`` (free as an unprivileged user sees it, also when janitor runs as root), or
+    ``shutil.disk_usage`` where there is no ``statvfs``; None when it cannot be told."""
     statvfs = getattr(os, "statvfs", None)
     try:
         if statvfs is not None:
             st = statvfs(path)
-            return st.f_bavail * st.f_frsize
+            return st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
         import shutil
 
-        return shutil.disk_usage(path).free
+        usage = shutil.disk_usage(path)
+        return usage.total, usage.free
     except (OSError, ValueError):
         return None
 
