@@ -7,13 +7,14 @@ import json
 import os
 import time
 
+import jsonschema
 import pytest
 
 from janitor.cli.render import forecast_text
 from janitor.core.forecast import forecast, is_active, save_pattern
 from janitor.core.profiles import GENERIC
 from janitor.domain.checkpoints import NOT_CHECKED, CheckpointFile, CheckpointSet, Run
-from tests.conftest import fake_run, run_janitor
+from tests.conftest import REPO, fake_run, run_janitor
 
 GB, MB, MIN = 1_000_000_000, 1_000_000, 60.0
 T0 = 1_700_000_000.0
@@ -122,7 +123,9 @@ def test_scan_on_a_real_tmpfs_says_the_disk_the_forecast_and_the_warning(tmpfs, 
     size = st.f_blocks * st.f_frsize
     r = run_janitor("scan", disk / "logs", "--json")
     assert r.returncode == 0, r.stderr
-    (fsys,) = json.loads(r.stdout)["file_systems"]
+    doc = json.loads(r.stdout)
+    jsonschema.validate(doc, json.loads((REPO / "docs" / "scan.schema.json").read_text()))
+    (fsys,) = doc["file_systems"]
     free = os.statvfs(disk).f_bavail * st.f_frsize
     assert (fsys["mount"], fsys["type"], fsys["size"], fsys["free"]) == (
         str(disk),
