@@ -222,7 +222,7 @@ def forecast_text(f: Forecast) -> str:
     )
 
 
-def disk_text(d: Disk, out: TextIO) -> None:
+def disk_block(d: Disk, out: TextIO) -> None:
     """A file system that holds runs: its figures, the active runs' forecasts, warnings."""
     w = out.write
     kind = f" ({d.kind})" if d.kind else ""
@@ -310,7 +310,7 @@ def scan_footer(
     for journal in sorted(journals):
         w(f"journal: {shown_path(journal)} (`janitor log` reads it)\n")
     for d in disks:
-        disk_text(d, out or sys.stdout)
+        disk_block(d, out or sys.stdout)
     w(
         f"{count(runs, 'run')}, {count(sets, 'set')}; big checkpoints {size(big)}, small models "
         f"{size(small)}; keep-last 1 would free {'up to ' if unchecked else ''}{size(frees)}"
