@@ -173,3 +173,77 @@ def test_scan_on_a_full_disk_points_at_the_cut_short_save_and_warns_once(tmpfs, 
     calm = run_janitor("scan", roomy / "logs")
     assert "full disk" not in calm.stdout and calm.stderr == ""
     cases()
+
+
+# ----------------------------------------------------------------- finalize and extraction
+
+
+def full_disk_with_a_real_run(disk: Path, small_models=()) -> tuple[Path, Path]:
+    """logs/alice, a real tiny Applio run (5 sets; the small models of ``small_models``),
+    saved long ago, then the disk filled to the last byte."""
+    from fixtures.gen import write_run
+
+    run = write_run(disk / "logs", "alice", steps=range(100, 600, 100),
+                    small_models=small_models, mtime_start=1_600_000_000.0)  # fmt: skip
+    fill_disk(disk)
+    return disk / "logs", run
+
+
+def no_temp_files(run: Path) -> bool:
+    return not [p for p in run.iterdir() if p.name.startswith(".janitor-tmp")]
+
+
+@safety
+def test_finalize_on_a_full_disk_first_removes_the_sets_whose_small_models_verify(tmpfs, cases):
+    disk = tmpfs("12m")
+    logs, run = full_disk_with_a_real_run(disk, small_models=(200,))
+    # keeps steps 200 (its small model exists) and 500 (the newest: none yet, and no room)
+    r = run_janitor("finalize", logs, "--steps", "200", "--force")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "note: a full disk: removed steps 200 first (small models verified, " in r.stdout
+    assert not list(run.glob("[GD]_*.pth"))
+    assert {"alice_2e_200s.pth", "alice_5e_500s.pth"} <= {p.name for p in run.iterdir()}
+    assert "extracted" in r.stdout and no_temp_files(run)
+    got = events(logs)
+    assert got.index(("set-end", 200)) < got.index(("set-begin", 100))  # 200 went first
+    for step in (100, 200, 300, 400, 500):
+        assert got.count(("set-end", step)) == 1
+    cases()
+
+
+@safety
+def test_finalize_on_a_full_disk_with_nothing_safe_to_remove_refuses_naming_the_room(tmpfs, cases):
+    disk = tmpfs("12m")
+    logs, run = full_disk_with_a_real_run(disk)
+    before = sorted((p.name, p.stat().st_size) for p in run.iterdir())
+    r = run_janitor("finalize", logs, "--force")
+    assert r.returncode == 1
+    (line,) = [x for x in r.stdout.splitlines() if "refused:" in x]
+    small = run / "alice_5e_500s.pth"
+    assert f"no room for the small models of steps 500 ({small}: not written: needs " in line
+    assert f"bytes on the file system at {disk} (tmpfs), 0 B free)" in line
+    assert "nothing is safe to remove first" in line and line.endswith("nothing removed")
+    needed = int(line.split("needs ")[1].split(" bytes")[0])
+    assert sorted((p.name, p.stat().st_size) for p in run.iterdir()) == before
+    assert no_temp_files(run) and "Traceback" not in r.stderr
+    cases()
+    # with room, the same finalize writes a small model no bigger than it said it needs
+    (disk / "filler").unlink()
+    again = run_janitor("finalize", logs, "--force")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert 0 < small.stat().st_size <= needed < small.stat().st_size + 256 * 1024
+    cases()
+
+
+@safety
+def test_extract_small_on_a_full_disk_checks_the_room_before_it_writes(tmpfs, cases):
+    disk = tmpfs("12m")
+    _, run = full_disk_with_a_real_run(disk)
+    before = sorted(p.name for p in run.iterdir())
+    r = run_janitor("extract-small", run / "G_500.pth")
+    assert r.returncode == 1
+    (line,) = [x for x in (r.stdout + r.stderr).splitlines() if x.strip()]
+    assert line.startswith(f"janitor: {run / 'alice_5e_500s.pth'}: not written: needs ")
+    assert line.endswith(f"bytes on the file system at {disk} (tmpfs), 0 B free")
+    assert sorted(p.name for p in run.iterdir()) == before  # no partial file, no temp folder
+    cases()

@@ -47,6 +47,8 @@ def test_scan_and_keep_last_on_a_bucket_leave_what_the_trainer_resumes_from(alic
     doc = _scan_json(cli, alice.url("logs"))
     (run,) = doc["runs"]
     assert run["path"] == alice.url("logs/alice")
+    assert doc["file_systems"] == []  # object storage: no file-system figures, no forecast
+    assert "disk " not in cli("scan", alice.url("logs")).output
     assert run["newest_complete_step"] == 300
     result = cli("prune", alice.url("logs"), "--keep-last", "1")
     assert result.exit_code == 0, result.output

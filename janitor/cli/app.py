@@ -53,8 +53,9 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors an
 Plot = Annotated[
     str | None,
     typer.Option("--plot", metavar="FILE", show_default=False,
-                 help="Also draw one run's plan (steps, set sizes, what is kept and why, the "
-                 "metric) into FILE.svg or FILE.png; needs vits-janitor[plot]."),
+                 help="Also draw into FILE.svg or FILE.png: a run folder's plan (steps, set "
+                 "sizes, what is kept and why, the metric), or a logs root's disk use by run "
+                 "beside the free space; needs vits-janitor[plot]."),
 ]  # fmt: skip
 Verbose = Annotated[
     bool, typer.Option("--verbose", "-v", help="Every set on its own row (no step ranges).")
@@ -99,7 +100,7 @@ def scan(
     from janitor.usecases import commands
 
     if plot is not None:
-        from janitor.cli.plot import check_target, draw_plan
+        from janitor.cli.plot import check_target, draw_plan, draw_root
 
         check_target(plot)
     opts = commands.ScanOptions.parse(trainer=trainer, cache=not no_cache, plot=plot,
@@ -113,16 +114,17 @@ def scan(
 
         done = commands.scan_stream(_paths(paths), opts, block, sys.stdout.write, _warn)
         render.scan_footer(done.errors, done.runs, *done.totals, journals=done.journals,
-                           unchecked=done.unchecked, uploads=done.uploads)  # fmt: skip
+                           unchecked=done.unchecked, uploads=done.uploads,
+                           disks=done.disks)  # fmt: skip
         return EXIT_FAILURE if done.errors else EXIT_OK
     outcome = commands.scan_report(_paths(paths), opts, draw=draw_plan if plot else None,
-                                   warn=_warn)  # fmt: skip
+                                   draw_root=draw_root if plot else None, warn=_warn)  # fmt: skip
     report = outcome.report
     if json:
-        doc = render.scan_json(report, outcome.summaries)
+        doc = render.scan_json(report, outcome.summaries, outcome.disks)
         render.dump_json(render.envelope("scan", not report.errors, doc))
     else:
-        render.scan_text(report, outcome.summaries)
+        render.scan_text(report, outcome.summaries, disks=outcome.disks)
     return EXIT_FAILURE if report.errors else EXIT_OK
 
 

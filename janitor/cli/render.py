@@ -14,6 +14,7 @@ from typing import Any, TextIO
 import humanize
 
 from janitor.domain.checkpoints import CheckpointSet, ScanError, ScanReport, UnfinishedUpload
+from janitor.domain.disk import Disk, Forecast
 from janitor.domain.paths import shown_path
 from janitor.domain.plans import Plan, RunPlan, RunSummary
 from janitor.domain.results import ExecutionReport, RunFinal, RunResult
@@ -120,12 +121,44 @@ def run_json(summary: RunSummary) -> dict:
     }
 
 
-def scan_json(report: ScanReport, summaries: tuple[RunSummary, ...]) -> dict:
+def _forecast_json(f: Forecast) -> dict:
+    p = f.pattern
+    return {
+        "run": p.run,
+        "name": p.name,
+        "save_size": p.size,
+        "save_interval_seconds": None if p.interval is None else round(p.interval, 3),
+        "last_save": iso(p.last_save),
+        "saves_left": f.saves_left,
+        "full_in_seconds": None if f.full_in is None else round(f.full_in, 3),
+        "next_save_fits": f.next_save_fits,
+    }
+
+
+def disks_json(disks: Sequence[Disk]) -> list[dict]:
+    return [
+        {
+            "mount": d.mount,
+            "type": d.kind,
+            "size": d.size,
+            "free": d.free,
+            "floor": d.floor,
+            "runs": list(d.runs),
+            "forecasts": [_forecast_json(f) for f in d.forecasts],
+        }
+        for d in disks
+    ]
+
+
+def scan_json(
+    report: ScanReport, summaries: tuple[RunSummary, ...], disks: Sequence[Disk] = ()
+) -> dict:
     runs = [run_json(s) for s in summaries]
     return {
         "version": JSON_VERSION,
         "roots": list(report.roots),
         "runs": runs,
+        "file_systems": disks_json(disks),
         "errors": [{"path": e.path, "message": e.message} for e in report.errors],
         **({"unfinished_uploads": [u.as_dict() for u in report.uploads]} if report.uploads else {}),
         "totals": {
@@ -150,7 +183,10 @@ def _label(s: CheckpointSet | None) -> str:
 
 
 def scan_text(
-    report: ScanReport, summaries: tuple[RunSummary, ...], out: TextIO | None = None
+    report: ScanReport,
+    summaries: tuple[RunSummary, ...],
+    out: TextIO | None = None,
+    disks: Sequence[Disk] = (),
 ) -> None:
     out = out or sys.stdout
     for summary in summaries:
@@ -160,7 +196,46 @@ def scan_text(
         sum(r.big_bytes for r in report.runs), sum(r.small_bytes for r in report.runs),
         sum(s.keep_last_1_frees for s in summaries),
         journals={s.journal for s in summaries if s.journal}, out=out, uploads=report.uploads,
+        disks=disks,
     )  # fmt: skip
+
+
+def duration(seconds: float) -> str:
+    """A rough span, as a forecast deserves: "40 s", "12 min", "3.5 h", "6 days"."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+def forecast_text(f: Forecast) -> str:
+    """``alice: 1.3 GB every ~12 min; 3.1 GB free → full in ~28 min (2 saves)``."""
+    p = f.pattern
+    pace = "per save (one save so far)" if p.interval is None else f"every ~{duration(p.interval)}"
+    full = "" if f.full_in is None else f" → full in ~{duration(f.full_in)}"
+    return (
+        f"{p.name}: {size(p.size)} {pace}; {size(f.free)} free{full} "
+        f"({count(f.saves_left, 'save')})"
+    )
+
+
+def disk_block(d: Disk, out: TextIO) -> None:
+    """A file system that holds runs: its figures, the active runs' forecasts, warnings."""
+    w = out.write
+    kind = f" ({d.kind})" if d.kind else ""
+    floor = f"; keeps {size(d.floor)} free (min-free)" if d.floor is not None else ""
+    w(f"disk {shown_path(d.mount)}{kind}: {size(d.size)}, {size(d.free)} free, "
+      f"{count(len(d.runs), 'run')}{floor}\n")  # fmt: skip
+    for f in d.forecasts:
+        w(f"  {forecast_text(f)}\n")
+    for f in d.forecasts:
+        if not f.next_save_fits:
+            w(f"warning: {f.pattern.name}'s next save ({size(f.pattern.size)}) does not fit: "
+              f"{size(f.free)} free on {shown_path(d.mount)}; free space before it saves "
+              "(`janitor prune`)\n")  # fmt: skip
 
 
 def scan_run_text(summary: RunSummary, out: TextIO | None = None) -> None:
@@ -218,10 +293,10 @@ def scan_run_text(summary: RunSummary, out: TextIO | None = None) -> None:
 def scan_footer(
     errors: Sequence[ScanError], runs: int, sets: int, big: int, small: int, frees: int,
     journals: Iterable[str] = (), out: TextIO | None = None, unchecked: int = 0,
-    uploads: Sequence[UnfinishedUpload] = (),
+    uploads: Sequence[UnfinishedUpload] = (), disks: Sequence[Disk] = (),
 ) -> None:  # fmt: skip
     """After the runs: folders that could not be read, unfinished uploads, the journals,
-    and the totals."""
+    the file systems (with the active runs' forecasts), and the totals."""
     w = (out or sys.stdout).write
     for e in errors:
         w(f"error: {shown_path(e.path)}: {e.message}\n")
@@ -234,6 +309,8 @@ def scan_footer(
         return
     for journal in sorted(journals):
         w(f"journal: {shown_path(journal)} (`janitor log` reads it)\n")
+    for d in disks:
+        disk_block(d, out or sys.stdout)
     w(
         f"{count(runs, 'run')}, {count(sets, 'set')}; big checkpoints {size(big)}, small models "
         f"{size(small)}; keep-last 1 would free {'up to ' if unchecked else ''}{size(frees)}"

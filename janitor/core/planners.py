@@ -155,6 +155,9 @@ class FixResumePlanner:
 PINNED_FINALIZE = "pinned; `janitor unpin` to let finalize remove it"
 
 
+WAITS_FOR_ROOM = "finalize makes room first: kept until the other small models are written"
+
+
 @dataclass(frozen=True)
 class FinalizePlanner:
     """``finalize``: every set goes under the law's finalize waiver, once the small models of
@@ -165,6 +168,9 @@ class FinalizePlanner:
     verified: bool = True
     pins: frozenset[int] = frozenset()
     kind: str = "finalize"
+    # making room on a full disk: only these sets go (those of ``steps``, whose small models
+    # exist and verify); the others wait for their own small models
+    only: frozenset[int] | None = None
 
     @property
     def waiver(self) -> Waiver:
@@ -179,6 +185,8 @@ class FinalizePlanner:
             if reasons:
                 shown = [PINNED_FINALIZE if r == PINNED else r for r in reasons]
                 decisions.append(SetDecision(s, True, tuple(shown)))
+            elif self.only is not None and s.number not in self.only:
+                decisions.append(SetDecision(s, True, (WAITS_FOR_ROOM,)))
             else:
                 decisions.append(SetDecision(s, False, (why,)))
         return RunPlan(run, self, selected(run, tuple(decisions)))
@@ -189,6 +197,8 @@ class FinalizePlanner:
 
     def describe(self) -> str:
         steps = ", ".join(map(str, self.steps)) or "none"
+        if self.only is not None:
+            return f"finalize, making room on a full disk: small models verified for steps {steps}"
         if self.verified:
             return f"finalize: small models verified for steps {steps}"
         return f"finalize: small models for steps {steps} exist or will be extracted"

@@ -35,6 +35,15 @@ class InvalidValue(UsageError):
         return f"{source}: {self.rule}, got {self.value!r}"
 
 
+class NoRoom(JanitorError):
+    """A file janitor would write does not fit on its disk: checked before writing, so no
+    partial file is left (``needed``: the bytes it takes; ``free``: what the disk has)."""
+
+    def __init__(self, path: str, needed: int, free: int, disk: str) -> None:
+        self.path, self.needed, self.free = path, needed, free
+        super().__init__(f"{path}: not written: needs {needed} bytes on {disk}")
+
+
 class LockBusy(JanitorError):
     """Another janitor process holds the run's lock."""
 

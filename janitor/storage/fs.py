@@ -333,6 +333,28 @@ def disk_text(path: str) -> str:
     return where if free is None else f"{where}, {_size(free)} free"
 
 
+def disks_of(paths: Iterable[str]) -> dict[str, tuple[str | None, int, int, list[str]]]:
+    """The file systems holding the local folders ``paths``: mount point -> (type, size, free,
+    the paths on it), in the order met; a path whose file system cannot be told is left out."""
+    mounts: dict[int, str] = {}
+    out: dict[str, tuple[str | None, int, int, list[str]]] = {}
+    for path in paths:
+        try:
+            dev = os.stat(path).st_dev
+        except OSError:
+            continue
+        mount = mounts.get(dev)
+        if mount is None:
+            mount = mounts[dev] = mount_point(path)
+        if mount not in out:
+            got = platform.space(mount)
+            if got is None:
+                continue
+            out[mount] = (platform.fs_type(mount), got[0], got[1], [])
+        out[mount][3].append(path)
+    return out
+
+
 def _size(n: int) -> str:
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if n < 1024 or unit == "TiB":

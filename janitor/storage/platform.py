@@ -257,34 +257,34 @@ def _worker_start(parent: int) -> None:
 # ------------------------------------------------------------------ free space (full disks)
 
 
-def _space(path: str) -> tuple[int, int] | None:
-    """(free for an unprivileged user: ``f_bavail``; size: ``f_blocks``) of the file system
-    holding ``path`` (``shutil.disk_usage`` where there is no ``statvfs``); None when it
-    cannot be told (an object store, a path that vanished)."""
+def space(path: str) -> tuple[int, int] | None:
+    """(size, free) of the file system holding ``path``: ``statvfs``'s ``f_blocks`` and
+    ``f_bavail`` (free as an unprivileged user sees it, also when janitor runs as root), or
+    ``shutil.disk_usage`` where there is no ``statvfs``; None when it cannot be told (an
+    object store, a path that vanished)."""
     statvfs = getattr(os, "statvfs", None)
     try:
         if statvfs is not None:
             st = statvfs(path)
-            return st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
+            return st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
         import shutil
 
         usage = shutil.disk_usage(path)
-        return usage.free, usage.total
+        return usage.total, usage.free
     except (OSError, ValueError):
         return None
 
 
 def free_bytes(path: str) -> int | None:
-    """Bytes an unprivileged user may still write on the file system holding ``path``
-    (``statvfs``'s ``f_bavail``, also as root); None when it cannot be told."""
-    space = _space(path)
-    return None if space is None else space[0]
+    """Bytes an unprivileged user may still write on the file system holding ``path``."""
+    got = space(path)
+    return None if got is None else got[1]
 
 
 def disk_size(path: str) -> int | None:
     """The size of the file system holding ``path``, for ``--min-free 10%``."""
-    space = _space(path)
-    return None if space is None else space[1]
+    got = space(path)
+    return None if got is None else got[0]
 
 
 def device(path: str) -> int | None:

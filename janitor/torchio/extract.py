@@ -34,12 +34,12 @@ from janitor.core.smallmodel import (
     is_vits_generator,
     rate_key,
 )
-from janitor.domain.errors import JanitorError, UsageError
+from janitor.domain.errors import JanitorError, NoRoom, UsageError
 from janitor.domain.extract import Options
 from janitor.domain.results import SmallModelCheck
 from janitor.storage import layout, locate, platform, staging
 from janitor.storage.completeness import check_file
-from janitor.storage.fs import LOCAL, FileSystem
+from janitor.storage.fs import LOCAL, FileSystem, disk_text
 from janitor.storage.scan import small_match
 from janitor.torchio import exports
 from janitor.torchio.exports import FORMATS, LIKES, PREPARERS, Context, Expect
@@ -365,6 +365,41 @@ def atomic_save(
         raise JanitorError(f"cannot write {final}: {reason}") from None
 
 
+ROOM_SLACK = 64 * 1024  # beyond the tensors' bytes: the zip's records, the pickle, pages
+
+
+def bytes_to_write(obj: Any) -> int:
+    """What ``torch.save(obj)`` takes on disk, at most: every tensor storage once, plus the
+    zip's records per tensor and ``ROOM_SLACK``."""
+    import torch
+
+    seen: dict[int, int] = {}
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, torch.Tensor):
+            storage = item.untyped_storage()
+            seen[storage.data_ptr() or id(storage)] = storage.nbytes()
+        elif isinstance(item, Mapping):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return sum(seen.values()) + 256 * len(seen) + ROOM_SLACK
+
+
+def check_room(obj: Any, fs: FileSystem, final: str) -> None:
+    """Refuse, before anything is written, a small model its disk has no room for: one line
+    naming the file, the bytes it needs and the disk (``NoRoom``). On object storage (written
+    locally first, then uploaded) and where free space cannot be told, nothing is checked."""
+    folder = fs.local_path(os.path.dirname(final) or ".")
+    free = None if folder is None else platform.free_bytes(folder)
+    if folder is None or free is None:
+        return
+    needed = bytes_to_write(obj)
+    if needed > free:
+        raise NoRoom(final, needed, free, disk_text(folder))
+
+
 class _HeaderWriter:
     """A stream for ``torch.save`` that writes through the storage seam with the first two
     bytes replaced. Saving to a stream (as GPT-SoVITS saves to memory) also names the zip's
@@ -673,6 +708,7 @@ def _extract_one(
     weight = half_weights(weights, src.file(), half=expect.half, drop_enc_q=expect.drop_enc_q)
     interrupts.check()
     small = prepared.build(weight)
+    check_room(small, out_fs, out_where)
     size = atomic_save(
         small, out_where, interrupts, replace=opts.force, fs=out_fs, header=prepared.header,
         pickle_module=prepared.pickle_module,

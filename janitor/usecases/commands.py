@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from janitor.domain.checkpoints import ScanError, ScanReport, UnfinishedUpload
+from janitor.domain.disk import Disk, RootPicture, RunUse
 from janitor.domain.errors import InvalidValue, UsageError
 from janitor.domain.plans import Plan, RunPlan, RunSummary
 from janitor.domain.policy import Overrides, Policy
@@ -66,7 +67,7 @@ def _quiet(message: str) -> None:
 class ScanOptions:
     trainer: str | None = None
     cache: bool = True  # False: --no-cache
-    plot: str | None = None  # draw the one run's plan into this .svg/.png
+    plot: str | None = None  # draw a run's plan, or a root's disk use, into this .svg/.png
     metric: str | None = None  # the curve to draw with --plot
 
     @classmethod
@@ -97,53 +98,82 @@ class ScanOutcome:
     report: ScanReport
     summaries: tuple[RunSummary, ...]
     warnings: tuple[str, ...] = ()
+    disks: tuple[Disk, ...] = ()  # the file systems holding the runs, with forecasts
 
 
 Draw = Callable[[RunPlan, str, Any, str | None], bytes]
+DrawRoot = Callable[[RootPicture, str], bytes]
 
 
 @collector_paused
 def scan_report(paths: list[str], options: ScanOptions, *, draw: Draw | None = None,
-                warn: Warn = _quiet) -> ScanOutcome:  # fmt: skip
+                draw_root: DrawRoot | None = None, warn: Warn = _quiet) -> ScanOutcome:  # fmt: skip
     """``scan --json`` / ``--plot``: every run with its summary (what prune and finalize
-    would free, traps, trash); with ``options.plot``, ``draw(plan, path, metric values,
-    metric name)`` makes the picture of the one run's plan, written here."""
+    would free, traps, trash) and the file systems holding them; with ``options.plot``,
+    ``draw(plan, path, metric values, metric name)`` makes the picture of a run folder's
+    plan, ``draw_root(picture, path)`` that of a logs root's disk use, written here."""
+    from janitor.core.forecast import save_pattern
+    from janitor.usecases.disks import disks
     from janitor.usecases.inspect import summarize
 
     fs, roots = storage_of(paths)
+    now = time.time()
     with fs.listing(roots[0]) if len(roots) == 1 else contextlib.nullcontext():
         report = do_scan(roots, fs=fs, trainer=options.trainer, cache=options.cache)
         files = ConfigFiles(fs)  # each janitor.toml read once for all runs
+        summaries = summarize(report, now, fs=fs, files=files)
+        found = disks(((r.path, save_pattern(r)) for r in report.runs), now, fs)
         if options.plot is not None:
-            _plot(report, options, draw, fs, files)
-        summaries = summarize(report, fs=fs, files=files)
+            _plot(report, summaries, found, options, draw, draw_root, fs, files)
     warnings = tuple(files.warnings(r.path for r in report.runs))
     for w in warnings:
         warn(w)
-    return ScanOutcome(report, summaries, warnings)
+    return ScanOutcome(report, summaries, warnings, found)
 
 
-def _plot(report: ScanReport, options: ScanOptions, draw: Draw | None, fs: FileSystem,
-          files: ConfigFiles) -> None:  # fmt: skip
-    """The one run's plan (its janitor.toml rules) as a picture; the metric curve is the
-    plan's own (keep-best) or --metric."""
+def _plot(report: ScanReport, summaries: tuple[RunSummary, ...], found: tuple[Disk, ...],
+          options: ScanOptions, draw: Draw | None, draw_root: DrawRoot | None,
+          fs: FileSystem, files: ConfigFiles) -> None:  # fmt: skip
+    """A run folder: its plan (its janitor.toml rules) as a picture, the metric curve the
+    plan's own (keep-best) or --metric. A logs root: its disk use by run beside the free
+    space of its file systems."""
     from janitor.storage.metrics import load_scalars
     from janitor.usecases.prune import plan_run
 
-    if draw is None:
+    if draw is None or draw_root is None:
         raise UsageError("--plot needs a drawing (the command line's)")
-    if len(report.runs) != 1:
-        names = ", ".join(r.name for r in report.runs[:5]) or "none"
-        raise UsageError(f"--plot draws one run; found {len(report.runs)} ({names})")
-    (run,) = report.runs
+    target = options.plot
+    assert target is not None
+    fs_out, where = resolve(target)
+    runs = report.runs
+    if len(runs) != 1 or len(report.roots) != 1 or fs.realpath(report.roots[0]) != runs[0].path:
+        if options.metric is not None:
+            raise UsageError("--metric draws one run's curve: give --plot a run folder")
+        picture = root_picture(report, summaries, found, fs, files)
+        fs_out.write_atomic(where, draw_root(picture, target))
+        return
+    (run,) = runs
     rp = plan_run(run, fs=fs, files=files)
     metric = options.metric
     name = metric or rp.planner.as_dict().get("rules", {}).get("metric")
     values = load_scalars(run.path, name) if metric else getattr(rp.planner, "metric", None)
-    target = options.plot
-    assert target is not None
-    fs_out, where = resolve(target)
     fs_out.write_atomic(where, draw(rp, target, values, name))
+
+
+def root_picture(report: ScanReport, summaries: tuple[RunSummary, ...], found: tuple[Disk, ...],
+                 fs: FileSystem, files: ConfigFiles | None = None) -> RootPicture:  # fmt: skip
+    """Each run's bytes: kept and removable under its rules (janitor.toml), small models,
+    trash; beside the file systems holding them."""
+    from janitor.usecases.prune import plan_run
+
+    uses = []
+    now = time.time()
+    for summary in summaries:
+        run = summary.run
+        removable = sum(d.set.size for d in plan_run(run, now=now, fs=fs, files=files).removals)
+        uses.append(RunUse(run.name, run.path, run.big_bytes - removable, removable,
+                           run.small_bytes, summary.trash_bytes))  # fmt: skip
+    return RootPicture(", ".join(report.roots), tuple(uses), found)
 
 
 @dataclass(frozen=True)
@@ -157,6 +187,7 @@ class ScanTotals:
     unchecked: int
     uploads: tuple[UnfinishedUpload, ...]
     warnings: tuple[str, ...] = ()
+    disks: tuple[Disk, ...] = ()  # the file systems holding the runs, with forecasts
 
 
 @collector_paused
@@ -165,12 +196,14 @@ def scan_stream(paths: list[str], options: ScanOptions, block: Callable[[RunSumm
     """``scan``'s text report: ``block(summary)`` of each run (maybe in a worker process: what
     it returns is all that is kept) handed to ``emit`` as the walk meets the run, never all
     runs at once. Big files are read only as the report's lines need them."""
+    from janitor.core.forecast import save_pattern
     from janitor.storage.scan import scan_runs_mapped, unfinished_uploads
+    from janitor.usecases.disks import disks
     from janitor.usecases.inspect import summarize_run
 
     fs, roots = storage_of(paths)
     errors: list = []
-    seen: dict[str, None] = {}
+    seen: dict[str, Any] = {}  # run folder -> its save pattern
     journals: set[str] = set()
     totals, now, unchecked = [0, 0, 0, 0], time.time(), 0
     files = ConfigFiles(fs)  # each janitor.toml read once (before workers fork: inherited)
@@ -180,19 +213,21 @@ def scan_stream(paths: list[str], options: ScanOptions, block: Callable[[RunSumm
         summary = summarize_run(run, now, fs, files)
         numbers = (len(run.candidates), run.big_bytes, run.small_bytes, summary.keep_last_1_frees)
         warnings = files.warnings([run.path])  # where its files were read
-        return run.path, block(summary), summary.journal, numbers, run.unchecked, warnings
+        shown = block(summary)
+        return (run.path, shown, summary.journal, numbers, run.unchecked, save_pattern(run),
+                warnings)  # fmt: skip
 
     with fs.listing(roots[0]) if len(roots) == 1 else contextlib.nullcontext():
         blocks = scan_runs_mapped(roots, errors, one, fs=fs, trainer=options.trainer,
                                   cache=options.cache, lazy=True)  # fmt: skip
         warned: dict[str, None] = {}
         with contextlib.closing(blocks):  # a reader gone (`| head`): workers ended first
-            for path, shown, journal, numbers, not_checked, run_warnings in blocks:
+            for path, shown, journal, numbers, not_checked, pattern, run_warnings in blocks:
                 warned.update(dict.fromkeys(run_warnings))
                 if path in seen:  # a run folder given twice (logs and logs/alice)
                     continue
                 emit(shown)
-                seen[path] = None
+                seen[path] = pattern
                 if journal:
                     journals.add(journal)
                 for i, n in enumerate(numbers):
@@ -203,7 +238,8 @@ def scan_stream(paths: list[str], options: ScanOptions, block: Callable[[RunSumm
             warn(w)
         uploads = unfinished_uploads(fs, roots)
     return ScanTotals(tuple(errors), len(seen), (totals[0], totals[1], totals[2], totals[3]),
-                      frozenset(journals), unchecked, uploads, warnings)  # fmt: skip
+                      frozenset(journals), unchecked, uploads, warnings,
+                      disks(seen.items(), now, fs))  # fmt: skip
 
 
 # ------------------------------------------------------------------ plan and execute (API)

@@ -11,6 +11,7 @@ left), carried out by the same executor as ``prune``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Sequence
@@ -20,9 +21,9 @@ from janitor.core import law
 from janitor.core.planners import FinalizePlanner, candidates
 from janitor.core.policy import best_reason, rank_best
 from janitor.domain.checkpoints import CheckpointSet, Run
-from janitor.domain.errors import JanitorError
+from janitor.domain.errors import JanitorError, NoRoom
 from janitor.domain.policy import Policy
-from janitor.domain.results import Kept, RunFinal, SmallModelCheck
+from janitor.domain.results import Kept, RunFinal, RunResult, SmallModelCheck
 from janitor.storage import activity
 from janitor.storage.config import ConfigFiles
 from janitor.storage.fs import LOCAL, FileSystem
@@ -103,21 +104,105 @@ def finalize_run(
             run, refused=f"looks active: {why}; pass --force if training is really over"
         )
     kept: list[Kept] = []
+    short: list[tuple[CheckpointSet, str, NoRoom]] = []  # no room for their small models yet
     try:
         for s, why in targets(run, steps, keep_best, metric, mode, fs):
-            kept.append(Kept(s, why, small_models.ensure(s.file(g).path, dry_run)))
+            try:
+                kept.append(Kept(s, why, small_models.ensure(s.file(g).path, dry_run)))
+            except NoRoom as exc:
+                short.append((s, why, exc))
     except JanitorError as exc:  # e.g. a G that refuses to load: this run stays as it is
         return RunFinal(run, tuple(kept), refused=f"{exc}: nothing removed")
-    bad = [k for k in kept if k.problems]
+    bad = _unverified(kept)
     if bad:
-        names = ", ".join(os.path.basename(k.output) for k in bad)
-        return RunFinal(
-            run, tuple(kept), refused=f"verification failed for {names}: nothing removed"
-        )
+        return RunFinal(run, tuple(kept), refused=f"{bad}: nothing removed")
+    executor = executor or Executor(fs)
     pins = (files or ConfigFiles(fs)).pins(run.path)
+    first = None
+    if short:
+        made = _make_room(run, kept, short, small_models, pins, dry_run, executor, now, fs)
+        if isinstance(made, RunFinal):
+            return made
+        run, first = made
+        kept.sort(key=lambda k: k.step_set.number)
     planner = FinalizePlanner(tuple(k.step for k in kept), verified=not dry_run, pins=pins)
     plan = planner.plan(run, now)
     if dry_run or not plan.removals:
-        return RunFinal(run, tuple(kept), plan=plan)
-    result = (executor or Executor(fs)).execute(plan)
-    return RunFinal(run, tuple(kept), plan=plan, result=result)
+        return RunFinal(run, tuple(kept), plan=plan, result=first)
+    result = executor.execute(plan)
+    return RunFinal(run, tuple(kept), plan=plan, result=_joined(first, result))
+
+
+def _make_room(
+    run: Run,
+    kept: list[Kept],
+    short: list[tuple[CheckpointSet, str, NoRoom]],
+    small_models: SmallModels,
+    pins: frozenset[int],
+    dry_run: bool,
+    executor: Executor,
+    now: float,
+    fs: FileSystem,
+) -> tuple[Run, RunResult | None] | RunFinal:
+    """A full disk: the small models of ``short`` do not fit. First the sets whose small
+    models exist and verify (``kept``) go, under the finalize waiver; then the missing small
+    models are made (appended to ``kept``). The run as it is then and what was removed; or
+    the refusal, naming the room needed."""
+    needed = sum(exc.needed for *_, exc in short)
+    room = "no room for the small models of steps " + ", ".join(
+        f"{s.number} ({exc})" for s, _, exc in short
+    )
+    safe = [k for k in kept if not k.problems]
+    if dry_run or not safe:
+        why = "nothing is safe to remove first (no small model exists and verifies)"
+        if safe:
+            why = f"finalize would first remove steps {_steps(safe)} (small models verified)"
+        return RunFinal(run, tuple(kept), refused=f"{room}; {why}; free {needed} bytes and "
+                        "run finalize again: nothing removed")  # fmt: skip
+    only = frozenset(k.step_set.number for k in safe)
+    planner = FinalizePlanner(tuple(k.step for k in safe), pins=pins, only=only)
+    first = executor.execute(planner.plan(run, now))
+    run = _reread(run, fs)
+    removed = f"removed steps {_steps(safe)} first (small models verified, {first.freed} bytes)"
+    g = run.profile.generator
+    try:
+        for s, why, _ in short:
+            kept.append(Kept(s, why, small_models.ensure(s.file(g).path, dry_run)))
+    except NoRoom as exc:
+        return RunFinal(run, tuple(kept), result=first,
+                        refused=f"{room}; {removed}; still short: {exc}; free "
+                        f"{exc.needed - exc.free} more bytes and run finalize again")  # fmt: skip
+    except JanitorError as exc:
+        return RunFinal(run, tuple(kept), result=first, refused=f"{exc}; {removed}")
+    bad = _unverified(kept)
+    if bad:
+        return RunFinal(run, tuple(kept), result=first, refused=f"{bad}; {removed}")
+    return run, dataclasses.replace(first, notes=(*first.notes, f"a full disk: {removed}"))
+
+
+def _unverified(kept: Sequence[Kept]) -> str | None:
+    names = ", ".join(os.path.basename(k.output) for k in kept if k.problems)
+    return f"verification failed for {names}" if names else None
+
+
+def _steps(kept: Sequence[Kept]) -> str:
+    return ", ".join(str(k.step_set.number) for k in kept)
+
+
+def _reread(run: Run, fs: FileSystem) -> Run:
+    """The run as it is on disk now (after removals)."""
+    from janitor.storage.scan import scan
+
+    for found in scan([run.path], fs=fs, trainer=run.trainer, save_cache=False).runs:
+        if found.path == run.path:
+            return found
+    return run
+
+
+def _joined(first: RunResult | None, then: RunResult) -> RunResult:
+    if first is None:
+        return then
+    return RunResult(
+        then.run_path, first.removed + then.removed, first.errors + then.errors,
+        first.skipped + then.skipped, first.notes + then.notes,
+    )  # fmt: skip

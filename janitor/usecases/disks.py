@@ -1,0 +1,42 @@
+"""``scan``'s file systems: for each one holding runs, its size and free space, and for each
+active run on it the forecast of its next saves (``core.forecast``). Object storage has no
+file-system figures: its runs are left out (nothing fills a bucket)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from janitor.core.forecast import forecast, is_active
+from janitor.domain.disk import Disk, SavePattern
+from janitor.storage.fs import FileSystem, disks_of
+
+
+def disks(
+    runs: Iterable[tuple[str, SavePattern | None]],
+    now: float,
+    fs: FileSystem,
+    floors: Mapping[str, int] | None = None,
+) -> tuple[Disk, ...]:
+    """The file systems holding ``runs`` (run folder, its save pattern), each with the
+    forecasts of its active runs; ``floors``: mount point -> the free space to keep, where
+    one is configured (drawn and said; nothing here enforces it)."""
+    local: dict[str, tuple[str, SavePattern | None]] = {}
+    for path, pattern in runs:
+        where = fs.local_path(path)
+        if where is not None:
+            local[where] = (path, pattern)
+    out = []
+    for mount, (kind, size, free, paths) in disks_of(local).items():
+        active = [p for p in (local[x][1] for x in paths) if p is not None and is_active(p, now)]
+        out.append(
+            Disk(
+                mount,
+                kind,
+                size,
+                free,
+                tuple(local[x][0] for x in paths),
+                forecast(free, active),
+                (floors or {}).get(mount),
+            )  # fmt: skip
+        )
+    return tuple(out)
