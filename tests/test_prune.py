@@ -124,7 +124,7 @@ def test_truncated_newest_and_latest_only(tmp_path, cli):
     doc = json.loads(cli("prune", logs / "bob", "--json").output)
     sets = {s["number"]: s for s in doc["runs"][0]["sets"]}
     assert sets[2333333]["step"] is None and sets[2333333]["latest_only"]
-    assert "latest-only file: the trainer resumes from it" in sets[2333333]["reasons"]
+    assert "latest-only: what the trainer resumes from" in sets[2333333]["reasons"]
     assert sets[400]["action"] == "keep" and sets[300]["action"] == "remove"
     assert resume_pick(logs / "bob", "G") == "G_2333333.pth"
 

@@ -111,6 +111,8 @@ def run_json(summary: RunSummary) -> dict:
         "ignored": [{"path": i.path, "why": i.why} for i in run.ignored],
         "warnings": [{"code": t.code, "message": t.message} for t in summary.traps],
         "keep_last_1_frees": summary.keep_last_1_frees,
+        "prune_frees": summary.prune_frees,
+        "prune_rules": summary.prune_rules,
         "looks_finished": summary.looks_finished,
         "idle_seconds": round(summary.idle, 3),
         "finalize_frees": summary.finalize_frees,
@@ -134,6 +136,7 @@ def scan_json(report: ScanReport, summaries: tuple[RunSummary, ...]) -> dict:
             "big_bytes": sum(r.big_bytes for r in report.runs),
             "small_bytes": sum(r.small_bytes for r in report.runs),
             "keep_last_1_frees": sum(s.keep_last_1_frees for s in summaries),
+            "prune_frees": sum(s.prune_frees or 0 for s in summaries),
         },
     }
 
@@ -158,7 +161,7 @@ def scan_text(
     scan_footer(
         report.errors, len(report.runs), sum(len(r.candidates) for r in report.runs),
         sum(r.big_bytes for r in report.runs), sum(r.small_bytes for r in report.runs),
-        sum(s.keep_last_1_frees for s in summaries),
+        sum(s.prune_frees or 0 for s in summaries),
         journals={s.journal for s in summaries if s.journal}, out=out, uploads=report.uploads,
     )  # fmt: skip
 
@@ -199,11 +202,14 @@ def scan_run_text(summary: RunSummary, out: TextIO | None = None) -> None:
             w(f"  small model  {m.name}: compress_model.py release file, not a checkpoint\n")
     for i in run.ignored:
         w(f"  ignored      {os.path.basename(i.path)}: {i.why}\n")
-    if run.unchecked:  # counted as if complete: prune reads them before removing any
-        w(f"  keep-last 1 would free up to {size(summary.keep_last_1_frees)} (not checked: "
-          f"{count(run.unchecked, 'set')} older than the newest complete one)\n")  # fmt: skip
+    if summary.prune_frees is None:
+        pass  # prune would refuse the run's rules: a warning below says why
+    elif run.unchecked:  # counted as if complete: prune reads them before removing any
+        w(f"  prune would free up to {size(summary.prune_frees)} under {summary.prune_rules} "
+          f"(not checked: {count(run.unchecked, 'set')} older than the newest complete "
+          "one)\n")  # fmt: skip
     else:
-        w(f"  keep-last 1 would free {size(summary.keep_last_1_frees)}\n")
+        w(f"  prune would free {size(summary.prune_frees)} under {summary.prune_rules}\n")
     if summary.looks_finished:
         w(
             f"  looks finished: idle {humanize.naturaldelta(summary.idle)}, small model for "
@@ -236,7 +242,7 @@ def scan_footer(
         w(f"journal: {shown_path(journal)} (`janitor log` reads it)\n")
     w(
         f"{count(runs, 'run')}, {count(sets, 'set')}; big checkpoints {size(big)}, small models "
-        f"{size(small)}; keep-last 1 would free {'up to ' if unchecked else ''}{size(frees)}"
+        f"{size(small)}; prune would free {'up to ' if unchecked else ''}{size(frees)}"
         + (f" ({count(unchecked, 'set')} not checked)\n" if unchecked else "\n")
     )
 

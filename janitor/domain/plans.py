@@ -96,8 +96,11 @@ class Plan:
 
 @dataclass(frozen=True)
 class RunSummary:
-    """What ``scan`` says of a run beyond its files: resume traps, what ``prune --keep-last 1``
-    and ``finalize`` would free, and whether training looks finished."""
+    """What ``scan`` says of a run beyond its files: resume traps, what ``prune`` under the
+    run's own rules (``prune_rules``, their description) and ``finalize`` would free, and
+    whether training looks finished. ``prune_frees`` counts sets a lazy scan left unchecked
+    as complete (an upper bound: ``run.unchecked``); None when prune would refuse the rules
+    (a trap says why). ``keep_last_1_frees``: the same under ``keep-last 1``."""
 
     run: Run
     traps: tuple[Trap, ...]
@@ -108,3 +111,5 @@ class RunSummary:
     trash_bytes: int = 0  # this run's files in janitor's trash (still on disk)
     trash_files: int = 0
     journal: str | None = None  # the journal that records this run's removals, if any
+    prune_frees: int | None = None
+    prune_rules: str | None = None

@@ -126,7 +126,7 @@ class ScanTotals:
 
     errors: tuple[ScanError, ...]
     runs: int
-    totals: tuple[int, int, int, int]  # sets, big bytes, small bytes, keep-last 1 frees
+    totals: tuple[int, int, int, int]  # sets, big bytes, small bytes, what prune would free
     journals: frozenset[str]
     unchecked: int
     uploads: tuple[UnfinishedUpload, ...]
@@ -150,7 +150,7 @@ def scan_stream(paths: list[str], options: ScanOptions, block: Callable[[RunSumm
 
     def one(run):
         summary = summarize_run(run, now, fs)
-        numbers = (len(run.candidates), run.big_bytes, run.small_bytes, summary.keep_last_1_frees)
+        numbers = (len(run.candidates), run.big_bytes, run.small_bytes, summary.prune_frees or 0)
         return run.path, block(summary), summary.journal, numbers, run.unchecked
 
     with fs.listing(roots[0]) if len(roots) == 1 else contextlib.nullcontext():
