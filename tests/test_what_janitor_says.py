@@ -1,0 +1,145 @@
+"""What janitor says is true (issue 26, items 1, 2, 4, 8, 11): every number, reason and note
+is checked against facts derived from the tree before and after, and from the journal; no
+stored output strings."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from janitor.cli.render import size
+from janitor.core import law
+from janitor.storage.cache import RACY_NS
+from tests.conftest import fake_ckpt, fake_run
+
+STEPS = range(100, 1100, 100)
+LATEST = 2333333
+
+
+def set_bytes(run: Path) -> dict[int, int]:
+    """Step (or the latest-only number) -> the bytes of its G and D files, from the tree."""
+    out: dict[int, int] = {}
+    for p in run.iterdir():
+        m = re.fullmatch(r"[GD]_(\d+)\.pth", p.name)
+        if m:
+            out[int(m[1])] = out.get(int(m[1]), 0) + p.stat().st_size
+    return out
+
+
+def frees_keeping_newest(run: Path, k: int) -> int:
+    """What keep-last ``k`` frees in a run of complete numbered sets: all but the newest k."""
+    sets = set_bytes(run)
+    return sum(sets[n] for n in sorted(sets)[:-k])
+
+
+def dry_run(cli, path: Path) -> dict[str, dict]:
+    """``prune -n --json``: run path -> the run's plan."""
+    result = cli("prune", path, "-n", "--json")
+    assert result.exit_code == 0, result.output
+    return {r["path"]: r for r in json.loads(result.output)["runs"]}
+
+
+# ------------------------------------------------------------------ 1. scan's "would free"
+
+
+@pytest.fixture
+def configured(tmp_path) -> Path:
+    """alice: keep-last 5 from the logs root's janitor.toml; bob: [runs.bob] keep-last 3;
+    carol: no rule anywhere (keep-last 1)."""
+    logs = tmp_path / "logs"
+    for name in ("alice", "bob", "carol"):
+        fake_run(logs, name, STEPS, payload=4096)
+    (logs / "janitor.toml").write_text("[prune]\nkeep-last = 5\n\n[runs.bob]\nkeep-last = 3\n")
+    (logs / "carol" / "janitor.toml").write_text("[prune]\nkeep-last = 1\n")
+    return logs
+
+
+def test_scan_says_what_prune_would_free_under_the_runs_own_rules(configured, cli):
+    kept = {"alice": 5, "bob": 3, "carol": 1}
+    plans = dry_run(cli, configured)
+    result = cli("scan", configured, "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    for run in doc["runs"]:
+        truth = frees_keeping_newest(configured / run["name"], kept[run["name"]])
+        assert run["prune_frees"] == truth == plans[run["path"]]["expected_freed"], run["name"]
+        assert f"keep-last {kept[run['name']]}" in run["prune_rules"]  # the rule, named ...
+        assert "janitor.toml" in run["prune_rules"]  # ... with where it came from
+        assert run["keep_last_1_frees"] == frees_keeping_newest(configured / run["name"], 1)
+    assert doc["totals"]["prune_frees"] == sum(r["expected_freed"] for r in plans.values())
+
+
+def test_scan_text_says_up_to_only_where_it_left_sets_unchecked(configured, cli):
+    alice = configured / "alice"
+    truth = frees_keeping_newest(alice, 5)
+    cold = cli("scan", alice, "--no-cache").output  # lazy: 100..900 are not read
+    line = next(x for x in cold.splitlines() if "would free" in x and x.startswith("  "))
+    assert f"would free up to {size(truth)} under keep-last 5 (" in line, cold
+    assert "9 sets older than the newest complete one" in line
+    time.sleep(RACY_NS / 1e9)  # files changed as the scan starts are not cached: wait
+    cli("scan", alice, "--json")  # reads every file and keeps the verdicts
+    warm = cli("scan", alice).output  # every verdict known: the exact number, no "up to"
+    line = next(x for x in warm.splitlines() if "would free" in x and x.startswith("  "))
+    plan = dry_run(cli, alice)[str(alice)]
+    assert plan["expected_freed"] == truth
+    assert f"prune would free {size(truth)} under keep-last 5 (" in line, warm
+    assert "up to" not in line and "not checked" not in warm
+    total = warm.strip().splitlines()[-1]
+    assert total.endswith(f"; prune would free {size(truth)}"), total
+
+
+def test_scan_names_rules_prune_would_refuse_and_goes_on(configured, cli):
+    (configured / "alice" / "janitor.toml").write_text("[prune]\nkeep-best = 2\n")
+    result = cli("scan", configured, "--json")
+    assert result.exit_code == 0, result.output
+    runs = {r["name"]: r for r in json.loads(result.output)["runs"]}
+    assert runs["alice"]["prune_frees"] is None and runs["alice"]["prune_rules"] is None
+    (warning,) = [w for w in runs["alice"]["warnings"] if w["code"] == "rules-invalid"]
+    refused = cli("prune", configured / "alice", "-n")
+    assert refused.exit_code == 2
+    assert str(configured / "alice" / "janitor.toml") in warning["message"]
+    assert runs["bob"]["prune_frees"] == frees_keeping_newest(configured / "bob", 3)
+
+
+# ------------------------------------------------------------------ 2. each set its own reason
+
+
+@pytest.fixture
+def beside_latest(tmp_path) -> Path:
+    """Numbered sets 100..1000 and the trainer's latest-only set, written last."""
+    logs = tmp_path / "logs"
+    run = fake_run(logs, "alice", STEPS)
+    for p in "GD":
+        fake_ckpt(run / f"{p}_{LATEST}.pth", mtime=1_700_000_000.0 + 600 * len(STEPS))
+    return run
+
+
+UNIQUE = (law.NEWEST_COMPLETE, law.NEWEST_NUMBERED, law.LATEST_WRITTEN, law.LATEST_ONLY)
+
+
+def test_the_latest_only_set_and_the_newest_numbered_set_each_say_what_they_are(beside_latest, cli):
+    (plan,) = dry_run(cli, beside_latest).values()
+    reasons = {s["number"]: s["reasons"] for s in plan["sets"]}
+    newest_numbered = max(n for n in set_bytes(beside_latest) if n != LATEST)
+    assert law.LATEST_ONLY in reasons[LATEST]
+    assert law.NEWEST_NUMBERED in reasons[newest_numbered]
+    for claim in UNIQUE:  # a reason that claims uniqueness is given to one set at most
+        holders = [n for n, why in reasons.items() if claim in why]
+        assert len(holders) <= 1, (claim, holders)
+    # the two kept sets share no protection
+    assert not set(reasons[LATEST]) & set(reasons[newest_numbered]) & set(law.PROTECTIONS)
+
+
+def test_the_plot_draws_the_latest_only_set(beside_latest, cli, tmp_path):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "plan.svg"
+    result = cli("scan", beside_latest, "--plot", out)
+    assert result.exit_code == 0, result.output
+    (plan,) = dry_run(cli, beside_latest).values()
+    latest = next(s for s in plan["sets"] if s["number"] == LATEST)
+    text = out.read_text()  # matplotlib's svg keeps each text in a comment
+    assert latest["reasons"][0] in text and f"latest-only ({LATEST})" in text
