@@ -14,7 +14,8 @@ import pytest
 from janitor.cli.render import size
 from janitor.core import law
 from janitor.storage.cache import RACY_NS
-from tests.conftest import fake_ckpt, fake_run
+from janitor.storage.journal import Journal
+from tests.conftest import fake_ckpt, fake_run, run_janitor
 
 STEPS = range(100, 1100, 100)
 LATEST = 2333333
@@ -143,3 +144,67 @@ def test_the_plot_draws_the_latest_only_set(beside_latest, cli, tmp_path):
     latest = next(s for s in plan["sets"] if s["number"] == LATEST)
     text = out.read_text()  # matplotlib's svg keeps each text in a comment
     assert latest["reasons"][0] in text and f"latest-only ({LATEST})" in text
+
+
+# ------------------------------------------------------------------ 4. after an interrupted prune
+
+
+def interrupted_prune(logs: Path, gone: dict[str, range], begun: dict[str, range]) -> None:
+    """What a kill leaves: set-begin records of the sets in ``gone`` (every file removed,
+    no set-end written) and of ``begun`` (only D removed)."""
+    records = []
+    for sets, prefixes in ((gone, "GD"), (begun, "D")):
+        for name, steps in sets.items():
+            for step in steps:
+                records.append({"event": "set-begin", "run": str(logs / name), "number": step,
+                                "time": "x"})  # fmt: skip
+                for p in prefixes:
+                    (logs / name / f"{p}_{step}.pth").unlink()
+    Journal(str(logs / ".janitor")).append(*records)
+
+
+GONE = {"alice": range(1, 41), "bob": range(1, 3)}  # removed, no set-end: found finished
+BEGUN = {"alice": range(41, 44)}  # half removed: finished by the next prune
+
+
+@pytest.fixture
+def interrupted(tmp_path) -> Path:
+    logs = tmp_path / "logs"
+    for name in ("alice", "bob"):
+        fake_run(logs, name, range(1, 61), payload=64)
+    interrupted_prune(logs, GONE, BEGUN)
+    return logs
+
+
+def test_quiet_after_an_interrupted_prune_says_only_the_total(interrupted):
+    logs, gone = interrupted, GONE
+    before = {name: set_bytes(logs / name) for name in ("alice", "bob")}
+
+    quiet = run_janitor("prune", logs, "-q")
+    assert quiet.returncode == 0, quiet.stderr
+    freed = sum(sum(sizes.values()) - sizes[max(sizes)] for sizes in before.values())
+    assert quiet.stdout.splitlines() == [quiet.stdout.strip()]  # one line: the total
+    assert quiet.stdout.startswith(f"freed {size(freed)} ")
+    # what was said to the journal: per run, the sets found finished
+    found = {}
+    for r in Journal(str(logs / ".janitor")).read().records:
+        if r.get("event") == "set-end" and r.get("note") == "found finished":
+            found.setdefault(Path(r["run"]).name, []).append(r["number"])
+    assert found == {name: list(steps) for name, steps in gone.items()}
+
+
+def test_an_interrupted_prune_is_one_note_per_run_naming_it(interrupted, cli):
+    gone, begun = GONE, BEGUN
+    out = cli("prune", interrupted).output
+    notes = [line.strip() for line in out.splitlines() if "interrupted removal" in line]
+    expected = []
+    for name, steps in gone.items():
+        n = len(steps)
+        expected.append(f"note: {name}: {n} interrupted removal{'s' if n > 1 else ''} had "
+                        f"already completed (step {steps[0]}")  # fmt: skip
+    for name, steps in begun.items():
+        expected.append(f"note: {name}: finishing {len(steps)} interrupted removals "
+                        f"(step {steps[0]}")  # fmt: skip
+    assert len(notes) == len(expected), notes  # one per run and kind, never one per set
+    for want in expected:
+        assert any(note.startswith(want) for note in notes), (want, notes)

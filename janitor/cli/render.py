@@ -400,10 +400,11 @@ def run_result_text(
     rp: RunPlan, result: RunResult | None, out: TextIO, quiet: bool, trash: bool = False
 ) -> None:
     w = out.write
-    for msg in result.skipped if result else ():
-        w(f"  skipped: {msg}\n")
-    for msg in result.notes if result else ():
-        w(f"  note: {msg}\n")
+    if result is not None and not quiet:  # --quiet: errors and the total only
+        for msg in result.skipped:
+            w(f"  skipped: {msg}\n")
+        for msg in result.notes:
+            w(f"  note: {msg}\n")
     for e in result.errors if result else ():
         w(f"error: {shown_path(e.path)}: {e.message}\n")
     if quiet:
