@@ -208,3 +208,28 @@ def test_an_interrupted_prune_is_one_note_per_run_naming_it(interrupted, cli):
     assert len(notes) == len(expected), notes  # one per run and kind, never one per set
     for want in expected:
         assert any(note.startswith(want) for note in notes), (want, notes)
+
+
+# ------------------------------------------------------------------ 8. errors name their path
+
+
+def test_json_errors_carry_the_path_their_message_names(tmp_path):
+    logs = tmp_path / "logs"
+    run = fake_run(logs, "alice", [100, 200])
+    missing, folder = tmp_path / "nonexistent", tmp_path / "empty"
+    folder.mkdir()
+    cases = [
+        (["scan", missing], missing),
+        (["prune", missing], missing),
+        (["restore", folder], folder),  # nothing in its trash
+        (["restore", run, "100"], run),  # nothing in the trash
+        (["info", missing.with_suffix(".pth")], missing.with_suffix(".pth")),
+        (["extract-small", missing.with_suffix(".pth")], missing.with_suffix(".pth")),
+        (["extract-small", folder], folder),  # a folder, not a checkpoint file
+    ]
+    for args, path in cases:
+        r = run_janitor(*args, "--json")
+        assert r.returncode != 0, args
+        (error,) = json.loads(r.stdout)["errors"]
+        assert error["path"] == str(path), (args, error)
+        assert error["message"].startswith(f"{path}: "), (args, error)  # ... which it names
