@@ -233,3 +233,21 @@ def test_json_errors_carry_the_path_their_message_names(tmp_path):
         (error,) = json.loads(r.stdout)["errors"]
         assert error["path"] == str(path), (args, error)
         assert error["message"].startswith(f"{path}: "), (args, error)  # ... which it names
+
+
+# ------------------------------------------------------------------ 11. the trash on a bucket
+
+
+def test_a_trash_move_on_a_bucket_says_the_files_are_still_in_the_bucket(tmp_path, bucket, cli):
+    bucket.upload(fake_run(tmp_path / "src", "alice", [100, 200, 300]), "logs/alice")
+    result = cli("prune", bucket.url("logs"), "--trash")
+    assert result.exit_code == 0, result.output
+    trashed = [k for k in bucket.keys("logs/.janitor/trash/") if k.endswith(".pth")]
+    assert len(trashed) == 4  # the objects are still stored, in the bucket
+    assert "moved to the trash (still in the bucket): 4 files" in result.output
+    assert "on disk" not in result.output
+    scanned = cli("scan", bucket.url("logs"), "--no-cache").output
+    assert "(still in the bucket; `janitor trash list`)" in scanned and "on disk" not in scanned
+    local = fake_run(tmp_path / "logs", "bob", [100, 200])  # on a disk: still on disk
+    said = cli("prune", local, "--trash").output
+    assert "moved to the trash (still on disk): 2 files" in said

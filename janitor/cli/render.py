@@ -14,7 +14,7 @@ from typing import Any, TextIO
 import humanize
 
 from janitor.domain.checkpoints import CheckpointSet, ScanError, ScanReport, UnfinishedUpload
-from janitor.domain.paths import shown_path
+from janitor.domain.paths import is_url, shown_path
 from janitor.domain.plans import Plan, RunPlan, RunSummary
 from janitor.domain.results import ExecutionReport, RunFinal, RunResult
 
@@ -182,7 +182,7 @@ def scan_run_text(summary: RunSummary, out: TextIO | None = None) -> None:
     w(f"  small models {size(run.small_bytes)} in {count(len(run.small_models), 'file')}\n")
     if summary.trash_files:
         w(f"  trash        {size(summary.trash_bytes)} in {count(summary.trash_files, 'file')}"
-          f" (still on disk; `janitor trash list`)\n")  # fmt: skip
+          f" ({still(run.path)}; `janitor trash list`)\n")  # fmt: skip
     for s in run.sets:
         if s.base:
             w(f"  protected    {', '.join(f.name for f in s.files)}: pretrained base\n")
@@ -364,7 +364,14 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
-TRASHED = "to the trash (still on disk)"
+def still(path: str) -> str:
+    """Where trashed files still are: on the disk, or in the bucket (object storage)."""
+    return "still in the bucket" if is_url(path) else "still on disk"
+
+
+def trashed(path: str) -> str:
+    """ "to the trash (still on disk)" for a run at ``path``."""
+    return f"to the trash ({still(path)})"
 
 
 def _files_text(s: CheckpointSet) -> str:
@@ -373,12 +380,12 @@ def _files_text(s: CheckpointSet) -> str:
     return ", ".join(f.name for f in s.files)
 
 
-def _outcome(freed: int, trashed: int, deleted_files: int, trashed_files: int) -> str:
+def _outcome(freed: int, moved: int, deleted_files: int, moved_files: int, where: str) -> str:
     """What an execution did: "freed 2.6 GB (4 files)", "moved to the trash (still on disk):
-    4 files, 2.6 GB", or both."""
+    4 files, 2.6 GB", or both (``where``: a run's path)."""
     parts = []
-    if trashed_files:
-        parts.append(f"moved {TRASHED}: {count(trashed_files, 'file')}, {size(trashed)}")
+    if moved_files:
+        parts.append(f"moved {trashed(where)}: {count(moved_files, 'file')}, {size(moved)}")
     if deleted_files or not parts:
         parts.append(f"freed {size(freed)} ({count(deleted_files, 'file')})")
     return "; ".join(parts)
@@ -387,13 +394,17 @@ def _outcome(freed: int, trashed: int, deleted_files: int, trashed_files: int) -
 def _result_outcome(results) -> str:
     removed = [r for result in results for r in result.removed]
     moved = sum(1 for r in removed if r.trash_path)
+    where = results[0].run_path if results else ""
     return _outcome(
-        sum(x.freed for x in results), sum(x.trashed for x in results), len(removed) - moved, moved
-    )
+        sum(x.freed for x in results), sum(x.trashed for x in results), len(removed) - moved,
+        moved, where,
+    )  # fmt: skip
 
 
-def _would(expected: int, trash: bool) -> str:
-    return f"would move {size(expected)} {TRASHED}" if trash else f"would free {size(expected)}"
+def _would(expected: int, trash: bool, where: str) -> str:
+    if trash:
+        return f"would move {size(expected)} {trashed(where)}"
+    return f"would free {size(expected)}"
 
 
 def run_result_text(
@@ -410,7 +421,7 @@ def run_result_text(
     if quiet:
         return
     if result is None:
-        w(f"  {_would(rp.expected_freed, trash)}\n\n")
+        w(f"  {_would(rp.expected_freed, trash, rp.run.path)}\n\n")
     else:
         w(f"  {_result_outcome([result])}\n\n")
 
@@ -442,7 +453,8 @@ def prune_summary(
         return
     runs = count(len(plan.runs), "run")
     if execution is None:
-        out.write(f"{_would(plan.expected_freed, trash)} in {runs} (dry run)\n")
+        where = plan.runs[0].run.path
+        out.write(f"{_would(plan.expected_freed, trash, where)} in {runs} (dry run)\n")
     elif not quiet or execution.freed or execution.trashed:
         out.write(f"{_result_outcome(execution.results)} in {runs}\n")
 
@@ -674,7 +686,7 @@ def final_text(final, out: TextIO | None = None, trash: bool = False) -> None:
         if final.result is None:
             n, expected = count(len(files), "big checkpoint file"), size(final.expected_freed)
             if trash:
-                w(f"  would move {n} ({expected}) {TRASHED}\n\n")
+                w(f"  would move {n} ({expected}) {trashed(run.path)}\n\n")
             else:
                 w(f"  would remove {n}, freeing {expected}\n\n")
             return
@@ -731,7 +743,7 @@ def text_log(out=None) -> Callable[[dict], None]:
             what = f"removed steps {', '.join(map(str, record['steps']))}"
             done = f"freed {size(record['freed'])}"
             if record.get("trashed"):  # --trash: moved, not freed
-                done = f"moved to the trash (still on disk): {size(record['trashed'])}"
+                done = f"moved {trashed(record['run'])}: {size(record['trashed'])}"
             line = f"{os.path.basename(record['run'])}: {what}, {done}"
         elif event == "extracted":
             verb = "small model exists" if record["skipped"] else "extracted"
