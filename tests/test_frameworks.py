@@ -294,7 +294,7 @@ def test_lightning_keep_best_reads_file_names_and_keeps_last_copy(tmp_path, cli)
     newest = max((n for n in values if n != "last.ckpt"), key=lambda n: int(n.split("-")[1][5:]))
     reasons, _ = prune_json(cli, ckpts, "--keep-best", "1", "--metric", "val_loss", "--mode", "max")
     assert names(ckpts) == sorted({worst, newest, "last.ckpt"})
-    assert "latest-only file: the trainer resumes from it" in reasons[max(reasons)]
+    assert "latest-only: what the trainer resumes from" in reasons[max(reasons)]
     assert any(w.startswith("best 1 by val_loss") for why in reasons.values() for w in why)
 
 

@@ -74,8 +74,8 @@ def test_a_kill_mid_prune_on_a_full_disk_is_finished_by_the_next_prune(tmpfs, ca
     assert Journal(str(logs / ".janitor")).unfinished_sets(str(run)) == {100, 200, 300, 400}
     again = run_janitor("prune", logs, "--keep-last", "1")
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "step 100: an interrupted removal had already completed" in again.stdout
-    assert "step 200: finishing an interrupted removal" in again.stdout
+    assert "r: 1 interrupted removal had already completed (step 100)" in again.stdout
+    assert "r: finishing 3 interrupted removals (step 200, step 300, step 400)" in again.stdout
     assert sets_on_disk(run) == {500: {"G", "D"}}
     assert Journal(str(logs / ".janitor")).unfinished_sets(str(run)) == set()
     assert list((logs / ".janitor" / "begun").iterdir()) == []

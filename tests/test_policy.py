@@ -11,7 +11,9 @@ from janitor.core.policy import (
     IN_FLIGHT,
     INCOMPLETE,
     LATEST_ONLY,
+    LATEST_WRITTEN,
     NEWEST_COMPLETE,
+    NEWEST_NUMBERED,
     PINNED,
     PROTECTIONS,
     Candidate,
@@ -109,9 +111,10 @@ def test_pins_latest_only_and_bases_are_protected():
     out = apply(cands, Policy(keep_last=1), NOW)
     assert out.reasons[0] == (BASE,)
     assert out.reasons[100] == (PINNED,)
-    assert LATEST_ONLY in out.reasons[LATEST] and NEWEST_COMPLETE in out.reasons[LATEST]
+    # each kept set its own reason: no two sets are both "newest complete"
+    assert out.reasons[LATEST] == (LATEST_ONLY, "last 1")
     # a numbered step newer than any other stays too: the latest-only file may be stale
-    assert NEWEST_COMPLETE in out.reasons[300]
+    assert out.reasons[300] == (NEWEST_NUMBERED,)
     assert out.remove == (200,)
 
 
@@ -283,10 +286,17 @@ def test_invariants(cands, policy, now, cases):
         assert out.reasons[n], n
     for n in remove:
         assert len(out.reasons[n]) == 1 and out.reasons[n][0] not in PROTECTIONS
-    # the newest complete set is always kept, and only a complete set is called that
+    # the newest complete set is always kept, and only a complete set is called that; beside
+    # a complete latest-only set, the newest numbered one is kept as such
     newest = _newest_complete(cands)
     if newest is not None:
-        assert newest in keep and NEWEST_COMPLETE in out.reasons[newest]
+        own = LATEST_ONLY if by[newest].latest_only else NEWEST_COMPLETE
+        assert newest in keep and own in out.reasons[newest]
+    numbered = _newest_complete([c for c in cands if not c.latest_only])
+    if numbered is not None and numbered != newest:
+        assert numbered in keep and NEWEST_NUMBERED in out.reasons[numbered]
+    for unique in (NEWEST_COMPLETE, NEWEST_NUMBERED, LATEST_WRITTEN):  # no two sets share it
+        assert sum(unique in out.reasons[n] for n in numbers) <= 1, unique
     complete = [c for c in cands if c.status == "complete" and not c.base]
     if complete:  # ... and so is the save written last (a higher step may be a stale one)
         assert max(complete, key=lambda c: (c.mtime, c.number)).number in keep

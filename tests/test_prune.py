@@ -124,7 +124,7 @@ def test_truncated_newest_and_latest_only(tmp_path, cli):
     doc = json.loads(cli("prune", logs / "bob", "--json").output)
     sets = {s["number"]: s for s in doc["runs"][0]["sets"]}
     assert sets[2333333]["step"] is None and sets[2333333]["latest_only"]
-    assert "latest-only file: the trainer resumes from it" in sets[2333333]["reasons"]
+    assert "latest-only: what the trainer resumes from" in sets[2333333]["reasons"]
     assert sets[400]["action"] == "keep" and sets[300]["action"] == "remove"
     assert resume_pick(logs / "bob", "G") == "G_2333333.pth"
 
@@ -316,7 +316,7 @@ def test_interrupted_set_is_finished_and_reported(alice, cli):
     )
     (run / "D_300.pth").unlink()  # the kill came after D, before G
     out = cli("prune", alice).output
-    assert "step 300: finishing an interrupted removal" in out
+    assert "alice: finishing 1 interrupted removal (step 300)" in out
     assert "G_300.pth" not in names(run)
     assert Journal(str(alice / ".janitor")).unfinished_sets(str(run)) == set()
 
@@ -364,9 +364,14 @@ def test_set_begins_are_written_a_batch_at_once_and_a_kill_between_leaves_them_t
         f"{k}_{n}.pth" for n in range(cut + 1, 101) for k in "GD"
     }
     monkeypatch.setattr(fs_module.LocalFS, "remove", real_remove)
+    present = {int(p.stem.split("_")[1]) for p in run.iterdir()}
     result = Executor().execute(plan_run(scan([str(logs)]).runs[0], parse_overrides(keep_last=1)))
     assert sorted(p.name for p in run.iterdir()) == ["D_100.pth", "G_100.pth"]
-    assert len(result.notes) == len(unfinished)  # each begun set: "finishing" or "found finished"
+    # the begun sets, said once per kind: "found finished" (no file left) or "finishing"
+    gone, finishing = len(unfinished - present), len(unfinished & present)
+    assert gone + finishing == len(unfinished) and len(result.notes) == 2
+    assert result.notes[0].startswith(f"r: {gone} interrupted removals had already completed")
+    assert result.notes[1].startswith(f"r: finishing {finishing} interrupted removals")
     assert Journal(str(logs / ".janitor")).unfinished_sets(str(run)) == set()
 
 

@@ -71,7 +71,7 @@ def test_scan_text(alice, cli):
     # read from the newest down to the newest complete set; 100 and 200 decide nothing here
     assert "4 (1 complete, 2 not checked), steps 100..400" in out
     assert "newest complete step 300" in out
-    assert "keep-last 1 would free up to " in out
+    assert "prune would free up to " in out and " under keep-last 1 (not checked: " in out
     assert "G_400.pth: truncated" in out
     assert "warning: G_400.pth is what the trainer resumes from" in out
     assert out.strip().splitlines()[-1].startswith("1 run, 4 sets; big checkpoints ")
@@ -331,7 +331,7 @@ def test_scan_text_reads_from_the_newest_down_and_says_what_it_did_not_check(tmp
     assert set(opened) == {"D_400.pth", "D_500.pth", "G_400.pth", "G_500.pth"}
     assert "5 (1 complete, 3 not checked), steps 100..500" in out
     assert "newest complete step 400" in out and "D_500.pth: truncated" in out
-    assert "G_100" not in out and "keep-last 1 would free up to " in out
+    assert "G_100" not in out and "prune would free up to " in out
     assert "(3 sets not checked)" in out.splitlines()[-1]
     doc = json.loads(cli("scan", logs, "--no-cache", "--json").output)  # --json reads all
     assert [f["name"] for f in doc["runs"][0]["incomplete_files"]] == ["G_100.pth", "D_500.pth"]

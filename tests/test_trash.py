@@ -250,7 +250,7 @@ def test_a_set_whose_trash_move_was_interrupted_stays_one_copy(tmp_path, cli, ca
         Executor(KilledBeforeG(), trash=True).execute(rp)
     assert names(run) == {"G_100.pth", "G_200.pth", "D_200.pth"}
     r = cli("prune", logs, "--trash")
-    assert r.exit_code == 0 and "finishing an interrupted removal" in r.output, r.output
+    assert r.exit_code == 0 and "finishing 1 interrupted removal" in r.output, r.output
     assert sorted(f["copy"] for f in trash_listing(cli, run)) == ["100#1", "100#1"]
     assert cli("restore", run).exit_code == 0 and contents(run, 100) == first
     cases()

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from janitor.domain.disk import RootPicture
 from janitor.domain.errors import JanitorError, UsageError
-from janitor.domain.plans import RunPlan
+from janitor.domain.plans import RunPlan, SetDecision
 
 FORMATS = ("svg", "png")
 KEEP, REMOVE, INCOMPLETE = "#2e7d32", "#c62828", "#9e9e9e"
@@ -39,21 +39,23 @@ def draw_plan(
     """The picture of ``rp`` in the format ``path`` names (svg or png)."""
     fmt = check_target(path)
     Figure, Patch = _matplotlib()
-    decisions = [d for d in rp.decisions if d.set.step is not None]
+    decisions = rp.decisions
     fig = Figure(figsize=(10, 4.8), layout="constrained")
     ax = fig.add_subplot()
-    steps = [d.set.step for d in decisions]
-    gap = min((b - a for a, b in zip(steps, steps[1:], strict=False)), default=1) or 1
+    xs, gap, latest = _positions(decisions)
     colours = [
         INCOMPLETE if d.set.status == "incomplete" else (KEEP if d.keep else REMOVE)
         for d in decisions
     ]
-    ax.bar(steps, [d.set.size / 1e6 for d in decisions], width=gap * 0.8, color=colours)
-    for d in decisions:
+    ax.bar(xs, [d.set.size / 1e6 for d in decisions], width=gap * 0.8, color=colours)
+    for x, d in zip(xs, decisions, strict=True):
         if d.keep:
-            ax.annotate(d.reasons[0] if d.reasons else "kept", (d.set.step, d.set.size / 1e6),
+            ax.annotate(d.reasons[0] if d.reasons else "kept", (x, d.set.size / 1e6),
                         rotation=90, fontsize=7, ha="center", va="bottom",
                         xytext=(0, 2), textcoords="offset points")  # fmt: skip
+    for x, d in latest:  # no step of its own: named under its bar
+        ax.annotate(d.set.label, (x, 0), fontsize=7, ha="center", va="top",
+                    xytext=(0, -14), textcoords="offset points")  # fmt: skip
     top = max((d.set.size for d in decisions), default=0) / 1e6
     ax.set_ylim(0, top * 1.45 or 1)  # room for the reasons above the bars
     ax.set_xlabel("step")
@@ -150,3 +152,19 @@ def _draw_disks(ax, picture: RootPicture) -> None:
     ax.set_xticks(range(len(picture.disks)), [d.mount for d in picture.disks], fontsize=8)
     ax.set_ylabel("MB")
     ax.set_title("file systems", fontsize=10)
+
+
+def _positions(decisions: Sequence[SetDecision]) -> tuple[list[float], float, list]:
+    """Each set's place on the step axis, the bars' spacing, and the latest-only sets (no
+    step: placed one spacing after the newest step, in their order) with their places."""
+    steps = [d.set.step for d in decisions if d.set.step is not None]
+    gap = min((b - a for a, b in zip(steps, steps[1:], strict=False)), default=1) or 1
+    after = max(steps, default=0)
+    xs: list[float] = []
+    latest = []
+    for d in decisions:
+        if d.set.step is None:
+            after += gap
+            latest.append((after, d))
+        xs.append(d.set.step if d.set.step is not None else after)
+    return xs, gap, latest

@@ -15,7 +15,7 @@ import humanize
 
 from janitor.domain.checkpoints import CheckpointSet, ScanError, ScanReport, UnfinishedUpload
 from janitor.domain.disk import Disk, Forecast
-from janitor.domain.paths import shown_path
+from janitor.domain.paths import is_url, shown_path
 from janitor.domain.plans import Plan, RunPlan, RunSummary
 from janitor.domain.results import ExecutionReport, RunFinal, RunResult
 
@@ -112,6 +112,8 @@ def run_json(summary: RunSummary) -> dict:
         "ignored": [{"path": i.path, "why": i.why} for i in run.ignored],
         "warnings": [{"code": t.code, "message": t.message} for t in summary.traps],
         "keep_last_1_frees": summary.keep_last_1_frees,
+        "prune_frees": summary.prune_frees,
+        "prune_rules": summary.prune_rules,
         "looks_finished": summary.looks_finished,
         "idle_seconds": round(summary.idle, 3),
         "finalize_frees": summary.finalize_frees,
@@ -167,6 +169,7 @@ def scan_json(
             "big_bytes": sum(r.big_bytes for r in report.runs),
             "small_bytes": sum(r.small_bytes for r in report.runs),
             "keep_last_1_frees": sum(s.keep_last_1_frees for s in summaries),
+            "prune_frees": sum(s.prune_frees or 0 for s in summaries),
         },
     }
 
@@ -194,7 +197,7 @@ def scan_text(
     scan_footer(
         report.errors, len(report.runs), sum(len(r.candidates) for r in report.runs),
         sum(r.big_bytes for r in report.runs), sum(r.small_bytes for r in report.runs),
-        sum(s.keep_last_1_frees for s in summaries),
+        sum(s.prune_frees or 0 for s in summaries),
         journals={s.journal for s in summaries if s.journal}, out=out, uploads=report.uploads,
         disks=disks,
     )  # fmt: skip
@@ -254,7 +257,7 @@ def scan_run_text(summary: RunSummary, out: TextIO | None = None) -> None:
     w(f"  small models {size(run.small_bytes)} in {count(len(run.small_models), 'file')}\n")
     if summary.trash_files:
         w(f"  trash        {size(summary.trash_bytes)} in {count(summary.trash_files, 'file')}"
-          f" (still on disk; `janitor trash list`)\n")  # fmt: skip
+          f" ({still(run.path)}; `janitor trash list`)\n")  # fmt: skip
     for s in run.sets:
         if s.base:
             w(f"  protected    {', '.join(f.name for f in s.files)}: pretrained base\n")
@@ -274,11 +277,14 @@ def scan_run_text(summary: RunSummary, out: TextIO | None = None) -> None:
             w(f"  small model  {m.name}: compress_model.py release file, not a checkpoint\n")
     for i in run.ignored:
         w(f"  ignored      {os.path.basename(i.path)}: {i.why}\n")
-    if run.unchecked:  # counted as if complete: prune reads them before removing any
-        w(f"  keep-last 1 would free up to {size(summary.keep_last_1_frees)} (not checked: "
-          f"{count(run.unchecked, 'set')} older than the newest complete one)\n")  # fmt: skip
+    if summary.prune_frees is None:
+        pass  # prune would refuse the run's rules: a warning below says why
+    elif run.unchecked:  # counted as if complete: prune reads them before removing any
+        w(f"  prune would free up to {size(summary.prune_frees)} under {summary.prune_rules} "
+          f"(not checked: {count(run.unchecked, 'set')} older than the newest complete "
+          "one)\n")  # fmt: skip
     else:
-        w(f"  keep-last 1 would free {size(summary.keep_last_1_frees)}\n")
+        w(f"  prune would free {size(summary.prune_frees)} under {summary.prune_rules}\n")
     if summary.looks_finished:
         w(
             f"  looks finished: idle {humanize.naturaldelta(summary.idle)}, small model for "
@@ -313,7 +319,7 @@ def scan_footer(
         disk_block(d, out or sys.stdout)
     w(
         f"{count(runs, 'run')}, {count(sets, 'set')}; big checkpoints {size(big)}, small models "
-        f"{size(small)}; keep-last 1 would free {'up to ' if unchecked else ''}{size(frees)}"
+        f"{size(small)}; prune would free {'up to ' if unchecked else ''}{size(frees)}"
         + (f" ({count(unchecked, 'set')} not checked)\n" if unchecked else "\n")
     )
 
@@ -437,7 +443,14 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
-TRASHED = "to the trash (still on disk)"
+def still(path: str) -> str:
+    """Where trashed files still are: on the disk, or in the bucket (object storage)."""
+    return "still in the bucket" if is_url(path) else "still on disk"
+
+
+def trashed(path: str) -> str:
+    """ "to the trash (still on disk)" for a run at ``path``."""
+    return f"to the trash ({still(path)})"
 
 
 def _files_text(s: CheckpointSet) -> str:
@@ -447,15 +460,15 @@ def _files_text(s: CheckpointSet) -> str:
 
 
 def _outcome(
-    freed: int, trashed: int, deleted_files: int, trashed_files: int, linked: int = 0,
+    freed: int, moved: int, deleted_files: int, moved_files: int, where: str, linked: int = 0,
     linked_files: int = 0,
 ) -> str:  # fmt: skip
     """What an execution did: "freed 2.6 GB (4 files)", "moved to the trash (still on disk):
     4 files, 2.6 GB", "deleted but still linked (another hard link keeps the bytes on disk):
-    2 files, 1.3 GB", or several."""
+    2 files, 1.3 GB", or several (``where``: a run's path)."""
     parts = []
-    if trashed_files:
-        parts.append(f"moved {TRASHED}: {count(trashed_files, 'file')}, {size(trashed)}")
+    if moved_files:
+        parts.append(f"moved {trashed(where)}: {count(moved_files, 'file')}, {size(moved)}")
     if deleted_files - linked_files or not parts and not linked_files:
         parts.append(f"freed {size(freed)} ({count(deleted_files - linked_files, 'file')})")
     if linked_files:
@@ -469,30 +482,34 @@ def _outcome(
 def _result_outcome(results) -> str:
     removed = [r for result in results for r in result.removed]
     moved = sum(1 for r in removed if r.trash_path)
+    where = results[0].run_path if results else ""
     return _outcome(
-        sum(x.freed for x in results), sum(x.trashed for x in results), len(removed) - moved, moved,
-        sum(x.freed_linked for x in results), sum(1 for r in removed if r.linked),
+        sum(x.freed for x in results), sum(x.trashed for x in results), len(removed) - moved,
+        moved, where, sum(x.freed_linked for x in results), sum(1 for r in removed if r.linked),
     )  # fmt: skip
 
 
-def _would(expected: int, trash: bool) -> str:
-    return f"would move {size(expected)} {TRASHED}" if trash else f"would free {size(expected)}"
+def _would(expected: int, trash: bool, where: str) -> str:
+    if trash:
+        return f"would move {size(expected)} {trashed(where)}"
+    return f"would free {size(expected)}"
 
 
 def run_result_text(
     rp: RunPlan, result: RunResult | None, out: TextIO, quiet: bool, trash: bool = False
 ) -> None:
     w = out.write
-    for msg in result.skipped if result else ():
-        w(f"  skipped: {msg}\n")
-    for msg in result.notes if result else ():
-        w(f"  note: {msg}\n")
+    if result is not None and not quiet:  # --quiet: errors and the total only
+        for msg in result.skipped:
+            w(f"  skipped: {msg}\n")
+        for msg in result.notes:
+            w(f"  note: {msg}\n")
     for e in result.errors if result else ():
         w(f"error: {shown_path(e.path)}: {e.message}\n")
     if quiet:
         return
     if result is None:
-        w(f"  {_would(rp.expected_freed, trash)}\n\n")
+        w(f"  {_would(rp.expected_freed, trash, rp.run.path)}\n\n")
     else:
         w(f"  {_result_outcome([result])}\n\n")
 
@@ -524,7 +541,8 @@ def prune_summary(
         return
     runs = count(len(plan.runs), "run")
     if execution is None:
-        out.write(f"{_would(plan.expected_freed, trash)} in {runs} (dry run)\n")
+        where = plan.runs[0].run.path
+        out.write(f"{_would(plan.expected_freed, trash, where)} in {runs} (dry run)\n")
     elif not quiet or execution.freed or execution.trashed:
         out.write(f"{_result_outcome(execution.results)} in {runs}\n")
 
@@ -756,7 +774,7 @@ def final_text(final, out: TextIO | None = None, trash: bool = False) -> None:
         if final.result is None:
             n, expected = count(len(files), "big checkpoint file"), size(final.expected_freed)
             if trash:
-                w(f"  would move {n} ({expected}) {TRASHED}\n\n")
+                w(f"  would move {n} ({expected}) {trashed(run.path)}\n\n")
             else:
                 w(f"  would remove {n}, freeing {expected}\n\n")
             return
@@ -813,7 +831,7 @@ def text_log(out=None) -> Callable[[dict], None]:
             what = f"removed steps {', '.join(map(str, record['steps']))}"
             done = f"freed {size(record['freed'])}"
             if record.get("trashed"):  # --trash: moved, not freed
-                done = f"moved to the trash (still on disk): {size(record['trashed'])}"
+                done = f"moved {trashed(record['run'])}: {size(record['trashed'])}"
             line = f"{os.path.basename(record['run'])}: {what}, {done}"
         elif event == "extracted":
             verb = "small model exists" if record["skipped"] else "extracted"

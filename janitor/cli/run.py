@@ -89,7 +89,7 @@ def command(fn):
             if _state["debug"]:
                 raise
             if kwargs.get("json") or kwargs.get("json_log"):
-                _json_failure(name, None, str(exc))
+                _json_failure(name, exc.path, str(exc))
             raise _fail(str(exc), exc.exit_code) from None
         except KeyboardInterrupt:
             _interrupted()

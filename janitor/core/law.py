@@ -10,7 +10,8 @@ Protected, always (the reasons are worded here, once):
 - a pretrained base model (no waiver);
 - a file still being written: incomplete and changed within ``SETTLED_AFTER`` (no waiver);
 - a truncated file (incomplete, settled): a crash leftover, kept until asked;
-- the newest complete set, and the most recently written complete set;
+- the newest complete set, and the most recently written complete set; beside a latest-only
+  file, the newest numbered complete set (the latest-only file may be stale);
 - the trainer's latest-only file (``G_2333333.pth``): what the trainer resumes from;
 - sets newer than the newest complete one: a save may be in progress;
 - what a framework protects itself (HF's best model, the tag DeepSpeed's ``latest`` names,
@@ -41,16 +42,18 @@ from janitor.domain.policy import Candidate
 
 SETTLED_AFTER = 10.0  # seconds without a change after which an incomplete file is truncated
 NEWEST_COMPLETE = "newest complete"
+NEWEST_NUMBERED = "newest numbered complete set"  # beside a complete latest-only set
 INCOMPLETE = "incomplete: being written or truncated"
 TRUNCATED = f"incomplete: truncated (unchanged for over {SETTLED_AFTER:g} s)"
 IN_FLIGHT_PROBLEM = "being written (not settled yet)"  # what the watcher says of a file in flight
 PINNED = "pinned"
-LATEST_ONLY = "latest-only file: the trainer resumes from it"
+LATEST_ONLY = "latest-only: what the trainer resumes from"
 IN_FLIGHT = "newer than the newest complete set: a save may be in progress"
 BASE = "pretrained base model"
 LATEST_WRITTEN = "most recently written complete set"
 PROTECTIONS = (
     NEWEST_COMPLETE,
+    NEWEST_NUMBERED,
     INCOMPLETE,
     TRUNCATED,
     PINNED,
@@ -154,14 +157,17 @@ def protections(
             if being_written:
                 why.append(INCOMPLETE)
             continue
-        if number == newest_number:
-            why.append(NEWEST_COMPLETE)
-        elif status == "complete" and not latest_only and number == newest_step:
-            why.append(NEWEST_COMPLETE)  # a latest-only file exists too; keep the newest step
-        if number == latest_written and NEWEST_COMPLETE not in why:
-            why.append(LATEST_WRITTEN)
+        # Each kept set its own reason: beside a complete latest-only file (the newest complete
+        # set by number), the newest numbered set is kept as such (the latest-only file may be
+        # stale); the latest-only set says what it is.
         if latest_only:
             why.append(LATEST_ONLY)
+        elif number == newest_number:
+            why.append(NEWEST_COMPLETE)
+        elif status == "complete" and number == newest_step:
+            why.append(NEWEST_NUMBERED)
+        if number == latest_written and not why:
+            why.append(LATEST_WRITTEN)
         if c.pinned:
             why.append(PINNED)
         if c.protect:

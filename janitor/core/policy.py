@@ -28,6 +28,7 @@ from janitor.core.law import (
     LATEST_ONLY,
     LATEST_WRITTEN,
     NEWEST_COMPLETE,
+    NEWEST_NUMBERED,
     PINNED,
     PROTECTIONS,
     SETTLED_AFTER,
@@ -43,7 +44,8 @@ from janitor.domain.rules import KEEP_BEST, MAX_SIZE, REMOVE_INCOMPLETE, rules, 
 # The protections and their reasons are the law's (``core.law``): re-exported for the rules.
 __all__ = [
     "BASE", "IN_FLIGHT", "IN_FLIGHT_PROBLEM", "INCOMPLETE", "LATEST_ONLY", "LATEST_WRITTEN",
-    "NEWEST_COMPLETE", "NO_RULE", "PINNED", "PROTECTIONS", "SETTLED_AFTER", "TRUNCATED", "apply",
+    "NEWEST_COMPLETE", "NEWEST_NUMBERED", "NO_RULE", "PINNED", "PROTECTIONS", "SETTLED_AFTER",
+    "TRUNCATED", "apply",
 ]  # fmt: skip
 NO_RULE = "kept by no rule"
 UNTIL_NEEDED = "no keep rule: kept until min-free or max-total needs the room"

@@ -11,9 +11,14 @@ EXIT_USAGE = 2
 
 
 class JanitorError(Exception):
-    """A failure the user should read as one line (exit code 1)."""
+    """A failure the user should read as one line (exit code 1). ``path``: the file or folder
+    the message names, if any (JSON's ``errors[].path``)."""
 
     exit_code = EXIT_FAILURE
+
+    def __init__(self, *args: object, path: str | None = None) -> None:
+        super().__init__(*args)
+        self.path = path
 
 
 class UsageError(JanitorError):

@@ -97,8 +97,11 @@ class Plan:
 
 @dataclass(frozen=True)
 class RunSummary:
-    """What ``scan`` says of a run beyond its files: resume traps, what ``prune --keep-last 1``
-    and ``finalize`` would free, and whether training looks finished."""
+    """What ``scan`` says of a run beyond its files: resume traps, what ``prune`` under the
+    run's own rules (``prune_rules``, their description) and ``finalize`` would free, and
+    whether training looks finished. ``prune_frees`` counts sets a lazy scan left unchecked
+    as complete (an upper bound: ``run.unchecked``); None when prune would refuse the rules
+    (a trap says why). ``keep_last_1_frees``: the same under ``keep-last 1``."""
 
     run: Run
     traps: tuple[Trap, ...]
@@ -111,3 +114,5 @@ class RunSummary:
     journal: str | None = None  # the journal that records this run's removals, if any
     sources: Mapping[str, str] = field(default_factory=dict)  # janitor.toml rule -> its file
     pin_sources: Mapping[int, tuple[str, ...]] = field(default_factory=dict)  # step -> files
+    prune_frees: int | None = None
+    prune_rules: str | None = None

@@ -865,8 +865,8 @@ def _top(fs: FileSystem, raw: str, trainer: str | None) -> tuple[str, str | None
         top = fs.stat(path)
     except OSError as exc:
         if exc.errno == errno.ENOENT:
-            raise UsageError(f"{raw}: no such file or folder") from None
-        raise JanitorError(f"{raw}: {oserror_text(exc)}") from None
+            raise UsageError(f"{raw}: no such file or folder", path=raw) from None
+        raise JanitorError(f"{raw}: {oserror_text(exc)}", path=raw) from None
     if top.kind == "dir":
         return path, None
     if top.kind == "file":
@@ -874,7 +874,7 @@ def _top(fs: FileSystem, raw: str, trainer: str | None) -> tuple[str, str | None
         profile = PROFILES[trainer] if trainer else PROFILES["generic"]
         if looks_like_checkpoint_folder({name}) or small_match(profile, name):
             return os.path.dirname(path), name
-    raise UsageError(f"{raw}: not a folder or a checkpoint file")
+    raise UsageError(f"{raw}: not a folder or a checkpoint file", path=raw)
 
 
 def _scan_tops(

@@ -152,11 +152,11 @@ def _reading(path: str):
     try:
         yield
     except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
+        raise UsageError(f"{path}: no such file", path=path) from None
     except IsADirectoryError:
-        raise UsageError(f"{path}: is a folder, not a checkpoint file") from None
+        raise UsageError(f"{path}: is a folder, not a checkpoint file", path=path) from None
     except OSError as exc:
-        raise JanitorError(f"{path}: cannot read ({exc.strerror or exc})") from None
+        raise JanitorError(f"{path}: cannot read ({exc.strerror or exc})", path=path) from None
 
 
 def read_header(path: str) -> bytes:
@@ -223,7 +223,9 @@ class CheckpointSource:
         except staging.NotWhole as exc:
             raise _incomplete(self.path, exc.problem) from None
         except staging.Changed as exc:
-            raise JanitorError(f"{self.path}: changed while read ({exc}); try again") from None
+            raise JanitorError(
+                f"{self.path}: changed while read ({exc}); try again", path=self.path
+            ) from None
 
     def size(self) -> int:
         if self.local is not None:
@@ -268,7 +270,9 @@ def load_checkpoint(
     except (RuntimeError, ValueError, EOFError, IndexError, KeyError, TypeError) as exc:
         # a damaged pickle (torch's unpickler stumbles with whatever error it meets)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise JanitorError(f"{shown or path}: cannot read checkpoint ({first})") from None
+        raise JanitorError(
+            f"{shown or path}: cannot read checkpoint ({first})", path=shown or path
+        ) from None
 
 
 def _is_dir(path: str) -> bool:
@@ -289,7 +293,7 @@ def _read_json(path: str) -> dict | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError too
-        raise JanitorError(f"{path}: cannot read ({exc})") from None
+        raise JanitorError(f"{path}: cannot read ({exc})", path=path) from None
     return data if isinstance(data, dict) else None
 
 
@@ -307,7 +311,7 @@ def _kind_error(path: str) -> None:
             "extract-small needs the generator G_<step>.pth"
         )
     if not m and any(small_match(p, name) for p in (APPLIO, *PROFILES.values())):
-        raise UsageError(f"{path}: is already a small model")
+        raise UsageError(f"{path}: is already a small model", path=path)
 
 
 # ----------------------------------------------------------------- writing
@@ -616,8 +620,10 @@ def _weights_of(path: str, ckpt: Any) -> tuple[str, Mapping[str, Any]]:
     model = ckpt.get("model") if isinstance(ckpt, Mapping) else None
     if not isinstance(model, Mapping):
         if isinstance(ckpt, Mapping) and "weight" in ckpt:
-            raise UsageError(f"{path}: is already a small model")
-        raise UsageError(f"{path}: not a VITS training checkpoint (no 'model' state dict)")
+            raise UsageError(f"{path}: is already a small model", path=path)
+        raise UsageError(
+            f"{path}: not a VITS training checkpoint (no 'model' state dict)", path=path
+        )
     return "model", model
 
 
@@ -638,7 +644,7 @@ def _extract_one(
     if opts.format is None and profile.name == "generic" and _rvc_webui_config(run_dir):
         fmt = "rvc"  # RVC WebUI's config.json names the rate data.sampling_rate (Applio's not)
     if fmt is None:
-        raise UsageError(f"{path}: {profile.extract_refusal}")
+        raise UsageError(f"{path}: {profile.extract_refusal}", path=path)
     if opts.format in LIGHTNING_FORMATS:
         raise UsageError(f"--format {opts.format} is for Lightning checkpoints, not {path}")
     if fmt not in PREPARERS:  # a framework's checkpoint (janitor.torchio.frameworks)
@@ -693,7 +699,9 @@ def _extract_one(
     def left_alone(note: str) -> Extracted:
         """The output exists (the trainer's own, maybe): never replaced without --force."""
         if not opts.skip_existing:
-            raise JanitorError(f"{output}: exists; pass --force to overwrite (or --skip-existing)")
+            raise JanitorError(
+                f"{output}: exists; pass --force to overwrite (or --skip-existing)", path=output
+            )
         try:
             size = out_fs.stat(out_fs.realpath(out_where)).size
         except OSError:
@@ -829,7 +837,9 @@ def info(path: str) -> dict[str, Any]:
 
 def _describe(path: str, header: bytes, obj: Any, size: int, lightning: bool) -> dict[str, Any]:
     if not isinstance(obj, Mapping):
-        raise JanitorError(f"{path}: not a VITS checkpoint (top level is {type(obj).__name__})")
+        raise JanitorError(
+            f"{path}: not a VITS checkpoint (top level is {type(obj).__name__})", path=path
+        )
     name = os.path.basename(path)
     if "weight" in obj and "config" in obj:
         weight = obj["weight"]
@@ -861,7 +871,7 @@ def _describe(path: str, header: bytes, obj: Any, size: int, lightning: bool) ->
         }
     model = obj.get("model")
     if not isinstance(model, Mapping):
-        raise JanitorError(f"{path}: not a VITS checkpoint (no 'model' or 'weight')")
+        raise JanitorError(f"{path}: not a VITS checkpoint (no 'model' or 'weight')", path=path)
     m = BIG_RE.match(name)
     shapes = _shapes(model)
     release = not m and RELEASE_SMALL.regex.match(name) is not None

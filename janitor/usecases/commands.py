@@ -182,7 +182,7 @@ class ScanTotals:
 
     errors: tuple[ScanError, ...]
     runs: int
-    totals: tuple[int, int, int, int]  # sets, big bytes, small bytes, keep-last 1 frees
+    totals: tuple[int, int, int, int]  # sets, big bytes, small bytes, what prune would free
     journals: frozenset[str]
     unchecked: int
     uploads: tuple[UnfinishedUpload, ...]
@@ -211,7 +211,7 @@ def scan_stream(paths: list[str], options: ScanOptions, block: Callable[[RunSumm
 
     def one(run):  # may run in a worker process: what it returns is all that is kept
         summary = summarize_run(run, now, fs, files)
-        numbers = (len(run.candidates), run.big_bytes, run.small_bytes, summary.keep_last_1_frees)
+        numbers = (len(run.candidates), run.big_bytes, run.small_bytes, summary.prune_frees or 0)
         warnings = files.warnings([run.path])  # where its files were read
         shown = block(summary)
         return (run.path, shown, summary.journal, numbers, run.unchecked, save_pattern(run),
@@ -578,7 +578,7 @@ def _storage(path: str) -> FileSystem:
 
 def _run_folder(path: str, fs: FileSystem) -> str:
     if not fs.is_dir(path):
-        raise UsageError(f"{path}: not a run folder")
+        raise UsageError(f"{path}: not a run folder", path=path)
     return absolute(path)
 
 
@@ -626,10 +626,10 @@ def _pin_target(verb: str, path: str, steps: list[str], fs: FileSystem) -> str:
     import os
 
     if not fs.exists(path):
-        raise UsageError(f"{path}: no such folder (pins go to a run folder)")
+        raise UsageError(f"{path}: no such folder (pins go to a run folder)", path=path)
     if not fs.is_dir(path):
         raise UsageError(
-            f"{path}: not a run folder (pins go to the folder holding the checkpoints)"
+            f"{path}: not a run folder (pins go to the folder holding the checkpoints)", path=path
         )
     real = fs.realpath(path)
     runs = do_scan([path], fs=fs, save_cache=False).runs
@@ -638,7 +638,9 @@ def _pin_target(verb: str, path: str, steps: list[str], fs: FileSystem) -> str:
     names = [os.path.relpath(r.path, real) for r in runs]
     shown = ", ".join(names[:5]) + (f", ... ({len(names)} runs)" if len(names) > 5 else "")
     example = f"janitor {verb} {os.path.join(path, names[0])} {' '.join(steps)}"
-    raise UsageError(f"{path}: a logs root, not a run (runs: {shown}); {verb} a run: {example}")
+    raise UsageError(
+        f"{path}: a logs root, not a run (runs: {shown}); {verb} a run: {example}", path=path
+    )
 
 
 @dataclass(frozen=True)
@@ -665,7 +667,7 @@ def restore(run: str, step: Any = None, copy: str | None = None, *,
     try:
         return Restored(run_path, do_restore(run_path, step, copy, fs=fs))
     except UsageError as exc:
-        raise UsageError(spell.reword(str(exc))) from None
+        raise UsageError(spell.reword(str(exc)), path=exc.path) from None
 
 
 @dataclass(frozen=True)
@@ -712,7 +714,7 @@ def log(path: str = ".") -> Log:
 
     fs = _storage(path)
     if not fs.is_dir(path):
-        raise UsageError(f"{path}: not a folder (a logs root or a run folder)")
+        raise UsageError(f"{path}: not a folder (a logs root or a run folder)", path=path)
     journal, records = journal_log(path, fs)
     return Log(journal, tuple(records))
 

@@ -54,6 +54,16 @@ DRIVE_MOUNTS = ("/content/drive",)
 SETS_PER_WRITE = 32
 
 
+def interrupted(run_name: str, labels: list[str], template: str) -> str:
+    """One note per run for the removals a stop interrupted (a kill, a full disk): the run
+    named, how many, and which ("alice: 3 interrupted removals had already completed (step
+    100, step 200, step 300)"; of many, the first three and the last)."""
+    n = len(labels)
+    what = f"{n} interrupted removal{'s' if n != 1 else ''}"
+    shown = labels if n <= 5 else [*labels[:3], "…", labels[-1]]
+    return f"{run_name}: {template.format(what)} ({', '.join(shown)})"
+
+
 @dataclass
 class _JournalState:
     unfinished: dict[str, set[int]]  # run path -> numbers of sets begun and never ended
@@ -171,10 +181,14 @@ class Executor:
             )
         # a removal frees room for its own records; a move to the trash does not
         with journal.writer(state.mine, by_name=not self.trash) as log:
-            for number in sorted(unfinished - present):
+            found_finished = sorted(unfinished - present)
+            for number in found_finished:
                 log.append(self._record("set-end", run.path, number, note="found finished"))
-                notes.append(f"step {number}: an interrupted removal had already completed")
                 unfinished.discard(number)  # our own set-end is read back next time too
+            if found_finished:
+                notes.append(interrupted(run.name, [f"step {n}" for n in found_finished],
+                                         "{} had already completed"))  # fmt: skip
+            finishing: list[str] = []  # labels of the sets whose removal a stop interrupted
             ready = []  # (planned, current set, reasons), each checked against the fresh plan
             for decision in shown.removals:
                 planned = decision.set
@@ -196,8 +210,10 @@ class Executor:
                                                 reasons=protected, policy=policy))  # fmt: skip
                     continue
                 if planned.number in unfinished:
-                    notes.append(f"{planned.label}: finishing an interrupted removal")
+                    finishing.append(planned.label)
                 ready.append((planned, current, list(decision.reasons)))
+            if finishing:
+                notes.append(interrupted(run.name, finishing, "finishing {}"))
             in_trash = None  # the run's trash folder, listed once (``RunTrash``)
             until = _until_free(shown.planner)
             per = 1 if until else SETS_PER_WRITE  # a floor is looked at before each set

@@ -1,6 +1,6 @@
-"""What ``scan`` reports beyond the files: per run, the resume traps, what ``prune
---keep-last 1`` (pins honoured) and ``finalize`` would free, and whether it looks finished.
-Computed here so that rendering only formats."""
+"""What ``scan`` reports beyond the files: per run, the resume traps, what ``prune`` would
+free under the run's own rules (its janitor.toml files, pins honoured) and what ``finalize``
+would, and whether it looks finished. Computed here so that rendering only formats."""
 
 from __future__ import annotations
 
@@ -10,23 +10,37 @@ from janitor.core import law
 from janitor.core.planners import FinalizePlanner, RulesPlanner
 from janitor.core.resume import traps
 from janitor.domain.checkpoints import Run, ScanReport
+from janitor.domain.errors import UsageError
 from janitor.domain.plans import RunSummary, Trap
 from janitor.domain.policy import Policy
 from janitor.storage import activity, layout
 from janitor.storage.config import ConfigFiles
 from janitor.storage.fs import LOCAL, FileSystem, disk_text, nearly_full
 from janitor.storage.journal import Journal
+from janitor.usecases.prune import planner_for
 
 FINISHED_IDLE = 24 * 3600.0  # scan calls a run finished after a day without writes
+KEEP_LAST_1 = Policy(keep_last=1)
 
 
 def summarize_run(
     run: Run, now: float, fs: FileSystem = LOCAL, files: ConfigFiles | None = None
 ) -> RunSummary:
     """``files``: the command's janitor.toml files (read once for all its runs)."""
-    settings = (ConfigFiles(fs) if files is None else files).run(run.path)
-    pins = settings.pinned
-    keep_last_1 = RulesPlanner(Policy(keep_last=1), pins=pins)
+    files = ConfigFiles(fs) if files is None else files
+    settings = files.run(run.path)
+    try:  # the planner `prune` makes for this run: the same rules, pins and metric values
+        planner: RulesPlanner | None = planner_for(run, fs=fs, files=files)
+    except UsageError as exc:  # rules prune would refuse: said, and the scan goes on
+        planner, refused = None, (Trap("rules-invalid", f"prune cannot plan this run: {exc}"),)
+    else:
+        refused = ()
+    pins = planner.pins if planner is not None else settings.pinned
+    prune_frees = planner.frees(run, now) if planner is not None else None
+    if planner is not None and planner.policy.effective() == KEEP_LAST_1:
+        keep_last_1_frees = prune_frees
+    else:
+        keep_last_1_frees = RulesPlanner(KEEP_LAST_1, pins=pins).frees(run, now)
     idle = now - run.last_activity
     newest = run.newest_complete
     has_small = newest is not None and any(m.step == newest.number for m in run.small_models)
@@ -37,8 +51,10 @@ def summarize_run(
     journal = layout.journal_path(layout.state_dir(run.path))
     return RunSummary(
         run=run,
-        traps=traps(run) + _cut_short(run, fs),
-        keep_last_1_frees=keep_last_1.frees(run, now),
+        traps=traps(run) + _cut_short(run, fs) + refused,
+        keep_last_1_frees=keep_last_1_frees,
+        prune_frees=prune_frees,
+        prune_rules=planner.describe() if planner is not None else None,
         finalize_frees=FinalizePlanner((), pins=pins).frees(run, now),
         idle=idle,
         looks_finished=has_small

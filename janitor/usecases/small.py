@@ -98,7 +98,7 @@ def extract_small(
     try:
         torch.check_extract(options, len(paths))
     except UsageError as exc:
-        raise UsageError(check.Spelling(origin).reword(str(exc))) from None
+        raise UsageError(check.Spelling(origin).reword(str(exc)), path=exc.path) from None
 
     def one(path: str) -> Any:
         if torch.is_framework_input(path):  # HF checkpoint folder, Lightning .ckpt

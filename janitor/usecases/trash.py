@@ -34,7 +34,7 @@ def restore(
     with locked_run(run_path, fs=fs):
         copies = trash_copies(trash_contents(run_path, fs))
         if not copies:
-            raise UsageError(f"{run_path}: nothing in the trash for this run")
+            raise UsageError(f"{run_path}: nothing in the trash for this run", path=run_path)
         what = f"in the trash: {_in_the_trash(copies)} (see `janitor trash list`)"
         remaining: list[TrashCopy] = []
         if copy is not None:
@@ -49,7 +49,9 @@ def restore(
         else:
             matching = [c for c in copies if step is None or c.matches_step(step)]
             if not matching:
-                raise UsageError(f"nothing in the trash for step {step} of {run_path}; {what}")
+                raise UsageError(
+                    f"nothing in the trash for step {step} of {run_path}; {what}", path=run_path
+                )
             newest: dict[object, TrashCopy] = {}
             for c in matching:  # copies of a step come oldest first: the last one wins
                 key = c.number if c.number is not None else c.copy
