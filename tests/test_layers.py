@@ -24,10 +24,10 @@ TOP = 5  # janitor/__init__.py, _entry.py, __main__.py: the public edge
 # Rendering only formats what it is handed: data types in, text out.
 ONLY = {"janitor.cli.render": {"domain"}}
 # Third-party modules that may be imported only in some layers.
-RESTRICTED = {"torch": {"torchio"}, "typer": {"cli"}, "watchdog": {"usecases"}, "gradio": {"ui"}}
+RESTRICTED = {"torch": {"torchio"}, "typer": {"cli"}, "watchdog": {"usecases"}, "gradio": {"ui", "top"}}  # top: janitor/plugin.py
 # What each edge may import of janitor (``janitor`` itself: the version).
 EDGES = {
-    "cli": ("janitor.usecases", "janitor.domain", "janitor.cli", "janitor.api"),
+    "cli": ("janitor.usecases", "janitor.domain", "janitor.cli", "janitor.api", "janitor.ui"),
     "api": ("janitor.usecases", "janitor.domain", "janitor.compose"),
     "ui": ("janitor.api", "janitor.usecases", "janitor.domain", "janitor.ui"),
 }

@@ -454,6 +454,7 @@ def main() -> None:
 
 
 from janitor.cli import small  # noqa: E402,F401  (extract-small and info)
+from janitor.cli import web  # noqa: E402,F401  (ui and ui-plugin)
 
 if __name__ == "__main__":
     main()
