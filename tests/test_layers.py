@@ -1,7 +1,7 @@
 """The layers, enforced: each module imports only from its own layer or the ones below it.
 
     domain (data types, no I/O) -> core (pure rules) -> storage (the seam) -> usecases (the only
-    code that deletes or moves) -> torchio (the only torch importer) -> cli, api, ui (the edges; ui: the web page)
+    code that deletes or moves) -> torchio (the only torch importer) -> cli, api, ui (the edges)
 
 The edges are thin: they reach storage, core and torchio only through the use cases and the
 one composition point, ``janitor.compose`` (which hands the torch layer to the use cases; the
@@ -19,12 +19,26 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "janitor"
 
-LAYERS = {"domain": 0, "core": 1, "storage": 2, "usecases": 3, "torchio": 4, "cli": 5, "api": 5, "ui": 5}
+LAYERS = {
+    "domain": 0,
+    "core": 1,
+    "storage": 2,
+    "usecases": 3,
+    "torchio": 4,
+    "cli": 5,
+    "api": 5,
+    "ui": 5,
+}
 TOP = 5  # janitor/__init__.py, _entry.py, __main__.py: the public edge
 # Rendering only formats what it is handed: data types in, text out.
 ONLY = {"janitor.cli.render": {"domain"}}
 # Third-party modules that may be imported only in some layers.
-RESTRICTED = {"torch": {"torchio"}, "typer": {"cli"}, "watchdog": {"usecases"}, "gradio": {"ui", "top"}}  # top: janitor/plugin.py
+RESTRICTED = {
+    "torch": {"torchio"},
+    "typer": {"cli"},
+    "watchdog": {"usecases"},
+    "gradio": {"ui", "top"},
+}  # top: janitor/plugin.py
 # What each edge may import of janitor (``janitor`` itself: the version).
 EDGES = {
     "cli": ("janitor.usecases", "janitor.domain", "janitor.cli", "janitor.api", "janitor.ui"),

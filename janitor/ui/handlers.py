@@ -235,8 +235,9 @@ def extract(run: str | None, steps: Iterable[Any], progress: Progress = _quiet) 
         if f is None:
             raise UsageError(f"Extract: step {step} has no {g} file in {found.name}")
         files.append(f.path)
-    report = api.extract_small(files, skip_existing=True,
-                               progress=lambda i, n: progress(i / n, f"{i}/{n} extracted"))  # fmt: skip
+    report = api.extract_small(
+        files, skip_existing=True, progress=lambda i, n: progress(i / n, f"{i}/{n} extracted")
+    )
     lines = [f"- {os.path.basename(e.output)}" + (" (already there)"
              if getattr(e, "skipped", False) else "") for e in report.extracted]  # fmt: skip
     lines += [f"- failed: {p.path}: {p.message}" for p in report.failed]
@@ -262,8 +263,10 @@ def finalize(run: str | None, steps: Iterable[Any] = (), dry_run: bool = True,
             lines.append(f"{f.run.name}: would keep {kept or 'nothing new'}; would free "
                          f"{size(f.expected_freed)} (dry run: nothing removed)")  # fmt: skip
         else:
-            lines.append(f"{f.run.name}: kept {kept}; freed {size(f.result.freed)}"
-                         + (f", {size(f.result.trashed)} in the trash" if trash else ""))
+            lines.append(
+                f"{f.run.name}: kept {kept}; freed {size(f.result.freed)}"
+                + (f", {size(f.result.trashed)} in the trash" if trash else "")
+            )
             lines += [f"- error: {e.path}: {e.message}" for e in f.result.errors]
         lines += [f"- {n}" for n in f.notes]
     return "\n".join(lines) or "Finalize: no run here"

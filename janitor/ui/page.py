@@ -117,8 +117,8 @@ def controls(root: str = "", skip: Sequence[str] = ()) -> dict[str, Any]:
         use_trash = gr.Checkbox(False, label="Move to the trash instead of deleting",
                                 info=h.TRASH_NOTE, elem_id="trash")  # fmt: skip
         plan_text = gr.Markdown(elem_id="plan-text")
-        plan = gr.Dataframe(headers=h.PLAN_COLUMNS, value=[], interactive=False,
-                            elem_id="plan", label="Plan: every set, keep or remove, and why")  # fmt: skip
+        plan = gr.Dataframe(headers=h.PLAN_COLUMNS, value=[], interactive=False, elem_id="plan",
+                            label="Plan: every set, keep or remove, and why")  # fmt: skip
     with gr.Tab("Small models, finalize, pins"):
         steps = gr.CheckboxGroup(choices=[], label="Steps (press Dry run to list them)",
                                  elem_id="steps")  # fmt: skip
@@ -155,14 +155,17 @@ def controls(root: str = "", skip: Sequence[str] = ()) -> dict[str, Any]:
         return [gr.update(interactive=True) for _ in buttons]
 
     def on(button, fn, inputs, outputs) -> None:
-        """``fn`` on a click, every button disabled while it runs (enabled again after, also
-        when it failed)."""
-        button.click(busy, None, buttons, queue=False).then(fn, inputs, outputs).then(
-            idle, None, buttons, queue=False
-        )
+        """``fn`` on a click (API name: its own), every button disabled while it runs
+        (enabled again after, also when it failed)."""
+        button.click(busy, None, buttons, queue=False).then(
+            fn, inputs, outputs, api_name=fn.__name__
+        ).then(idle, None, buttons, queue=False)
+
+    def load_root(root: str):
+        return load(root, skip)
 
     plan_out = [plan_text, plan, shown, steps]
-    on(load_btn, lambda r: load(r, skip), [root_box], [header, runs, run])
+    on(load_btn, load_root, [root_box], [header, runs, run])
     on(dry_btn, show_plan, [run], plan_out)
     on(prune_btn, prune, [run, shown, use_trash], plan_out)
     on(extract_btn, extract, [run, steps], [status])
