@@ -12,7 +12,6 @@ import os
 import shutil
 import socket
 import tempfile
-from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
