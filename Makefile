@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO   ?= demo-logs
 
-.PHONY: install system-deps demo test bench safety lint clean
+.PHONY: install system-deps demo test bench safety lint clean screenshots
 
 install: $(STAMP)
 
@@ -27,16 +27,22 @@ demo: install
 	$(VENV)/bin/janitor scan $(DEMO)
 
 # Debian packages the tests use (strace: a kill at one exact system call in the full-disk
-# tests); installed as root when missing, as CI runs on a fresh machine.
-SYSTEM_DEPS := strace
+# tests; chromium and its driver: the browser suite of the web page); installed as root when
+# missing, as CI runs on a fresh machine. Each is COMMAND or COMMAND:PACKAGE.
+SYSTEM_DEPS := strace chromium chromedriver:chromium-driver
 
 system-deps:
-	@missing=""; for p in $(SYSTEM_DEPS); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	@missing=""; for d in $(SYSTEM_DEPS); do c=$${d%%:*}; p=$${d#*:}; \
+		command -v $$c >/dev/null || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
 test: install system-deps
 	$(PY) -m pytest -q
+
+# A PNG of each state of the web page (tests/test_ui_browser.py) into docs/img/.
+screenshots: install system-deps
+	JANITOR_SCREENSHOTS=docs/img $(PY) -m pytest -q tests/test_ui_browser.py
 
 bench: install
 	$(PY) bench/run.py

@@ -18,7 +18,7 @@ only code that deletes or moves) -> ``torchio`` (the only torch importer) -> ``c
 ``janitor.compose``, the one composition point that hands the torch layer to the use cases).
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "PrunePlan", "PruneResult", "ScanReport", "extract_small", "finalize", "info", "log", "pin",

@@ -63,11 +63,19 @@ class PrunePlan(plans.Plan):
         return self.expected_freed
 
     def execute(
-        self, *, trash: bool = False, truncate: bool | None = None, lock_timeout: float = 10.0
+        self,
+        *,
+        trash: bool = False,
+        truncate: bool | None = None,
+        lock_timeout: float = 10.0,
+        progress: Callable[[results.Removed], None] | None = None,
     ) -> PruneResult:
         """Carry the plan out: under each run's lock, re-planned by the same planner on the
-        run as it is then (a set that changed since is left alone), journaled."""
-        done = commands.execute(self, trash=trash, truncate=truncate, lock_timeout=lock_timeout)
+        run as it is then (a set that changed since is left alone), journaled; ``progress``
+        is told each file removed."""
+        done = commands.execute(
+            self, trash=trash, truncate=truncate, lock_timeout=lock_timeout, progress=progress
+        )
         return _copy(PruneResult, done)
 
 

@@ -1,7 +1,7 @@
 """The layers, enforced: each module imports only from its own layer or the ones below it.
 
     domain (data types, no I/O) -> core (pure rules) -> storage (the seam) -> usecases (the only
-    code that deletes or moves) -> torchio (the only torch importer) -> cli, api (the edges)
+    code that deletes or moves) -> torchio (the only torch importer) -> cli, api, ui (the edges)
 
 The edges are thin: they reach storage, core and torchio only through the use cases and the
 one composition point, ``janitor.compose`` (which hands the torch layer to the use cases; the
@@ -19,16 +19,31 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "janitor"
 
-LAYERS = {"domain": 0, "core": 1, "storage": 2, "usecases": 3, "torchio": 4, "cli": 5, "api": 5}
+LAYERS = {
+    "domain": 0,
+    "core": 1,
+    "storage": 2,
+    "usecases": 3,
+    "torchio": 4,
+    "cli": 5,
+    "api": 5,
+    "ui": 5,
+}
 TOP = 5  # janitor/__init__.py, _entry.py, __main__.py: the public edge
 # Rendering only formats what it is handed: data types in, text out.
 ONLY = {"janitor.cli.render": {"domain"}}
 # Third-party modules that may be imported only in some layers.
-RESTRICTED = {"torch": {"torchio"}, "typer": {"cli"}, "watchdog": {"usecases"}}
+RESTRICTED = {
+    "torch": {"torchio"},
+    "typer": {"cli"},
+    "watchdog": {"usecases"},
+    "gradio": {"ui", "top"},
+}  # top: janitor/plugin.py
 # What each edge may import of janitor (``janitor`` itself: the version).
 EDGES = {
-    "cli": ("janitor.usecases", "janitor.domain", "janitor.cli", "janitor.api"),
+    "cli": ("janitor.usecases", "janitor.domain", "janitor.cli", "janitor.api", "janitor.ui"),
     "api": ("janitor.usecases", "janitor.domain", "janitor.compose"),
+    "ui": ("janitor.api", "janitor.usecases", "janitor.domain", "janitor.ui"),
 }
 APP_MAX_LINES = 600
 
@@ -102,7 +117,7 @@ def all_modules() -> list[tuple[str, str]]:
 def test_every_module_belongs_to_a_layer():
     unknown = [m for m, _ in all_modules() if m.count(".") >= 1 and layer_of(m)[0] == "top"
                and m not in ("janitor._entry", "janitor.__main__", "janitor.api",
-                             "janitor.compose")]  # fmt: skip
+                             "janitor.compose", "janitor.plugin")]  # fmt: skip
     assert unknown == []
 
 
@@ -128,6 +143,9 @@ def test_imports_point_down_the_layers():
         ("janitor.api", "from janitor.storage.scan import scan", "an edge"),
         ("janitor.api", "from janitor.core.values import parse_count", "an edge"),
         ("janitor.api", "from janitor.torchio.extract import extract_one", "an edge"),
+        ("janitor.ui.page", "from janitor.storage.scan import scan", "an edge"),
+        ("janitor.ui.handlers", "from janitor.compose import TORCH", "an edge"),
+        ("janitor.usecases.overview", "import gradio", "imports gradio"),
     ],
 )  # fmt: skip
 def test_a_forbidden_import_is_caught(module, line, why):

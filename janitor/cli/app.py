@@ -458,7 +458,7 @@ def main() -> None:
         sys.exit(exc.code)
 
 
-from janitor.cli import small  # noqa: E402,F401  (extract-small and info)
+from janitor.cli import small, web  # noqa: E402,F401  (extract-small, info; ui, ui-plugin)
 
 if __name__ == "__main__":
     main()

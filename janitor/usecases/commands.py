@@ -254,10 +254,13 @@ def plan(report: ScanReport, overrides: Overrides) -> Plan:
 
 
 def execute(plan: Plan, *, trash: bool = False, truncate: bool | None = None,
-            lock_timeout: float = 10.0) -> ExecutionReport:  # fmt: skip
-    """Carry a plan out, run by run, under each run's lock (re-planned there), journaled."""
+            lock_timeout: float = 10.0,
+            progress: Callable[[Any], None] | None = None) -> ExecutionReport:  # fmt: skip
+    """Carry a plan out, run by run, under each run's lock (re-planned there), journaled;
+    ``progress`` is told each file removed."""
     fs, _ = storage_of(rp.run.path for rp in plan.runs)
-    executor = Executor(fs, trash=trash, truncate=truncate, lock_timeout=lock_timeout)
+    executor = Executor(fs, trash=trash, truncate=truncate, lock_timeout=lock_timeout,
+                        on_removed=progress)  # fmt: skip
     return ExecutionReport(tuple(executor.execute(rp) for rp in plan.runs))
 
 
