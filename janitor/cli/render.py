@@ -218,11 +218,16 @@ def forecast_text(f: Forecast) -> str:
     """``alice: 1.3 GB every ~12 min; 3.1 GB free → full in ~28 min (2 saves)``."""
     p = f.pattern
     pace = "per save (one save so far)" if p.interval is None else f"every ~{duration(p.interval)}"
+    if f.full_in is not None and f.full_in > FORESEEN:
+        return f"{p.name}: {size(p.size)} {pace}; {size(f.free)} free → not full within 30 days"
     full = "" if f.full_in is None else f" → full in ~{duration(f.full_in)}"
     return (
         f"{p.name}: {size(p.size)} {pace}; {size(f.free)} free{full} "
         f"({count(f.saves_left, 'save')})"
     )
+
+
+FORESEEN = 30 * 86400.0  # a forecast further out than this says so, not a number of days
 
 
 def disk_block(d: Disk, out: TextIO) -> None:
