@@ -113,7 +113,8 @@ def scan(
 
         done = commands.scan_stream(_paths(paths), opts, block, sys.stdout.write, _warn)
         render.scan_footer(done.errors, done.runs, *done.totals, journals=done.journals,
-                           unchecked=done.unchecked, uploads=done.uploads)  # fmt: skip
+                           unchecked=done.unchecked, uploads=done.uploads,
+                           gone_trash=done.gone_trash)  # fmt: skip
         return EXIT_FAILURE if done.errors else EXIT_OK
     outcome = commands.scan_report(_paths(paths), opts, draw=draw_plan if plot else None,
                                    warn=_warn)  # fmt: skip
@@ -353,16 +354,26 @@ def restore(
             "file name); default: the newest copy of each step.",
         ),
     ] = None,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            metavar="FOLDER",
+            show_default=False,
+            help="Put them into this run folder instead (the run was renamed; same logs root).",
+        ),
+    ] = None,
     json: Json = False,
 ) -> int:
     """Move files that `prune --trash` put in .janitor/trash back into the run.
 
     A set's files come back together, never over a file already in the run. With several
-    copies of a step in the trash, the newest comes back and the older ones are named."""
+    copies of a step in the trash, the newest comes back and the older ones are named. A run
+    folder that is gone is made again; a renamed run gets its files with --to NEW_FOLDER."""
     from janitor.cli import render
     from janitor.usecases import commands
 
-    done = commands.restore(run, step, copy)
+    done = commands.restore(run, step, copy, to=to)
     if json:
         doc = render.restore_json(done.result, done.run)
         render.dump_json(render.envelope("restore", done.ok, doc))
@@ -400,7 +411,10 @@ def trash_list(
 @trash_app.command("empty")
 @command
 def trash_empty(
-    logs_root: Annotated[str, typer.Argument(help="The logs root holding .janitor/trash.")],
+    path: Annotated[
+        str,
+        typer.Argument(help="A logs root (every run's trash) or a run folder (also one gone)."),
+    ],
     older_than: Annotated[
         str | None,
         typer.Option(
@@ -410,13 +424,14 @@ def trash_empty(
             help="Only files trashed more than DURATION ago (7d).",
         ),
     ] = None,
+    dry_run: DryRun = False,
     json: Json = False,
 ) -> int:
     """Delete files in the trash for good (`janitor trash list` shows them first)."""
     from janitor.cli import render
     from janitor.usecases import commands
 
-    result = commands.trash_empty(logs_root, older_than or None)
+    result = commands.trash_empty(path, older_than or None, dry_run=dry_run)
     _file_errors(result.errors)
     if json:
         doc = render.empty_json(result)

@@ -17,6 +17,7 @@ from janitor.domain.checkpoints import CheckpointSet, ScanError, ScanReport, Unf
 from janitor.domain.paths import shown_path
 from janitor.domain.plans import Plan, RunPlan, RunSummary
 from janitor.domain.results import ExecutionReport, RunFinal, RunResult
+from janitor.domain.trash import GoneRunTrash
 
 JSON_VERSION = 1
 
@@ -128,6 +129,7 @@ def scan_json(report: ScanReport, summaries: tuple[RunSummary, ...]) -> dict:
         "runs": runs,
         "errors": [{"path": e.path, "message": e.message} for e in report.errors],
         **({"unfinished_uploads": [u.as_dict() for u in report.uploads]} if report.uploads else {}),
+        "trash_of_gone_runs": [g.as_dict() for g in report.gone_trash],
         "totals": {
             "runs": len(runs),
             "sets": sum(len(r.candidates) for r in report.runs),
@@ -160,6 +162,7 @@ def scan_text(
         sum(r.big_bytes for r in report.runs), sum(r.small_bytes for r in report.runs),
         sum(s.keep_last_1_frees for s in summaries),
         journals={s.journal for s in summaries if s.journal}, out=out, uploads=report.uploads,
+        gone_trash=report.gone_trash,
     )  # fmt: skip
 
 
@@ -218,10 +221,10 @@ def scan_run_text(summary: RunSummary, out: TextIO | None = None) -> None:
 def scan_footer(
     errors: Sequence[ScanError], runs: int, sets: int, big: int, small: int, frees: int,
     journals: Iterable[str] = (), out: TextIO | None = None, unchecked: int = 0,
-    uploads: Sequence[UnfinishedUpload] = (),
+    uploads: Sequence[UnfinishedUpload] = (), gone_trash: Sequence[GoneRunTrash] = (),
 ) -> None:  # fmt: skip
-    """After the runs: folders that could not be read, unfinished uploads, the journals,
-    and the totals."""
+    """After the runs: folders that could not be read, unfinished uploads, the trash of runs
+    that are gone, the journals, and the totals."""
     w = (out or sys.stdout).write
     for e in errors:
         w(f"error: {shown_path(e.path)}: {e.message}\n")
@@ -229,6 +232,11 @@ def scan_footer(
         age = humanize.naturaldelta(max(time.time() - u.initiated, 0))
         w(f"unfinished upload: {u.path}: {size(u.size)} in parts, started {age} ago "
           "(not a checkpoint; its parts are billed until the upload is aborted)\n")  # fmt: skip
+    for g in gone_trash:
+        run = shown_path(g.run_path)
+        w(f"trash of a run that is gone: {run} ({count(g.files, 'file')}, {size(g.size)} in "
+          f"{shown_path(g.trash_dir)}): `janitor restore {run} --to FOLDER` puts them back, "
+          f"`janitor trash empty {run}` deletes them\n")  # fmt: skip
     if not runs:
         w("no training runs found\n")
         return
@@ -524,7 +532,11 @@ def restore_text(result, run_path: str, out: TextIO | None = None) -> None:
 
 def empty_text(result, older_than: str | None, out: TextIO | None = None) -> None:
     w = (out or sys.stdout).write
-    w(f"freed {size(result.freed)} ({count(len(result.removed), 'file')} deleted for good)\n")
+    if result.dry_run:
+        w(f"would free {size(result.freed)} ({count(len(result.removed), 'file')} would be "
+          "deleted for good; dry run)\n")  # fmt: skip
+    else:
+        w(f"freed {size(result.freed)} ({count(len(result.removed), 'file')} deleted for good)\n")
     if result.kept:
         kept = sum(f.size for f in result.kept)
         w(f"kept {count(len(result.kept), 'file')} ({size(kept)}) trashed less than "
@@ -817,7 +829,9 @@ def empty_json(result) -> dict:
     return {
         "removed": [_trashed_file(f) for f in result.removed],
         "kept": [_trashed_file(f) for f in result.kept],
-        "freed": result.freed,
+        "freed": 0 if result.dry_run else result.freed,
+        "expected_freed": result.freed,
+        "dry_run": result.dry_run,
         "errors": [error_json(e) for e in result.errors],
     }
 

@@ -55,6 +55,7 @@ from janitor.storage import layout, platform
 from janitor.storage.cache import VerdictCache
 from janitor.storage.completeness import check_ends, check_file, check_member
 from janitor.storage.fs import LOCAL, DirEntry, FileSystem, Found, StatKey
+from janitor.storage.trash import gone_runs_trash
 
 
 class Known(NamedTuple):
@@ -760,7 +761,8 @@ def scan(
         )  # fmt: skip
     }
     return ScanReport(tuple(paths), tuple(sorted(runs.values(), key=lambda r: r.path)),
-                      tuple(errors), unfinished_uploads(fs, paths))  # fmt: skip
+                      tuple(errors), unfinished_uploads(fs, paths),
+                      gone_runs_trash(paths, fs))  # fmt: skip
 
 
 def unfinished_uploads(fs: FileSystem, paths: Sequence[str]) -> tuple[UnfinishedUpload, ...]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -16,14 +17,16 @@ from typing import Any
 
 from janitor.domain.checkpoints import ScanError, ScanReport, UnfinishedUpload
 from janitor.domain.errors import InvalidValue, UsageError
+from janitor.domain.paths import shown_path
 from janitor.domain.plans import Plan, RunPlan, RunSummary
 from janitor.domain.policy import Overrides, Policy
 from janitor.domain.results import ExecutionReport, RunFinal, RunResult
-from janitor.domain.trash import EmptyResult, RestoreResult, TrashedFile
+from janitor.domain.trash import EmptyResult, GoneRunTrash, RestoreResult, TrashedFile
 from janitor.storage import config, layout
 from janitor.storage.fs import FileSystem
 from janitor.storage.locate import absolute, resolve, storage_of
 from janitor.storage.scan import scan as do_scan
+from janitor.storage.trash import trash_runs
 from janitor.usecases import options as check
 from janitor.usecases.executor import Executor
 from janitor.usecases.tools import TorchLayer
@@ -131,6 +134,7 @@ class ScanTotals:
     unchecked: int
     uploads: tuple[UnfinishedUpload, ...]
     warnings: tuple[str, ...] = ()
+    gone_trash: tuple[GoneRunTrash, ...] = ()  # the trash of runs that are gone
 
 
 def scan_stream(paths: list[str], options: ScanOptions, block: Callable[[RunSummary], Any],
@@ -139,6 +143,7 @@ def scan_stream(paths: list[str], options: ScanOptions, block: Callable[[RunSumm
     it returns is all that is kept) handed to ``emit`` as the walk meets the run, never all
     runs at once. Big files are read only as the report's lines need them."""
     from janitor.storage.scan import scan_runs_mapped, unfinished_uploads
+    from janitor.storage.trash import gone_runs_trash
     from janitor.usecases.inspect import summarize_run
 
     fs, roots = storage_of(paths)
@@ -172,7 +177,8 @@ def scan_stream(paths: list[str], options: ScanOptions, block: Callable[[RunSumm
             warn(w)
         uploads = unfinished_uploads(fs, roots)
     return ScanTotals(tuple(errors), len(seen), (totals[0], totals[1], totals[2], totals[3]),
-                      frozenset(journals), unchecked, uploads, warnings)  # fmt: skip
+                      frozenset(journals), unchecked, uploads, warnings,
+                      gone_runs_trash(roots, fs))  # fmt: skip
 
 
 # ------------------------------------------------------------------ plan and execute (API)
@@ -502,8 +508,40 @@ def _run_folder(path: str, fs: FileSystem) -> str:
 
 
 def _trash_path(path: str, fs: FileSystem) -> str:
-    """A folder the trash commands work on, links resolved (the journal records real paths)."""
-    return fs.realpath(_run_folder(path, fs))
+    """A folder the trash commands work on, links resolved (the journal records real paths):
+    a logs root, a run folder, or a run folder that is gone (deleted or renamed) whose trash
+    is still in its logs root's ``.janitor/trash``."""
+    if fs.is_dir(path):
+        return fs.realpath(absolute(path))
+    gone = absolute(path)
+    parent = layout.logs_root(gone)
+    if fs.is_dir(parent):
+        gone = os.path.join(fs.realpath(parent), os.path.basename(gone))
+        if fs.is_dir(layout.trash_dir(gone)):
+            return gone
+    raise UsageError(
+        f"{path}: not a run folder, and {shown_path(layout.trash_root(parent))} holds no trash "
+        "of a run by that name"
+    )
+
+
+def _trash_runs(folder: str, fs: FileSystem) -> list[str]:
+    """The runs whose trash a trash command covers: every run of a logs root, or the one run."""
+    return trash_runs(folder, fs) if fs.is_dir(layout.trash_root(folder)) else [folder]
+
+
+def _restore_target(to: str, source: str, fs: FileSystem, what: str) -> str:
+    """``--to``: the folder trashed files go back into, in the same logs root as the trash
+    (a move, never a copy); made when restoring if it does not exist yet."""
+    target = fs.realpath(absolute(to)) if fs.is_dir(to) else absolute(to)
+    if not fs.is_dir(target) and fs.exists(target):
+        raise UsageError(f"{what} {to}: not a folder")
+    if layout.logs_root(target) != layout.logs_root(source):
+        raise UsageError(
+            f"{what} {to}: not beside {shown_path(source)} (the trash goes back into a run folder of "
+            f"the same logs root, {shown_path(layout.logs_root(source))})"
+        )
+    return target
 
 
 @dataclass(frozen=True)
@@ -569,19 +607,21 @@ class Restored:
         return not (self.result.errors or self.result.blocked)
 
 
-def restore(run: str, step: Any = None, copy: str | None = None, *,
+def restore(run: str, step: Any = None, copy: str | None = None, *, to: Any = None,
             origin: check.Origin = "flag") -> Restored:  # fmt: skip
     """Move trashed files back into the run (the newest copy of each step, of ``step``, or
-    ``copy``)."""
+    ``copy``); a run folder that is gone is made again, or ``to`` (a renamed run) gets them."""
     from janitor.usecases.trash import restore as do_restore
 
     spell = check.Spelling(origin)
     step = check.count(step, spell("step", "STEP"), "keyword")
     copy = check.text(copy, spell("copy"))
+    to = None if to is None else check.paths(to, spell("to"))[0]
     fs = _storage(run)
     run_path = _trash_path(run, fs)
+    target = None if to is None else _restore_target(to, run_path, fs, spell("to"))
     try:
-        return Restored(run_path, do_restore(run_path, step, copy, fs=fs))
+        return Restored(target or run_path, do_restore(run_path, step, copy, fs=fs, to=target))
     except UsageError as exc:
         raise UsageError(spell.reword(str(exc))) from None
 
@@ -595,12 +635,10 @@ class TrashListing:
 
 
 def trash_list(path: str) -> TrashListing:
-    from janitor.storage.trash import trash_contents, trash_copies, trash_runs
+    from janitor.storage.trash import trash_contents, trash_copies
 
     fs = _storage(path)
-    folder = _trash_path(path, fs)
-    is_root = fs.is_dir(layout.trash_root(folder))
-    runs = trash_runs(folder, fs) if is_root else [folder]
+    runs = _trash_runs(_trash_path(path, fs), fs)
     files = {r: trash_contents(r, fs) for r in runs}
     return TrashListing(
         tuple((r, layout.trash_dir(r), tuple(trash_copies(files[r]))) for r in runs),
@@ -608,14 +646,18 @@ def trash_list(path: str) -> TrashListing:
     )
 
 
-def trash_empty(logs_root: str, older_than: Any = None, *,
+def trash_empty(path: str, older_than: Any = None, *, dry_run: Any = False,
                 origin: check.Origin = "flag") -> EmptyResult:  # fmt: skip
-    """Delete trashed files for good (only those trashed more than ``older_than`` ago)."""
+    """Delete trashed files for good: every run's of a logs root, or one run's (also one that
+    is gone); only those trashed more than ``older_than`` ago; ``dry_run``: what would go."""
     from janitor.usecases.trash import empty_trash
 
-    age = check.duration(older_than, check.Spelling(origin)("older_than"))
-    fs = _storage(logs_root)
-    return empty_trash(_trash_path(logs_root, fs), age, time.time(), fs)
+    spell = check.Spelling(origin)
+    age = check.duration(older_than, spell("older_than"))
+    dry_run = check.flag(dry_run, spell("dry_run"))
+    fs = _storage(path)
+    runs = _trash_runs(_trash_path(path, fs), fs)
+    return empty_trash(runs, age, time.time(), fs, dry_run=dry_run)
 
 
 @dataclass(frozen=True)
