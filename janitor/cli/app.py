@@ -269,9 +269,16 @@ def finalize(
     ] = False,
     trainer: Trainer = None,
     purge_versions: PurgeVersions = False,
+    all_runs: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="Finalize every run found (a logs root); without it, one run only."
+        ),
+    ] = False,
 ) -> int:
     """Training is over: make sure verified small models exist, then remove every big
-    checkpoint (G, D, DUR, WD) of the run, the newest included."""
+    checkpoint (G, D, DUR, WD) of the run, the newest included. More than one run (a logs
+    root) takes --all; --dry-run shows them all first."""
     from janitor.api import TORCH
     from janitor.cli import render
     from janitor.usecases import commands
@@ -279,7 +286,7 @@ def finalize(
     opts = commands.FinalizeOptions.parse(
         "flag", keep_best=keep_best, metric=metric, mode=mode, steps=steps, idle=idle,
         dry_run=dry_run, trash=trash, truncate=truncate, force=force, trainer=trainer,
-        purge_versions=purge_versions,
+        purge_versions=purge_versions, all=all_runs,
     )  # fmt: skip
     paths = _paths(paths)
     with render.finalize_progress(not json, len(paths)) as (advance, on_tensor):

@@ -347,6 +347,8 @@ class FinalizeOptions:
     truncate: bool | None = None
     trainer: str | None = None
     purge_versions: bool = False
+    all_runs: bool = False  # --all: more than one run may be finalized
+    origin: check.Origin = "flag"
 
     @classmethod
     def parse(cls, origin: check.Origin = "flag", **given: Any) -> FinalizeOptions:
@@ -367,12 +369,13 @@ class FinalizeOptions:
         idle = check.duration(given.pop("idle", "30m"), spell("idle"))
         flags = {n: check.flag(given.pop(n, False), spell(n))
                  for n in ("force", "dry_run", "trash", "purge_versions")}  # fmt: skip
+        flags["all_runs"] = check.flag(given.pop("all", False), spell("all"))
         truncate = check.maybe_flag(given.pop("truncate", None), spell("truncate"))
         trainer = check.text(given.pop("trainer", None), spell("trainer"))
         if given:
             raise UsageError(f"{spell(sorted(given)[0])}: no such option of finalize")
         return cls(best, metric, mode, steps, idle, truncate=truncate, trainer=trainer,
-                   **flags)  # fmt: skip
+                   origin=origin, **flags)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -405,6 +408,7 @@ def finalize(
 
     fs, roots = storage_of(paths)
     report = do_scan(roots, fs=fs, trainer=options.trainer, save_cache=not options.dry_run)
+    _one_run_or_all(report, options)
     executor = Executor(fs, trash=options.trash, truncate=options.truncate,
                         purge_versions=options.purge_versions)  # fmt: skip
     small_models = torch.small_models(on_tensor)
@@ -423,6 +427,23 @@ def finalize(
     for w in warnings:
         warn(w)
     return FinalizeOutcome(tuple(finals), report.errors, tuple(warnings))
+
+
+def _one_run_or_all(report: ScanReport, options: FinalizeOptions) -> None:
+    """Finalizing removes every big checkpoint of a run, the newest included: more than one
+    run (a logs root) only with ``--all``; a dry run shows them all."""
+    runs = [r for r in report.runs if r.candidates]
+    if len(runs) < 2 or options.all_runs or options.dry_run:
+        return
+    spell = check.Spelling(options.origin)
+    names = ", ".join(r.name for r in runs[:8]) + (", ..." if len(runs) > 8 else "")
+    dry = "--dry-run" if options.origin == "flag" else "dry_run=True"
+    every = "--all" if options.origin == "flag" else "all=True"
+    raise UsageError(
+        f"{len(runs)} runs to finalize ({names}): finalize removes every big checkpoint of "
+        f"each idle one; {dry} shows what would go, {every} finalizes them all, or name one "
+        f"run folder ({spell('all')} not given)"
+    )
 
 
 # ------------------------------------------------------------------ watch
@@ -538,8 +559,8 @@ def _restore_target(to: str, source: str, fs: FileSystem, what: str) -> str:
         raise UsageError(f"{what} {to}: not a folder")
     if layout.logs_root(target) != layout.logs_root(source):
         raise UsageError(
-            f"{what} {to}: not beside {shown_path(source)} (the trash goes back into a run folder of "
-            f"the same logs root, {shown_path(layout.logs_root(source))})"
+            f"{what} {to}: not beside {shown_path(source)} (the trash goes back into a run "
+            f"folder of the same logs root, {shown_path(layout.logs_root(source))})"
         )
     return target
 
