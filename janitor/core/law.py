@@ -14,7 +14,9 @@ Protected, always (the reasons are worded here, once):
 - the trainer's latest-only file (``G_2333333.pth``): what the trainer resumes from;
 - sets newer than the newest complete one: a save may be in progress;
 - what a framework protects itself (HF's best model, the tag DeepSpeed's ``latest`` names,
-  the target of Lightning's ``last.ckpt``).
+  the target of Lightning's ``last.ckpt``);
+- a checkpoint folder holding files the framework did not write (a user's ``NOTES.md``,
+  ``samples/``): janitor removes checkpoints, never anything else (no waiver).
 
 The waivers, each named, claimed by a planner (``Planner.waiver``) and checked here:
 - ``finalize``: once the small models it keeps are verified, every set but pins, bases and
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 
+from janitor.core.frameworks import FOREIGN_PREFIX
 from janitor.domain.checkpoints import Run
 from janitor.domain.plans import Waiver
 from janitor.domain.policy import Candidate
@@ -59,7 +62,7 @@ PROTECTIONS = (
     BASE,
     LATEST_WRITTEN,
 )
-# No waiver lifts these.
+# No waiver lifts these (nor a set's foreign-files protection, ``FOREIGN_PREFIX``).
 ABSOLUTE = frozenset({PINNED, BASE, INCOMPLETE})
 
 # ------------------------------------------------------------------ the law
@@ -153,6 +156,7 @@ def protections(
                 why.append(PINNED)
             if being_written:
                 why.append(INCOMPLETE)
+            why.extend(p for p in c.protect if p.startswith(FOREIGN_PREFIX))
             continue
         if number == newest_number:
             why.append(NEWEST_COMPLETE)

@@ -24,6 +24,8 @@ from janitor.core.frameworks import (
     LINK_TARGET,
     POINTER,
     TRAINER_STATE,
+    foreign_files,
+    foreign_reason,
     parse_trainer_state,
 )
 from janitor.core.policy import IN_FLIGHT_PROBLEM
@@ -623,7 +625,8 @@ def _folder_set(
     in_flight: Container[str],
 ) -> CheckpointSet:
     """A checkpoint folder (``dirname`` in the run folder ``base``) as one set: every file
-    below it; whole when each weight file is and (HF) its trainer_state.json, written last,
+    below it (HF: those the Trainer writes; any other file protects the set, named in its
+    ``protect``, and is no part of it); whole when each weight file is and (HF) its trainer_state.json, written last,
     holds its step. Its files are read on every scan: no verdict cache for folder sets."""
     path = base + dirname
     files: list[CheckpointFile] = []
@@ -635,7 +638,13 @@ def _folder_set(
     except OSError as exc:
         members, problem = [], f"cannot read folder: {oserror_text(exc)}"
     state_path = os.path.join(path, TRAINER_STATE)
+    foreign: list[str] = []
+    if profile.complete_by == "trainer-state":  # an HF checkpoint-<step>/ folder
+        foreign = foreign_files([name[len(dirname) + 1 :] for _, name in members])
+    strangers = {f"{dirname}/{n}" for n in foreign}
     for e, name in members:
+        if name in strangers:  # not a checkpoint file: named by the set's protection instead
+            continue
         check = None
         if e.path in in_flight:
             check = BEING_WRITTEN
@@ -657,8 +666,12 @@ def _folder_set(
     if problem is None and profile.complete_by == "trainer-state":
         problem = _trainer_state_problem(fs, state_path, number)
     return CheckpointSet(
-        number, tuple(files), folder=path, problem=problem, folder_mtime=folder_mtime
-    )
+        number, tuple(files), folder=path, problem=problem,
+        protect=(foreign_reason(profile.label, foreign),) if foreign else (),
+        # a save just begun (no file of the framework's yet): the folder's time; after that
+        # its files' own, which a file the user adds to the folder does not change
+        folder_mtime=0.0 if files else folder_mtime,
+    )  # fmt: skip
 
 
 def _trainer_state_problem(fs: FileSystem, path: str, number: int) -> str | None:
