@@ -165,10 +165,13 @@ def gone_runs_trash(paths: Sequence[str], fs: FileSystem = LOCAL) -> tuple[GoneR
     roots = {p: None for path in paths for p in (path, layout.logs_root(path))}
     found: dict[str, GoneRunTrash] = {}
     for root in roots:
-        runs = gone_runs(root, fs)
-        records = trash_records(layout.state_dir_of_root(root), fs) if runs else {}
-        for run in runs:
-            files = trash_contents(run, fs, records)
+        try:
+            runs = gone_runs(root, fs)
+            records = trash_records(layout.state_dir_of_root(root), fs) if runs else {}
+            contents = {run: trash_contents(run, fs, records) for run in runs}
+        except OSError:  # an unreadable .janitor: the scan reports the folders it cannot read
+            continue
+        for run, files in contents.items():
             if files:  # an emptied trash folder holds nothing to tell
                 found[run] = GoneRunTrash(
                     run, layout.trash_dir(run), len(files), sum(f.size for f in files)
