@@ -627,7 +627,8 @@ def _folder_set(
     """A checkpoint folder (``dirname`` in the run folder ``base``) as one set: every file
     below it (HF: those the Trainer writes; any other file protects the set, named in its
     ``protect``, and is no part of it); whole when each weight file is and (HF) its
-    trainer_state.json, written last, holds its step. Its files are read on every scan: no verdict cache for folder sets."""
+    trainer_state.json, written last, holds its step. Its files are read on every scan: no
+    verdict cache for folder sets."""
     path = base + dirname
     files: list[CheckpointFile] = []
     problem = None
