@@ -776,7 +776,7 @@ def scan(
     }
     return ScanReport(tuple(paths), tuple(sorted(runs.values(), key=lambda r: r.path)),
                       tuple(errors), unfinished_uploads(fs, paths),
-                      gone_runs_trash(paths, fs))  # fmt: skip
+                      gone_runs_trash(paths, runs, fs))  # fmt: skip
 
 
 def unfinished_uploads(fs: FileSystem, paths: Sequence[str]) -> tuple[UnfinishedUpload, ...]:

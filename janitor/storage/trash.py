@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from datetime import datetime
 
 from janitor.domain.checkpoints import CheckpointSet
@@ -159,10 +159,14 @@ def gone_runs(logs_root: str, fs: FileSystem = LOCAL) -> list[str]:
     return [r for r in trash_runs(logs_root, fs) if not fs.is_dir(r)]
 
 
-def gone_runs_trash(paths: Sequence[str], fs: FileSystem = LOCAL) -> tuple[GoneRunTrash, ...]:
+def gone_runs_trash(
+    paths: Sequence[str], runs: Container[str], fs: FileSystem = LOCAL
+) -> tuple[GoneRunTrash, ...]:
     """The trash of runs that are gone, in the logs roots of ``paths`` (each path, and the
-    parent of a run folder): not a training run any more, but its copies are still on disk."""
-    roots = {p: None for path in paths for p in (path, layout.logs_root(path))}
+    parent of a path that is a run folder, one of ``runs``): not a training run any more,
+    but its copies are still on disk."""
+    roots = {p: None for path in paths for p in (path, layout.logs_root(path)) if
+             p == path or path in runs}  # fmt: skip
     found: dict[str, GoneRunTrash] = {}
     for root in roots:
         try:

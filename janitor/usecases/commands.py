@@ -176,9 +176,9 @@ def scan_stream(paths: list[str], options: ScanOptions, block: Callable[[RunSumm
         for w in warnings:
             warn(w)
         uploads = unfinished_uploads(fs, roots)
+        gone = gone_runs_trash(roots, seen, fs)
     return ScanTotals(tuple(errors), len(seen), (totals[0], totals[1], totals[2], totals[3]),
-                      frozenset(journals), unchecked, uploads, warnings,
-                      gone_runs_trash(roots, fs))  # fmt: skip
+                      frozenset(journals), unchecked, uploads, warnings, gone)  # fmt: skip
 
 
 # ------------------------------------------------------------------ plan and execute (API)
