@@ -6,7 +6,8 @@ full-size run is written at a time (``fixtures.trainers``, true manifest shapes)
 of the big file, the same object built in memory, ``torch.save``. Sides alternate; one
 untimed warm-up each; the run is removed before the next trainer's is written.
 
-Also runnable on its own: ``python bench/exports.py`` (``BENCH_QUICK=1``: one repetition).
+Also runnable on its own: ``python bench/exports.py`` (``BENCH_QUICK=1``: one repetition, one
+trainer per export format).
 """
 
 from __future__ import annotations
@@ -53,13 +54,20 @@ CASES = (
 )  # fmt: skip
 
 
-def measure(janitor: list[str], tmp: str, reps: int, log=print) -> tuple[list[dict], dict]:
+# BENCH_QUICK=1: one case per export format (release, sovits, gpt).
+QUICK_CASES = tuple(c for c in CASES if c[1] in ("so-vits-svc", "v2", "gpt"))
+
+
+def measure(
+    janitor: list[str], tmp: str, reps: int, log=print, quick: bool = False
+) -> tuple[list[dict], dict]:
     """Wall and peak RSS per trainer, janitor and naive: (rows, raw samples). ``janitor``
-    runs with cwd = the repo (``python -m janitor`` then imports this checkout)."""
+    runs with cwd = the repo (``python -m janitor`` then imports this checkout). ``quick``:
+    one trainer per export format."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     rows, raw = [], {}
-    for label, target, big, fmt, out in CASES:
+    for label, target, big, fmt, out in QUICK_CASES if quick else CASES:
         root = os.path.join(tmp, "exports", target)
         log(f"exports: writing a full-size {label} run")
         m.run([PY, "-c", GEN, target, root], cwd=str(REPO), env=env)
@@ -91,7 +99,9 @@ def main() -> int:
     m.SCRATCH = tmp
     janitor = [PY, "-m", "janitor"]  # this checkout's janitor (cwd = the repo)
     try:
-        rows, _ = measure(janitor, tmp, 1 if quick else 3, log=lambda s: print(s, file=sys.stderr))
+        rows, _ = measure(
+            janitor, tmp, 1 if quick else 3, log=lambda s: print(s, file=sys.stderr), quick=quick
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("| export | source | janitor wall | naive wall | ratio | janitor RSS | naive RSS "
@@ -110,10 +120,10 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-def add_to(bench, figure, reps: int, log=print) -> None:
+def add_to(bench, figure, reps: int, log=print, quick: bool = False) -> None:
     """Section 2b of ``bench/run.py``: two figures per trainer (``figure`` is run.py's
     Figure), raw samples under ``raw["exports"]``."""
-    rows, raw = measure([PY, "-m", "janitor"], bench.tmp, reps, log=log)
+    rows, raw = measure([PY, "-m", "janitor"], bench.tmp, reps, log=log, quick=quick)
     bench.raw["exports"] = raw
     naive = "`naive_export.py`"
     for r in rows:

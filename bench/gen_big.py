@@ -4,6 +4,7 @@ Run with cwd = repo root and the repo root on ``PYTHONPATH``::
 
     python bench/gen_big.py run LOGS_ROOT STEP [STEP...]   # LOGS_ROOT/alice: G+D per step
     python bench/gen_big.py run+small LOGS_ROOT STEP...     # and a small model per step
+    python bench/gen_big.py run+small@tiny LOGS_ROOT STEP...  # the same, tiny scale
     python bench/gen_big.py G FOLDER I [I...]               # FOLDER/G_<I*100>.pth, epoch=seed=I
     python bench/gen_big.py save LOGS_ROOT STEP [STEP...]  # LOGS_ROOT/alice: G+D of the last
         # STEP only, as ``run`` with all these steps would have written it (a later save of
@@ -38,10 +39,13 @@ def save(dest: Path, steps: list[int], scale: str = "full") -> None:
 
 def main(argv: list[str]) -> int:
     what, dest, *nums = argv
+    what, _, scale = what.partition("@")  # run+small@tiny: the same run at tiny scale
     values = [int(n) for n in nums]
     if what in ("run", "run+small"):  # run+small: and the trainer's small model of each save
         small = tuple(values) if what == "run+small" else ()
-        write_run(Path(dest), "alice", scale="full", steps=tuple(values), small_models=small)
+        write_run(
+            Path(dest), "alice", scale=scale or "full", steps=tuple(values), small_models=small
+        )
     elif what == "G":
         for i in values:
             path = Path(dest) / f"G_{i * 100}.pth"

@@ -188,9 +188,12 @@ def unpin(run: Any, steps: Any) -> commands.Pins:
     return commands.pin(_path(run, "run"), steps, origin="keyword", unpin=True)
 
 
-def restore(run: Any, step: int | None = None, copy: str | None = None) -> commands.Restored:
-    """Move files ``prune(trash=True)`` put in the trash back into the run."""
-    return commands.restore(_path(run, "run"), step, copy, origin="keyword")
+def restore(
+    run: Any, step: int | None = None, copy: str | None = None, *, to: Any = None
+) -> commands.Restored:
+    """Move files ``prune(trash=True)`` put in the trash back into the run (made again if it
+    is gone), or into ``to``, the run's new folder after a rename."""
+    return commands.restore(_path(run, "run"), step, copy, to=to, origin="keyword")
 
 
 def trash_list(path: Any) -> commands.TrashListing:
@@ -198,10 +201,10 @@ def trash_list(path: Any) -> commands.TrashListing:
     return commands.trash_list(_path(path, "path"))
 
 
-def trash_empty(logs_root: Any, older_than: str | timedelta | None = None):
-    """Delete files in the trash for good (only those trashed more than ``older_than``
-    ago)."""
-    return commands.trash_empty(_path(logs_root, "logs_root"), older_than, origin="keyword")
+def trash_empty(path: Any, older_than: str | timedelta | None = None, *, dry_run: bool = False):
+    """Delete files in the trash for good: every run's of a logs root, or one run's (only
+    those trashed more than ``older_than`` ago); ``dry_run``: what would be deleted."""
+    return commands.trash_empty(_path(path, "path"), older_than, dry_run=dry_run, origin="keyword")
 
 
 def log(path: Any = ".") -> commands.Log:

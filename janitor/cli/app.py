@@ -115,7 +115,7 @@ def scan(
         done = commands.scan_stream(_paths(paths), opts, block, sys.stdout.write, _warn)
         render.scan_footer(done.errors, done.runs, *done.totals, journals=done.journals,
                            unchecked=done.unchecked, uploads=done.uploads,
-                           disks=done.disks)  # fmt: skip
+                           disks=done.disks, gone_trash=done.gone_trash)  # fmt: skip
         return EXIT_FAILURE if done.errors else EXIT_OK
     outcome = commands.scan_report(_paths(paths), opts, draw=draw_plan if plot else None,
                                    draw_root=draw_root if plot else None, warn=_warn)  # fmt: skip
@@ -273,9 +273,16 @@ def finalize(
     ] = False,
     trainer: Trainer = None,
     purge_versions: PurgeVersions = False,
+    all_runs: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="Finalize every run found (a logs root); without it, one run only."
+        ),
+    ] = False,
 ) -> int:
     """Training is over: make sure verified small models exist, then remove every big
-    checkpoint (G, D, DUR, WD) of the run, the newest included."""
+    checkpoint (G, D, DUR, WD) of the run, the newest included. More than one run (a logs
+    root) takes --all; --dry-run shows them all first."""
     from janitor.api import TORCH
     from janitor.cli import render
     from janitor.usecases import commands
@@ -283,7 +290,7 @@ def finalize(
     opts = commands.FinalizeOptions.parse(
         "flag", keep_best=keep_best, metric=metric, mode=mode, steps=steps, idle=idle,
         dry_run=dry_run, trash=trash, truncate=truncate, force=force, trainer=trainer,
-        purge_versions=purge_versions,
+        purge_versions=purge_versions, all=all_runs,
     )  # fmt: skip
     paths = _paths(paths)
     with render.finalize_progress(not json, len(paths)) as (advance, on_tensor):
@@ -358,16 +365,26 @@ def restore(
             "file name); default: the newest copy of each step.",
         ),
     ] = None,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            metavar="FOLDER",
+            show_default=False,
+            help="Put them into this run folder instead (the run was renamed; same logs root).",
+        ),
+    ] = None,
     json: Json = False,
 ) -> int:
     """Move files that `prune --trash` put in .janitor/trash back into the run.
 
     A set's files come back together, never over a file already in the run. With several
-    copies of a step in the trash, the newest comes back and the older ones are named."""
+    copies of a step in the trash, the newest comes back and the older ones are named. A run
+    folder that is gone is made again; a renamed run gets its files with --to NEW_FOLDER."""
     from janitor.cli import render
     from janitor.usecases import commands
 
-    done = commands.restore(run, step, copy)
+    done = commands.restore(run, step, copy, to=to)
     if json:
         doc = render.restore_json(done.result, done.run)
         render.dump_json(render.envelope("restore", done.ok, doc))
@@ -405,7 +422,10 @@ def trash_list(
 @trash_app.command("empty")
 @command
 def trash_empty(
-    logs_root: Annotated[str, typer.Argument(help="The logs root holding .janitor/trash.")],
+    path: Annotated[
+        str,
+        typer.Argument(help="A logs root (every run's trash) or a run folder (also one gone)."),
+    ],
     older_than: Annotated[
         str | None,
         typer.Option(
@@ -415,13 +435,14 @@ def trash_empty(
             help="Only files trashed more than DURATION ago (7d).",
         ),
     ] = None,
+    dry_run: DryRun = False,
     json: Json = False,
 ) -> int:
     """Delete files in the trash for good (`janitor trash list` shows them first)."""
     from janitor.cli import render
     from janitor.usecases import commands
 
-    result = commands.trash_empty(logs_root, older_than or None)
+    result = commands.trash_empty(path, older_than or None, dry_run=dry_run)
     _file_errors(result.errors)
     if json:
         doc = render.empty_json(result)

@@ -18,6 +18,7 @@ from janitor.domain.disk import Disk, Forecast
 from janitor.domain.paths import is_url, shown_path
 from janitor.domain.plans import Plan, RunPlan, RunSummary
 from janitor.domain.results import ExecutionReport, RunFinal, RunResult
+from janitor.domain.trash import GoneRunTrash
 
 JSON_VERSION = 1
 
@@ -163,6 +164,7 @@ def scan_json(
         "file_systems": disks_json(disks),
         "errors": [{"path": e.path, "message": e.message} for e in report.errors],
         **({"unfinished_uploads": [u.as_dict() for u in report.uploads]} if report.uploads else {}),
+        "trash_of_gone_runs": [g.as_dict() for g in report.gone_trash],
         "totals": {
             "runs": len(runs),
             "sets": sum(len(r.candidates) for r in report.runs),
@@ -200,6 +202,7 @@ def scan_text(
         sum(s.prune_frees or 0 for s in summaries),
         journals={s.journal for s in summaries if s.journal}, out=out, uploads=report.uploads,
         disks=disks,
+        gone_trash=report.gone_trash,
     )  # fmt: skip
 
 
@@ -305,9 +308,11 @@ def scan_footer(
     errors: Sequence[ScanError], runs: int, sets: int, big: int, small: int, frees: int,
     journals: Iterable[str] = (), out: TextIO | None = None, unchecked: int = 0,
     uploads: Sequence[UnfinishedUpload] = (), disks: Sequence[Disk] = (),
+    gone_trash: Sequence[GoneRunTrash] = (),
 ) -> None:  # fmt: skip
-    """After the runs: folders that could not be read, unfinished uploads, the journals,
-    the file systems (with the active runs' forecasts), and the totals."""
+    """After the runs: folders that could not be read, unfinished uploads, the trash of runs
+    that are gone, the journals, the file systems (with the active runs' forecasts), and
+    the totals."""
     w = (out or sys.stdout).write
     for e in errors:
         w(f"error: {shown_path(e.path)}: {e.message}\n")
@@ -315,6 +320,11 @@ def scan_footer(
         age = humanize.naturaldelta(max(time.time() - u.initiated, 0))
         w(f"unfinished upload: {u.path}: {size(u.size)} in parts, started {age} ago "
           "(not a checkpoint; its parts are billed until the upload is aborted)\n")  # fmt: skip
+    for g in gone_trash:
+        run = shown_path(g.run_path)
+        w(f"trash of a run that is gone: {run} ({count(g.files, 'file')}, {size(g.size)} in "
+          f"{shown_path(g.trash_dir)}): `janitor restore {run} --to FOLDER` puts them back, "
+          f"`janitor trash empty {run}` deletes them\n")  # fmt: skip
     if not runs:
         w("no training runs found\n")
         return
@@ -636,7 +646,11 @@ def restore_text(result, run_path: str, out: TextIO | None = None) -> None:
 
 def empty_text(result, older_than: str | None, out: TextIO | None = None) -> None:
     w = (out or sys.stdout).write
-    w(f"freed {size(result.freed)} ({count(len(result.removed), 'file')} deleted for good)\n")
+    if result.dry_run:
+        w(f"would free {size(result.freed)} ({count(len(result.removed), 'file')} would be "
+          "deleted for good; dry run)\n")  # fmt: skip
+    else:
+        w(f"freed {size(result.freed)} ({count(len(result.removed), 'file')} deleted for good)\n")
     if result.kept:
         kept = sum(f.size for f in result.kept)
         w(f"kept {count(len(result.kept), 'file')} ({size(kept)}) trashed less than "
@@ -929,7 +943,9 @@ def empty_json(result) -> dict:
     return {
         "removed": [_trashed_file(f) for f in result.removed],
         "kept": [_trashed_file(f) for f in result.kept],
-        "freed": result.freed,
+        "freed": 0 if result.dry_run else result.freed,
+        "expected_freed": result.freed,
+        "dry_run": result.dry_run,
         "errors": [error_json(e) for e in result.errors],
     }
 

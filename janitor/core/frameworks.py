@@ -19,6 +19,57 @@ HF_BEST = "best model (best_model_checkpoint in {source})"
 POINTER = "named by {pointer}: {framework} resumes from it"
 LINK_TARGET = 'target of the {link} symlink: fit(ckpt_path="last") resumes from it'
 
+# A checkpoint folder holding files the framework did not write (a user's notes, samples):
+# never removed with the folder, whatever the rules or waivers say.
+FOREIGN_FILES = "holds files {framework} did not write: {names}"
+FOREIGN_PREFIX = FOREIGN_FILES.split("{", 1)[0]
+
+# What the HF Trainer writes into checkpoint-<step>/ (shared/formats/frameworks.md): the
+# model (config, weights or shards and their index, PEFT's adapter and its README), the
+# tokenizer or processor files, the training arguments and state, trainer_state.json; the
+# DeepSpeed and FSDP subfolders with all they hold; safetensors' hidden temp files.
+_HF_OWN_FILE = re.compile(
+    r"""^(?:
+      (?:generation_|adapter_|preprocessor_|processor_|video_preprocessor_)?config\.json
+    | (?:model|pytorch_model|adapter_model)(?:-[0-9]+-of-[0-9]+)?\.(?:safetensors|bin)
+    | (?:model|pytorch_model)\.(?:safetensors|bin)\.index\.json
+    | tokenizer(?:_config)?\.json | special_tokens_map\.json | added_tokens\.json
+    | vocab\.(?:json|txt) | merges\.txt | (?:spiece|tokenizer|sentencepiece\.bpe)\.model
+    | chat_template\.(?:json|jinja)
+    | training_args\.bin | (?:optimizer|scheduler|scaler)\.(?:pt|bin)
+    | rng_state(?:_[0-9]+)?\.pth | trainer_state\.json
+    | latest | zero_to_fp32\.py
+    | \.tmp.*
+    )$""",
+    re.VERBOSE,
+)
+_HF_OWN_DIR = re.compile(r"^(?:global_step[0-9]+|pytorch_model_fsdp_[0-9]+|optimizer_[0-9]+)$")
+
+
+def foreign_files(names: Sequence[str]) -> list[str]:
+    """The files of an HF ``checkpoint-<step>/`` folder (``names`` relative to it, ``/``
+    separated) that the Trainer did not write: a user's notes, samples, anything else.
+    PEFT's ``README.md`` (its model card) is the framework's when ``adapter_config.json``
+    is there."""
+    peft = "adapter_config.json" in names
+    out = []
+    for name in names:
+        top, _, rest = name.partition("/")
+        if rest and _HF_OWN_DIR.match(top):
+            continue
+        if not rest and (_HF_OWN_FILE.match(top) or (peft and top == "README.md")):
+            continue
+        out.append(name)
+    return out
+
+
+def foreign_reason(framework: str, names: Sequence[str], shown: int = 5) -> str:
+    listed = ", ".join(names[:shown]) + (
+        f" and {len(names) - shown} more" if len(names) > shown else ""
+    )
+    return FOREIGN_FILES.format(framework=framework, names=listed)
+
+
 # Weight and state files whose structure is checked inside a folder set.
 ZIP_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt")
 SAFETENSORS_SUFFIX = ".safetensors"

@@ -15,7 +15,9 @@ Protected, always (the reasons are worded here, once):
 - the trainer's latest-only file (``G_2333333.pth``): what the trainer resumes from;
 - sets newer than the newest complete one: a save may be in progress;
 - what a framework protects itself (HF's best model, the tag DeepSpeed's ``latest`` names,
-  the target of Lightning's ``last.ckpt``).
+  the target of Lightning's ``last.ckpt``);
+- a checkpoint folder holding files the framework did not write (a user's ``NOTES.md``,
+  ``samples/``): janitor removes checkpoints, never anything else (no waiver).
 
 The waivers, each named, claimed by a planner (``Planner.waiver``) and checked here:
 - ``finalize``: once the small models it keeps are verified, every set but pins, bases and
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 
+from janitor.core.frameworks import FOREIGN_PREFIX
 from janitor.domain.checkpoints import Run
 from janitor.domain.plans import Waiver
 from janitor.domain.policy import Candidate
@@ -62,7 +65,7 @@ PROTECTIONS = (
     BASE,
     LATEST_WRITTEN,
 )
-# No waiver lifts these.
+# No waiver lifts these (nor a set's foreign-files protection, ``FOREIGN_PREFIX``).
 ABSOLUTE = frozenset({PINNED, BASE, INCOMPLETE})
 
 # ------------------------------------------------------------------ the law
@@ -156,6 +159,7 @@ def protections(
                 why.append(PINNED)
             if being_written:
                 why.append(INCOMPLETE)
+            why.extend(p for p in c.protect if p.startswith(FOREIGN_PREFIX))
             continue
         # Each kept set its own reason: beside a complete latest-only file (the newest complete
         # set by number), the newest numbered set is kept as such (the latest-only file may be

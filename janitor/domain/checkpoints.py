@@ -9,6 +9,7 @@ from typing import Literal, NamedTuple
 
 from janitor.domain.errors import PathProblem
 from janitor.domain.profile import LATEST_BASE, TrainerProfile
+from janitor.domain.trash import GoneRunTrash
 
 # "unchecked": a set whose files were not read because no decision of the report needed
 # them (``janitor scan`` reads a run's sets from the newest down, until the newest complete
@@ -252,3 +253,4 @@ class ScanReport:
     runs: tuple[Run, ...]
     errors: tuple[ScanError, ...] = field(default=())
     uploads: tuple[UnfinishedUpload, ...] = field(default=())  # object storage only
+    gone_trash: tuple[GoneRunTrash, ...] = field(default=())  # trash of runs that are gone

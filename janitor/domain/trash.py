@@ -56,6 +56,21 @@ class TrashCopy:
         return step in (self.number, self.step)
 
 
+@dataclass(frozen=True, slots=True)
+class GoneRunTrash:
+    """A run's trash folder whose run folder is gone (deleted or renamed): what is left in it
+    can still come back (``janitor restore RUN --to NEW``)."""
+
+    run_path: str
+    trash_dir: str
+    files: int
+    size: int
+
+    def as_dict(self) -> dict[str, object]:
+        return {"run": self.run_path, "trash_dir": self.trash_dir, "files": self.files,
+                "size": self.size}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class RestoreResult:
     restored: tuple[TrashCopy, ...] = ()
@@ -70,6 +85,7 @@ class EmptyResult:
     removed: tuple[TrashedFile, ...] = ()
     kept: tuple[TrashedFile, ...] = ()  # newer than --older-than
     errors: tuple[FileError, ...] = ()
+    dry_run: bool = False  # ``removed``: what would be deleted; nothing was
 
     @property
     def freed(self) -> int:

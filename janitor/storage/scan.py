@@ -24,6 +24,8 @@ from janitor.core.frameworks import (
     LINK_TARGET,
     POINTER,
     TRAINER_STATE,
+    foreign_files,
+    foreign_reason,
     parse_trainer_state,
 )
 from janitor.core.policy import IN_FLIGHT_PROBLEM
@@ -55,6 +57,7 @@ from janitor.storage import layout, platform
 from janitor.storage.cache import VerdictCache
 from janitor.storage.completeness import check_ends, check_file, check_member
 from janitor.storage.fs import LOCAL, DirEntry, FileSystem, Found, StatKey
+from janitor.storage.trash import gone_runs_trash
 
 
 class Known(NamedTuple):
@@ -622,8 +625,10 @@ def _folder_set(
     in_flight: Container[str],
 ) -> CheckpointSet:
     """A checkpoint folder (``dirname`` in the run folder ``base``) as one set: every file
-    below it; whole when each weight file is and (HF) its trainer_state.json, written last,
-    holds its step. Its files are read on every scan: no verdict cache for folder sets."""
+    below it (HF: those the Trainer writes; any other file protects the set, named in its
+    ``protect``, and is no part of it); whole when each weight file is and (HF) its
+    trainer_state.json, written last, holds its step. Its files are read on every scan: no
+    verdict cache for folder sets."""
     path = base + dirname
     files: list[CheckpointFile] = []
     problem = None
@@ -634,7 +639,13 @@ def _folder_set(
     except OSError as exc:
         members, problem = [], f"cannot read folder: {oserror_text(exc)}"
     state_path = os.path.join(path, TRAINER_STATE)
+    foreign: list[str] = []
+    if profile.complete_by == "trainer-state":  # an HF checkpoint-<step>/ folder
+        foreign = foreign_files([name[len(dirname) + 1 :] for _, name in members])
+    strangers = {f"{dirname}/{n}" for n in foreign}
     for e, name in members:
+        if name in strangers:  # not a checkpoint file: named by the set's protection instead
+            continue
         check = None
         if e.path in in_flight:
             check = BEING_WRITTEN
@@ -656,8 +667,12 @@ def _folder_set(
     if problem is None and profile.complete_by == "trainer-state":
         problem = _trainer_state_problem(fs, state_path, number)
     return CheckpointSet(
-        number, tuple(files), folder=path, problem=problem, folder_mtime=folder_mtime
-    )
+        number, tuple(files), folder=path, problem=problem,
+        protect=(foreign_reason(profile.label, foreign),) if foreign else (),
+        # a save just begun (no file of the framework's yet): the folder's time; after that
+        # its files' own, which a file the user adds to the folder does not change
+        folder_mtime=0.0 if files else folder_mtime,
+    )  # fmt: skip
 
 
 def _trainer_state_problem(fs: FileSystem, path: str, number: int) -> str | None:
@@ -760,7 +775,8 @@ def scan(
         )  # fmt: skip
     }
     return ScanReport(tuple(paths), tuple(sorted(runs.values(), key=lambda r: r.path)),
-                      tuple(errors), unfinished_uploads(fs, paths))  # fmt: skip
+                      tuple(errors), unfinished_uploads(fs, paths),
+                      gone_runs_trash(paths, runs, fs))  # fmt: skip
 
 
 def unfinished_uploads(fs: FileSystem, paths: Sequence[str]) -> tuple[UnfinishedUpload, ...]:

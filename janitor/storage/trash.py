@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Container, Sequence
 from datetime import datetime
 
 from janitor.domain.checkpoints import CheckpointSet
@@ -24,7 +25,7 @@ from janitor.domain.profile import (
     LIGHTNING_LAST_RE,
     LIGHTNING_RE,
 )
-from janitor.domain.trash import TrashCopy, TrashedFile
+from janitor.domain.trash import GoneRunTrash, TrashCopy, TrashedFile
 from janitor.storage import layout
 from janitor.storage.fs import LOCAL, FileSystem
 from janitor.storage.journal import Journal
@@ -150,3 +151,33 @@ def trash_runs(logs_root: str, fs: FileSystem = LOCAL) -> list[str]:
     except (FileNotFoundError, NotADirectoryError):
         return []
     return sorted(os.path.join(logs_root, e.name) for e in entries if e.kind == "dir")
+
+
+def gone_runs(logs_root: str, fs: FileSystem = LOCAL) -> list[str]:
+    """Run paths with a folder in the logs root's trash whose run folder is gone (deleted or
+    renamed since)."""
+    return [r for r in trash_runs(logs_root, fs) if not fs.is_dir(r)]
+
+
+def gone_runs_trash(
+    paths: Sequence[str], runs: Container[str], fs: FileSystem = LOCAL
+) -> tuple[GoneRunTrash, ...]:
+    """The trash of runs that are gone, in the logs roots of ``paths`` (each path, and the
+    parent of a path that is a run folder, one of ``runs``): not a training run any more,
+    but its copies are still on disk."""
+    roots = {p: None for path in paths for p in (path, layout.logs_root(path)) if
+             p == path or path in runs}  # fmt: skip
+    found: dict[str, GoneRunTrash] = {}
+    for root in roots:
+        try:
+            runs = gone_runs(root, fs)
+            records = trash_records(layout.state_dir_of_root(root), fs) if runs else {}
+            contents = {run: trash_contents(run, fs, records) for run in runs}
+        except OSError:  # an unreadable .janitor: the scan reports the folders it cannot read
+            continue
+        for run, files in contents.items():
+            if files:  # an emptied trash folder holds nothing to tell
+                found[run] = GoneRunTrash(
+                    run, layout.trash_dir(run), len(files), sum(f.size for f in files)
+                )
+    return tuple(found[r] for r in sorted(found))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,15 +19,17 @@ from typing import Any, TypeVar
 from janitor.domain.checkpoints import ScanError, ScanReport, UnfinishedUpload
 from janitor.domain.disk import Disk, RootPicture, RunUse
 from janitor.domain.errors import InvalidValue, UsageError
+from janitor.domain.paths import shown_path
 from janitor.domain.plans import Plan, RunPlan, RunSummary
 from janitor.domain.policy import Overrides, Policy
 from janitor.domain.results import ExecutionReport, RunFinal, RunResult
-from janitor.domain.trash import EmptyResult, RestoreResult, TrashedFile
+from janitor.domain.trash import EmptyResult, GoneRunTrash, RestoreResult, TrashedFile
 from janitor.storage import config, layout
 from janitor.storage.config import ConfigFiles
 from janitor.storage.fs import FileSystem
 from janitor.storage.locate import absolute, resolve, storage_of
 from janitor.storage.scan import scan as do_scan
+from janitor.storage.trash import trash_runs
 from janitor.usecases import options as check
 from janitor.usecases.executor import Executor
 from janitor.usecases.pressure import Relief, relieve
@@ -188,6 +191,7 @@ class ScanTotals:
     uploads: tuple[UnfinishedUpload, ...]
     warnings: tuple[str, ...] = ()
     disks: tuple[Disk, ...] = ()  # the file systems holding the runs, with forecasts
+    gone_trash: tuple[GoneRunTrash, ...] = ()  # the trash of runs that are gone
 
 
 @collector_paused
@@ -198,6 +202,7 @@ def scan_stream(paths: list[str], options: ScanOptions, block: Callable[[RunSumm
     runs at once. Big files are read only as the report's lines need them."""
     from janitor.core.forecast import save_pattern
     from janitor.storage.scan import scan_runs_mapped, unfinished_uploads
+    from janitor.storage.trash import gone_runs_trash
     from janitor.usecases.disks import disks
     from janitor.usecases.inspect import summarize_run
 
@@ -237,9 +242,10 @@ def scan_stream(paths: list[str], options: ScanOptions, block: Callable[[RunSumm
         for w in warnings:
             warn(w)
         uploads = unfinished_uploads(fs, roots)
+        gone = gone_runs_trash(roots, seen, fs)
     return ScanTotals(tuple(errors), len(seen), (totals[0], totals[1], totals[2], totals[3]),
                       frozenset(journals), unchecked, uploads, warnings,
-                      disks(seen.items(), now, fs))  # fmt: skip
+                      disks(seen.items(), now, fs), gone)  # fmt: skip
 
 
 # ------------------------------------------------------------------ plan and execute (API)
@@ -424,6 +430,8 @@ class FinalizeOptions:
     truncate: bool | None = None
     trainer: str | None = None
     purge_versions: bool = False
+    all_runs: bool = False  # --all: more than one run may be finalized
+    origin: check.Origin = "flag"
 
     @classmethod
     def parse(cls, origin: check.Origin = "flag", **given: Any) -> FinalizeOptions:
@@ -444,12 +452,13 @@ class FinalizeOptions:
         idle = check.duration(given.pop("idle", "30m"), spell("idle"))
         flags = {n: check.flag(given.pop(n, False), spell(n))
                  for n in ("force", "dry_run", "trash", "purge_versions")}  # fmt: skip
+        flags["all_runs"] = check.flag(given.pop("all", False), spell("all"))
         truncate = check.maybe_flag(given.pop("truncate", None), spell("truncate"))
         trainer = check.text(given.pop("trainer", None), spell("trainer"))
         if given:
             raise UsageError(f"{spell(sorted(given)[0])}: no such option of finalize")
         return cls(best, metric, mode, steps, idle, truncate=truncate, trainer=trainer,
-                   **flags)  # fmt: skip
+                   origin=origin, **flags)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -482,6 +491,7 @@ def finalize(
 
     fs, roots = storage_of(paths)
     report = do_scan(roots, fs=fs, trainer=options.trainer, save_cache=not options.dry_run)
+    _one_run_or_all(report, options)
     files = ConfigFiles(fs)  # each janitor.toml read once for all runs
     executor = Executor(fs, trash=options.trash, truncate=options.truncate,
                         purge_versions=options.purge_versions, config=files)  # fmt: skip
@@ -501,6 +511,23 @@ def finalize(
     for w in warnings:
         warn(w)
     return FinalizeOutcome(tuple(finals), report.errors, tuple(warnings))
+
+
+def _one_run_or_all(report: ScanReport, options: FinalizeOptions) -> None:
+    """Finalizing removes every big checkpoint of a run, the newest included: more than one
+    run (a logs root) only with ``--all``; a dry run shows them all."""
+    runs = [r for r in report.runs if r.candidates]
+    if len(runs) < 2 or options.all_runs or options.dry_run:
+        return
+    spell = check.Spelling(options.origin)
+    names = ", ".join(r.name for r in runs[:8]) + (", ..." if len(runs) > 8 else "")
+    dry = "--dry-run" if options.origin == "flag" else "dry_run=True"
+    every = "--all" if options.origin == "flag" else "all=True"
+    raise UsageError(
+        f"{len(runs)} runs to finalize ({names}): finalize removes every big checkpoint of "
+        f"each idle one; {dry} shows what would go, {every} finalizes them all, or name one "
+        f"run folder ({spell('all')} not given)"
+    )
 
 
 # ------------------------------------------------------------------ watch
@@ -586,8 +613,40 @@ def _run_folder(path: str, fs: FileSystem) -> str:
 
 
 def _trash_path(path: str, fs: FileSystem) -> str:
-    """A folder the trash commands work on, links resolved (the journal records real paths)."""
-    return fs.realpath(_run_folder(path, fs))
+    """A folder the trash commands work on, links resolved (the journal records real paths):
+    a logs root, a run folder, or a run folder that is gone (deleted or renamed) whose trash
+    is still in its logs root's ``.janitor/trash``."""
+    if fs.is_dir(path):
+        return fs.realpath(absolute(path))
+    gone = absolute(path)
+    parent = layout.logs_root(gone)
+    if fs.is_dir(parent):
+        gone = os.path.join(fs.realpath(parent), os.path.basename(gone))
+        if fs.is_dir(layout.trash_dir(gone)):
+            return gone
+    raise UsageError(
+        f"{path}: not a run folder, and {shown_path(layout.trash_root(parent))} holds no trash "
+        "of a run by that name"
+    )
+
+
+def _trash_runs(folder: str, fs: FileSystem) -> list[str]:
+    """The runs whose trash a trash command covers: every run of a logs root, or the one run."""
+    return trash_runs(folder, fs) if fs.is_dir(layout.trash_root(folder)) else [folder]
+
+
+def _restore_target(to: str, source: str, fs: FileSystem, what: str) -> str:
+    """``--to``: the folder trashed files go back into, in the same logs root as the trash
+    (a move, never a copy); made when restoring if it does not exist yet."""
+    target = fs.realpath(absolute(to)) if fs.is_dir(to) else absolute(to)
+    if not fs.is_dir(target) and fs.exists(target):
+        raise UsageError(f"{what} {to}: not a folder")
+    if layout.logs_root(target) != layout.logs_root(source):
+        raise UsageError(
+            f"{what} {to}: not beside {shown_path(source)} (the trash goes back into a run "
+            f"folder of the same logs root, {shown_path(layout.logs_root(source))})"
+        )
+    return target
 
 
 @dataclass(frozen=True)
@@ -656,19 +715,21 @@ class Restored:
         return not (self.result.errors or self.result.blocked)
 
 
-def restore(run: str, step: Any = None, copy: str | None = None, *,
+def restore(run: str, step: Any = None, copy: str | None = None, *, to: Any = None,
             origin: check.Origin = "flag") -> Restored:  # fmt: skip
     """Move trashed files back into the run (the newest copy of each step, of ``step``, or
-    ``copy``)."""
+    ``copy``); a run folder that is gone is made again, or ``to`` (a renamed run) gets them."""
     from janitor.usecases.trash import restore as do_restore
 
     spell = check.Spelling(origin)
     step = check.count(step, spell("step", "STEP"), "keyword")
     copy = check.text(copy, spell("copy"))
+    to = None if to is None else check.paths(to, spell("to"))[0]
     fs = _storage(run)
     run_path = _trash_path(run, fs)
+    target = None if to is None else _restore_target(to, run_path, fs, spell("to"))
     try:
-        return Restored(run_path, do_restore(run_path, step, copy, fs=fs))
+        return Restored(target or run_path, do_restore(run_path, step, copy, fs=fs, to=target))
     except UsageError as exc:
         raise UsageError(spell.reword(str(exc)), path=exc.path) from None
 
@@ -682,12 +743,10 @@ class TrashListing:
 
 
 def trash_list(path: str) -> TrashListing:
-    from janitor.storage.trash import trash_contents, trash_copies, trash_runs
+    from janitor.storage.trash import trash_contents, trash_copies
 
     fs = _storage(path)
-    folder = _trash_path(path, fs)
-    is_root = fs.is_dir(layout.trash_root(folder))
-    runs = trash_runs(folder, fs) if is_root else [folder]
+    runs = _trash_runs(_trash_path(path, fs), fs)
     files = {r: trash_contents(r, fs) for r in runs}
     return TrashListing(
         tuple((r, layout.trash_dir(r), tuple(trash_copies(files[r]))) for r in runs),
@@ -695,14 +754,18 @@ def trash_list(path: str) -> TrashListing:
     )
 
 
-def trash_empty(logs_root: str, older_than: Any = None, *,
+def trash_empty(path: str, older_than: Any = None, *, dry_run: Any = False,
                 origin: check.Origin = "flag") -> EmptyResult:  # fmt: skip
-    """Delete trashed files for good (only those trashed more than ``older_than`` ago)."""
+    """Delete trashed files for good: every run's of a logs root, or one run's (also one that
+    is gone); only those trashed more than ``older_than`` ago; ``dry_run``: what would go."""
     from janitor.usecases.trash import empty_trash
 
-    age = check.duration(older_than, check.Spelling(origin)("older_than"))
-    fs = _storage(logs_root)
-    return empty_trash(_trash_path(logs_root, fs), age, time.time(), fs)
+    spell = check.Spelling(origin)
+    age = check.duration(older_than, spell("older_than"))
+    dry_run = check.flag(dry_run, spell("dry_run"))
+    fs = _storage(path)
+    runs = _trash_runs(_trash_path(path, fs), fs)
+    return empty_trash(runs, age, time.time(), fs, dry_run=dry_run)
 
 
 @dataclass(frozen=True)

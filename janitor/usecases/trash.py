@@ -4,14 +4,17 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from contextlib import nullcontext
 
 from janitor.domain.errors import UsageError, oserror_text
+from janitor.domain.paths import shown_path
 from janitor.domain.trash import EmptyResult, FileError, RestoreResult, TrashCopy
 from janitor.storage import layout
 from janitor.storage.fs import LOCAL, FileSystem
 from janitor.storage.journal import Journal, now_iso
 from janitor.storage.locks import locked_run
-from janitor.storage.trash import trash_contents, trash_copies, trash_records, trash_runs
+from janitor.storage.trash import gone_runs, trash_contents, trash_copies, trash_records
 
 
 def _error_text(exc: OSError) -> str:
@@ -22,19 +25,40 @@ def _in_the_trash(copies: list[TrashCopy]) -> str:
     return ", ".join(c.copy for c in copies)
 
 
+def _nothing_for(run_path: str, fs: FileSystem) -> str:
+    """The message for a run with nothing in the trash, naming the trash of runs that are
+    gone in its logs root (a renamed run's copies are under its old name)."""
+    text = f"{run_path}: nothing in the trash for this run"
+    gone = gone_runs(layout.logs_root(run_path), fs)
+    if not gone:
+        return text
+    names = ", ".join(os.path.basename(g) for g in gone)
+    trash = shown_path(layout.trash_root(layout.logs_root(run_path)))
+    return (
+        f"{text}; {trash} holds the trash of runs that are gone: {names} (a renamed run? "
+        f"`janitor restore {shown_path(gone[0])} --to {shown_path(run_path)}`)"
+    )
+
+
 def restore(
-    run_path: str, step: int | None = None, copy: str | None = None, fs: FileSystem = LOCAL
+    run_path: str,
+    step: int | None = None,
+    copy: str | None = None,
+    fs: FileSystem = LOCAL,
+    to: str | None = None,
 ) -> RestoreResult:
     """Move trashed files back into the run: one copy (``copy``: its id or one of its trash
     file names), or the newest copy of ``step`` / of every step in the trash. The files of a
-    copy go back together or not at all, and never over a file already in the run.
+    copy go back together or not at all, and never over a file already in the run. They go
+    into ``to`` if given (the run renamed), else into ``run_path``, made again if it is gone.
 
     Raises ``UsageError`` naming what is in the trash when nothing matches the request."""
     journal = Journal(layout.state_dir(run_path), fs)
-    with locked_run(run_path, fs=fs):
+    target = to or run_path
+    with locked_run(run_path, fs=fs), locked_run(target, fs=fs) if to else nullcontext():
         copies = trash_copies(trash_contents(run_path, fs))
         if not copies:
-            raise UsageError(f"{run_path}: nothing in the trash for this run", path=run_path)
+            raise UsageError(_nothing_for(run_path, fs), path=run_path)
         what = f"in the trash: {_in_the_trash(copies)} (see `janitor trash list`)"
         remaining: list[TrashCopy] = []
         if copy is not None:
@@ -60,16 +84,19 @@ def restore(
                 newest[key] = c
             chosen = list(newest.values())
         restored, moved, blocked, errors = [], [], [], []
+        if not fs.is_dir(target):  # the run folder was deleted (or `--to` names a new one)
+            fs.makedirs(target)
         for c in chosen:
             taken, problems = [], []
             for f in c.files:
+                dest = os.path.join(target, f.name)
                 try:
-                    fs.stat(f.original_path)
+                    fs.stat(dest)
                     taken.append(f.name)
                 except FileNotFoundError:
                     pass
                 except OSError as exc:
-                    problems.append(FileError(f.original_path, oserror_text(exc)))
+                    problems.append(FileError(dest, oserror_text(exc)))
             if problems:
                 errors.extend(problems)
                 continue
@@ -78,15 +105,16 @@ def restore(
                 continue
             done = []
             for f in c.files:
+                dest = os.path.join(target, f.name)
                 try:
-                    fs.rename(f.trash_path, f.original_path)
+                    fs.rename(f.trash_path, dest)
                 except OSError as exc:
                     errors.append(FileError(f.trash_path, _error_text(exc)))
                     continue
-                done.append((f.trash_path, f.original_path))
+                done.append((f.trash_path, dest))
                 journal.append(
-                    {"event": "restore", "time": now_iso(), "run": run_path, "number": f.number,
-                     "step": f.step, "copy": f.copy, "path": f.original_path,
+                    {"event": "restore", "time": now_iso(), "run": target, "number": f.number,
+                     "step": f.step, "copy": f.copy, "path": dest,
                      "trash_path": f.trash_path, "size": f.size}
                 )  # fmt: skip
             moved.extend(done)
@@ -98,20 +126,31 @@ def restore(
 
 
 def empty_trash(
-    logs_root: str, older_than: float | None, now: float, fs: FileSystem = LOCAL
+    runs: Sequence[str],
+    older_than: float | None,
+    now: float,
+    fs: FileSystem = LOCAL,
+    *,
+    dry_run: bool = False,
 ) -> EmptyResult:
-    """Delete trashed files under ``<logs_root>/.janitor/trash`` for good (only those trashed
-    more than ``older_than`` seconds before ``now``: by the journal's time of the move, or
-    the file's ctime, which a rename sets, when the journal does not know it)."""
-    state = layout.state_dir_of_root(logs_root)
+    """Delete the trashed files of ``runs`` (runs of one logs root) for good: only those
+    trashed more than ``older_than`` seconds before ``now`` (by the journal's time of the
+    move, or the file's ctime, which a rename sets, when the journal does not know it).
+    ``dry_run``: what would be deleted, nothing is."""
+    if not runs:
+        return EmptyResult(dry_run=dry_run)
+    state = layout.state_dir(runs[0])
     records = trash_records(state, fs)
     removed, kept, errors = [], [], []
-    with Journal(state, fs).writer() as log:
-        for run_path in trash_runs(logs_root, fs):
+    with nullcontext() if dry_run else Journal(state, fs).writer() as log:
+        for run_path in runs:
             with locked_run(run_path, fs=fs):
                 for f in trash_contents(run_path, fs, records):
                     if older_than is not None and now - f.trashed <= older_than:
                         kept.append(f)
+                        continue
+                    if dry_run:
+                        removed.append(f)
                         continue
                     try:
                         if fs.stat(f.trash_path).kind == "dir":  # a trashed checkpoint folder
@@ -126,4 +165,4 @@ def empty_trash(
                         {"event": "trash-empty", "time": now_iso(), "run": run_path,
                          "copy": f.copy, "path": f.trash_path, "size": f.size}
                     )  # fmt: skip
-    return EmptyResult(tuple(removed), tuple(kept), tuple(errors))
+    return EmptyResult(tuple(removed), tuple(kept), tuple(errors), dry_run)
