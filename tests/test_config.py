@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from janitor.domain.paths import shown_path
 from janitor.storage.fs import LocalFS
 from tests.conftest import fake_run
 
@@ -239,3 +240,21 @@ def test_the_path_given_changes_neither_state_nor_settings(tmp_path, cli, layout
         assert set(top.glob("**/.janitor")) == states
     assert seen[0][:2] == ({"keep_last": 2, "keep_every": 300, "mode": "min"}, [100])
     assert seen[0] == seen[1] == seen[2]
+
+
+def test_scan_and_a_dry_run_say_where_each_rule_and_pin_came_from(tmp_path, cli):
+    logs = tmp_path / "logs"
+    run = fake_run(logs, "alice", STEPS)
+    (logs / "janitor.toml").write_text("[prune]\nkeep-last = 2\n\n[runs.alice]\npins = [100]\n")
+    (run / "janitor.toml").write_text("pins = [200]\n")
+    root_file = shown_path(str(logs / "janitor.toml"))
+    own_file = shown_path(str(run / "janitor.toml"))
+    for args in (["scan", logs], ["prune", logs, "-n"]):
+        out = cli(*args).output
+        assert f"keep-last 2 ({root_file})" in out, out
+        assert f"100 ({root_file}:5 [runs.alice])" in out, out
+        assert f"200 ({own_file}:1)" in out, out
+    doc = json.loads(cli("prune", logs, "-n", "--json").stdout)
+    assert doc["runs"][0]["planner"]["pin_sources"] == {
+        "100": [f"{root_file}:5 [runs.alice]"], "200": [f"{own_file}:1"],
+    }  # fmt: skip

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any, TextIO
@@ -293,6 +293,8 @@ def scan_run_text(summary: RunSummary, out: TextIO | None = None) -> None:
           "one)\n")  # fmt: skip
     else:
         w(f"  prune would free {size(summary.prune_frees)} under {summary.prune_rules}\n")
+    if summary.pin_sources:
+        w(f"  pinned       {pins_text(summary.pin_sources)}\n")
     if summary.looks_finished:
         w(
             f"  looks finished: idle {humanize.naturaldelta(summary.idle)}, small model for "
@@ -428,6 +430,17 @@ def _rows(decisions, verbose: bool):
         yield label, files, sum(d.set.size for d in g), False, g[0].reasons
 
 
+def pins_text(sources: Mapping[int, Sequence[str]]) -> str:
+    """'300, 500 (logs/alice/janitor.toml:1); 100 (logs/janitor.toml:4 [runs.alice])': each
+    pinned step with the files that pin it."""
+    by_files: dict[tuple[str, ...], list[int]] = {}
+    for step in sorted(sources):
+        by_files.setdefault(tuple(sources[step]), []).append(step)
+    return "; ".join(
+        f"{', '.join(map(str, steps))} ({', '.join(files)})" for files, steps in by_files.items()
+    )
+
+
 def run_plan_text(rp: RunPlan, out: TextIO, quiet: bool = False, verbose: bool = False) -> None:
     if quiet:
         return
@@ -438,7 +451,11 @@ def run_plan_text(rp: RunPlan, out: TextIO, quiet: bool = False, verbose: bool =
     console.print(
         f"[bold]{rp.run.name}[/bold]  {shown_path(rp.run.path)}  ({rp.planner.describe()})",
         markup=True,
+        soft_wrap=True,  # paths stay whole, to copy
     )
+    pin_sources = getattr(rp.planner, "pin_sources", None)
+    if pin_sources:
+        console.print(f"  pinned: {pins_text(pin_sources)}", markup=False, soft_wrap=True)
     table = Table(box=box.SIMPLE, show_edge=False, pad_edge=False)
     for col in ("set", "files", "size", "action", "why"):
         table.add_column(col, justify="right" if col == "size" else "left")

@@ -107,6 +107,7 @@ class RulesPlanner:
             "rules": self.policy.effective().to_dict(),
             "sources": dict(self.sources),
             "pins": sorted(self.pins),
+            "pin_sources": {str(step): list(f) for step, f in sorted(self.pin_sources.items())},
             "description": self.describe(),
             **({"pressure": {str(n): why for n, why in self.pressure.items()}}
                if self.pressure else {}),

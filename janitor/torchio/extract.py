@@ -37,6 +37,7 @@ from janitor.core.smallmodel import (
 from janitor.domain.errors import JanitorError, NoRoom, UsageError
 from janitor.domain.extract import Options
 from janitor.domain.results import SmallModelCheck
+from janitor.domain.rules import MAX_STEP  # --step: the one limit of every step number
 from janitor.storage import layout, locate, platform, staging
 from janitor.storage.completeness import check_file
 from janitor.storage.fs import LOCAL, FileSystem, disk_text
@@ -46,7 +47,6 @@ from janitor.torchio.exports import FORMATS, LIKES, PREPARERS, Context, Expect
 from janitor.torchio.pickling import GPT_SOVITS_GLOBALS, LIGHTNING_GLOBALS
 
 LIGHTNING_FORMATS = ("ckpt", "safetensors")  # janitor.torchio.frameworks (Lightning files)
-MAX_STEP = 1_000_000_000  # --step: a billion steps is years of training; more is a typo
 
 
 class UnsafeCheckpoint(JanitorError):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from janitor.core import law
 from janitor.domain.checkpoints import ScanError
 from janitor.domain.plans import RunSummary
-from janitor.storage import platform
+from janitor.storage import activity, platform
 from janitor.storage.locate import storage_of
 from janitor.usecases import commands
 
@@ -53,12 +53,20 @@ def overview(root: str, skip: Iterable[str] = (), now: float | None = None) -> O
     now = time.time() if now is None else now
     outcome = commands.scan_report([root], commands.ScanOptions())
     patterns = tuple(skip)
+    fs, roots = storage_of([root])
     views = tuple(
-        RunView(s, law.is_active(s.run.last_activity, now, ACTIVE_IDLE))
+        RunView(
+            s,
+            law.is_active(
+                activity.last_trainer_write(s.run, fs),
+                now,
+                ACTIVE_IDLE,
+                activity.trainer_alive(s.run, fs),
+            ),
+        )  # fmt: skip
         for s in outcome.summaries
         if not any(fnmatch.fnmatch(s.run.name, p) for p in patterns)
     )
-    fs, roots = storage_of([root])
     local = fs.local_path(roots[0])
     free = platform.free_bytes(local) if local is not None else None
     return Overview(roots[0], views, outcome.report.errors, outcome.warnings, free)
