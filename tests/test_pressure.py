@@ -230,20 +230,26 @@ def write_sets(run: Path, saves: int) -> subprocess.CompletedProcess:
 
 @safety
 @pytest.mark.slow
-def test_watch_min_free_keeps_a_trainer_saving_on_a_small_disk(tmpfs, cases):
-    # alone, the trainer fills the disk: ENOSPC mid-save
-    alone = tmpfs("64m", "alone")
-    (alone / "other").write_bytes(b"\0" * (20 * MB))
-    r = write_sets(alone / "logs" / "r", 12)
-    assert r.returncode == 1 and "No space left on device" in r.stdout, r.stdout + r.stderr
-    assert len([x for x in r.stdout.splitlines() if x.startswith("saved")]) < 12
-    # beside janitor watch --min-free, every save succeeds
+@pytest.mark.parametrize("given", ["flag", "janitor.toml"])
+def test_watch_min_free_keeps_a_trainer_saving_on_a_small_disk(tmpfs, cases, given):
+    if given == "flag":  # alone, the trainer fills the disk: ENOSPC mid-save
+        alone = tmpfs("64m", "alone")
+        (alone / "other").write_bytes(b"\0" * (20 * MB))
+        r = write_sets(alone / "logs" / "r", 12)
+        assert r.returncode == 1 and "No space left on device" in r.stdout, r.stdout + r.stderr
+        assert len([x for x in r.stdout.splitlines() if x.startswith("saved")]) < 12
+    # beside janitor watch --min-free (or min-free in the logs root's janitor.toml), every
+    # save succeeds
     disk = tmpfs("64m", "watched")
     (disk / "other").write_bytes(b"\0" * (20 * MB))
     (disk / "logs").mkdir()
+    limit = ["--min-free", "14M"]
+    if given == "janitor.toml":
+        (disk / "logs" / "janitor.toml").write_text('[prune]\nmin-free = "14M"\n')
+        limit = []
     watcher = subprocess.Popen(
         [sys.executable, "-m", "janitor", "watch", str(disk / "logs"), "--keep-last", "5",
-         "--min-free", "14M"],
+         *limit],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
     )  # fmt: skip
     try:

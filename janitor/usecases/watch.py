@@ -39,6 +39,7 @@ from janitor.domain.results import RunResult
 from janitor.domain.rules import rules
 from janitor.storage import layout, platform
 from janitor.storage.completeness import check_file
+from janitor.storage.config import ConfigFiles
 from janitor.storage.fs import LOCAL, FileSystem
 from janitor.storage.scan import read_run, scan
 from janitor.usecases.executor import Executor
@@ -545,11 +546,27 @@ class Watcher:
         gaps = sorted(b - a for a, b in zip(seen, seen[1:], strict=False))
         return gaps[len(gaps) // 2] if gaps else DEFAULT_INTERVAL
 
+    def _has_limits(self) -> bool:
+        """Whether min-free or max-total applies to a run seen: given to watch, or in the
+        janitor.toml files of a run (read again: a file may change while watch runs)."""
+        root_rules = rules("root")
+        if any(getattr(self.overrides, r.name) is not None for r in root_rules):
+            return True
+        files = ConfigFiles(self.fs)
+        for folder in sorted(self.known):
+            try:
+                policy, _ = files.policy_for(folder, self.overrides)
+            except JanitorError:  # said when the run is planned
+                continue
+            if any(getattr(policy, r.name) is not None for r in root_rules):
+                return True
+        return False
+
     def _relieve(self) -> None:
         """min-free / max-total across every run seen: free space is kept at the floor plus
         the next save of every active run on that file system (its last set's size; active:
         written within twice its save interval), right after a save completes."""
-        if not any(getattr(self.overrides, r.name) is not None for r in rules("root")):
+        if not self._has_limits():
             return
         flight, now, clock = self.in_flight(), time.time(), self.clock()
         plans, room = [], {}
