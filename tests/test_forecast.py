@@ -150,3 +150,17 @@ def test_scan_on_a_real_tmpfs_says_the_disk_the_forecast_and_the_warning(tmpfs, 
     (warning,) = [line for line in text.splitlines() if line.startswith("warning:")]
     assert warning.startswith("warning: alice's next save (2.0 MB) does not fit: ")
     assert f"free on {disk}" in warning
+
+
+def test_scan_shows_the_floor_min_free_keeps(tmp_path, cli):
+    """The floor a logs root's janitor.toml sets (min-free) is said beside the file system,
+    in bytes of that file system, as prune keeps it."""
+    from tests.conftest import fake_run
+
+    logs = tmp_path / "logs"
+    fake_run(logs, "alice", [100, 200])
+    (logs / "janitor.toml").write_text('[prune]\nmin-free = "10%"\n')
+    doc = json.loads(cli("scan", logs, "--json").stdout)
+    (disk,) = doc["file_systems"]
+    assert abs(disk["floor"] - disk["size"] * 0.10) <= 1
+    assert "(min-free)" in cli("scan", logs).output

@@ -125,7 +125,7 @@ def scan_report(paths: list[str], options: ScanOptions, *, draw: Draw | None = N
         report = do_scan(roots, fs=fs, trainer=options.trainer, cache=options.cache)
         files = ConfigFiles(fs)  # each janitor.toml read once for all runs
         summaries = summarize(report, now, fs=fs, files=files)
-        found = disks(((r.path, save_pattern(r)) for r in report.runs), now, fs)
+        found = disks(((r.path, save_pattern(r)) for r in report.runs), now, fs, files=files)
         if options.plot is not None:
             _plot(report, summaries, found, options, draw, draw_root, fs, files)
     warnings = tuple(files.warnings(r.path for r in report.runs))
@@ -245,7 +245,7 @@ def scan_stream(paths: list[str], options: ScanOptions, block: Callable[[RunSumm
         gone = gone_runs_trash(roots, seen, fs)
     return ScanTotals(tuple(errors), len(seen), (totals[0], totals[1], totals[2], totals[3]),
                       frozenset(journals), unchecked, uploads, warnings,
-                      disks(seen.items(), now, fs), gone)  # fmt: skip
+                      disks(seen.items(), now, fs, files=files), gone)  # fmt: skip
 
 
 # ------------------------------------------------------------------ plan and execute (API)

@@ -7,7 +7,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from janitor.core.forecast import forecast, is_active
+from janitor.core.pressure import floor_bytes
 from janitor.domain.disk import Disk, SavePattern
+from janitor.domain.errors import JanitorError
+from janitor.domain.policy import Overrides
+from janitor.storage.config import ConfigFiles
 from janitor.storage.fs import FileSystem, disks_of
 
 
@@ -16,10 +20,12 @@ def disks(
     now: float,
     fs: FileSystem,
     floors: Mapping[str, int] | None = None,
+    files: ConfigFiles | None = None,
 ) -> tuple[Disk, ...]:
     """The file systems holding ``runs`` (run folder, its save pattern), each with the
-    forecasts of its active runs; ``floors``: mount point -> the free space to keep, where
-    one is configured (drawn and said; nothing here enforces it)."""
+    forecasts of its active runs and its floor: ``floors`` (mount point -> the free space to
+    keep), else the highest ``min-free`` the runs' janitor.toml files (``files``) set there,
+    as prune keeps it (drawn and said; nothing here enforces it)."""
     local: dict[str, tuple[str, SavePattern | None]] = {}
     for path, pattern in runs:
         where = fs.local_path(path)
@@ -36,7 +42,25 @@ def disks(
                 free,
                 tuple(local[x][0] for x in paths),
                 forecast(free, active),
-                (floors or {}).get(mount),
+                (floors or {}).get(
+                    mount, _configured_floor([local[x][0] for x in paths], size, files)
+                ),
             )  # fmt: skip
         )
     return tuple(out)
+
+
+def _configured_floor(paths: Iterable[str], size: int, files: ConfigFiles | None) -> int | None:
+    """The highest min-free the janitor.toml files of the runs at ``paths`` set, in bytes of a
+    file system of ``size`` (a run whose files prune would refuse says nothing here)."""
+    if files is None:
+        return None
+    found = []
+    for path in paths:
+        try:
+            value = files.policy_for(path, Overrides())[0].min_free
+        except JanitorError:
+            continue
+        if value is not None:
+            found.append(floor_bytes(value, size))
+    return max(found, default=None)
