@@ -14,6 +14,9 @@ so ``TMPDIR`` is honoured) that is removed at the end, also on Ctrl-C or SIGTERM
    cold (``--no-cache``) and warm (verdict cache valid);
 4. prune throughput vs ``find -delete``, and the plan (``--dry-run``) vs ``scan``;
 5. the watcher (inotify and ``--poll``): idle CPU and RSS, save-to-prune delay, SIGTERM;
+   5b. ``watch --min-free`` on a real tmpfs (root): idle CPU beside the same watcher without
+   it, and the time from a completed save that took free space below the floor to the floor
+   being restored (full-size 440 + 860 MB sets; 1/100 in the quick bench);
 7. object storage (``bench/objectstore.py``): a bucket's scan vs a plain s3fs listing, the
    cached re-scan's ranged GETs, and the issue's acceptance run on a real-size Applio run;
 6. The API example (docs/python-api.md) on a real-size Applio run (the full-size run plus one
@@ -742,9 +745,9 @@ class Bench:
 
     # ------------------------------------------------------------ 5. the watcher
 
-    def _start_watcher(self, label: str, root: str, extra: Sequence[str]):
+    def _start_watcher(self, label: str, root: str, extra: Sequence[str], keep: int = 1):
         out = open(self.path(f"{label}.log"), "wb")  # noqa: SIM115 - closed in _stop_watcher
-        cmd = [*J, "watch", root, "--keep-last", "1", *extra]
+        cmd = [*J, "watch", root, "--keep-last", str(keep), *extra]
         t0 = time.perf_counter()
         proc = m.spawn(cmd, stdout=out, stderr=subprocess.STDOUT)
         return {"proc": proc, "out": out, "t0": t0, "cmd": cmd, "log": self.path(f"{label}.log")}
@@ -895,6 +898,99 @@ class Bench:
             m.summary([max(abs(c) if c is not None else 999 for c in codes)]), "",
             goal="0", goal_on="value", goal_op="<=", goal_value=0.0, goal_source="brief",
             detail={"exit_codes": codes}, text=", ".join(map(str, codes)),
+        ))  # fmt: skip
+
+    # ------------------------------------------------------------ 5b. watch --min-free
+
+    def _big_set(self, run: str, step: int, g: int, d: int) -> None:
+        """A trainer's save: G then D, each a structurally complete zip of ``g``/``d`` bytes,
+        written in 8 MB chunks (plain writes, as torch.save)."""
+        import zipfile
+
+        os.makedirs(run, exist_ok=True)
+        chunk = b"\0" * (8 << 20)
+        for kind, size in (("G", g), ("D", d)):
+            name, stem = os.path.join(run, f"{kind}_{step}.pth"), f"{kind}_{step}"
+            with zipfile.ZipFile(name, "w") as z:  # torch's layout: the pickle first
+                z.writestr(f"{stem}/data.pkl", b"\x80\x02}q\x00.")
+                self._stream(z, f"{stem}/data/0", size, chunk)
+
+    @staticmethod
+    def _stream(z, entry: str, size: int, chunk: bytes) -> None:
+        with z.open(entry, "w") as fh:
+            left = size
+            while left > 0:
+                fh.write(chunk[: min(left, len(chunk))])
+                left -= len(chunk)
+
+    def min_free(self) -> None:
+        """The watcher's added cost of ``--min-free`` on a real tmpfs: idle CPU beside the
+        same watcher without it, and the time from a completed save that took free space
+        below what the watcher keeps (the floor and room for the run's next save) to that
+        being restored (statvfs f_bavail)."""
+        cfg = self.cfg
+        if os.geteuid() != 0:
+            self.notes.append("5b skipped: mounting a tmpfs needs root")
+            return
+        scale = 100 if cfg.quick else 1  # full: a 440 MB G and an 860 MB D per save
+        g, d = 440_000_000 // scale, 860_000_000 // scale
+        per_set = g + d
+        mnt = self.path("minfree-tmpfs")
+        os.makedirs(mnt)
+        size = 6 * per_set + (64 << 20)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", mnt], check=True)
+        try:
+            floored, plain = os.path.join(mnt, "floored"), os.path.join(mnt, "plain")
+            for step in (1, 2):
+                self._big_set(os.path.join(floored, "r"), step, g, d)
+                self._big_set(os.path.join(plain, "r"), step, g, d)
+            st = os.statvfs(mnt)
+            free = st.f_bavail * st.f_frsize
+            floor = free - per_set // 2  # the next save takes free space below it
+            log(f"watch --min-free: {per_set / 1e6:.0f} MB sets on a {size / 1e6:.0f} MB tmpfs")
+            wf = self._start_watcher("minfree-on", floored, ["--min-free", str(floor)], keep=100)
+            self._wait_ready(wf, [])
+            wp = self._start_watcher("minfree-off", plain, [], keep=100)
+            self._wait_ready(wp, [])
+            window = self._idle({"on": wf, "off": wp})
+            wp_stop = self._stop_watcher(wp)
+            # what the watcher keeps free: the floor, and room for the active run's next save
+            target, latency = floor + per_set, []
+            for step in range(3, 3 + cfg.latency_reps):
+                self._big_set(os.path.join(floored, "r"), step, g, d)
+                t0 = time.perf_counter()  # the set is complete when D is closed
+                st = os.statvfs(mnt)
+                if st.f_bavail * st.f_frsize >= target:
+                    raise m.BenchError("min-free: the save left free space above the target")
+                while True:
+                    st = os.statvfs(mnt)
+                    if st.f_bavail * st.f_frsize >= target:
+                        break
+                    if time.perf_counter() - t0 > 60:
+                        raise m.BenchError("min-free: the floor not restored after 60 s")
+                    time.sleep(0.005)
+                latency.append(time.perf_counter() - t0)
+                time.sleep(0.5)
+            wf_stop = self._stop_watcher(wf)
+        finally:
+            subprocess.run(["umount", "-l", mnt], check=False)
+        codes = [wf_stop["exit_code"], wp_stop["exit_code"]]
+        self.raw["min_free"] = {
+            "idle": window, "latency_s": latency, "set_bytes": per_set, "exit_codes": codes,
+        }  # fmt: skip
+        on, off = window["on"], window["off"]
+        self.add(Figure(
+            "5b-min-free-cpu", f"5b `watch --min-free` idle CPU over {cfg.idle:g} s",
+            m.summary([on["cpu_pct"]]), "%", "the same `watch` without --min-free",
+            m.summary([off["cpu_pct"]]), with_ratio=False, goal="≤ 1%", goal_on="value",
+            goal_op="<=", goal_value=1.0, goal_source="issue 25",
+        ))  # fmt: skip
+        self.add(Figure(
+            "5b-min-free-latency",
+            f"5b `watch --min-free` (inotify): save complete → min-free + room for the next "
+            f"save restored ({per_set / 1e6:.0f} MB sets)",
+            m.summary(latency), "s", goal="≤ 1 s", goal_on="value", goal_op="<=",
+            goal_value=1.0, goal_source="bench",
         ))  # fmt: skip
 
     # ------------------------------------------------------------ notes
@@ -1107,6 +1203,7 @@ def main() -> int:
         bench.prune()
         if not only_scan:
             bench.watch()
+            bench.min_free()
             bench.add(bench.api_figure)  # last row of the table
         log("removing the trees")
         t0 = time.perf_counter()
