@@ -203,6 +203,8 @@ class _Pickler:
         """An exact dict: one item SETITEM; else batches of 1000, each MARK ... SETITEMS (a
         size that is a multiple of 1000 ends with an empty batch)."""
         items = list(mapping.items())
+        if not items:
+            return
         if len(items) == 1:
             self.save(items[0][0])
             self.save(items[0][1])

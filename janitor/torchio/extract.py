@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from janitor.core import halving
 from janitor.core.profiles import APPLIO, BIG_RE, LIGHTNING_RE, PROFILES, RELEASE_SMALL
 from janitor.core.profiles import detect as detect_trainer
 from janitor.core.skeleton import Refused
@@ -34,10 +35,11 @@ from janitor.core.smallmodel import (
     is_vits_generator,
     rate_key,
 )
+from janitor.core.torchzip import Unsupported, archive_name
 from janitor.domain.errors import JanitorError, UsageError
 from janitor.domain.extract import Options
 from janitor.domain.results import SmallModelCheck
-from janitor.storage import layout, locate, platform, staging
+from janitor.storage import layout, locate, platform, staging, torchfile
 from janitor.storage.completeness import check_file
 from janitor.storage.fs import LOCAL, FileSystem
 from janitor.storage.scan import small_match
@@ -46,6 +48,9 @@ from janitor.torchio.exports import FORMATS, LIKES, PREPARERS, Context, Expect
 from janitor.torchio.pickling import GPT_SOVITS_GLOBALS, LIGHTNING_GLOBALS
 
 LIGHTNING_FORMATS = ("ckpt", "safetensors")  # janitor.torchio.frameworks (Lightning files)
+TORCH_FREE = ("applio", "rvc")  # formats written without torch (janitor.core.torchzip)
+FORCE_TORCH = "JANITOR_CONVERT"  # =torch: write those with torch too (benchmarks, references)
+INSTALL_TORCH = "pip install 'vits-janitor[torch]'"
 MAX_STEP = 1_000_000_000  # --step: a billion steps is years of training; more is a typo
 
 
@@ -127,6 +132,51 @@ class DeferredInterrupt:
 
 
 _NO_INTERRUPTS = DeferredInterrupt()  # check() on this never raises
+
+
+# ----------------------------------------------------------------- without torch
+
+
+def torch_installed() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def needs_torch(what: str) -> JanitorError:
+    """One line for a file or an export that only torch can handle, torch being absent."""
+    return JanitorError(f"{what}: needs torch, which is not installed ({INSTALL_TORCH})")
+
+
+def torch_free(fmt: str) -> bool:
+    """Whether ``fmt`` is written without torch in this process."""
+    return fmt in TORCH_FREE and os.environ.get(FORCE_TORCH, "") != "torch"
+
+
+def read_torch_free(path: str, local: str, stack: contextlib.ExitStack, extra=()) -> Any:
+    """(the torch-free reader of ``local``, the checkpoint's skeleton) or, for what it does not
+    take apart, Unsupported; a pickle naming code is refused as torch's loader refuses it."""
+    try:
+        with _reading(path):
+            tf = stack.enter_context(torchfile.TorchFile(local))
+        return tf, tf.skeleton(extra)
+    except Refused as exc:
+        if exc.name.startswith("torch."):
+            raise Unsupported(f"the pickle names {exc.name}") from None
+        raise _refusal(path, f"GLOBAL {exc.name}") from None
+    except Unsupported:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged pickle: whatever the unpickler met
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise JanitorError(f"{path}: cannot read checkpoint ({first})") from None
+
+
+def unsupported(path: str, exc: Unsupported) -> JanitorError:
+    return JanitorError(f"{path}: not converted without torch ({exc}); install torch to "
+                        f"convert it ({INSTALL_TORCH})")  # fmt: skip
 
 
 # ----------------------------------------------------------------- reading
@@ -322,6 +372,7 @@ def atomic_save(
     fs: FileSystem = LOCAL,
     header: bytes | None = None,
     pickle_module: Any = None,
+    torch_free: bool = False,
 ) -> int | None:
     """torch.save into a temp folder beside ``final`` (``.janitor-tmp-<pid>-*/<name>``, so
     the archive inside is named like the final file), fsync, then publish through the
@@ -331,9 +382,10 @@ def atomic_save(
     is never replaced (``FileSystem.publish``). ``replace`` (``--force``) replaces it.
     ``header``: GPT-SoVITS's version bytes in place of ``PK`` (it saves to memory, patches the
     first two bytes and writes the result; so does this). ``pickle_module``: for classes the
-    trainer pickles under its own names."""
-    import torch
-
+    trainer pickles under its own names. ``torch_free``: ``obj`` holds ``torchzip.OutTensor``s,
+    written by ``janitor.storage.torchfile`` as torch 2.13 writes them."""
+    if not torch_free:
+        import torch
     extra = {"pickle_module": pickle_module} if pickle_module is not None else {}
 
     folder = os.path.dirname(final) or "."
@@ -344,7 +396,13 @@ def atomic_save(
         with temp_dir or fs.temp_dir(folder, layout.TMP_PREFIX) as tmp_dir:
             inside = True
             tmp = os.path.join(tmp_dir, os.path.basename(final))
-            if header is None:
+            if torch_free:
+                out = (LOCAL if remote else fs).appender(tmp)
+                try:
+                    torchfile.save(obj, out, archive_name(os.path.basename(final)))
+                finally:
+                    out.close()
+            elif header is None:
                 torch.save(obj, tmp, **extra)
             else:
                 out = _HeaderWriter((LOCAL if remote else fs).appender(tmp), header)
@@ -592,6 +650,7 @@ def _extract_one(
     now: Callable[[], datetime],
     interrupts: DeferredInterrupt,
     stack: contextlib.ExitStack,
+    with_torch: bool = False,
 ) -> Extracted:
     path = _absolute(path)
     _kind_error(path)
@@ -615,7 +674,17 @@ def _extract_one(
         raise UsageError(f"--half is for so-vits-svc/Bert-VITS2 release files; this is a {fmt} run")
     if opts.like is not None and fmt != "rvc":
         raise UsageError(f"--like is for RVC WebUI models; this is a {fmt} run")
-    ckpt = load_checkpoint(src.file(), allow, shown=path)
+    free = torch_free(fmt) and not with_torch
+    tf = None
+    if free:
+        try:
+            tf, ckpt = read_torch_free(path, src.file(), stack, [n for _, n in allow])
+        except Unsupported as exc:
+            if not torch_installed():
+                raise unsupported(path, exc) from None
+            free = False  # torch converts what this reader does not take apart
+    if not free:
+        ckpt = load_checkpoint(src.file(), allow, shown=path)
     interrupts.check()
     source, weights = _weights_of(path, ckpt)
     shapes = _shapes(weights)
@@ -670,13 +739,23 @@ def _extract_one(
     if opts.dry_run:
         return done(0, notes, planned=True)
     expect = prepared.expect
-    weight = half_weights(weights, src.file(), half=expect.half, drop_enc_q=expect.drop_enc_q)
-    interrupts.check()
-    small = prepared.build(weight)
-    size = atomic_save(
-        small, out_where, interrupts, replace=opts.force, fs=out_fs, header=prepared.header,
-        pickle_module=prepared.pickle_module,
-    )  # fmt: skip
+    if tf is not None:
+        try:
+            weight = halving.half_weights(weights, tf.reader, drop_enc_q=expect.drop_enc_q)
+            size = atomic_save(prepared.build(weight), out_where, interrupts, replace=opts.force,
+                               fs=out_fs, torch_free=True)  # fmt: skip
+        except Unsupported as exc:
+            if not torch_installed():
+                raise unsupported(path, exc) from None
+            return _extract_one(path, opts, now, interrupts, stack, with_torch=True)
+    else:
+        weight = half_weights(weights, src.file(), half=expect.half, drop_enc_q=expect.drop_enc_q)
+        interrupts.check()
+        small = prepared.build(weight)
+        size = atomic_save(
+            small, out_where, interrupts, replace=opts.force, fs=out_fs, header=prepared.header,
+            pickle_module=prepared.pickle_module,
+        )  # fmt: skip
     if size is None:
         return left_alone("appeared while extracting (the trainer's own, likely): left as it is")
     return done(size, notes)
@@ -699,6 +778,12 @@ def verify_small(
     drops them), each equal to its fp16 conversion (or as stored). Compared tensor by tensor
     from the mapped files, pages released as we go (either may be on object storage: the
     small model is fetched whole, of the G only the weights)."""
+    if expect.torch_free and os.environ.get(FORCE_TORCH, "") != "torch":
+        try:
+            return _verify_torch_free(small_path, g_path, expect, on_tensor)
+        except Unsupported as exc:
+            if not torch_installed():
+                return [str(unsupported(small_path, exc))]
     allow_g = LIGHTNING_GLOBALS if expect.source == "state_dict" else ()
     with contextlib.ExitStack() as stack:
         try:
@@ -714,6 +799,53 @@ def verify_small(
         return _compare(small_path, files, header, small, big, expect, on_tensor)
 
 
+def _verify_torch_free(
+    small_path: str, g_path: str, expect: Expect, on_tensor: Callable[[int, int], None] | None
+) -> list[str]:
+    """``verify_small`` from the bytes: both files read by ``janitor.storage.torchfile``,
+    tensor by tensor (Unsupported for what that reader does not take apart)."""
+    with contextlib.ExitStack() as stack:
+        try:
+            small_src = CheckpointSource(small_path, stack)
+            small_tf, small = read_torch_free(small_path, small_src.file(), stack)
+            header = read_header(small_src.file())
+            g_src = CheckpointSource(g_path, stack, unread=EXTRACT_UNREAD)
+            g_tf, big = read_torch_free(g_path, g_src.file(), stack)
+        except JanitorError as exc:
+            return [str(exc)]
+        problems, keys = _compare_meta(small_path, header, small, big, expect)
+        if keys is None:
+            return problems
+        weight, model = small[expect.container], big[expect.source]
+        try:
+            return problems + halving.compare(weight, small_tf.reader, model, g_tf.reader,
+                                              half=expect.half, on_tensor=on_tensor)  # fmt: skip
+        except OSError as exc:
+            return [*problems, f"{small_path}: cannot read ({exc})"]
+
+
+def _compare_meta(
+    small_path: str, header: bytes, small: Any, big: Any, expect: Expect
+) -> tuple[list[str], list[str] | None]:
+    """(problems, the weight keys to compare, or None when there is nothing to compare):
+    header bytes, metadata and key set of a small model against its G."""
+    problems: list[str] = []
+    if header != expect.header:
+        problems.append(f"starts with {header!r}, expected {expect.header!r}")
+    if not isinstance(small, Mapping) or not isinstance(small.get(expect.container), Mapping):
+        return [f"{small_path}: not a small model (no {expect.container!r})"], None
+    for key, value in expect.meta:
+        if small.get(key) != value:
+            problems.append(f"{key} is {small.get(key)!r}, expected {value!r}")
+    weight, model = small[expect.container], big[expect.source]
+    want = [k for k in model if not (expect.drop_enc_q and "enc_q" in k)]
+    if list(weight) != want:
+        missing, extra = set(want) - set(weight), set(weight) - set(want)
+        problems.append(f"weight keys differ ({len(missing)} missing, {len(extra)} extra)")
+        return problems, None
+    return problems, want
+
+
 def _compare(
     small_path: str,
     files: tuple[str, str],
@@ -725,20 +857,10 @@ def _compare(
 ) -> list[str]:
     """``verify_small``'s comparison of the loaded files (``files``: the local small and G
     files torch mapped, whose pages are released tensor by tensor)."""
-    problems: list[str] = []
-    if header != expect.header:
-        problems.append(f"starts with {header!r}, expected {expect.header!r}")
-    if not isinstance(small, Mapping) or not isinstance(small.get(expect.container), Mapping):
-        return [f"{small_path}: not a small model (no {expect.container!r})"]
-    for key, value in expect.meta:
-        if small.get(key) != value:
-            problems.append(f"{key} is {small.get(key)!r}, expected {value!r}")
-    weight, model = small[expect.container], big[expect.source]
-    want = [k for k in model if not (expect.drop_enc_q and "enc_q" in k)]
-    if list(weight) != want:
-        missing, extra = set(want) - set(weight), set(weight) - set(want)
-        problems.append(f"weight keys differ ({len(missing)} missing, {len(extra)} extra)")
+    problems, want = _compare_meta(small_path, header, small, big, expect)
+    if want is None:
         return problems
+    weight, model = small[expect.container], big[expect.source]
     small_pages, g_pages = PageReleaser(files[0]), PageReleaser(files[1])
     how = "the fp16 conversion of" if expect.half else "the tensor in"
     for i, key in enumerate(want, 1):
