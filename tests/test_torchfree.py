@@ -183,10 +183,7 @@ FORMATS = (("applio", {}), ("rvc", {"format": "rvc"}),
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
 @pytest.mark.parametrize("sr, vocoder, f0", available_variants())
 def test_every_variant_and_dtype_equals_torch_save(tmp_path, monkeypatch, sr, vocoder, f0, dtype):
-    if sr == 24000:
-        formats = FORMATS[:2]  # RVC WebUI's own extraction has no 24 kHz list
-    else:
-        formats = FORMATS
+    formats = FORMATS[:2] if sr == 24000 else FORMATS  # RVC WebUI extracts no 24 kHz list
     run = write_run(tmp_path / "logs", "alice", sr=sr, vocoder=vocoder, f0=f0, steps=(2000,),
                     with_d=False)  # fmt: skip
     g = run / "G_2000.pth"

@@ -51,6 +51,8 @@ LIGHTNING_FORMATS = ("ckpt", "safetensors")  # janitor.torchio.frameworks (Light
 TORCH_FREE = ("applio", "rvc")  # formats written without torch (janitor.core.torchzip)
 FORCE_TORCH = "JANITOR_CONVERT"  # =torch: write those with torch too (benchmarks, references)
 INSTALL_TORCH = "pip install 'vits-janitor[torch]'"
+NEEDS_TORCH = {"release": "the so-vits-svc/Bert-VITS2 release file",
+               "gpt-sovits": "the GPT-SoVITS export"}  # fmt: skip
 MAX_STEP = 1_000_000_000  # --step: a billion steps is years of training; more is a typo
 
 
@@ -483,10 +485,15 @@ def half_weights(
     *,
     half: bool = True,
     drop_enc_q: bool = True,
+    reader: halving.Reader | None = None,
 ) -> dict[str, Any]:
     """G state dict without ``enc_q`` keys, every tensor fp16, in the original order. Each
     tensor is read from the mapped file, converted, and its pages released on its own.
-    ``half=False`` keeps the stored dtype (a copy, off the mapped file)."""
+    ``half=False`` keeps the stored dtype (a copy, off the mapped file). ``reader``: the
+    model is a skeleton read without torch (``janitor.core.halving``), converted as it is
+    written."""
+    if reader is not None:
+        return halving.half_weights(model, reader, drop_enc_q=drop_enc_q)
     releaser = PageReleaser(source) if source else None
     out = {}
     for k, v in model.items():
@@ -684,6 +691,10 @@ def _extract_one(
                 raise unsupported(path, exc) from None
             free = False  # torch converts what this reader does not take apart
     if not free:
+        if not torch_installed():
+            what = NEEDS_TORCH.get(fmt, f"the {fmt} export")
+            raise UsageError(f"{path}: {what} needs torch, which is not installed "
+                             f"({INSTALL_TORCH})")  # fmt: skip
         ckpt = load_checkpoint(src.file(), allow, shown=path)
     interrupts.check()
     source, weights = _weights_of(path, ckpt)
@@ -741,7 +752,7 @@ def _extract_one(
     expect = prepared.expect
     if tf is not None:
         try:
-            weight = halving.half_weights(weights, tf.reader, drop_enc_q=expect.drop_enc_q)
+            weight = half_weights(weights, drop_enc_q=expect.drop_enc_q, reader=tf.reader)
             size = atomic_save(prepared.build(weight), out_where, interrupts, replace=opts.force,
                                fs=out_fs, torch_free=True)  # fmt: skip
         except Unsupported as exc:
