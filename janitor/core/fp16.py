@@ -14,8 +14,8 @@ from typing import Any
 CONVERTIBLE = ("float32", "bfloat16")
 
 
-def to_half(raw: Any, dtype: str) -> bytes:
-    """The float16 bytes of ``raw`` (little-endian ``dtype`` elements)."""
+def to_half(raw: Any, dtype: str) -> memoryview:
+    """The float16 bytes of ``raw`` (little-endian ``dtype`` elements), as a byte view."""
     import numpy as np
 
     if dtype == "float32":
@@ -24,10 +24,11 @@ def to_half(raw: Any, dtype: str) -> bytes:
         bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
     else:
         raise ValueError(f"cannot convert {dtype} to float16")
+    values = bits.view("<f4")
     with np.errstate(over="ignore", invalid="ignore"):
-        out = bits.view("<f4").astype("<f2").view("<u2")
-    nan = (bits & 0x7FFFFFFF) > 0x7F800000
+        out = values.astype("<f2").view("<u2")
+    nan = np.isnan(values)
     if nan.any():
         b = bits[nan]
         out[nan] = (((b >> 16) & 0x8000) | 0x7E00 | ((b >> 13) & 0x3FF)).astype(np.uint16)
-    return out.tobytes()
+    return memoryview(out).cast("B")

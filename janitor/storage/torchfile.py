@@ -137,13 +137,15 @@ class TorchFile:
 
 
 class _Buffered:
-    """Small writes gathered, big ones passed straight through."""
+    """Small writes (headers, small tensors) gathered; tensors of ``direct`` bytes or more
+    passed straight through."""
 
     def __init__(self, write: Callable[[Any], Any], size: int = 1 << 20) -> None:
         self.write_out, self.size, self.buf = write, size, bytearray()
+        self.direct = 1 << 16
 
     def write(self, data: Any) -> None:
-        if len(data) >= self.size:
+        if len(data) >= self.direct:
             self.flush()
             self.write_out(data)
             return
@@ -153,8 +155,8 @@ class _Buffered:
 
     def flush(self) -> None:
         if self.buf:
-            self.write_out(bytes(self.buf))
-            self.buf.clear()
+            self.write_out(self.buf)
+            self.buf = bytearray()
 
 
 def save(obj: Any, out: Any, archive: str) -> None:
