@@ -276,3 +276,30 @@ def test_what_is_not_proven_goes_to_torch_or_is_refused(tmp_path, change, what):
     want = torch.load(g, weights_only=True)["model"]
     got = loads_weights_only(out)["weight"]
     assert all(torch.equal(got[k], want[k].half()) for k in got)
+
+
+# ----------------------------------------------------------------- without torch installed
+
+
+def test_info_without_torch_says_what_torch_would(tmp_path):
+    run = tmp_path / "logs" / "tiny"
+    run.mkdir(parents=True)
+    for name in ("G_200.pth", "config.json", "model_info.json", "tiny_2e_200s.pth"):
+        shutil.copy(REAL / name, run / name)
+    r = run_janitor("extract-small", run / "G_200.pth", "--format", "rvc", "--output", tmp_path)
+    assert r.returncode == 0, r.stderr
+    for f in (run / "G_200.pth", run / "tiny_2e_200s.pth", *tmp_path.glob("tiny_e*.pth")):
+        mine = janitor_without_torch("info", "--json", f)
+        theirs = run_janitor("info", "--json", f)
+        assert mine.returncode == theirs.returncode == 0, mine.stderr
+        assert json.loads(mine.stdout) == json.loads(theirs.stdout)
+
+
+def test_an_export_that_needs_torch_says_so_in_one_line(tmp_path):
+    from fixtures import trainers
+
+    run = trainers.write_sovits_run(tmp_path / "so-vits-svc")
+    r = janitor_without_torch("extract-small", run / "G_800.pth", "--format", "release")
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") == 1 and "needs torch" in r.stderr
+    assert "pip install 'vits-janitor[torch]'" in r.stderr and "Traceback" not in r.stderr

@@ -49,6 +49,27 @@ class Tensor:
     def shape(self) -> tuple[int, ...]:
         return self.size
 
+    @property
+    def dtype(self) -> str:
+        """As torch names it (``torch.float16``), from the storage type; ``?`` if unknown."""
+        kind = self.storage.kind.rsplit(".", 1)[-1]
+        return f"torch.{STORAGE_DTYPES.get(kind, '?')}"
+
+    def numel(self) -> int:
+        n = 1
+        for d in self.size:
+            n *= d
+        return n
+
+
+STORAGE_DTYPES = {
+    "HalfStorage": "float16", "FloatStorage": "float32", "BFloat16Storage": "bfloat16",
+    "DoubleStorage": "float64", "LongStorage": "int64", "IntStorage": "int32",
+    "ShortStorage": "int16", "CharStorage": "int8", "ByteStorage": "uint8",
+    "BoolStorage": "bool", "ComplexFloatStorage": "complex64",
+    "ComplexDoubleStorage": "complex128",
+}  # fmt: skip
+
 
 class Inert:
     """An allowed class (``torch.device``, ``pathlib.PosixPath``, GPT-SoVITS's

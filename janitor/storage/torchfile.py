@@ -88,7 +88,8 @@ class TorchFile:
 
     def data_offset(self, record: ZipRecord) -> int:
         header = self._pread(LOCAL_LEN, record.offset)
-        if header[:4] != b"PK\x03\x04":
+        # (GPT-SoVITS replaces the first two bytes of its files with a version tag)
+        if header[2:4] != b"\x03\x04" or (record.offset and header[:2] != b"PK"):
             raise Unsupported(f"{record.name}: no local header where the directory says")
         n = int.from_bytes(header[26:28], "little")
         m = int.from_bytes(header[28:30], "little")

@@ -148,9 +148,9 @@ def torch_installed() -> bool:
         return False
 
 
-def needs_torch(what: str) -> JanitorError:
+def needs_torch(what: str) -> UsageError:
     """One line for a file or an export that only torch can handle, torch being absent."""
-    return JanitorError(f"{what}: needs torch, which is not installed ({INSTALL_TORCH})")
+    return UsageError(f"{what}: needs torch, which is not installed ({INSTALL_TORCH})")
 
 
 def torch_free(fmt: str) -> bool:
@@ -692,9 +692,7 @@ def _extract_one(
             free = False  # torch converts what this reader does not take apart
     if not free:
         if not torch_installed():
-            what = NEEDS_TORCH.get(fmt, f"the {fmt} export")
-            raise UsageError(f"{path}: {what} needs torch, which is not installed "
-                             f"({INSTALL_TORCH})")  # fmt: skip
+            raise needs_torch(f"{path}: {NEEDS_TORCH.get(fmt, f'the {fmt} export')}")
         ckpt = load_checkpoint(src.file(), allow, shown=path)
     interrupts.check()
     source, weights = _weights_of(path, ckpt)
@@ -918,10 +916,30 @@ def info(path: str) -> dict[str, Any]:
         src = CheckpointSource(
             path, stack, unread=INFO_UNREAD, allow=allow, allow_replaced_header=True
         )
-        obj = load_checkpoint(src.file(), allow, shown=path)
+        if torch_installed():
+            obj = load_checkpoint(src.file(), allow, shown=path)
+        else:  # the structure only, read without torch
+            try:
+                obj = _plain(read_torch_free(path, src.file(), stack, [n for _, n in allow])[1])
+            except Unsupported as exc:
+                raise needs_torch(f"{path} ({exc})") from None
         header = read_header(src.file())  # the local file (a stand-in holds the first bytes)
         size = src.size()
         return _describe(path, header, obj, size, bool(lightning))
+
+
+def _plain(obj: Any) -> Any:
+    """A skeleton's inert stand-ins (GPT-SoVITS's HParams, a Lightning path) as the values
+    they hold, for describing."""
+    from janitor.core.skeleton import Inert
+
+    if isinstance(obj, Inert):
+        return _plain(obj.state if obj.state is not None else list(obj.args))
+    if isinstance(obj, Mapping):
+        return type(obj)((k, _plain(v)) for k, v in obj.items()) if isinstance(obj, dict) else obj
+    if isinstance(obj, list):
+        return [_plain(v) for v in obj]
+    return obj
 
 
 def _describe(path: str, header: bytes, obj: Any, size: int, lightning: bool) -> dict[str, Any]:
