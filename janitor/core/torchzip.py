@@ -200,44 +200,31 @@ class _Pickler:
             self.out += _APPENDS
 
     def save_dict_items(self, mapping: dict) -> None:
-        """An exact dict: one item SETITEM; else batches of 1000, each MARK ... SETITEMS (a
-        size that is a multiple of 1000 ends with an empty batch)."""
-        items = list(mapping.items())
-        if not items:
-            return
-        if len(items) == 1:
-            self.save(items[0][0])
-            self.save(items[0][1])
-            self.out += _SETITEM
-            return
-        start = 0
-        while True:
-            batch = items[start : start + _BATCH]
-            self.out += _MARK
-            for key, value in batch:
-                self.save(key)
-                self.save(value)
-            self.out += _SETITEMS
-            start += _BATCH
-            if len(batch) < _BATCH:
-                return
+        """An exact dict (``batch_dict_exact``): one item SETITEM; else batches of 1000, each
+        MARK ... SETITEMS, and a size that is a multiple of 1000 ends with an empty batch."""
+        self.save_items(list(mapping.items()), exact=True)
 
     def save_items_iter(self, items: list) -> None:
-        """Items from a reduce's iterator (an OrderedDict's)."""
-        start = 0
-        while start < len(items):
+        """Items from a reduce's iterator (an OrderedDict's, ``batch_dict``): a batch of one
+        is a SETITEM, no empty batch at the end."""
+        self.save_items(items, exact=False)
+
+    def save_items(self, items: list, exact: bool) -> None:
+        if (exact and len(items) == 1) or (not exact and len(items) % _BATCH == 1):
+            *items, last = items
+        else:
+            last = None
+        for start in range(0, len(items) + (exact and len(items) > 0), _BATCH):
             batch = items[start : start + _BATCH]
-            if len(batch) == 1:
-                self.save(batch[0][0])
-                self.save(batch[0][1])
-                self.out += _SETITEM
-                return
             self.out += _MARK
             for key, value in batch:
                 self.save(key)
                 self.save(value)
             self.out += _SETITEMS
-            start += _BATCH
+        if last is not None:
+            self.save(last[0])
+            self.save(last[1])
+            self.out += _SETITEM
 
     def save_reduce(self, func: _Global, args: tuple, obj: Any) -> None:
         self.save(func)
