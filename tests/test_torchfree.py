@@ -303,3 +303,51 @@ def test_an_export_that_needs_torch_says_so_in_one_line(tmp_path):
     assert r.returncode == 2, r.stderr
     assert r.stderr.count("\n") == 1 and "needs torch" in r.stderr
     assert "pip install 'vits-janitor[torch]'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_verification_from_the_bytes_finds_a_wrong_tensor(tmp_path):
+    run = tmp_path / "logs" / "tiny"
+    run.mkdir(parents=True)
+    for name in ("G_100.pth", "G_200.pth", "config.json", "model_info.json"):
+        shutil.copy(REAL / name, run / name)
+    done = extract.extract_one(str(run / "G_200.pth"), Options())
+    assert extract.verify_small(done.output, str(run / "G_200.pth"), done.expect) == []
+    problems = extract.verify_small(done.output, str(run / "G_100.pth"), done.expect)
+    assert any("differs from the fp16 conversion" in p for p in problems), problems
+
+
+def _rewritten(src: Path, dst: Path, change) -> Path:
+    """``src`` with its records' bytes changed by ``change(name, data)``."""
+    with zipfile.ZipFile(src) as z, zipfile.ZipFile(dst, "w") as out:
+        for info in z.infolist():
+            out.writestr(info, change(info.filename, z.read(info)))
+    return dst
+
+
+@pytest.mark.parametrize(
+    ("change", "what"),
+    [
+        (lambda n, d: b"big" if n.endswith("/byteorder") else d, "big-endian"),
+        (lambda n, d: d.replace(b"_rebuild_tensor_v2", b"_rebuild_tensor_v3")
+         if n.endswith("data.pkl") else d, "_rebuild_tensor_v3"),
+    ],
+)  # fmt: skip
+def test_the_reader_refuses_what_it_does_not_know(tmp_path, change, what):
+    from janitor.core import halving
+    from janitor.storage.torchfile import TorchFile
+
+    path = _rewritten(REAL / "G_200.pth", tmp_path / "G_200.pth", change)
+    with pytest.raises(torchzip.Unsupported, match=what), TorchFile(str(path)) as tf:
+        halving.half_weights(tf.skeleton()["model"], tf.reader)
+
+
+def test_contiguity_is_torchs():
+    from janitor.core.halving import contiguous
+
+    cases = [((2, 3), (3, 1)), ((1, 3), (99, 1)), ((2, 1, 3), (3, 7, 1)), ((0, 3), (5, 9)),
+             ((), ())]  # fmt: skip
+    for size, stride in cases:
+        assert contiguous(size, stride) == torch.empty_strided(size, stride).is_contiguous()
+    for size, stride in [((2, 3), (1, 2)), ((2, 3), (4, 1)), ((3,), (2,))]:
+        assert not contiguous(size, stride)
+        assert not torch.empty_strided(size, stride).is_contiguous()
