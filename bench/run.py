@@ -8,9 +8,10 @@ so ``TMPDIR`` is honoured) that is removed at the end, also on Ctrl-C or SIGTERM
    ``janitor --help``;
 2. extraction: ``janitor extract-small`` on full-size G files vs ``bench/naive_extract.py``
    (one file, and a batch in one call vs one naive call per file), vs a floor process
-   (``bench/floor_extract.py``) and vs janitor's own torch path (``JANITOR_CONVERT=torch``); 2b. every other trainer's
-   export (``bench/exports.py``) vs ``bench/naive_export.py``; 2c. extraction from object
-   storage (``bench/remote.py``): bytes fetched, and wall vs download-then-extract;
+   (``bench/floor_extract.py``) and vs janitor's own torch path (``JANITOR_CONVERT=torch``);
+   2b. every other trainer's export (``bench/exports.py``) vs ``bench/naive_export.py``;
+   2c. extraction from object storage (``bench/remote.py``): bytes fetched, and wall vs
+   download-then-extract;
 3. scan of a 200k-file tree (100 runs x 1,000 G/D sets of tiny complete zips) vs ``find``:
    cold (``--no-cache``) and warm (verdict cache valid);
 4. prune throughput vs ``find -delete``, and the plan (``--dry-run``) vs ``scan``;
