@@ -136,6 +136,7 @@ def test_equals_the_file_applio_itself_wrote(tmp_path):
         now = torch.load(REAL / small, weights_only=True)["creation_date"]
         write_without_torch([(run / g, {"author": "example-author"})], now)
         assert_same_file(run / small, REAL / small)
+        loads_weights_only(run / small)
 
 
 # ----------------------------------------------------------------- every variant and dtype
