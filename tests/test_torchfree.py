@@ -352,3 +352,17 @@ def test_contiguity_is_torchs():
     for size, stride in [((2, 3), (1, 2)), ((2, 3), (4, 1)), ((3,), (2,))]:
         assert not contiguous(size, stride)
         assert not torch.empty_strided(size, stride).is_contiguous()
+
+
+def test_a_path_that_is_not_ascii_names_the_inner_folder_archive(tmp_path, monkeypatch):
+    run = tmp_path / "logs" / "josé"
+    run.mkdir(parents=True)
+    for name in ("G_200.pth", "config.json", "model_info.json"):
+        shutil.copy(REAL / name, run / name)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "ref").mkdir()
+    write_without_torch([(run / "G_200.pth", {"output": str(tmp_path / "mine")})])
+    theirs = with_torch(run / "G_200.pth", {"output": str(tmp_path / "ref")}, monkeypatch)
+    mine = tmp_path / "mine" / theirs.name
+    assert zipfile.ZipFile(mine).namelist()[0] == "archive/data.pkl"
+    assert_same_file(mine, theirs)

@@ -323,11 +323,14 @@ class ZipWriter:
         return self.pos
 
 
-def archive_name(filename: str) -> str:
-    """The folder torch names inside the zip: the file's name without its last extension;
-    ``archive`` for a name that is not ASCII (torch then writes through a Python stream)."""
-    stem = filename.rsplit(".", 1)[0] if "." in filename else filename
-    return stem if stem.isascii() else "archive"
+def archive_name(path: str) -> str:
+    """The folder torch names inside the zip it writes at ``path``: the file's name without
+    its last extension; ``archive`` when the path is not ASCII (torch then writes through a
+    Python stream, as it does to a buffer)."""
+    if not path.isascii():
+        return "archive"
+    name = path.replace("\\", "/").rsplit("/", 1)[-1]
+    return name.rsplit(".", 1)[0] if "." in name else name
 
 
 def write_checkpoint(obj: Any, write: Callable[[bytes], Any], archive: str) -> int:

@@ -401,7 +401,7 @@ def atomic_save(
             if torch_free:
                 out = (LOCAL if remote else fs).appender(tmp)
                 try:
-                    torchfile.save(obj, out, archive_name(os.path.basename(final)))
+                    torchfile.save(obj, out, archive_name(tmp))
                 finally:
                     out.close()
             elif header is None:
