@@ -1,5 +1,6 @@
-"""A torch checkpoint on a local disk read without torch (positional reads of the records a
-command needs, each checked against its CRC-32), and one written without torch
+"""A torch checkpoint on a local disk read without torch (positional reads through the
+storage seam's portable ``read_at``, of the records a command needs, each checked against
+its CRC-32), and one written without torch
 (``janitor.core.torchzip``) through a buffer, in one pass.
 
 Refuses (:class:`~janitor.core.torchzip.Unsupported`, one line saying what) what this reader
@@ -19,17 +20,19 @@ from janitor.core.skeleton import read_skeleton
 from janitor.core.torchzip import LIMIT, Unsupported, write_checkpoint
 from janitor.core.ziptail import FAST_TAIL, LOCAL_LEN, MAX_TAIL, ZipRecord, directory_span
 from janitor.core.ziptail import read_directory as parse_directory
+from janitor.storage.fs import LOCAL, open_nofollow, read_at
 
 CHUNK = 8 << 20  # bytes of a record read (and CRC-checked) at a time
 
 
 class TorchFile:
-    """The records of one local torch zip checkpoint, read with ``os.pread``."""
+    """The records of one local torch zip checkpoint, read at their offsets."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._readers: dict[str, Callable[[int, int], bytes]] = {}
-        self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        # the file the path names (a link the user typed is followed; then none is)
+        self.fd = open_nofollow(LOCAL.realpath(path), os.O_RDONLY)
         try:
             self.size = os.fstat(self.fd).st_size
             self.records = self._directory()
@@ -55,7 +58,7 @@ class TorchFile:
         self.close()
 
     def _pread(self, length: int, offset: int) -> bytes:
-        data = os.pread(self.fd, length, offset)
+        data = read_at(self.fd, length, offset)
         if len(data) != length:
             raise OSError(f"short read at byte {offset} (the file shrank?)")
         return data
