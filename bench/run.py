@@ -7,9 +7,11 @@ so ``TMPDIR`` is honoured) that is removed at the end, also on Ctrl-C or SIGTERM
    ``python -c "import torch"`` and ``python -c pass``; ``python -c "import janitor"`` vs
    ``janitor --help``;
 2. extraction: ``janitor extract-small`` on full-size G files vs ``bench/naive_extract.py``
-   (one file, and a batch in one call vs one naive call per file); 2b. every other trainer's
-   export (``bench/exports.py``) vs ``bench/naive_export.py``; 2c. extraction from object
-   storage (``bench/remote.py``): bytes fetched, and wall vs download-then-extract;
+   (one file, and a batch in one call vs one naive call per file), vs a floor process
+   (``bench/floor_extract.py``) and vs janitor's own torch path (``JANITOR_CONVERT=torch``);
+   2b. every other trainer's export (``bench/exports.py``) vs ``bench/naive_export.py``;
+   2c. extraction from object storage (``bench/remote.py``): bytes fetched, and wall vs
+   download-then-extract;
 3. scan of a 200k-file tree (100 runs x 1,000 G/D sets of tiny complete zips) vs ``find``:
    cold (``--no-cache``) and warm (verdict cache valid);
 4. prune throughput vs ``find -delete``, and the plan (``--dry-run``) vs ``scan``;
@@ -66,6 +68,8 @@ import trees
 REPO = Path(__file__).resolve().parent.parent
 PY = sys.executable
 NAIVE = str(REPO / "bench" / "naive_extract.py")
+FLOOR = str(REPO / "bench" / "floor_extract.py")
+WITH_TORCH = {**os.environ, "JANITOR_CONVERT": "torch"}  # janitor's torch path, forced
 GEN_BIG = str(REPO / "bench" / "gen_big.py")
 RESULTS = REPO / "bench" / "results.json"
 
@@ -384,12 +388,15 @@ class Bench:
     def extraction(self) -> None:
         cfg = self.cfg
         out_j, out_n = self.path("out", "janitor.pth"), self.path("out", "naive.pth")
+        out_t, out_f = self.path("out", "torch.pth"), self.path("out", "floor.bin")
         os.makedirs(self.path("out"))
         jcmd = [*J, "extract-small", self.big_g, "--force", "-o", out_j]
+        tcmd = [*J, "extract-small", self.big_g, "--force", "-o", out_t]
         ncmd = [PY, NAIVE, self.big_g, out_n]
+        fcmd = [PY, FLOOR, self.big_g, out_f]
 
         def clean() -> None:
-            for p in (out_j, out_n):
+            for p in (out_j, out_n, out_t, out_f):
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(p)
 
@@ -398,12 +405,16 @@ class Bench:
         m.run(jcmd)
         m.run(ncmd)
         out_sizes = {"janitor": os.path.getsize(out_j), "naive": os.path.getsize(out_n)}
-        js, ns = [], []
+        js, ns, ts, fs = [], [], [], []
         for _ in range(cfg.extract_reps):
             clean()
             js.append(m.run(jcmd))
             clean()
             ns.append(m.run(ncmd))
+            clean()
+            ts.append(m.run(tcmd, env=WITH_TORCH))
+            clean()
+            fs.append(m.run(fcmd))
         clean()
         self.raw["extract_one"] = {
             "source": self.big_g,
@@ -411,17 +422,29 @@ class Bench:
             "output_bytes": out_sizes,
             "janitor": [asdict(s) for s in js],
             "naive": [asdict(s) for s in ns],
+            "janitor_with_torch": [asdict(s) for s in ts],
+            "floor": [asdict(s) for s in fs],
         }
         naive = "`naive_extract.py`"
         self.add(Figure(
             "2-extract-wall", "2 extract-small, one full-size G (438 MB): wall",
-            m.walls(js), "s", naive, m.walls(ns), goal="≤ 0.9×", goal_on="ratio",
-            goal_op="<=", goal_value=0.9, goal_source="brief",
+            m.walls(js), "s", naive, m.walls(ns), goal="≤ 0.3×", goal_on="ratio",
+            goal_op="<=", goal_value=0.3, goal_source="issue 27",
         ))  # fmt: skip
         self.add(Figure(
             "2-extract-rss", "2 extract-small, one full-size G: peak RSS",
-            m.rss_mb(js), "MB", naive, m.rss_mb(ns), goal="≤ 0.55×", goal_on="ratio",
-            goal_op="<=", goal_value=0.55, goal_source="brief",
+            m.rss_mb(js), "MB", naive, m.rss_mb(ns), goal="≤ 0.15×", goal_on="ratio",
+            goal_op="<=", goal_value=0.15, goal_source="issue 27",
+        ))  # fmt: skip
+        self.add(Figure(
+            "2-extract-floor", "2 extract-small, one full-size G: wall against the floor",
+            m.walls(js), "s", "`floor_extract.py`", m.walls(fs), goal="≤ 1.5×",
+            goal_on="ratio", goal_op="<=", goal_value=1.5, goal_source="issue 27",
+        ))  # fmt: skip
+        self.add(Figure(
+            "2-extract-torch", "2 extract-small, one full-size G: wall, without torch",
+            m.walls(js), "s", "janitor with torch (JANITOR_CONVERT=torch)", m.walls(ts),
+            goal="report",
         ))  # fmt: skip
         self.extract_one_wall = m.walls(js)["median"]
 
@@ -452,8 +475,8 @@ class Bench:
         }
         self.add(Figure(
             "2-batch-wall", f"2 extract-small, {n} G files in one call: total wall",
-            m.walls(jb), "s", f"{n}× `naive_extract.py`", m.walls(nb), goal="< 1×",
-            goal_on="ratio", goal_op="<", goal_value=1.0, goal_source="brief",
+            m.walls(jb), "s", f"{n}× `naive_extract.py`", m.walls(nb), goal="≤ 0.15×",
+            goal_on="ratio", goal_op="<=", goal_value=0.15, goal_source="issue 27",
         ))  # fmt: skip
         self.add(Figure(
             "2-batch-rss", f"2 extract-small, {n} G files in one call: peak RSS",

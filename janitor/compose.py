@@ -6,7 +6,23 @@ the Python API both hand ``TORCH`` in (the command line takes it from ``janitor.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
+
+from janitor.domain.errors import UsageError
+
+T = TypeVar("T")
+INSTALL_TORCH = "pip install 'vits-janitor[torch]'"
+
+
+def _with_torch(what: str, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)``; where it needs torch and torch is not installed, one line saying so
+    (a usage error: exit 2). Applio and RVC WebUI small models never need it."""
+    try:
+        return fn(*args)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "torch":
+            raise
+        raise UsageError(f"{what}: needs torch, which is not installed ({INSTALL_TORCH})") from None
 
 
 class _Torch:
@@ -30,17 +46,17 @@ class _Torch:
     def extract_trainer(self, path: str, options: Any):
         from janitor.torchio.extract import extract_one
 
-        return extract_one(path, options)
+        return _with_torch(path, extract_one, path, options)
 
     def extract_framework(self, path: str, options: Any):
         from janitor.torchio.frameworks import extract_framework
 
-        return extract_framework(path, options)
+        return _with_torch(path, extract_framework, path, options)
 
     def info(self, path: str) -> dict[str, Any]:
         from janitor.torchio.extract import info
 
-        return info(path)
+        return _with_torch(path, info, path)
 
 
 TORCH = _Torch()

@@ -30,11 +30,45 @@ class Refused(pickle.UnpicklingError):
 @dataclass(frozen=True, slots=True)
 class Storage:
     key: str  # the record <archive>/data/<key>
+    kind: str = ""  # torch's storage class as the pickle names it ("torch.FloatStorage")
+    numel: int = -1  # elements in the storage, as the persistent id says
+    location: str = "cpu"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Tensor:
     storage: Storage
+    offset: int = 0
+    size: tuple[int, ...] = ()
+    stride: tuple[int, ...] = ()
+    requires_grad: bool = False
+    rebuild: str = "_rebuild_tensor_v2"  # the function the pickle names
+    extra: tuple[Any, ...] = ()  # arguments this reader does not use (a v3 dtype, metadata)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.size
+
+    @property
+    def dtype(self) -> str:
+        """As torch names it (``torch.float16``), from the storage type; ``?`` if unknown."""
+        kind = self.storage.kind.rsplit(".", 1)[-1]
+        return f"torch.{STORAGE_DTYPES.get(kind, '?')}"
+
+    def numel(self) -> int:
+        n = 1
+        for d in self.size:
+            n *= d
+        return n
+
+
+STORAGE_DTYPES = {
+    "HalfStorage": "float16", "FloatStorage": "float32", "BFloat16Storage": "bfloat16",
+    "DoubleStorage": "float64", "LongStorage": "int64", "IntStorage": "int32",
+    "ShortStorage": "int16", "CharStorage": "int8", "ByteStorage": "uint8",
+    "BoolStorage": "bool", "ComplexFloatStorage": "complex64",
+    "ComplexDoubleStorage": "complex128",
+}  # fmt: skip
 
 
 class Inert:
@@ -56,8 +90,18 @@ class _Name(str):
         return Inert(*args, **kwargs)
 
 
-def _tensor(storage: Any, *args: Any) -> Any:
-    return Tensor(storage) if isinstance(storage, Storage) else Inert(storage, *args)
+def _rebuilder(name: str) -> Any:
+    """torch's ``_rebuild_tensor*(storage, offset, size, stride, [requires_grad, hooks, ...])``
+    as a :class:`Tensor` holding what it was given (values, never run)."""
+
+    def rebuild(storage: Any, *args: Any) -> Any:
+        if not isinstance(storage, Storage) or len(args) < 3:
+            return Inert(storage, *args)
+        offset, size, stride, *rest = args
+        grad = bool(rest[0]) if rest and isinstance(rest[0], bool) else False
+        return Tensor(storage, offset, tuple(size), tuple(stride), grad, name, tuple(rest[2:]))
+
+    return rebuild
 
 
 def _parameter(data: Any, *args: Any) -> Any:
@@ -74,9 +118,9 @@ def _encode(text: str, encoding: str = "utf-8") -> bytes:  # protocol 2's bytes
 
 _UTILS = "torch._utils"
 _ALLOWED: dict[tuple[str, str], Any] = {
-    (_UTILS, "_rebuild_tensor"): _tensor,
-    (_UTILS, "_rebuild_tensor_v2"): _tensor,
-    (_UTILS, "_rebuild_tensor_v3"): _tensor,
+    (_UTILS, "_rebuild_tensor"): _rebuilder("_rebuild_tensor"),
+    (_UTILS, "_rebuild_tensor_v2"): _rebuilder("_rebuild_tensor_v2"),
+    (_UTILS, "_rebuild_tensor_v3"): _rebuilder("_rebuild_tensor_v3"),
     (_UTILS, "_rebuild_parameter"): _parameter,
     (_UTILS, "_rebuild_parameter_with_state"): _parameter,
     ("torch._tensor", "_rebuild_from_type_v2"): _from_type,
@@ -121,7 +165,9 @@ class _Unpickler(pickle.Unpickler):
 
     def persistent_load(self, pid: Any) -> Storage:
         if isinstance(pid, tuple) and len(pid) >= 3 and pid[0] == "storage":
-            return Storage(str(pid[2]))
+            numel = pid[4] if len(pid) >= 5 and type(pid[4]) is int else -1
+            location = pid[3] if len(pid) >= 4 and isinstance(pid[3], str) else "?"
+            return Storage(str(pid[2]), str(pid[1]), numel, location)
         raise pickle.UnpicklingError(f"unexpected persistent id {pid!r}")
 
 

@@ -306,8 +306,8 @@ class ConfigFiles:
         """The janitor.toml of ``folder``, checked (None when there is none)."""
         path = layout.config_path(folder)
         if path not in self._files:
-            self._marks[path] = self._mark(path)
-            self._files[path] = load_file(path, self.fs)
+            mark = self._marks[path] = self._mark(path)  # no file: nothing to read
+            self._files[path] = None if mark is None else load_file(path, self.fs)
         return self._files[path]
 
     def _mark(self, path: str) -> tuple[int, float, float] | None:
@@ -315,8 +315,10 @@ class ConfigFiles:
         and ctime (a rewrite by rename changes the ctime too); None: no such file."""
         try:
             e = self.fs.stat(path)
-        except OSError:
+        except FileNotFoundError:
             return None
+        except OSError:  # cannot be told: read, and the read says what is wrong
+            return -1, 0.0, 0.0
         return e.size, e.mtime, e.ctime
 
     def unchanged(self, run_path: str) -> bool:

@@ -798,3 +798,12 @@ class Without:
 
     def listing(self, path: str) -> contextlib.AbstractContextManager[None]:
         return self.fs.listing(path)
+
+
+def link_count(path: str) -> int:
+    """How many names the local file at ``path`` has (``st_nlink``; 1 when it cannot be
+    told): removing one of several names frees nothing."""
+    try:
+        return os.lstat(path).st_nlink
+    except (OSError, ValueError):
+        return 1

@@ -308,12 +308,3 @@ def fs_type(mount: str) -> str | None:
         if len(parts) >= 3 and parts[1].replace("\\040", " ") == mount:
             found = parts[2]
     return found
-
-
-def links(path: str) -> int:
-    """How many names the file at ``path`` has (``st_nlink``; 1 when it cannot be told):
-    removing one of several names frees nothing."""
-    try:
-        return os.lstat(path).st_nlink
-    except (OSError, ValueError):
-        return 1

@@ -46,6 +46,7 @@ class Expect:
     meta: tuple[tuple[str, Any], ...] = ()  # fields that must hold these values
     header: bytes = b"PK"  # the file's first two bytes
     allow: tuple[tuple[type, str], ...] = ()  # names allow-listed to read it weights-only
+    torch_free: bool = False  # verified from the bytes, without torch (Applio, RVC WebUI)
 
 
 @dataclass(frozen=True)
@@ -153,7 +154,7 @@ def applio(ctx: Context) -> Prepared:
 
     output = os.path.join(ctx.run_dir, sm.applio_name(name, epoch, step))
     return Prepared("applio", output, name, detected, build,
-                    Expect(meta=(("epoch", epoch), ("step", step))))  # fmt: skip
+                    Expect(meta=(("epoch", epoch), ("step", step)), torch_free=True))  # fmt: skip
 
 
 def _rvc_train_log(ctx: Context) -> dict[str, Any]:
@@ -206,7 +207,8 @@ def rvc(ctx: Context) -> Prepared:
 
     filename = f"{name}.pth" if extract_like else sm.rvc_name(name, ctx.epoch, ctx.step)
     output = _in_weights_dir(ctx, ctx.profile.small_model_dirs or _RVC_DIRS, filename)
-    return Prepared("rvc", output, name, facts, build, Expect(meta=(("info", info),)))
+    expect = Expect(meta=(("info", info),), torch_free=True)
+    return Prepared("rvc", output, name, facts, build, expect)
 
 
 _RVC_DIRS = (os.path.join("..", "..", "assets", "weights"),)

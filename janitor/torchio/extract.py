@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from janitor.core import halving
 from janitor.core.profiles import APPLIO, BIG_RE, LIGHTNING_RE, PROFILES, RELEASE_SMALL
 from janitor.core.profiles import detect as detect_trainer
 from janitor.core.skeleton import Refused
@@ -34,11 +35,12 @@ from janitor.core.smallmodel import (
     is_vits_generator,
     rate_key,
 )
+from janitor.core.torchzip import ITEMSIZE, OutTensor, Unsupported, archive_name
 from janitor.domain.errors import JanitorError, NoRoom, UsageError
 from janitor.domain.extract import Options
 from janitor.domain.results import SmallModelCheck
 from janitor.domain.rules import MAX_STEP  # --step: the one limit of every step number
-from janitor.storage import layout, locate, platform, staging
+from janitor.storage import layout, locate, platform, staging, torchfile
 from janitor.storage.completeness import check_file
 from janitor.storage.fs import LOCAL, FileSystem, disk_text
 from janitor.storage.scan import small_match
@@ -47,6 +49,11 @@ from janitor.torchio.exports import FORMATS, LIKES, PREPARERS, Context, Expect
 from janitor.torchio.pickling import GPT_SOVITS_GLOBALS, LIGHTNING_GLOBALS
 
 LIGHTNING_FORMATS = ("ckpt", "safetensors")  # janitor.torchio.frameworks (Lightning files)
+TORCH_FREE = ("applio", "rvc")  # formats written without torch (janitor.core.torchzip)
+FORCE_TORCH = "JANITOR_CONVERT"  # =torch: write those with torch too (benchmarks, references)
+INSTALL_TORCH = "pip install 'vits-janitor[torch]'"
+NEEDS_TORCH = {"release": "the so-vits-svc/Bert-VITS2 release file",
+               "gpt-sovits": "the GPT-SoVITS export"}  # fmt: skip
 
 
 class UnsafeCheckpoint(JanitorError):
@@ -127,6 +134,51 @@ class DeferredInterrupt:
 
 
 _NO_INTERRUPTS = DeferredInterrupt()  # check() on this never raises
+
+
+# ----------------------------------------------------------------- without torch
+
+
+def torch_installed() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def needs_torch(what: str) -> UsageError:
+    """One line for a file or an export that only torch can handle, torch being absent."""
+    return UsageError(f"{what}: needs torch, which is not installed ({INSTALL_TORCH})")
+
+
+def torch_free(fmt: str) -> bool:
+    """Whether ``fmt`` is written without torch in this process."""
+    return fmt in TORCH_FREE and os.environ.get(FORCE_TORCH, "") != "torch"
+
+
+def read_torch_free(path: str, local: str, stack: contextlib.ExitStack, extra=()) -> Any:
+    """(the torch-free reader of ``local``, the checkpoint's skeleton) or, for what it does not
+    take apart, Unsupported; a pickle naming code is refused as torch's loader refuses it."""
+    try:
+        with _reading(path):
+            tf = stack.enter_context(torchfile.TorchFile(local))
+        return tf, tf.skeleton(extra)
+    except Refused as exc:
+        if exc.name.startswith("torch."):
+            raise Unsupported(f"the pickle names {exc.name}") from None
+        raise _refusal(path, f"GLOBAL {exc.name}") from None
+    except Unsupported:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged pickle: whatever the unpickler met
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise JanitorError(f"{path}: cannot read checkpoint ({first})") from None
+
+
+def unsupported(path: str, exc: Unsupported) -> JanitorError:
+    return JanitorError(f"{path}: not converted without torch ({exc}); install torch to "
+                        f"convert it ({INSTALL_TORCH})")  # fmt: skip
 
 
 # ----------------------------------------------------------------- reading
@@ -326,6 +378,7 @@ def atomic_save(
     fs: FileSystem = LOCAL,
     header: bytes | None = None,
     pickle_module: Any = None,
+    torch_free: bool = False,
 ) -> int | None:
     """torch.save into a temp folder beside ``final`` (``.janitor-tmp-<pid>-*/<name>``, so
     the archive inside is named like the final file), fsync, then publish through the
@@ -335,9 +388,10 @@ def atomic_save(
     is never replaced (``FileSystem.publish``). ``replace`` (``--force``) replaces it.
     ``header``: GPT-SoVITS's version bytes in place of ``PK`` (it saves to memory, patches the
     first two bytes and writes the result; so does this). ``pickle_module``: for classes the
-    trainer pickles under its own names."""
-    import torch
-
+    trainer pickles under its own names. ``torch_free``: ``obj`` holds ``torchzip.OutTensor``s,
+    written by ``janitor.storage.torchfile`` as torch 2.13 writes them."""
+    if not torch_free:
+        import torch
     extra = {"pickle_module": pickle_module} if pickle_module is not None else {}
 
     folder = os.path.dirname(final) or "."
@@ -348,7 +402,13 @@ def atomic_save(
         with temp_dir or fs.temp_dir(folder, layout.TMP_PREFIX) as tmp_dir:
             inside = True
             tmp = os.path.join(tmp_dir, os.path.basename(final))
-            if header is None:
+            if torch_free:
+                out = (LOCAL if remote else fs).appender(tmp)
+                try:
+                    torchfile.save(obj, out, archive_name(tmp))
+                finally:
+                    out.close()
+            elif header is None:
                 torch.save(obj, tmp, **extra)
             else:
                 out = _HeaderWriter((LOCAL if remote else fs).appender(tmp), header)
@@ -373,15 +433,20 @@ ROOM_SLACK = 64 * 1024  # beyond the tensors' bytes: the zip's records, the pick
 
 
 def bytes_to_write(obj: Any) -> int:
-    """What ``torch.save(obj)`` takes on disk, at most: every tensor storage once, plus the
-    zip's records per tensor and ``ROOM_SLACK``."""
-    import torch
+    """What ``torch.save(obj)`` (or the torch-free writer) takes on disk, at most: every
+    tensor storage once, plus the zip's records per tensor and ``ROOM_SLACK``. Torch is
+    imported only when ``obj`` may hold torch tensors."""
+    import sys
 
+    torch = sys.modules.get("torch")  # torch-free objects: torch is never imported here
     seen: dict[int, int] = {}
     stack = [obj]
     while stack:
         item = stack.pop()
-        if isinstance(item, torch.Tensor):
+        if isinstance(item, OutTensor):
+            storage = item.storage
+            seen[id(storage)] = storage.numel * ITEMSIZE[storage.dtype]
+        elif torch is not None and isinstance(item, torch.Tensor):
             storage = item.untyped_storage()
             seen[storage.data_ptr() or id(storage)] = storage.nbytes()
         elif isinstance(item, Mapping):
@@ -464,10 +529,15 @@ def half_weights(
     *,
     half: bool = True,
     drop_enc_q: bool = True,
+    reader: halving.Reader | None = None,
 ) -> dict[str, Any]:
     """G state dict without ``enc_q`` keys, every tensor fp16, in the original order. Each
     tensor is read from the mapped file, converted, and its pages released on its own.
-    ``half=False`` keeps the stored dtype (a copy, off the mapped file)."""
+    ``half=False`` keeps the stored dtype (a copy, off the mapped file). ``reader``: the
+    model is a skeleton read without torch (``janitor.core.halving``), converted as it is
+    written."""
+    if reader is not None:
+        return halving.half_weights(model, reader, drop_enc_q=drop_enc_q)
     releaser = PageReleaser(source) if source else None
     out = {}
     for k, v in model.items():
@@ -633,6 +703,7 @@ def _extract_one(
     now: Callable[[], datetime],
     interrupts: DeferredInterrupt,
     stack: contextlib.ExitStack,
+    with_torch: bool = False,
 ) -> Extracted:
     path = _absolute(path)
     _kind_error(path)
@@ -656,7 +727,19 @@ def _extract_one(
         raise UsageError(f"--half is for so-vits-svc/Bert-VITS2 release files; this is a {fmt} run")
     if opts.like is not None and fmt != "rvc":
         raise UsageError(f"--like is for RVC WebUI models; this is a {fmt} run")
-    ckpt = load_checkpoint(src.file(), allow, shown=path)
+    free = torch_free(fmt) and not with_torch
+    tf = None
+    if free:
+        try:
+            tf, ckpt = read_torch_free(path, src.file(), stack, [n for _, n in allow])
+        except Unsupported as exc:
+            if not torch_installed():
+                raise unsupported(path, exc) from None
+            free = False  # torch converts what this reader does not take apart
+    if not free:
+        if not torch_installed():
+            raise needs_torch(f"{path}: {NEEDS_TORCH.get(fmt, f'the {fmt} export')}")
+        ckpt = load_checkpoint(src.file(), allow, shown=path)
     interrupts.check()
     source, weights = _weights_of(path, ckpt)
     shapes = _shapes(weights)
@@ -713,14 +796,26 @@ def _extract_one(
     if opts.dry_run:
         return done(0, notes, planned=True)
     expect = prepared.expect
-    weight = half_weights(weights, src.file(), half=expect.half, drop_enc_q=expect.drop_enc_q)
-    interrupts.check()
-    small = prepared.build(weight)
-    check_room(small, out_fs, out_where)
-    size = atomic_save(
-        small, out_where, interrupts, replace=opts.force, fs=out_fs, header=prepared.header,
-        pickle_module=prepared.pickle_module,
-    )  # fmt: skip
+    if tf is not None:
+        try:
+            weight = half_weights(weights, drop_enc_q=expect.drop_enc_q, reader=tf.reader)
+            small = prepared.build(weight)
+            check_room(small, out_fs, out_where)
+            size = atomic_save(small, out_where, interrupts, replace=opts.force, fs=out_fs,
+                               torch_free=True)  # fmt: skip
+        except Unsupported as exc:
+            if not torch_installed():
+                raise unsupported(path, exc) from None
+            return _extract_one(path, opts, now, interrupts, stack, with_torch=True)
+    else:
+        weight = half_weights(weights, src.file(), half=expect.half, drop_enc_q=expect.drop_enc_q)
+        interrupts.check()
+        small = prepared.build(weight)
+        check_room(small, out_fs, out_where)
+        size = atomic_save(
+            small, out_where, interrupts, replace=opts.force, fs=out_fs, header=prepared.header,
+            pickle_module=prepared.pickle_module,
+        )  # fmt: skip
     if size is None:
         return left_alone("appeared while extracting (the trainer's own, likely): left as it is")
     return done(size, notes)
@@ -743,6 +838,12 @@ def verify_small(
     drops them), each equal to its fp16 conversion (or as stored). Compared tensor by tensor
     from the mapped files, pages released as we go (either may be on object storage: the
     small model is fetched whole, of the G only the weights)."""
+    if expect.torch_free and os.environ.get(FORCE_TORCH, "") != "torch":
+        try:
+            return _verify_torch_free(small_path, g_path, expect, on_tensor)
+        except Unsupported as exc:
+            if not torch_installed():
+                return [str(unsupported(small_path, exc))]
     allow_g = LIGHTNING_GLOBALS if expect.source == "state_dict" else ()
     with contextlib.ExitStack() as stack:
         try:
@@ -758,6 +859,53 @@ def verify_small(
         return _compare(small_path, files, header, small, big, expect, on_tensor)
 
 
+def _verify_torch_free(
+    small_path: str, g_path: str, expect: Expect, on_tensor: Callable[[int, int], None] | None
+) -> list[str]:
+    """``verify_small`` from the bytes: both files read by ``janitor.storage.torchfile``,
+    tensor by tensor (Unsupported for what that reader does not take apart)."""
+    with contextlib.ExitStack() as stack:
+        try:
+            small_src = CheckpointSource(small_path, stack)
+            small_tf, small = read_torch_free(small_path, small_src.file(), stack)
+            header = read_header(small_src.file())
+            g_src = CheckpointSource(g_path, stack, unread=EXTRACT_UNREAD)
+            g_tf, big = read_torch_free(g_path, g_src.file(), stack)
+        except JanitorError as exc:
+            return [str(exc)]
+        problems, keys = _compare_meta(small_path, header, small, big, expect)
+        if keys is None:
+            return problems
+        weight, model = small[expect.container], big[expect.source]
+        try:
+            return problems + halving.compare(weight, small_tf.reader, model, g_tf.reader,
+                                              half=expect.half, on_tensor=on_tensor)  # fmt: skip
+        except OSError as exc:
+            return [*problems, f"{small_path}: cannot read ({exc})"]
+
+
+def _compare_meta(
+    small_path: str, header: bytes, small: Any, big: Any, expect: Expect
+) -> tuple[list[str], list[str] | None]:
+    """(problems, the weight keys to compare, or None when there is nothing to compare):
+    header bytes, metadata and key set of a small model against its G."""
+    problems: list[str] = []
+    if header != expect.header:
+        problems.append(f"starts with {header!r}, expected {expect.header!r}")
+    if not isinstance(small, Mapping) or not isinstance(small.get(expect.container), Mapping):
+        return [f"{small_path}: not a small model (no {expect.container!r})"], None
+    for key, value in expect.meta:
+        if small.get(key) != value:
+            problems.append(f"{key} is {small.get(key)!r}, expected {value!r}")
+    weight, model = small[expect.container], big[expect.source]
+    want = [k for k in model if not (expect.drop_enc_q and "enc_q" in k)]
+    if list(weight) != want:
+        missing, extra = set(want) - set(weight), set(weight) - set(want)
+        problems.append(f"weight keys differ ({len(missing)} missing, {len(extra)} extra)")
+        return problems, None
+    return problems, want
+
+
 def _compare(
     small_path: str,
     files: tuple[str, str],
@@ -769,20 +917,10 @@ def _compare(
 ) -> list[str]:
     """``verify_small``'s comparison of the loaded files (``files``: the local small and G
     files torch mapped, whose pages are released tensor by tensor)."""
-    problems: list[str] = []
-    if header != expect.header:
-        problems.append(f"starts with {header!r}, expected {expect.header!r}")
-    if not isinstance(small, Mapping) or not isinstance(small.get(expect.container), Mapping):
-        return [f"{small_path}: not a small model (no {expect.container!r})"]
-    for key, value in expect.meta:
-        if small.get(key) != value:
-            problems.append(f"{key} is {small.get(key)!r}, expected {value!r}")
-    weight, model = small[expect.container], big[expect.source]
-    want = [k for k in model if not (expect.drop_enc_q and "enc_q" in k)]
-    if list(weight) != want:
-        missing, extra = set(want) - set(weight), set(weight) - set(want)
-        problems.append(f"weight keys differ ({len(missing)} missing, {len(extra)} extra)")
+    problems, want = _compare_meta(small_path, header, small, big, expect)
+    if want is None:
         return problems
+    weight, model = small[expect.container], big[expect.source]
     small_pages, g_pages = PageReleaser(files[0]), PageReleaser(files[1])
     how = "the fp16 conversion of" if expect.half else "the tensor in"
     for i, key in enumerate(want, 1):
@@ -829,10 +967,30 @@ def info(path: str) -> dict[str, Any]:
         src = CheckpointSource(
             path, stack, unread=INFO_UNREAD, allow=allow, allow_replaced_header=True
         )
-        obj = load_checkpoint(src.file(), allow, shown=path)
+        if torch_installed():
+            obj = load_checkpoint(src.file(), allow, shown=path)
+        else:  # the structure only, read without torch
+            try:
+                obj = _plain(read_torch_free(path, src.file(), stack, [n for _, n in allow])[1])
+            except Unsupported as exc:
+                raise needs_torch(f"{path} ({exc})") from None
         header = read_header(src.file())  # the local file (a stand-in holds the first bytes)
         size = src.size()
         return _describe(path, header, obj, size, bool(lightning))
+
+
+def _plain(obj: Any) -> Any:
+    """A skeleton's inert stand-ins (GPT-SoVITS's HParams, a Lightning path) as the values
+    they hold, for describing."""
+    from janitor.core.skeleton import Inert
+
+    if isinstance(obj, Inert):
+        return _plain(obj.state if obj.state is not None else list(obj.args))
+    if isinstance(obj, Mapping):
+        return type(obj)((k, _plain(v)) for k, v in obj.items()) if isinstance(obj, dict) else obj
+    if isinstance(obj, list):
+        return [_plain(v) for v in obj]
+    return obj
 
 
 def _describe(path: str, header: bytes, obj: Any, size: int, lightning: bool) -> dict[str, Any]:

@@ -212,7 +212,6 @@ def scan_stream(paths: list[str], options: ScanOptions, block: Callable[[RunSumm
     journals: set[str] = set()
     totals, now, unchecked = [0, 0, 0, 0], time.time(), 0
     files = ConfigFiles(fs)  # each janitor.toml read once (before workers fork: inherited)
-    files.warm(roots)
 
     def one(run):  # may run in a worker process: what it returns is all that is kept
         summary = summarize_run(run, now, fs, files)
@@ -223,6 +222,7 @@ def scan_stream(paths: list[str], options: ScanOptions, block: Callable[[RunSumm
                 warnings)  # fmt: skip
 
     with fs.listing(roots[0]) if len(roots) == 1 else contextlib.nullcontext():
+        files.warm(roots)  # inside the root's one listing (a bucket: no request per file)
         blocks = scan_runs_mapped(roots, errors, one, fs=fs, trainer=options.trainer,
                                   cache=options.cache, lazy=True)  # fmt: skip
         warned: dict[str, None] = {}

@@ -35,7 +35,14 @@ from janitor.domain.plans import RunPlan
 from janitor.domain.results import FileError, Removed, RunResult
 from janitor.storage import layout, platform
 from janitor.storage.config import ConfigFiles
-from janitor.storage.fs import LOCAL, FileSystem, LockTimeout, disk_text, nearly_full
+from janitor.storage.fs import (
+    LOCAL,
+    FileSystem,
+    LockTimeout,
+    disk_text,
+    link_count,
+    nearly_full,
+)
 from janitor.storage.journal import (
     Journal,
     JournalError,
@@ -398,7 +405,7 @@ class Executor:
     def _linked(self, path: str) -> bool:
         """The file has another name (a hard link): removing this one frees nothing."""
         local = self.fs.local_path(path)
-        return local is not None and platform.links(local) > 1
+        return local is not None and link_count(local) > 1
 
     def _remove_one(
         self, f: CheckpointFile | CheckpointSet, trash_path: str | None, truncate: bool
