@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from janitor.core import law
+from janitor.core.law import IN_FLIGHT_PROBLEM
 from janitor.core.profiles import looks_like_checkpoint_folder, run_folder_of
 from janitor.domain.checkpoints import Run
 from janitor.domain.errors import JanitorError
@@ -612,8 +613,9 @@ class Watcher:
             return
         now = self.clock()
         quiet_at = self.activity.get(run.path, float("-inf")) + self.settle
-        if any(run_folder_of(p) == run.path for p in self.pending):
-            quiet_at = max(quiet_at, now + self.settle)
+        in_flight = any(f.problem == IN_FLIGHT_PROBLEM for f in run.files)
+        if in_flight or any(run_folder_of(p) == run.path for p in self.pending):
+            quiet_at = max(quiet_at, now + self.settle)  # a file of a save is being written
         if now < quiet_at:
             self.deferred[run.path] = quiet_at  # looked at again then (the run turns dirty)
             return
