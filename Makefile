@@ -37,8 +37,9 @@ system-deps:
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
+# Three workers on two cores: most tests wait on child processes, sleeps and the disk.
 test: install system-deps
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 3
 
 # A PNG of each state of the web page (tests/test_ui_browser.py) into docs/img/.
 screenshots: install system-deps

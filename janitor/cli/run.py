@@ -4,7 +4,6 @@ here and nowhere else (0 ok, 1 failure, 2 usage; with --json also the envelope).
 from __future__ import annotations
 
 import functools
-import gc
 import sys
 from typing import Annotated
 
@@ -59,27 +58,10 @@ def _quiet_exit(code: int) -> None:
     os._exit(code)
 
 
-def _collector_restored(fn):
-    """``fn`` may pause the cyclic collector (scan and prune do, at scale); it runs again
-    once ``fn`` returns or raises (tests and the API run commands in-process)."""
-
-    @functools.wraps(fn)
-    def run(*args, **kwargs):
-        was = gc.isenabled()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            if was:
-                gc.enable()
-
-    return run
-
-
 def command(fn):
     """Run a command body; turn janitor's errors into one line and an exit code (with
     --json, also the envelope with ``ok`` false and the error)."""
     name = fn.__name__.replace("trash_", "trash ").replace("_", "-")
-    fn = _collector_restored(fn)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
