@@ -18,7 +18,7 @@ from janitor.storage.fs import LocalFS
 from janitor.storage.journal import Journal
 from tests.conftest import REPO, fake_run, fill_disk, run_janitor, sets_on_disk
 
-safety = pytest.mark.safety("11. full disk")
+safety = pytest.mark.safety("18. full disk")
 MB = 1_000_000
 
 

@@ -22,7 +22,7 @@ from janitor.domain.errors import UsageError
 from janitor.storage.journal import Journal
 from tests.conftest import REPO, fake_run, run_janitor, sets_on_disk
 
-safety = pytest.mark.safety("11. full disk")
+safety = pytest.mark.safety("18. full disk")
 MB = 1_000_000
 START = 1_700_000_000.0
 
