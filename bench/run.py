@@ -32,8 +32,9 @@ repetition (A, B, A, B, ...); tables show the median and min-max.
 
 Output: a markdown table and notes on stdout, all raw samples in ``bench/results.json``.
 ``BENCH_QUICK=1`` runs a reduced version of every section, under 3 minutes on 2 cores (fewer
-repetitions, smaller trees, 20 watched runs, 10 s idle window, one trainer per export format
-in 2b, the object storage run of 7c/7d at tiny scale).
+repetitions, smaller trees, 20 watched runs, 10 s idle window (5 s for 5b), one export in 2b,
+no second warm-up in 2c, the object storage run of 7c/7d at tiny scale, 1/100-size sets
+in 5b).
 ``BENCH_PRUNE_RUNS=N`` prunes copies of N runs of the scan tree instead of the default.
 ``BENCH_ONLY=scan`` runs sections 3 and 4 alone (the trees, scan, prune) and writes
 ``bench/results-scan.json`` instead (``bench/results.json`` keeps the last full run).
@@ -806,9 +807,10 @@ class Bench:
         text = self._log_text(w)
         return {"exit_code": rc, "ru_maxrss_kib": maxrss, "last_line": text.strip()[-300:]}
 
-    def _idle(self, watchers: dict) -> dict:
-        """CPU time and RSS of each watcher, and of a sleeping interpreter, over one window."""
-        idle = self.cfg.idle
+    def _idle(self, watchers: dict, idle: float | None = None) -> dict:
+        """CPU time and RSS of each watcher, and of a sleeping interpreter, over one window
+        (``idle`` seconds, else the configured window)."""
+        idle = self.cfg.idle if idle is None else idle
         sleeper = m.spawn(
             [PY, "-c", f"import time; time.sleep({idle + 60:g})"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -959,6 +961,7 @@ class Bench:
             self.notes.append("5b skipped: mounting a tmpfs needs root")
             return
         scale = 100 if cfg.quick else 1  # full: a 440 MB G and an 860 MB D per save
+        idle_s = min(cfg.idle, 5.0) if cfg.quick else cfg.idle
         g, d = 440_000_000 // scale, 860_000_000 // scale
         per_set = g + d
         mnt = self.path("minfree-tmpfs")
@@ -978,7 +981,7 @@ class Bench:
             self._wait_ready(wf, [])
             wp = self._start_watcher("minfree-off", plain, [], keep=100)
             self._wait_ready(wp, [])
-            window = self._idle({"on": wf, "off": wp})
+            window = self._idle({"on": wf, "off": wp}, idle_s)
             wp_stop = self._stop_watcher(wp)
             # what the watcher keeps free: the floor, and room for the active run's next save
             target, latency = floor + per_set, []
@@ -1006,7 +1009,7 @@ class Bench:
         }  # fmt: skip
         on, off = window["on"], window["off"]
         self.add(Figure(
-            "5b-min-free-cpu", f"5b `watch --min-free` idle CPU over {cfg.idle:g} s",
+            "5b-min-free-cpu", f"5b `watch --min-free` idle CPU over {idle_s:g} s",
             m.summary([on["cpu_pct"]]), "%", "the same `watch` without --min-free",
             m.summary([off["cpu_pct"]]), with_ratio=False, goal="≤ 1%", goal_on="value",
             goal_op="<=", goal_value=1.0, goal_source="issue 25",
