@@ -333,15 +333,23 @@ def disk_text(path: str) -> str:
     return where if free is None else f"{where}, {_size(free)} free"
 
 
+def device(path: str) -> int | None:
+    """Which file system holds the local ``path`` (its device number); None when it cannot
+    be told."""
+    try:
+        return os.stat(path).st_dev
+    except (OSError, ValueError):
+        return None
+
+
 def disks_of(paths: Iterable[str]) -> dict[str, tuple[str | None, int, int, list[str]]]:
     """The file systems holding the local folders ``paths``: mount point -> (type, size, free,
     the paths on it), in the order met; a path whose file system cannot be told is left out."""
     mounts: dict[int, str] = {}
     out: dict[str, tuple[str | None, int, int, list[str]]] = {}
     for path in paths:
-        try:
-            dev = os.stat(path).st_dev
-        except OSError:
+        dev = device(path)
+        if dev is None:
             continue
         mount = mounts.get(dev)
         if mount is None:

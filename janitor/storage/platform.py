@@ -287,14 +287,6 @@ def disk_size(path: str) -> int | None:
     return None if got is None else got[0]
 
 
-def device(path: str) -> int | None:
-    """Which file system holds ``path`` (its device number); None when it cannot be told."""
-    try:
-        return os.stat(path).st_dev
-    except (OSError, ValueError):
-        return None
-
-
 def fs_type(mount: str) -> str | None:
     """The file system type mounted at ``mount`` (``/proc/self/mounts``: Linux only)."""
     try:

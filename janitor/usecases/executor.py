@@ -124,6 +124,7 @@ class Executor:
         self.on_removed = on_removed
         self._journals: dict[str, _JournalState] = {}
         self._journals_lock = threading.Lock()  # runs may be carried out at once (run_all)
+        self._config_lock = threading.Lock()  # the janitor.toml view the runs share
 
     def execute(self, shown: RunPlan, in_flight: Container[str] = frozenset()) -> RunResult:
         """Carry out ``shown`` under the run's lock, re-planned by its own planner on the run
@@ -274,7 +275,7 @@ class Executor:
         """The janitor.toml files as they are now: the command's (``config``) while none of
         the run's files changed since it read them (stats only), else read again (a pin
         written since the plan counts)."""
-        with self._journals_lock:
+        with self._config_lock:
             if self.config is None or not self.config.unchanged(run_path):
                 self.config = ConfigFiles(self.fs)
             return self.config

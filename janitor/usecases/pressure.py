@@ -31,7 +31,7 @@ from janitor.domain.errors import UsageError
 from janitor.domain.plans import RunPlan
 from janitor.domain.rules import MAX_TOTAL, MIN_FREE, Rule, shown_values
 from janitor.storage import platform
-from janitor.storage.fs import FileSystem, mount_point
+from janitor.storage.fs import FileSystem, device, mount_point
 from janitor.usecases.executor import under_drive
 
 
@@ -172,7 +172,7 @@ def relieve(
 
 
 def _device(path: str) -> object:
-    return platform.device(path) or path
+    return device(path) or path
 
 
 def _grouped(limited: Sequence[RunPlan], plans: Sequence[RunPlan], key) -> dict:
