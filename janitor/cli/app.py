@@ -2,10 +2,9 @@
 (``janitor.usecases.commands``, ``janitor.usecases.small``), render what it returns; how a
 command runs (errors to one line and an exit code) is ``janitor.cli.run``. This
 module reaches storage, core and torch only through the use cases (the torch layer is handed
-to them from ``janitor.api``, which has it from ``janitor.compose``); torch is never
+to them from ``janitor.compose``); torch is never
 imported by this module."""
 
-from __future__ import annotations
 
 import io
 import sys
@@ -283,8 +282,8 @@ def finalize(
     """Training is over: make sure verified small models exist, then remove every big
     checkpoint (G, D, DUR, WD) of the run, the newest included. More than one run (a logs
     root) takes --all; --dry-run shows them all first."""
-    from janitor.api import TORCH
     from janitor.cli import render
+    from janitor.compose import TORCH
     from janitor.usecases import commands
 
     opts = commands.FinalizeOptions.parse(

@@ -9,16 +9,18 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import humanize
 
-from janitor.domain.checkpoints import CheckpointSet, ScanError, ScanReport, UnfinishedUpload
-from janitor.domain.disk import Disk, Forecast
 from janitor.domain.paths import is_url, shown_path
-from janitor.domain.plans import Plan, RunPlan, RunSummary
-from janitor.domain.results import ExecutionReport, RunFinal, RunResult
-from janitor.domain.trash import GoneRunTrash
+
+if TYPE_CHECKING:  # annotations only: rendering one result never loads every type
+    from janitor.domain.checkpoints import CheckpointSet, ScanError, ScanReport, UnfinishedUpload
+    from janitor.domain.disk import Disk, Forecast
+    from janitor.domain.plans import Plan, RunPlan, RunSummary
+    from janitor.domain.results import ExecutionReport, RunFinal, RunResult
+    from janitor.domain.trash import GoneRunTrash
 
 JSON_VERSION = 1
 

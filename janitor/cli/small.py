@@ -1,7 +1,6 @@
 """``extract-small`` and ``info``: the commands that read tensors (through the use cases;
-the torch layer comes from ``janitor.api``)."""
+the torch layer comes from ``janitor.compose``, the one composition point)."""
 
-from __future__ import annotations
 
 from typing import Annotated
 
@@ -55,8 +54,8 @@ def extract_small(
     json: Json = False,
 ) -> int:  # fmt: skip
     """Write the small inference model the trainer would write, from any big G checkpoint."""
-    from janitor.api import TORCH
     from janitor.cli import render
+    from janitor.compose import TORCH
     from janitor.usecases.small import extract_options
     from janitor.usecases.small import extract_small as do_extract
 
@@ -83,8 +82,8 @@ def extract_small(
 def info(files: Annotated[list[str], typer.Argument(help="Checkpoint files.")],
          json: Json = False) -> int:  # fmt: skip
     """Describe checkpoints: kind, epoch, step, detected format; every small-model field."""
-    from janitor.api import TORCH
     from janitor.cli import render
+    from janitor.compose import TORCH
     from janitor.usecases.small import info as do_info
 
     report = do_info(files, TORCH,

@@ -26,8 +26,9 @@ def to_half(raw: Any, dtype: str) -> memoryview:
         raise ValueError(f"cannot convert {dtype} to float16")
     values = bits.view("<f4")
     with np.errstate(over="ignore", invalid="ignore"):
-        out = values.astype("<f2").view("<u2")
-    nan = np.isnan(values)
+        half = values.astype("<f2")
+    out = half.view("<u2")
+    nan = np.isnan(half)  # NaN out exactly where NaN in (±inf and overflow stay infinite)
     if nan.any():
         b = bits[nan]
         out[nan] = (((b >> 16) & 0x8000) | 0x7E00 | ((b >> 13) & 0x3FF)).astype(np.uint16)

@@ -41,6 +41,7 @@ __all__ = [
     "TrainerProfile",
     "PROFILES",
     "detect",
+    "small_match",
 ]
 
 _DATA_DIRS = frozenset(
@@ -309,3 +310,12 @@ def run_folder_of(path: str) -> str:
         owner = os.path.dirname(parent)
         return os.path.dirname(owner) if HF_CHECKPOINT_RE.match(os.path.basename(owner)) else owner
     return parent
+
+
+def small_match(profile: TrainerProfile, name: str):
+    """(format, match) of the first small-model pattern of ``profile`` that ``name`` matches."""
+    for pattern in profile.small_models:
+        m = pattern.regex.match(name)
+        if m:
+            return pattern.format, m
+    return None

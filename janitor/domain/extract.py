@@ -23,3 +23,15 @@ class Options:
     like: str | None = None  # rvc: "savee" (training, default) or "extract" (the web UI's)
     half: bool = False  # release: compress_model.py -hf
     info: str | None = None  # rvc --like extract: the info text
+
+
+@dataclass(frozen=True)
+class SmallModelCheck:
+    """A step's small model: found or written (or, in a dry run, to be written) and checked
+    against its G file."""
+
+    output: str
+    epoch: int
+    step: int
+    action: str  # "exists" | "extract" (dry run) | "extracted"
+    problems: tuple[str, ...] = ()  # empty: verified (or not checked yet, for "extract")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from janitor.domain.checkpoints import CheckpointSet, Run
 from janitor.domain.errors import PathProblem
+from janitor.domain.extract import SmallModelCheck
 from janitor.domain.plans import RunPlan
 
 
@@ -66,18 +67,6 @@ class ExecutionReport:
     @property
     def errors(self) -> tuple[FileError, ...]:
         return tuple(e for r in self.results for e in r.errors)
-
-
-@dataclass(frozen=True)
-class SmallModelCheck:
-    """A step's small model: found or written (or, in a dry run, to be written) and checked
-    against its G file."""
-
-    output: str
-    epoch: int
-    step: int
-    action: str  # "exists" | "extract" (dry run) | "extracted"
-    problems: tuple[str, ...] = ()  # empty: verified (or not checked yet, for "extract")
 
 
 @dataclass(frozen=True)

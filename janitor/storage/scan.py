@@ -38,6 +38,7 @@ from janitor.core.profiles import (
     TrainerProfile,
     detect,
     looks_like_checkpoint_folder,
+    small_match,
 )
 from janitor.core.ziptail import FAST_TAIL, HEAD, ZipCheck
 from janitor.domain.checkpoints import (
@@ -235,14 +236,6 @@ def pick_profile(
     dirs = {e.name for e in entries if e.kind == "dir"}
     links = {e.name for e in entries if e.kind == "link"}
     return detect(names, dirs, folder, links)
-
-
-def small_match(profile: TrainerProfile, name: str):
-    for pattern in profile.small_models:
-        m = pattern.regex.match(name)
-        if m:
-            return pattern.format, m
-    return None
 
 
 def _janitors_own(profile: TrainerProfile, name: str) -> bool:

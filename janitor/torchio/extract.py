@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from janitor.core import halving
-from janitor.core.profiles import APPLIO, BIG_RE, LIGHTNING_RE, PROFILES, RELEASE_SMALL
+from janitor.core.profiles import APPLIO, BIG_RE, LIGHTNING_RE, PROFILES, RELEASE_SMALL, small_match
 from janitor.core.profiles import detect as detect_trainer
 from janitor.core.skeleton import Refused
 from janitor.core.smallmodel import (
@@ -37,13 +37,11 @@ from janitor.core.smallmodel import (
 )
 from janitor.core.torchzip import ITEMSIZE, OutTensor, Unsupported, archive_name
 from janitor.domain.errors import JanitorError, NoRoom, UsageError
-from janitor.domain.extract import Options
-from janitor.domain.results import SmallModelCheck
+from janitor.domain.extract import Options, SmallModelCheck
 from janitor.domain.rules import MAX_STEP  # --step: the one limit of every step number
 from janitor.storage import layout, locate, platform, staging, torchfile
 from janitor.storage.completeness import check_file
 from janitor.storage.fs import LOCAL, FileSystem, disk_text
-from janitor.storage.scan import small_match
 from janitor.torchio import exports
 from janitor.torchio.exports import FORMATS, LIKES, PREPARERS, Context, Expect
 from janitor.torchio.pickling import GPT_SOVITS_GLOBALS, LIGHTNING_GLOBALS

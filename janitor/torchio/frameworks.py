@@ -33,7 +33,6 @@ from janitor.domain.errors import JanitorError, UsageError
 from janitor.domain.profile import HF_CHECKPOINT_RE, LIGHTNING_LAST_RE, LIGHTNING_RE
 from janitor.storage import layout, locate
 from janitor.storage.fs import LOCAL, FileSystem
-from janitor.storage.scan import scan
 from janitor.torchio.extract import (
     DeferredInterrupt,
     Options,
@@ -128,6 +127,8 @@ def extract_framework(path: str, opts: Options) -> FrameworkExtract:
 
 def _hf_set(folder: str):
     """The folder as janitor's scan sees it: a complete HF checkpoint set, or an error."""
+    from janitor.storage.scan import scan  # here: extract-small of a G never loads the scanner
+
     try:
         report = scan([os.path.dirname(folder)], trainer="hf-trainer")
     except OSError as exc:

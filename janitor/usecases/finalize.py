@@ -22,8 +22,9 @@ from janitor.core.planners import FinalizePlanner, candidates
 from janitor.core.policy import best_reason, rank_best
 from janitor.domain.checkpoints import CheckpointSet, Run
 from janitor.domain.errors import JanitorError, NoRoom
+from janitor.domain.extract import SmallModelCheck
 from janitor.domain.policy import Policy
-from janitor.domain.results import Kept, RunFinal, RunResult, SmallModelCheck
+from janitor.domain.results import Kept, RunFinal, RunResult
 from janitor.storage import activity
 from janitor.storage.config import ConfigFiles
 from janitor.storage.fs import LOCAL, FileSystem

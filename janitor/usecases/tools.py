@@ -5,9 +5,10 @@ import ``janitor.torchio``: they sit below it."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from janitor.usecases.finalize import SmallModels
+if TYPE_CHECKING:  # a type only: extract-small never loads finalize's planners
+    from janitor.usecases.finalize import SmallModels
 
 
 class TorchLayer(Protocol):
