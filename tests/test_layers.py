@@ -42,8 +42,14 @@ RESTRICTED = {
 }  # top: janitor/plugin.py
 # What each edge may import of janitor (``janitor`` itself: the version).
 EDGES = {
-    "cli": ("janitor.usecases", "janitor.domain", "janitor.cli", "janitor.api", "janitor.ui",
-            "janitor.compose"),
+    "cli": (
+        "janitor.usecases",
+        "janitor.domain",
+        "janitor.cli",
+        "janitor.api",
+        "janitor.ui",
+        "janitor.compose",
+    ),
     "api": ("janitor.usecases", "janitor.domain", "janitor.compose"),
     "ui": ("janitor.api", "janitor.usecases", "janitor.domain", "janitor.ui"),
 }

@@ -5,7 +5,6 @@ module reaches storage, core and torch only through the use cases (the torch lay
 to them from ``janitor.compose``); torch is never
 imported by this module."""
 
-
 import io
 import sys
 from typing import Annotated

@@ -4,7 +4,6 @@ the rule's ``--help`` line. Typer reads a command's options from its signature e
 builds the command line, and ``rule_options`` computes that signature from the registry
 then, so a rule registered later (a test's dummy rule) is an option too."""
 
-
 import functools
 import inspect
 from typing import Annotated, Any

@@ -1,7 +1,6 @@
 """How a command runs: the Typer app, and errors turned into one line and an exit code
 here and nowhere else (0 ok, 1 failure, 2 usage; with --json also the envelope)."""
 
-
 import functools
 import sys
 from typing import Annotated

@@ -1,7 +1,6 @@
 """``extract-small`` and ``info``: the commands that read tensors (through the use cases;
 the torch layer comes from ``janitor.compose``, the one composition point)."""
 
-
 from typing import Annotated
 
 import typer

@@ -1,7 +1,6 @@
 """``ui`` and ``ui-plugin``: the web page (``janitor.ui``, imported only when run: gradio is
 an optional extra and never loaded by ``--help``, ``scan`` or ``prune``)."""
 
-
 from typing import Annotated
 
 import typer
