@@ -5,9 +5,10 @@ file the trainer's own export writes through ``torch.save`` (torch 2.13): Applio
 in fixtures/applio-real-tiny (written by Applio's own code), and janitor's torch export code,
 which reproduces each trainer's export with torch (tests/test_extract.py, test_exports.py),
 for every Applio variant, RVC ``savee`` and ``--like extract``, from float32, float16 and
-bfloat16 G files with shared storages, storage offsets and values that break naive
-conversions. The torch-free files are written in a child process that asserts it never
-imported torch; torch's weights-only loader (also with ``mmap=True``) loads each of them.
+bfloat16 G files with shared storages, storage offsets, ``torch.nn.Parameter``s and values
+that break naive conversions. The torch-free files are written in a child process that
+asserts it never imported torch; torch's weights-only loader (also with ``mmap=True``) loads
+each of them.
 """
 
 from __future__ import annotations
@@ -207,6 +208,55 @@ def test_every_variant_and_dtype_equals_torch_save(tmp_path, monkeypatch, sr, vo
             )
 
 
+def as_parameters(g: Path, requires_grad: bool) -> list[str]:
+    """The G's model as ``dict(model.named_parameters())`` mixed with
+    ``state_dict(keep_vars=True)``'s plain tensors: two of every three tensors a
+    ``torch.nn.Parameter`` (a tensor under two keys: one Parameter under both), the rest plain
+    tensors, all with ``requires_grad``. Returns the Parameters' keys."""
+    ckpt = torch.load(g, weights_only=True)
+    model, params = ckpt["model"], {}
+    ids = [id(v) for v in model.values()]
+    for i, (k, v) in enumerate(list(model.items())):
+        if i % 3 == 1 and ids.count(id(v)) == 1:
+            model[k] = v.requires_grad_(requires_grad)
+        else:
+            model[k] = params.setdefault(id(v), torch.nn.Parameter(v, requires_grad))
+    torch.save(ckpt, g)
+    return [k for k, v in model.items() if isinstance(v, torch.nn.Parameter)]
+
+
+@pytest.mark.parametrize("requires_grad", [True, False])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_parameters_equal_torch_save(tmp_path, monkeypatch, dtype, requires_grad):
+    """``.half()`` of a float16 Parameter is the Parameter (torch writes
+    ``_rebuild_parameter``); of a float32/bfloat16 one a plain tensor with its requires_grad."""
+    run = write_run(tmp_path / "logs", "alice", steps=(2000,), with_d=False)
+    g = run / "G_2000.pth"
+    retype(g, getattr(torch, dtype))
+    params = as_parameters(g, requires_grad)
+    jobs = []
+    for label, kw in FORMATS:
+        (tmp_path / "mine" / label).mkdir(parents=True)
+        (tmp_path / "ref" / label).mkdir(parents=True)
+        jobs.append((g, {**kw, "output": str(tmp_path / "mine" / label)}))
+    write_without_torch(jobs)
+    model = torch.load(g, weights_only=True)["model"]
+    assert {k for k, v in model.items() if isinstance(v, torch.nn.Parameter)} == set(params)
+    for label, kw in FORMATS:
+        theirs = with_torch(g, {**kw, "output": str(tmp_path / "ref" / label)}, monkeypatch)
+        mine = tmp_path / "mine" / label / theirs.name
+        assert_same_file(mine, theirs)
+        weight = loads_weights_only(mine)["weight"]
+        for k, v in weight.items():
+            assert isinstance(v, torch.nn.Parameter) == (dtype == "float16" and k in params), k
+            assert v.requires_grad == requires_grad
+            assert v.dtype == torch.float16 and torch.equal(
+                v.detach().view(torch.int16), model[k].detach().half().view(torch.int16)
+            )
+        shared = [k for k in weight if any(weight[k] is weight[j] for j in weight if j != k)]
+        assert bool(shared) == (dtype == "float16")  # one Parameter under two keys, still one
+
+
 # ----------------------------------------------------------------- the conversion itself
 
 
@@ -260,8 +310,15 @@ def _float64(model):
     model[key] = model[key].double()
 
 
+def _parameter_with_state(model):
+    key = next(k for k in model if "enc_q" not in k)
+    model[key] = torch.nn.Parameter(model[key])
+    model[key].note = "set by the user"  # torch writes _rebuild_parameter_with_state
+
+
 @pytest.mark.parametrize(("change", "what"), [(_transpose, "non-contiguous float32 tensor"),
-                                              (_float64, "torch.DoubleStorage")])  # fmt: skip
+                                              (_float64, "torch.DoubleStorage"),
+                                              (_parameter_with_state, "Python state")])  # fmt: skip
 def test_what_is_not_proven_goes_to_torch_or_is_refused(tmp_path, change, what):
     g = _g_with(tmp_path, change)
     r = janitor_without_torch("extract-small", g)
@@ -315,6 +372,25 @@ def test_verification_from_the_bytes_finds_a_wrong_tensor(tmp_path):
     assert extract.verify_small(done.output, str(run / "G_200.pth"), done.expect) == []
     problems = extract.verify_small(done.output, str(run / "G_100.pth"), done.expect)
     assert any("differs from the fp16 conversion" in p for p in problems), problems
+
+
+def test_verification_from_the_bytes_takes_parameters_and_finds_a_wrong_one(tmp_path):
+    run = write_run(tmp_path / "logs", "alice", steps=(2000,), with_d=False)
+    g = run / "G_2000.pth"
+    retype(g, torch.float16)
+    key = [k for k in as_parameters(g, requires_grad=True) if "enc_q" not in k][-1]
+    done = extract.extract_one(str(g), Options())
+    small = loads_weights_only(Path(done.output))["weight"]
+    assert isinstance(small[key], torch.nn.Parameter)
+    assert extract._verify_torch_free(done.output, str(g), done.expect, None) == []
+    other = tmp_path / "other" / g.name
+    other.parent.mkdir()
+    ckpt = torch.load(g, weights_only=True)
+    with torch.no_grad():
+        ckpt["model"][key][0] += 1
+    torch.save(ckpt, other)
+    problems = extract._verify_torch_free(done.output, str(other), done.expect, None)
+    assert problems == [f"tensor {key} differs from the fp16 conversion of the big checkpoint"]
 
 
 def _rewritten(src: Path, dst: Path, change) -> Path:

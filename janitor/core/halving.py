@@ -8,6 +8,11 @@ tensor with its own storage, offset 0 and, dense as it is, the same strides. Wha
 proven (a non-contiguous float32/bfloat16 tensor, another dtype, ``_rebuild_tensor_v3``) is
 refused with :class:`~janitor.core.torchzip.Unsupported`, naming the tensor.
 
+A ``torch.nn.Parameter`` (a G saved from ``named_parameters()`` or ``state_dict(keep_vars=
+True)``): ``.half()`` of a float16 one returns the Parameter itself, written as a Parameter;
+of a float32 or bfloat16 one a plain tensor whose ``requires_grad`` is the Parameter's (as it
+is for a plain tensor). A Parameter with Python attributes or hooks is refused.
+
 Tensor bytes come through ``reader(key) -> read(start, length)`` (the storage record of
 ``key``): read, converted and written one tensor at a time, when the file is written.
 """
@@ -31,6 +36,9 @@ def dtype_of(name: str, tensor: Any) -> str:
     """The dtype of a tensor this module can take (else Unsupported naming it)."""
     if not isinstance(tensor, Tensor):
         raise Unsupported(f"{name} is not a tensor ({type(tensor).__name__})")
+    if tensor.state:
+        raise Unsupported(f"tensor {name} carries Python state (a Parameter's attributes or "
+                          "hooks, or a subclass)")  # fmt: skip
     if tensor.rebuild != "_rebuild_tensor_v2" or tensor.extra:
         raise Unsupported(f"tensor {name} is stored with {tensor.rebuild} (newer dtype or "
                           "metadata)")  # fmt: skip
@@ -65,7 +73,7 @@ def _extent(t: Tensor) -> int:
 def half_weights(model: Mapping[str, Any], reader: Reader, drop_enc_q: bool = True) -> dict:
     """The small model's ``weight`` dict: ``OutTensor`` per kept key, in the G's order."""
     out: dict[str, OutTensor] = {}
-    same: dict[int, OutTensor] = {}  # a float16 tensor met again: the same object
+    same: dict[int, OutTensor] = {}  # a float16 tensor (or Parameter) met again: the same
     storages: dict[str, OutStorage] = {}  # a float16 storage met again: the same one
     for name, t in model.items():
         if drop_enc_q and "enc_q" in name:
@@ -81,7 +89,7 @@ def half_weights(model: Mapping[str, Any], reader: Reader, drop_enc_q: bool = Tr
                     storages[key] = OutStorage("float16", t.storage.numel,
                                                _whole(reader, key, nbytes))  # fmt: skip
                 same[id(t)] = OutTensor(storages[key], t.offset, t.size, t.stride,
-                                        t.requires_grad)  # fmt: skip
+                                        t.requires_grad, t.parameter)  # fmt: skip
             out[name] = same[id(t)]
             continue
         if not contiguous(t.size, t.stride):

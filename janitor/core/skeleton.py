@@ -15,7 +15,7 @@ import io
 import pickle
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 
@@ -41,9 +41,11 @@ class Tensor:
     offset: int = 0
     size: tuple[int, ...] = ()
     stride: tuple[int, ...] = ()
-    requires_grad: bool = False
+    requires_grad: bool = False  # a Parameter's own (the tensor inside it says False)
     rebuild: str = "_rebuild_tensor_v2"  # the function the pickle names
     extra: tuple[Any, ...] = ()  # arguments this reader does not use (a v3 dtype, metadata)
+    parameter: bool = False  # a torch.nn.Parameter (``_rebuild_parameter``) around it
+    state: bool = False  # Python attributes or hooks on the Parameter, or another type
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -104,12 +106,23 @@ def _rebuilder(name: str) -> Any:
     return rebuild
 
 
-def _parameter(data: Any, *args: Any) -> Any:
-    return data
+def _parameter(data: Any = None, requires_grad: Any = True, hooks: Any = None, *state: Any) -> Any:
+    """torch's ``_rebuild_parameter(data, requires_grad, backward_hooks)`` (or
+    ``Parameter(data, requires_grad)``) as ``data`` marked a Parameter with its
+    ``requires_grad``; hooks, a non-bool ``requires_grad`` or the Python state of
+    ``_rebuild_parameter_with_state`` (one more argument) mark it ``state``."""
+    if not isinstance(data, Tensor):
+        return Inert(data, requires_grad, hooks, *state)
+    plain = type(requires_grad) is bool and not hooks and not state
+    return replace(data, requires_grad=requires_grad is True, parameter=True,
+                   state=data.state or not plain)  # fmt: skip
 
 
 def _from_type(func: Any, new_type: Any, args: Any, state: Any) -> Any:
-    return func(*args)  # func is one of the allowed rebuild functions
+    """torch's ``_rebuild_from_type_v2``: a tensor of a subclass (``torch.Tensor`` itself is
+    refused), or with Python state; marked ``state``."""
+    built = func(*args)  # func is one of the allowed rebuild functions
+    return replace(built, state=True) if isinstance(built, Tensor) else built
 
 
 def _encode(text: str, encoding: str = "utf-8") -> bytes:  # protocol 2's bytes

@@ -13,7 +13,10 @@ Facts (measured on ``torch.save`` of torch 2.13, ``torch/serialization.py`` and
   the ordinary end record;
 - a tensor is ``torch._utils._rebuild_tensor_v2(storage, offset, size, stride,
   requires_grad, OrderedDict())``, a storage the persistent id
-  ``('storage', torch.<Type>Storage, key, 'cpu', numel)``.
+  ``('storage', torch.<Type>Storage, key, 'cpu', numel)``;
+- a ``torch.nn.Parameter`` (without Python attributes) is ``torch._utils._rebuild_parameter(
+  tensor, requires_grad, OrderedDict())``, its tensor (``.data``: a fresh object, memoized)
+  written with ``requires_grad`` False; a Parameter met again is a memo get.
 
 ``.data/serialization_id`` is torch's hash over the C++ library's iteration order of the
 record names; the loader ignores it. Ours has its length (40 digits) and depends on the
@@ -57,13 +60,15 @@ class OutStorage:
 
 @dataclass(eq=False)
 class OutTensor:
-    """A tensor over ``storage``: what ``_rebuild_tensor_v2`` is given."""
+    """A tensor over ``storage``: what ``_rebuild_tensor_v2`` is given; a ``parameter`` is
+    written as a ``torch.nn.Parameter`` around it (``_rebuild_parameter``)."""
 
     storage: OutStorage
     offset: int
     size: tuple[int, ...]
     stride: tuple[int, ...]
     requires_grad: bool = False
+    parameter: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,6 +78,7 @@ class _Global:
 
 
 _REBUILD = _Global("torch._utils", "_rebuild_tensor_v2")
+_REBUILD_PARAMETER = _Global("torch._utils", "_rebuild_parameter")
 _ORDERED_DICT = _Global("collections", "OrderedDict")
 _STORAGE_CLASSES = {d: _Global("torch", t) for d, t in STORAGE_TYPES.items()}
 _STORAGE_TAG = "storage"  # one object each, as in torch: met again, they are memo gets
@@ -233,6 +239,11 @@ class _Pickler:
         self.put(obj)
 
     def save_tensor(self, tensor: OutTensor) -> None:
+        if tensor.parameter:  # Parameter.__reduce_ex__: (data, requires_grad, hooks)
+            data = OutTensor(tensor.storage, tensor.offset, tensor.size, tensor.stride)
+            self.save_reduce(_REBUILD_PARAMETER, (data, tensor.requires_grad, OrderedDict()),
+                             tensor)  # fmt: skip
+            return
         storage = tensor.storage
         if storage.key is None:
             storage.key = str(len(self.storages))
