@@ -186,6 +186,17 @@ def pss_kib(pid: int) -> int:
     return 0
 
 
+def tree_pss_kib(root: int) -> int:
+    """The summed PSS of a live process and all its descendants, in KiB (0 once gone)."""
+    total, stack = 0, [root]
+    while stack:
+        pid = stack.pop()
+        with contextlib.suppress(OSError, ValueError):
+            total += pss_kib(pid)
+            stack.extend(_children(pid))
+    return total
+
+
 def tree_pss_peak_kib(cmd: Sequence[str], *, env: dict | None = None, every: float = 0.005) -> int:
     """Peak of the summed PSS of ``cmd`` and all its descendants (janitor's scan workers),
     sampled every ``every`` s: the memory the whole tree holds, pages shared since a fork
@@ -193,13 +204,7 @@ def tree_pss_peak_kib(cmd: Sequence[str], *, env: dict | None = None, every: flo
     proc = spawn(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     peak = 0
     while proc.poll() is None:
-        total, stack = 0, [proc.pid]
-        while stack:
-            pid = stack.pop()
-            with contextlib.suppress(OSError, ValueError):
-                total += pss_kib(pid)
-                stack.extend(_children(pid))
-        peak = max(peak, total)
+        peak = max(peak, tree_pss_kib(proc.pid))
         time.sleep(every)
     LIVE.discard(proc)
     if proc.returncode != 0:

@@ -12,6 +12,12 @@ so ``TMPDIR`` is honoured) that is removed at the end, also on Ctrl-C or SIGTERM
    2b. every other trainer's export (``bench/exports.py``) vs ``bench/naive_export.py``;
    2c. extraction from object storage (``bench/remote.py``): bytes fetched, and wall vs
    download-then-extract;
+   2d. ``janitor finalize`` of a full-size Applio run of 10 saves (3 in the quick bench)
+   without torch vs janitor's torch path forced, and the peak memory (PSS) of ``watch
+   --extract-on-save`` and its worker while a new full-size save's small models are made,
+   against the same with torch;
+   2e. the size of a fresh venv after ``pip install vits-janitor`` (the wheel of this
+   checkout, its dependencies from the package index; no torch);
 3. scan of a 200k-file tree (100 runs x 1,000 G/D sets of tiny complete zips) vs ``find``:
    cold (``--no-cache``) and warm (verdict cache valid);
 4. prune throughput vs ``find -delete``, and the plan (``--dry-run``) vs ``scan``;
@@ -37,7 +43,9 @@ no second warm-up in 2c, the object storage run of 7c/7d at tiny scale, 1/100-si
 in 5b).
 ``BENCH_PRUNE_RUNS=N`` prunes copies of N runs of the scan tree instead of the default.
 ``BENCH_ONLY=scan`` runs sections 3 and 4 alone (the trees, scan, prune) and writes
-``bench/results-scan.json`` instead (``bench/results.json`` keeps the last full run).
+``bench/results-scan.json`` instead (``bench/results.json`` keeps the last full run);
+``BENCH_ONLY=extract`` runs sections 1, 2, 2d and 2e (start-up, extraction, finalize, the
+watch worker's memory, the installed size) and writes ``bench/results-extract.json``.
 """
 
 from __future__ import annotations
@@ -53,6 +61,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -172,12 +181,15 @@ class Config:
     watch_runs: int
     idle: float  # seconds of the watcher's idle window
     latency_reps: int
+    finalize_saves: int  # saves (G+D, full size) of the run `finalize` is timed on
+    finalize_reps: int
+    watch_pss_reps: int
 
 
-FULL = Config(False, (100, 200), 5, 5, 5, 3, 100, 1000, 3, 5, 3, 100, 30.0, 5)
+FULL = Config(False, (100, 200), 5, 5, 5, 3, 100, 1000, 3, 5, 3, 100, 30.0, 5, 10, 3, 3)
 # Quick: under 3 minutes on 2 cores (it took 8 min 47 s before the object storage run went
 # to tiny scale and 2b to one trainer per export format; docs/performance.md).
-QUICK = Config(True, (100,), 3, 2, 2, 1, 20, 500, 3, 4, 2, 20, 10.0, 2)
+QUICK = Config(True, (100,), 3, 2, 5, 1, 20, 500, 3, 4, 2, 20, 10.0, 2, 3, 1, 1)
 
 
 def config_from_env() -> Config:
@@ -488,6 +500,140 @@ class Bench:
         self.disk("extraction done")
         for d in ("batch", "out"):  # logs/ goes on to the API example
             shutil.rmtree(self.path(d))
+
+    # ------------------------------------------------------------ 2e. the install without torch
+
+    def installed_size(self) -> None:
+        """README's `pip install vits-janitor` (the wheel built from this checkout, its
+        dependencies from the package index) in a fresh venv: its size on disk, torch absent;
+        against a venv with only pip in it."""
+        log("installed size: the wheel and its dependencies in a fresh venv (package index)")
+        dist, venv, bare = self.path("dist"), self.path("venv-janitor"), self.path("venv-bare")
+        m.run([PY, "-m", "pip", "wheel", "-q", "--no-deps", str(REPO), "-w", dist])
+        for v in (venv, bare):
+            m.run([sys.executable, "-m", "venv", v])
+        wheel = glob.glob(os.path.join(dist, "vits_janitor-*.whl"))
+        m.run([os.path.join(venv, "bin", "pip"), "install", "-q", *wheel])
+        probe = "import importlib.util as u; print(u.find_spec('torch') is None)"
+        no_torch = subprocess.run([os.path.join(venv, "bin", "python"), "-c", probe],
+                                  capture_output=True, text=True).stdout.strip()  # fmt: skip
+        if no_torch != "True":
+            raise m.BenchError("pip install vits-janitor installed torch")
+        sizes = {v: trees.disk_usage(v) / 1e6 for v in (venv, bare)}
+        self.raw["installed_size_mb"] = {"janitor": sizes[venv], "bare_venv": sizes[bare]}
+        self.add(Figure(
+            "2e-install-size", "2e `pip install vits-janitor` (no extras) in a fresh venv: size",
+            m.summary([sizes[venv]]), "MB", "a venv with pip only", m.summary([sizes[bare]]),
+            with_ratio=False, goal="≤ 150 MB", goal_on="value", goal_op="<=",
+            goal_value=150.0, goal_source="issue 27",
+        ))  # fmt: skip
+        for d in (dist, venv, bare):
+            shutil.rmtree(d)
+
+    # ------------------------------------------------------------ 2d. finalize, watch worker
+
+    def finalize_run(self) -> None:
+        """`janitor finalize` of a full-size Applio run of ``finalize_saves`` saves (it writes
+        and verifies the newest G's small model, then removes every G and D): without torch
+        against the torch path forced (``JANITOR_CONVERT=torch``), alternately, each on a
+        fresh hard-linked copy of the same run."""
+        cfg = self.cfg
+        steps = [100 * (i + 1) for i in range(cfg.finalize_saves)]
+        src = self.path("finalize-src")
+        log(f"finalize: a full-size run of {len(steps)} saves, {cfg.finalize_reps} repetitions")
+        m.run([PY, GEN_BIG, "run", src, *map(str, steps)], cwd=REPO)
+        self.disk("finalize run written")
+        free_s, torch_s = [], []
+        for i in range(cfg.finalize_reps):
+            for label, env, out in (("free", None, free_s), ("torch", WITH_TORCH, torch_s)):
+                root = self.path(f"finalize-{label}-{i}")
+                shutil.copytree(src, root, copy_function=os.link)
+                run = os.path.join(root, "alice")
+                out.append(m.run([*J, "finalize", run, "--idle", "0s"], env=env))
+                left = sorted(n for n in os.listdir(run) if n.startswith(("G_", "D_")))
+                small = [n for n in os.listdir(run) if n.startswith("alice_")]
+                if left or not small:
+                    raise m.BenchError(f"finalize ({label}) left {left}, small models {small}")
+                shutil.rmtree(root)
+        shutil.rmtree(src)
+        self.raw["finalize"] = {
+            "saves": len(steps),
+            "janitor": [asdict(s) for s in free_s],
+            "janitor_with_torch": [asdict(s) for s in torch_s],
+        }
+        n = len(steps)
+        self.add(Figure(
+            "2d-finalize-wall", f"2d `finalize` of a full-size Applio run of {n} saves: wall",
+            m.walls(free_s), "s", "janitor with torch (JANITOR_CONVERT=torch)", m.walls(torch_s),
+            goal="report",
+        ))  # fmt: skip
+        self.add(Figure(
+            "2d-finalize-rss", f"2d `finalize` of a full-size run of {n} saves: peak RSS",
+            m.rss_mb(free_s), "MB", "with torch", m.rss_mb(torch_s), goal="report",
+        ))  # fmt: skip
+
+    def _watch_extraction_pss(self, label: str, env: dict | None) -> dict:
+        """Peak PSS of `watch --extract-on-save` (janitor and its extraction worker) from the
+        start of a trainer's full-size save (G, then D) until the new G's small model and the
+        older G's are made and verified and the older set is gone, sampled every 5 ms."""
+        cfg = self.cfg
+        root = self.path(f"watch-extract-{label}")
+        first, second = cfg.run_steps[-1], cfg.run_steps[-1] + 100
+        shutil.copytree(self.path("logs"), root, copy_function=os.link)
+        run = os.path.join(root, "alice")
+        for n in os.listdir(run):
+            if n.startswith(("G_", "D_")) and not n.endswith(f"_{first}.pth"):
+                os.remove(os.path.join(run, n))
+        out = open(self.path(f"watch-extract-{label}.log"), "wb")  # noqa: SIM115 - closed below
+        cmd = [*J, "watch", root, "--extract-on-save", "--keep-last", "1", "--settle", "1"]
+        t0 = time.perf_counter()
+        proc = m.spawn(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        w = {"proc": proc, "out": out, "t0": t0, "cmd": cmd, "log": out.name}
+        smalls = lambda: [n for n in os.listdir(run) if n.startswith("alice_")]  # noqa: E731
+        try:
+            self._wait_ready(w, [])
+            time.sleep(0.5)
+            idle = m.tree_pss_kib(proc.pid)
+            staged = self.path(f"logs-watch-{label}")
+            m.run([PY, GEN_BIG, "save", staged, str(first), str(second)], cwd=REPO)
+            saved = os.path.join(staged, "alice")
+
+            def trainer_saves() -> None:  # G, then D, written into the watched run
+                for kind in ("G", "D"):
+                    name = f"{kind}_{second}.pth"
+                    shutil.copyfile(os.path.join(saved, name), os.path.join(run, name))
+
+            saver = threading.Thread(target=trainer_saves)
+            t_save, peak, deadline = time.perf_counter(), 0, time.perf_counter() + 180
+            saver.start()
+            while len(smalls()) < 2 or os.path.exists(os.path.join(run, f"G_{first}.pth")):
+                peak = max(peak, m.tree_pss_kib(proc.pid))
+                if time.perf_counter() > deadline:
+                    raise m.BenchError(f"watch ({label}): the new save's small model not made")
+                time.sleep(0.005)
+            done_s = time.perf_counter() - t_save
+            saver.join()
+            shutil.rmtree(staged)
+        finally:
+            stopped = self._stop_watcher(w)
+        shutil.rmtree(root)
+        return {"idle_pss_kib": idle, "peak_pss_kib": peak, "save_to_pruned_s": done_s,
+                **stopped}  # fmt: skip
+
+    def watch_extraction(self) -> None:
+        log("watch --extract-on-save: memory of janitor and its worker during an extraction")
+        free = [self._watch_extraction_pss("free", None) for _ in range(self.cfg.watch_pss_reps)]
+        forced = self._watch_extraction_pss("torch", WITH_TORCH)
+        self.raw["watch_extract_pss"] = {"janitor": free, "janitor_with_torch": forced}
+        mb = lambda kib: kib * 1024 / 1e6  # noqa: E731
+        self.add(Figure(
+            "2d-watch-pss", "2d `watch --extract-on-save`: peak PSS of janitor and its worker "
+            "while a new full-size save's small model is made", m.summary(
+                [mb(r["peak_pss_kib"]) for r in free]), "MB", "with torch (JANITOR_CONVERT=torch)",
+            m.summary([mb(forced["peak_pss_kib"])]), goal="≤ 100 MB", goal_on="value",
+            goal_op="<=", goal_value=100.0, goal_source="issue 27",
+            detail={"idle_pss_mb": [mb(r["idle_pss_kib"]) for r in free]},
+        ))  # fmt: skip
 
     # ------------------------------------------------------------ 6. the API example
 
@@ -1209,11 +1355,16 @@ def main() -> int:
     log(f"{'QUICK ' if cfg.quick else ''}bench in {tmp}; janitor = {' '.join(J)}")
     bench = Bench(cfg, tmp)
     only_scan = os.environ.get("BENCH_ONLY", "") == "scan"
+    only_extract = os.environ.get("BENCH_ONLY", "") == "extract"
     try:
         if not only_scan:
             bench.generate_big()
             bench.startup()
             bench.extraction()
+            bench.finalize_run()
+            bench.watch_extraction()
+            bench.installed_size()
+        if not only_scan and not only_extract:
             exports.add_to(bench, Figure, 1 if cfg.quick else 3, log=log, quick=cfg.quick)  # 2b
             remote.add_to(bench, Figure, 1 if cfg.quick else 3, log=log)  # 2c: from a store
             objectstore.add_to(
@@ -1227,10 +1378,11 @@ def main() -> int:
                 "tiny" if cfg.quick else "full",
             )  # 7: a bucket (moto's S3 API on 127.0.0.1)
             bench.api_example()
-        bench.build_trees()
-        bench.scan()
-        bench.prune()
-        if not only_scan:
+        if not only_extract:
+            bench.build_trees()
+            bench.scan()
+            bench.prune()
+        if not only_scan and not only_extract:
             bench.watch()
             bench.min_free()
             bench.add(bench.api_figure)  # last row of the table
@@ -1252,7 +1404,7 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
         log(f"removed {tmp}")
     machine["loadavg_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    if not only_scan:  # the notes quote every section
+    if not only_scan and not only_extract:  # the notes quote every section
         bench.make_notes(machine)
     total = time.perf_counter() - T0
     doc = {
@@ -1268,14 +1420,15 @@ def main() -> int:
         "raw": bench.raw,
         "notes": bench.notes,
     }
-    write_results(doc, RESULTS.with_name("results-scan.json") if only_scan else RESULTS)
-    mode = ("BENCH_QUICK=1 " if cfg.quick else "") + ("BENCH_ONLY=scan " if only_scan else "")
+    only = os.environ.get("BENCH_ONLY", "") if only_scan or only_extract else ""
+    raw = f"bench/results-{only}.json" if only else "bench/results.json"
+    write_results(doc, REPO / raw)
+    mode = ("BENCH_QUICK=1 " if cfg.quick else "") + (f"BENCH_ONLY={only} " if only else "")
     print(f"## janitor bench ({mode}make bench, {doc['date']}, {total:.0f} s)\n")
     print(table(bench.figures))
     print()
     for note in bench.notes:
         print(f"- {note}")
-    raw = "bench/results-scan.json" if only_scan else "bench/results.json"
     print(f"- Peak temp disk: {bench.disk_peak / 1e9:.2f} GB. Raw samples: {raw}.")
     return 0
 

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from humanfriendly import format_size
-
 from janitor.core.law import (
     BASE,
     IN_FLIGHT,
@@ -38,6 +36,7 @@ from janitor.core.law import (
     newest,
     protections,
 )
+from janitor.core.values import size_text
 from janitor.domain.policy import Candidate, Mode, Outcome, Policy
 from janitor.domain.rules import KEEP_BEST, MAX_SIZE, REMOVE_INCOMPLETE, rules, shown_values
 
@@ -195,8 +194,8 @@ def apply(candidates: Sequence[Candidate], policy: Policy, now: float) -> Outcom
                 total -= by_number[c.number].size
         if total > p.max_size:
             notes.append(
-                f"cannot fit in max-size {format_size(p.max_size)} without removing protected "
-                f"sets; keeping {format_size(total)}"
+                f"cannot fit in max-size {size_text(p.max_size)} without removing protected "
+                f"sets; keeping {size_text(total)}"
             )
 
     keep, remove, freed = [], [], 0

@@ -14,8 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-from humanfriendly import format_size
-
+from janitor.core.values import size_text
 from janitor.domain.plans import RunPlan
 from janitor.domain.rules import Percent
 
@@ -81,5 +80,5 @@ def shortfall_text(
 ) -> str:
     """One line for a limit that cannot be met (a cron mail shows it); ``free``: the free
     space measured after pruning."""
-    now = "" if free is None else f"{format_size(free)} free after pruning, "
-    return f"{limit} on {where}: cannot be met, {now}{format_size(short)} short; {protected}"
+    now = "" if free is None else f"{size_text(free)} free after pruning, "
+    return f"{limit} on {where}: cannot be met, {now}{size_text(short)} short; {protected}"

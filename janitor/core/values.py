@@ -44,6 +44,14 @@ def parse_count(value: str | int, what: object, minimum: int = 0, maximum: int =
     return number
 
 
+def size_text(n: int) -> str:
+    """Bytes as janitor words them in reasons and messages ("14 MB", decimal units);
+    humanfriendly is imported on first use (a scan without such a message never loads it)."""
+    from humanfriendly import format_size
+
+    return format_size(n)
+
+
 def parse_duration(text: str, what: object = "duration", *, allow_zero: bool = True) -> float:
     """'2d', '36h', '90m', '30s' (a unit is required: a bare '2' is refused, not 2 seconds)."""
     from humanfriendly import InvalidTimespan, parse_timespan

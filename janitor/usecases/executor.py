@@ -27,9 +27,8 @@ import time
 from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field
 
-from humanfriendly import format_size
-
 from janitor.core import law
+from janitor.core.values import size_text
 from janitor.domain.errors import JanitorError, oserror_text
 from janitor.domain.plans import RunPlan
 from janitor.domain.results import FileError, Removed, RunResult
@@ -288,7 +287,7 @@ class Executor:
         free = platform.free_bytes(self.fs.local_path(run) or run)
         if free is None or free < target:
             return None
-        return f"min-free met ({format_size(free)} free, {format_size(target)} wanted)"
+        return f"min-free met ({size_text(free)} free, {size_text(target)} wanted)"
 
     def _law(self, shown: RunPlan, fresh_run, now: float) -> dict[int, list[str]]:
         """The protection law on the run as it is now: its pins read again (and the plan's,
