@@ -27,6 +27,7 @@ MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001
 # pickle.dumps(MAGIC_NUMBER, protocol=2): PROTO 2, LONG1 of 10 bytes, STOP
 MAGIC = b"\x80\x02\x8a\x0a" + MAGIC_NUMBER.to_bytes(10, "little") + b"."
+LEGACY_HEADER = MAGIC[:2]  # a file's first two bytes (a zip's are b"PK")
 _LONG = MAGIC[2:-1]  # the number itself, whatever the protocol (3 and up add a frame first)
 LEGACY = "torch's legacy (pre-1.6) checkpoint format"
 FIRST_READ = 64 << 10  # bytes read for the pickles at first (4 times more while they go on)
