@@ -184,6 +184,35 @@ class _Unpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"unexpected persistent id {pid!r}")
 
 
+class Walker(_Unpickler):
+    """Walks consecutive pickles of one buffer (``load()`` each; ``tell()``: where the last
+    one ended), noting every storage's persistent id (``storages``, by key, the first met).
+    Every name outside the allow-list is :class:`Inert`, a ``module`` persistent id (a whole
+    ``nn.Module`` saved in torch's legacy format) too: the values are never used, only the
+    structure is walked, and nothing is run."""
+
+    def __init__(self, data: bytes) -> None:
+        self.file = io.BytesIO(data)
+        pickle.Unpickler.__init__(self, self.file)
+        self.extra = frozenset()
+        self.storages: dict[str, Storage] = {}
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return super().find_class(module, name)
+        except Refused:
+            return Inert
+
+    def persistent_load(self, pid: Any) -> Any:
+        if isinstance(pid, tuple) and pid and pid[0] == "module":
+            return Inert
+        storage = super().persistent_load(pid)
+        return self.storages.setdefault(storage.key, storage)
+
+    def tell(self) -> int:
+        return self.file.tell()
+
+
 def read_skeleton(data: bytes, extra: Iterable[str] = ()) -> Any:
     """The object a torch pickle describes, tensors as :class:`Tensor` (their storage key).
     ``extra``: further class names to accept as :class:`Inert` (what janitor allow-lists for

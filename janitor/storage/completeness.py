@@ -1,6 +1,7 @@
 """Completeness of a checkpoint file on storage: one open, its first and last few hundred
 bytes, judged by ``janitor.core.ziptail`` (safetensors: its header, judged by
-``janitor.core.frameworks``)."""
+``janitor.core.frameworks``; torch's legacy format: its pickles, judged by
+``janitor.core.legacy``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from janitor.core.frameworks import (
     safetensors_header_length,
     safetensors_problem,
 )
+from janitor.core.legacy import FIRST_READ, check_legacy, is_legacy
 from janitor.core.ziptail import (
     FAST_TAIL,
     HEAD,
@@ -38,12 +40,26 @@ def check_ends(
     allow_replaced_header: bool = False,
 ) -> ZipCheck:
     """Completeness from a file's first ``HEAD`` and last ``FAST_TAIL`` bytes, already read;
-    the file is read again only if its archive carries a comment."""
+    the file is read again only if its archive carries a comment, or is in torch's legacy
+    format (its pickles are read)."""
+    if is_legacy(head):
+        return check_legacy_file(fs, path, head, size)
     result = check_tail(tail, size)
     if not result.complete and size > len(tail) and result.problem == NO_EOCD:
         _, tail, size = fs.read_ends(path, 0, MAX_TAIL)
         result = check_tail(tail, size)
     return check_head(head, allow_replaced_header) if result.complete else result
+
+
+def check_legacy_file(fs: FileSystem, path: str, head: bytes, size: int) -> ZipCheck:
+    """A file in torch's legacy (pre-zip) format is whole when its pickles parse and its
+    storages' records end exactly at its end: its first bytes read, ``FIRST_READ`` and then
+    four times more each time while the pickles go on (they are small beside the data)."""
+    want = FIRST_READ
+    while (result := check_legacy(head, size)) is None:
+        head, _, size = fs.read_ends(path, want, 0)
+        want *= 4
+    return result
 
 
 def check_safetensors(fs: FileSystem, path: str) -> ZipCheck:

@@ -21,6 +21,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from janitor.core.legacy import is_legacy
 from janitor.core.skeleton import Refused, needed_keys, read_skeleton
 from janitor.core.ziptail import (
     FAST_TAIL,
@@ -89,6 +90,12 @@ def stage(
     check = check_ends(fs, path, head, tail, size, allow_replaced_header)
     if not check.complete:
         raise NotWhole(check.problem or "incomplete")
+    local = os.path.join(folder, os.path.basename(path) or "checkpoint.pth")
+    if is_legacy(head):  # torch's legacy format has no records to pick from: all of it
+        reader = _Reader(fs, path, size)
+        ranges = [(at, min(at + BATCH, size)) for at in range(0, size, BATCH)]
+        LOCAL.write_pieces(local, size, reader.pieces(ranges, [], {}))
+        return Staged(local, size, reader.fetched, reader.requests, True)
     span = directory_span(tail, size)
     if span is None:  # an archive comment: the end records are further back
         _, tail, size = fs.read_ends(path, 0, MAX_TAIL)
@@ -102,7 +109,6 @@ def stage(
         records = read_directory(end[: cd_end - cd_offset])
     except ValueError as exc:
         raise Changed(str(exc)) from None
-    local = os.path.join(folder, os.path.basename(path) or "checkpoint.pth")
     whole = everything or check is REPLACED_HEADER or not all(r.stored for r in records)
     if whole:  # read as a whole by torch (GPT-SoVITS's header) or compressed: all of it
         parts: Iterable[tuple[int, bytes]] = reader.pieces([(0, cd_offset)], [], {})

@@ -5,8 +5,7 @@ its CRC-32), and one written without torch
 
 Refuses (:class:`~janitor.core.torchzip.Unsupported`, one line saying what) what this reader
 has not been proven to read as torch does: big-endian files, compressed records, records over
-4 GiB. A file that is not a zip at all (torch's legacy format) fails the completeness check
-before it gets here.
+4 GiB, torch's legacy (pre-zip) format.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from janitor.core.legacy import LEGACY, is_legacy
 from janitor.core.skeleton import read_skeleton
 from janitor.core.torchzip import LIMIT, Unsupported, write_checkpoint
 from janitor.core.ziptail import FAST_TAIL, LOCAL_LEN, MAX_TAIL, ZipRecord, directory_span
@@ -35,6 +35,8 @@ class TorchFile:
         self.fd = open_nofollow(LOCAL.realpath(path), os.O_RDONLY)
         try:
             self.size = os.fstat(self.fd).st_size
+            if is_legacy(self._pread(min(self.size, 32), 0)):
+                raise Unsupported(LEGACY)
             self.records = self._directory()
             pkl = next((r for r in self.records.values() if r.name.endswith("/data.pkl")), None)
             if pkl is None:

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from janitor.core import halving
+from janitor.core.legacy import LEGACY_HEADER, is_legacy
 from janitor.core.profiles import APPLIO, BIG_RE, LIGHTNING_RE, PROFILES, RELEASE_SMALL, small_match
 from janitor.core.profiles import detect as detect_trainer
 from janitor.core.skeleton import Refused
@@ -183,8 +184,9 @@ def unsupported(path: str, exc: Unsupported) -> JanitorError:
 
 
 def check_readable(path: str, allow_replaced_header: bool = False) -> None:
-    """Torch-free gate: an existing, complete torch zip (never read one still being written),
-    on a disk or on object storage (one ranged read of its ends either way)."""
+    """Torch-free gate: an existing, complete torch checkpoint, a zip or in torch's legacy
+    format (never read one still being written), on a disk or on object storage (one ranged
+    read of its ends either way; of a legacy file, its pickles)."""
     fs, where = locate.resolve(path)
     with _reading(path):
         check = check_file(fs, where, allow_replaced_header)
@@ -300,7 +302,8 @@ def load_checkpoint(
     """torch.load with mmap and the weights-only unpickler; code in the pickle is refused.
     ``allow``: (inert class, global name) pairs a trainer's file needs (GPT-SoVITS's
     ``utils.HParams``, Lightning's ``pathlib.PosixPath``), nothing else. A file whose first
-    two bytes GPT-SoVITS replaced is read from memory with ``PK`` restored, as its loader does.
+    two bytes GPT-SoVITS replaced is read from memory with ``PK`` restored, as its loader does;
+    one in torch's legacy (pre-zip) format, which torch cannot map, is read without ``mmap``.
     ``path`` is a local file; ``shown``: how messages name it (the user's URL)."""
     import io
     import pickle
@@ -309,6 +312,8 @@ def load_checkpoint(
 
     try:
         with torch.serialization.safe_globals(list(allow)):
+            if is_legacy(LOCAL.read_ends(path, 32, 0)[0]):
+                return torch.load(path, map_location="cpu", weights_only=True)
             if read_header(path) not in (b"PK", b""):
                 data = io.BytesIO(b"PK" + LOCAL.read_bytes(path, 2))
                 return torch.load(data, map_location="cpu", weights_only=True)
@@ -942,7 +947,7 @@ def _small_format(obj: Mapping[str, Any], header: bytes) -> tuple[str, dict[str,
     """(format, what the file says about itself) of a small model."""
     if "model_hash" in obj:
         return "applio", {}
-    if header != b"PK":
+    if header not in (b"PK", LEGACY_HEADER):
         version = HEADER_VERSION.get(header, f"unknown header {header!r}")
         return "gpt-sovits", {"version": f"{version} (header {header.decode('latin-1')})"}
     if isinstance(obj.get("info"), str) and obj["info"].startswith("GPT-e"):
