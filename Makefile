@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DEMO   ?= demo-logs
 
-.PHONY: install system-deps demo test bench safety lint clean screenshots
+.PHONY: install old-torch system-deps demo test bench safety lint clean screenshots
 
 install: $(STAMP)
 
@@ -16,6 +16,30 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
+
+# The oldest torch the trainers pin (RVC WebUI: torch = "^2.0.0"; Applio: 2.1.1, now 2.7.1), in
+# a side venv: tests/test_torchfree.py loads janitor's torch-free small models with it too.
+# On PyPI it is a CUDA build (~2.2 GB of wheels with the nvidia-*-cu11 ones; ~1 min here) that
+# runs on the CPU; no numpy. It has wheels for Python 3.8-3.11 only (OLD_TORCH_PYTHON picks
+# the interpreter). OLD_TORCH_PIP: extra pip options, e.g. --find-links to local wheels.
+OLD_TORCH        := 2.0.0
+OLD_TORCH_PYTHON ?= $(PYTHON)
+OLD_TORCH_PIP    ?=
+OLD_VENV         := .venv-torch$(OLD_TORCH)
+OLD_PY           := $(OLD_VENV)/bin/python
+OLD_STAMP        := $(OLD_VENV)/.installed
+
+old-torch: $(OLD_STAMP)
+
+$(OLD_STAMP):
+	test -x $(OLD_PY) || $(OLD_TORCH_PYTHON) -m venv $(OLD_VENV)
+	$(OLD_PY) -m pip install -q torch==$(OLD_TORCH) $(OLD_TORCH_PIP)
+	$(OLD_PY) -W ignore -c 'import io, torch; b = io.BytesIO(); \
+		torch.save({"w": torch.ones(2, dtype=torch.half)}, b); b.seek(0); \
+		assert torch.__version__.split("+")[0] == "$(OLD_TORCH)", torch.__version__; \
+		assert torch.load(b, weights_only=True)["w"].dtype == torch.half; \
+		print("torch", torch.__version__, "loads weights-only")'
+	touch $(OLD_STAMP)
 
 demo: install
 	rm -rf $(DEMO)
@@ -38,8 +62,9 @@ system-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
 # Three workers on two cores: most tests wait on child processes, sleeps and the disk.
-test: install system-deps
-	$(PY) -m pytest -q -n 3
+# JANITOR_OLD_TORCH: the old torch's python (tests/test_torchfree.py loads files with it).
+test: install old-torch system-deps
+	JANITOR_OLD_TORCH=$(CURDIR)/$(OLD_PY) $(PY) -m pytest -q -n 3
 
 # A PNG of each state of the web page (tests/test_ui_browser.py) into docs/img/.
 screenshots: install system-deps

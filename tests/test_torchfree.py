@@ -8,7 +8,10 @@ for every Applio variant, RVC ``savee`` and ``--like extract``, from float32, fl
 bfloat16 G files with shared storages, storage offsets, ``torch.nn.Parameter``s and values
 that break naive conversions. The torch-free files are written in a child process that
 asserts it never imported torch; torch's weights-only loader (also with ``mmap=True``) loads
-each of them.
+each of them. The oldest torch the trainers pin (torch 2.0.0: RVC WebUI's
+``torch = "^2.0.0"``; Applio pinned 2.1.1, now 2.7.1) loads them too and sees what torch
+2.13 sees (``make test`` installs it in a side venv and names its python in
+``JANITOR_OLD_TORCH``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -35,6 +39,8 @@ from janitor.core import fp16, torchzip
 from janitor.domain.extract import Options
 from janitor.torchio import extract
 from tests.conftest import REPO, run_janitor
+
+OLD_TORCH = "JANITOR_OLD_TORCH"  # the python of a venv with torch 2.0.0 (`make old-torch`)
 
 REAL = REPO / "fixtures" / "applio-real-tiny" / "tiny"
 NOW = "2026-11-25T14:22:58.699212"
@@ -255,6 +261,99 @@ def test_parameters_equal_torch_save(tmp_path, monkeypatch, dtype, requires_grad
             )
         shared = [k for k in weight if any(weight[k] is weight[j] for j in weight if j != k)]
         assert bool(shared) == (dtype == "float16")  # one Parameter under two keys, still one
+
+
+# ----------------------------------------------------------------- the oldest torch pinned
+
+# What a loaded small model is, as JSON: every key in order, each tensor's dtype, shape,
+# stride, storage offset, requires_grad, the sha256 of its bytes and the storages it shares
+# (numbered by first use), other values as they are. Run by the old torch (no numpy there)
+# and by this process's torch 2.13: the same code.
+DIGEST = """
+import ctypes, hashlib, json, sys
+import torch
+
+def digest(value, storages):
+    if isinstance(value, torch.Tensor):
+        storage = value.untyped_storage()
+        dense = value.detach().contiguous()  # its elements in order, as bytes:
+        raw = ctypes.string_at(dense.data_ptr(), dense.numel() * dense.element_size())
+        return {"dtype": str(value.dtype), "shape": list(value.shape),
+                "stride": list(value.stride()), "storage_offset": value.storage_offset(),
+                "requires_grad": value.requires_grad, "sha256": hashlib.sha256(raw).hexdigest(),
+                "storage": storages.setdefault(storage.data_ptr(), len(storages)),
+                "storage_nbytes": storage.nbytes()}
+    if isinstance(value, dict):
+        return {type(value).__name__: [[k, digest(v, storages)] for k, v in value.items()]}
+    if isinstance(value, (list, tuple)):
+        return {type(value).__name__: [digest(v, storages) for v in value]}
+    return value
+
+def load(path):
+    return digest(torch.load(path, map_location="cpu", weights_only=True), {})
+
+if __name__ == "__main__":
+    print(json.dumps({"torch": torch.__version__, "files": [load(p) for p in sys.argv[1:]]}))
+"""
+
+
+def old_torch_python() -> str:
+    """The old torch's python; skipped when none is named (a developer's machine), failed
+    under ``CI=true`` (``make test`` installs and names it) or when the name is no program."""
+    python = os.environ.get(OLD_TORCH)
+    how = "`make old-torch` installs torch 2.0.0 in .venv-torch2.0.0; `make test` names it"
+    if python and not os.access(python, os.X_OK):
+        pytest.fail(f"{OLD_TORCH}={python} is not a program ({how})", pytrace=False)
+    if python:
+        return python
+    why = f"{OLD_TORCH} is not set ({how})"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{why}; CI=true: the oldest pinned torch must load the files", pytrace=False)
+    pytest.skip(why)
+
+
+def test_the_oldest_pinned_torch_loads_every_file_as_torch_2_13_does(tmp_path):
+    python = old_torch_python()
+    jobs: list[tuple[Path, dict]] = []
+    for sr, vocoder, f0 in available_variants():
+        formats = FORMATS[:2] if sr == 24000 else FORMATS  # RVC WebUI extracts no 24 kHz list
+        variant = tmp_path / f"{sr}-{vocoder}-{f0}"
+        base = write_run(variant, "alice", sr=sr, vocoder=vocoder, f0=f0, steps=(2000,),
+                         with_d=False)  # fmt: skip
+        for dtype in ("float32", "float16", "bfloat16"):
+            run = shutil.copytree(base, variant / dtype / "alice")
+            retype(run / "G_2000.pth", getattr(torch, dtype))
+            for label, kw in formats:
+                (run / label).mkdir()
+                jobs.append((run / "G_2000.pth", {**kw, "output": str(run / label)}))
+    real = tmp_path / "logs" / "tiny"
+    real.mkdir(parents=True)
+    for name in ("G_100.pth", "G_200.pth", "config.json", "model_info.json"):
+        shutil.copy(REAL / name, real / name)
+    (real / "out").mkdir()
+    jobs += [(real / g, {"author": "example-author", "output": str(real / "out")})
+             for g in ("G_100.pth", "G_200.pth")]  # fmt: skip
+    write_without_torch(jobs)
+    files = sorted({p for _, kw in jobs for p in Path(kw["output"]).glob("*.pth")})
+    assert len(files) == len(jobs)
+
+    # one old-torch process for every file, while this process's torch 2.13 reads them too
+    old = subprocess.Popen([python, "-W", "ignore", "-c", DIGEST, *map(str, files)],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           cwd=tmp_path)  # fmt: skip
+    namespace = {"__name__": "digest"}
+    exec(DIGEST, namespace)
+    mine = [namespace["load"](path) for path in files]
+    out, err = old.communicate(timeout=600)
+    assert old.returncode == 0, err
+    theirs = json.loads(out)
+    assert theirs["torch"].split("+")[0] == "2.0.0", theirs["torch"]  # PyPI's: 2.0.0+cu117
+    for path, a, b in zip(files, theirs["files"], mine, strict=True):
+        assert a == b, path
+        assert json.dumps(a) == json.dumps(b), path  # 1 and 1.0, True and 1 differ too
+        assert '"dtype": "torch.float16"' in json.dumps(b), path
+    # a float16 G's shared storage and its storage offsets carry over into its small models
+    assert any(re.search(r'"storage_offset": [1-9]', json.dumps(b)) for b in mine)
 
 
 # ----------------------------------------------------------------- the conversion itself
