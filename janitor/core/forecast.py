@@ -8,7 +8,6 @@ says nothing and is left out."""
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Sequence
 
 from janitor.core import law
@@ -35,7 +34,7 @@ def save_pattern(run: Run, recent: int = RECENT) -> SavePattern | None:
     ]  # fmt: skip
     last = [*older, newest][-recent:]
     gaps = [b.mtime - a.mtime for a, b in zip(last, last[1:], strict=False) if b.mtime > a.mtime]
-    interval = statistics.median(gaps) if gaps else None
+    interval = _median(gaps) if gaps else None
     return SavePattern(run.path, run.name, newest.size, interval, newest.mtime, run.last_activity)
 
 
@@ -61,3 +60,10 @@ def forecast(free: int, active: Sequence[SavePattern]) -> tuple[Forecast, ...]:
             fits = min(fits, int(full_in / p.interval + 1e-9))
         out.append(Forecast(p, free, max(0, fits), full_in))
     return tuple(out)
+
+
+def _median(values: Sequence[float]) -> float:
+    """The middle value (the mean of the two middle ones for an even count)."""
+    ordered = sorted(values)
+    half = len(ordered) // 2
+    return ordered[half] if len(ordered) % 2 else (ordered[half - 1] + ordered[half]) / 2

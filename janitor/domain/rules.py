@@ -177,15 +177,18 @@ COUNTS: Mapping[str, str] = _Live(
 
 
 def shown_values(values: Mapping[str, Any]) -> dict[str, str]:
-    """Rule values as people read them (``2 days``, ``20 GB``), for the templates."""
-    from humanfriendly import format_size, format_timespan
-
+    """Rule values as people read them (``2 days``, ``20 GB``), for the templates
+    (humanfriendly is imported only for a value it words)."""
     out = {}
     for r in _REGISTRY.values():
         value = values.get(r.name)
         if value is not None and r.parser == "duration":
+            from humanfriendly import format_timespan
+
             value = format_timespan(value)
         elif value is not None and r.parser in ("size", "floor") and not isinstance(value, Percent):
+            from humanfriendly import format_size
+
             value = format_size(value)
         out[r.name] = str(value)
     return out

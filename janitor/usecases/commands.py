@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from janitor.domain.checkpoints import ScanError, ScanReport, UnfinishedUpload
 from janitor.domain.disk import Disk, RootPicture, RunUse
@@ -22,18 +22,17 @@ from janitor.domain.errors import InvalidValue, UsageError
 from janitor.domain.paths import shown_path
 from janitor.domain.plans import Plan, RunPlan, RunSummary
 from janitor.domain.policy import Overrides, Policy
-from janitor.domain.results import ExecutionReport, RunFinal, RunResult
-from janitor.domain.trash import EmptyResult, GoneRunTrash, RestoreResult, TrashedFile
 from janitor.storage import config, layout
 from janitor.storage.config import ConfigFiles
 from janitor.storage.fs import FileSystem
 from janitor.storage.locate import absolute, resolve, storage_of
 from janitor.storage.scan import scan as do_scan
-from janitor.storage.trash import trash_runs
 from janitor.usecases import options as check
-from janitor.usecases.executor import Executor
-from janitor.usecases.pressure import Relief, relieve
 from janitor.usecases.tools import TorchLayer
+
+if TYPE_CHECKING:  # annotations; each command imports what only it runs (scan loads no executor)
+    from janitor.domain.results import ExecutionReport, RunFinal, RunResult
+    from janitor.domain.trash import EmptyResult, GoneRunTrash, RestoreResult, TrashedFile
 
 Warn = Callable[[str], None]
 
@@ -264,6 +263,9 @@ def execute(plan: Plan, *, trash: bool = False, truncate: bool | None = None,
             progress: Callable[[Any], None] | None = None) -> ExecutionReport:  # fmt: skip
     """Carry a plan out, run by run, under each run's lock (re-planned there), journaled;
     ``progress`` is told each file removed."""
+    from janitor.domain.results import ExecutionReport
+    from janitor.usecases.executor import Executor
+
     fs, _ = storage_of(rp.run.path for rp in plan.runs)
     executor = Executor(fs, trash=trash, truncate=truncate, lock_timeout=lock_timeout,
                         on_removed=progress)  # fmt: skip
@@ -345,7 +347,10 @@ def prune(
     plans out (``dry_run``: not), and on a versioned bucket say what stays billed.
     ``on_plan`` gets each run's plan before it is carried out, ``on_run`` its result,
     ``progress`` each file removed; ``processes``: runs in forked workers where safe."""
+    from janitor.domain.results import ExecutionReport
+    from janitor.usecases.executor import Executor
     from janitor.usecases.fix_resume import fix_resume, view_after
+    from janitor.usecases.pressure import Relief, relieve
     from janitor.usecases.prune import Pruner, planner_for
 
     store, roots = storage_of(paths)
@@ -487,6 +492,7 @@ def finalize(
     ``keep_best`` / listed ``steps``) of each run, then every big checkpoint goes.
     ``on_run`` gets each run's outcome as it is done, ``on_tensor(done, total)`` each tensor
     verified."""
+    from janitor.usecases.executor import Executor
     from janitor.usecases.finalize import finalize_run
 
     fs, roots = storage_of(paths)
@@ -573,6 +579,7 @@ def watch(
     """Watch the folders and prune (and extract) as the trainer writes, until ``until()``
     returns (the stop signal); without ``until`` the started watcher is returned (call its
     ``stop()``)."""
+    from janitor.usecases.executor import Executor
     from janitor.usecases.watch import Watcher
 
     fs, roots = storage_of(paths)
@@ -632,6 +639,8 @@ def _trash_path(path: str, fs: FileSystem) -> str:
 
 def _trash_runs(folder: str, fs: FileSystem) -> list[str]:
     """The runs whose trash a trash command covers: every run of a logs root, or the one run."""
+    from janitor.storage.trash import trash_runs
+
     return trash_runs(folder, fs) if fs.is_dir(layout.trash_root(folder)) else [folder]
 
 

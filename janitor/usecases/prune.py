@@ -5,10 +5,8 @@ pins and metric values; plan; and carry the plan out through the executor. Used 
 from __future__ import annotations
 
 import contextlib
-import difflib
 import time
 from collections.abc import Callable, Container, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -53,6 +51,8 @@ def parse_overrides(origin: Literal["flag", "keyword"] = "flag", **given: Any) -
     if given:
         known = [k for r in rules.rules() for k in (r.keyword, *_switch(r))]
         name = sorted(given)[0]
+        import difflib
+
         close = difflib.get_close_matches(name, known, n=1)
         hint = f"did you mean {close[0]}? " if close else ""
         raise UsageError(f"unknown rule {name} ({hint}known: {', '.join(known)})")
@@ -184,6 +184,8 @@ class Pruner:
                 yield rp, result
 
     def _in_threads(self, plans: list[RunPlan], workers: int) -> Iterator[RunResult]:
+        from concurrent.futures import ThreadPoolExecutor  # here: scan never loads it
+
         pool = ThreadPoolExecutor(workers, thread_name_prefix="janitor-run")
         try:
             futures = [pool.submit(self.executor.execute, rp) for rp in plans]
