@@ -188,6 +188,23 @@ FORMATS = (("applio", {}), ("rvc", {"format": "rvc"}),
            ("rvc-extract", {"format": "rvc", "like": "extract", "name": "bob"}))  # fmt: skip
 
 
+def both_ways(g: Path, formats, tmp_path: Path, monkeypatch):
+    """Each format's small model of ``g`` written without torch (in a child without it) and
+    through janitor's torch code; the two files are asserted equal apart from the
+    serialization id, and the torch-free one is yielded."""
+    jobs = []
+    for label, kw in formats:
+        (tmp_path / "mine" / label).mkdir(parents=True)
+        (tmp_path / "ref" / label).mkdir(parents=True)
+        jobs.append((g, {**kw, "output": str(tmp_path / "mine" / label)}))
+    write_without_torch(jobs)
+    for label, kw in formats:
+        theirs = with_torch(g, {**kw, "output": str(tmp_path / "ref" / label)}, monkeypatch)
+        mine = tmp_path / "mine" / label / theirs.name
+        assert_same_file(mine, theirs)
+        yield mine
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
 @pytest.mark.parametrize("sr, vocoder, f0", available_variants())
 def test_every_variant_and_dtype_equals_torch_save(tmp_path, monkeypatch, sr, vocoder, f0, dtype):
@@ -196,17 +213,8 @@ def test_every_variant_and_dtype_equals_torch_save(tmp_path, monkeypatch, sr, vo
                     with_d=False)  # fmt: skip
     g = run / "G_2000.pth"
     retype(g, getattr(torch, dtype))
-    jobs = []
-    for label, kw in formats:
-        (tmp_path / "mine" / label).mkdir(parents=True)
-        (tmp_path / "ref" / label).mkdir(parents=True)
-        jobs.append((g, {**kw, "output": str(tmp_path / "mine" / label)}))
-    write_without_torch(jobs)
     model = torch.load(g, weights_only=True)["model"]
-    for label, kw in formats:
-        theirs = with_torch(g, {**kw, "output": str(tmp_path / "ref" / label)}, monkeypatch)
-        mine = tmp_path / "mine" / label / theirs.name
-        assert_same_file(mine, theirs)
+    for mine in both_ways(g, formats, tmp_path, monkeypatch):
         weight = loads_weights_only(mine)["weight"]
         for k, v in weight.items():
             assert v.dtype == torch.float16 and torch.equal(
@@ -240,18 +248,9 @@ def test_parameters_equal_torch_save(tmp_path, monkeypatch, dtype, requires_grad
     g = run / "G_2000.pth"
     retype(g, getattr(torch, dtype))
     params = as_parameters(g, requires_grad)
-    jobs = []
-    for label, kw in FORMATS:
-        (tmp_path / "mine" / label).mkdir(parents=True)
-        (tmp_path / "ref" / label).mkdir(parents=True)
-        jobs.append((g, {**kw, "output": str(tmp_path / "mine" / label)}))
-    write_without_torch(jobs)
     model = torch.load(g, weights_only=True)["model"]
     assert {k for k, v in model.items() if isinstance(v, torch.nn.Parameter)} == set(params)
-    for label, kw in FORMATS:
-        theirs = with_torch(g, {**kw, "output": str(tmp_path / "ref" / label)}, monkeypatch)
-        mine = tmp_path / "mine" / label / theirs.name
-        assert_same_file(mine, theirs)
+    for mine in both_ways(g, FORMATS, tmp_path, monkeypatch):
         weight = loads_weights_only(mine)["weight"]
         for k, v in weight.items():
             assert isinstance(v, torch.nn.Parameter) == (dtype == "float16" and k in params), k
