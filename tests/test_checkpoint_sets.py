@@ -11,7 +11,10 @@ import dataclasses
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from janitor.domain.checkpoints import NOT_CHECKED, CheckpointFile, CheckpointSet, file_set
+from janitor.core.planners import FinalizePlanner, RulesPlanner, candidates
+from janitor.core.profiles import APPLIO
+from janitor.domain.checkpoints import NOT_CHECKED, CheckpointFile, CheckpointSet, Run, file_set
+from janitor.domain.policy import Policy
 from janitor.domain.profile import LATEST_BASE
 
 PREFIXES = ("G", "D", "DUR", "WD")
@@ -126,3 +129,40 @@ def test_a_folder_set_derives_its_fields_like_a_set_of_the_same_files(
     assert got.status == ("incomplete" if problem else same_files.status)
     assert got.status == _expected_status(files, (), problem)
     assert (got.name, got.step) == (f"checkpoint-{number}", number)
+
+
+# ----------------------------------------------------------------- scan's "would free"
+
+
+@st.composite
+def runs(draw):
+    """A run of sets with distinct numbers (steps, a latest-only set, a base), some pinned."""
+    sets = {}
+    for args in draw(st.lists(set_args(), max_size=12)):
+        sets.setdefault(args["number"], CheckpointSet(**args))
+    numbers = sorted(sets)
+    selected = draw(st.none() | st.sets(st.sampled_from(numbers)) if numbers else st.none())
+    run = Run(FOLDER.rstrip("/"), "alice", APPLIO, "test", tuple(sets[n] for n in numbers),
+              selected=None if selected is None else frozenset(selected))  # fmt: skip
+    pins = frozenset(draw(st.sets(st.sampled_from(numbers))) if numbers else ())
+    return run, pins
+
+
+@settings(max_examples=400, deadline=None)
+@given(rp=runs(), now=st.floats(0, 3e9, allow_nan=False), verified=st.booleans(),
+       only=st.none() | st.sets(st.integers(0, 10**7), max_size=3),
+       keep_last=st.none() | st.integers(0, 3))  # fmt: skip
+def test_what_scan_says_each_planner_frees_is_what_its_plan_frees(rp, now, verified, only,
+                                                                    keep_last):  # fmt: skip
+    """``frees`` (scan's summary, computed without per-set decisions) equals the plan's
+    ``expected_freed``, for the rules and for finalize (the sets named, ``only``, pins)."""
+    run, pins = rp
+    only = None if only is None else frozenset(only) | frozenset(s.number for s in run.sets[:1])
+    planners = (
+        RulesPlanner(Policy(keep_last=keep_last), pins=pins),
+        FinalizePlanner((), verified=verified, pins=pins, only=only),
+    )
+    shared = candidates(run, pins, None, now)  # what scan's summary hands both planners
+    for planner in planners:
+        freed = planner.plan(run, now).expected_freed
+        assert planner.frees(run, now) == freed == planner.frees(run, now, shared), planner

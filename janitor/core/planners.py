@@ -94,9 +94,16 @@ class RulesPlanner:
         protected = law.protections(cands, now, self.waiver)
         return [d.set.number for d in decisions if d.keep and not protected.get(d.set.number)]
 
-    def frees(self, run: Run, now: float) -> int:
-        """What ``plan(run, now)`` would free, without the per-set decisions (scan's summary)."""
-        return apply(candidates(run, self.pins, self.metric, now), self.policy, now).expected_freed
+    def frees(self, run: Run, now: float, cands: list[Candidate] | None = None) -> int:
+        """What ``plan(run, now)`` would free, without the per-set decisions (scan's summary;
+        min-free and max-total aside: they are the root's). ``cands``: the run's candidates
+        with these pins and metric, when the caller has them already."""
+        cands = candidates(run, self.pins, self.metric, now) if cands is None else cands
+        outcome = apply(cands, self.policy, now)
+        if run.selected is None:
+            return outcome.expected_freed
+        gone = set(outcome.remove) & run.selected
+        return sum(c.size for c in cands if c.number in gone)
 
     def describe(self) -> str:
         return self.policy.describe(self.sources)
@@ -192,9 +199,19 @@ class FinalizePlanner:
                 decisions.append(SetDecision(s, False, (why,)))
         return RunPlan(run, self, selected(run, tuple(decisions)))
 
-    def frees(self, run: Run, now: float) -> int:
-        """What ``plan(run, now)`` would free."""
-        return self.plan(run, now).expected_freed
+    def frees(self, run: Run, now: float, cands: list[Candidate] | None = None) -> int:
+        """What ``plan(run, now)`` would free, without the per-set decisions (scan's summary):
+        the sets the law lets this waiver take (of ``only``, of the sets named). ``cands``:
+        the run's candidates with these pins (any metric), when the caller has them."""
+        cands = candidates(run, self.pins, now=now) if cands is None else cands
+        kept = law.protections(cands, now, self.waiver)
+        return sum(
+            s.size
+            for s in run.sets
+            if not kept[s.number]
+            and (self.only is None or s.number in self.only)
+            and (run.selected is None or s.number in run.selected)
+        )
 
     def describe(self) -> str:
         steps = ", ".join(map(str, self.steps)) or "none"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 from janitor.core import law
-from janitor.core.planners import FinalizePlanner, RulesPlanner
+from janitor.core.planners import FinalizePlanner, RulesPlanner, candidates
 from janitor.core.resume import traps
 from janitor.domain.checkpoints import Run, ScanReport
 from janitor.domain.errors import UsageError
@@ -36,11 +36,13 @@ def summarize_run(
     else:
         refused = ()
     pins = planner.pins if planner is not None else settings.pinned
-    prune_frees = planner.frees(run, now) if planner is not None else None
+    # the run's candidates once, for the three figures (keep-last 1 and finalize use no metric)
+    cands = candidates(run, pins, planner.metric if planner is not None else None, now)
+    prune_frees = planner.frees(run, now, cands) if planner is not None else None
     if planner is not None and planner.policy.effective() == KEEP_LAST_1:
         keep_last_1_frees = prune_frees
     else:
-        keep_last_1_frees = RulesPlanner(KEEP_LAST_1, pins=pins).frees(run, now)
+        keep_last_1_frees = RulesPlanner(KEEP_LAST_1, pins=pins).frees(run, now, cands)
     idle = now - run.last_activity
     newest = run.newest_complete
     has_small = newest is not None and any(m.step == newest.number for m in run.small_models)
@@ -55,7 +57,7 @@ def summarize_run(
         keep_last_1_frees=keep_last_1_frees,
         prune_frees=prune_frees,
         prune_rules=planner.describe() if planner is not None else None,
-        finalize_frees=FinalizePlanner((), pins=pins).frees(run, now),
+        finalize_frees=FinalizePlanner((), pins=pins).frees(run, now, cands),
         idle=idle,
         looks_finished=has_small
         and not law.is_active(run.last_activity, now, FINISHED_IDLE)
