@@ -596,11 +596,9 @@ class Bench:
         for n in os.listdir(run):
             if n.startswith(("G_", "D_")) and not n.endswith(f"_{first}.pth"):
                 os.remove(os.path.join(run, n))
-        out = open(self.path(f"watch-extract-{label}.log"), "wb")  # noqa: SIM115 - closed below
-        cmd = [*J, "watch", root, "--extract-on-save", "--keep-last", "1", "--settle", "1"]
-        t0 = time.perf_counter()
-        proc = m.spawn(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-        w = {"proc": proc, "out": out, "t0": t0, "cmd": cmd, "log": out.name}
+        w = self._start_watcher(f"watch-extract-{label}", root,
+                                ["--extract-on-save", "--settle", "1"], env=env)  # fmt: skip
+        proc = w["proc"]
         smalls = lambda: [n for n in os.listdir(run) if n.startswith("alice_")]  # noqa: E731
         try:
             self._wait_ready(w, [])
@@ -930,11 +928,13 @@ class Bench:
 
     # ------------------------------------------------------------ 5. the watcher
 
-    def _start_watcher(self, label: str, root: str, extra: Sequence[str], keep: int = 1):
+    def _start_watcher(
+        self, label: str, root: str, extra: Sequence[str], keep: int = 1, env: dict | None = None
+    ):
         out = open(self.path(f"{label}.log"), "wb")  # noqa: SIM115 - closed in _stop_watcher
         cmd = [*J, "watch", root, "--keep-last", str(keep), *extra]
         t0 = time.perf_counter()
-        proc = m.spawn(cmd, stdout=out, stderr=subprocess.STDOUT)
+        proc = m.spawn(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
         return {"proc": proc, "out": out, "t0": t0, "cmd": cmd, "log": self.path(f"{label}.log")}
 
     def _log_text(self, w) -> str:

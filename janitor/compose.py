@@ -1,28 +1,27 @@
 """The one composition point: the torch layer (``janitor.torchio``) wired into the use cases,
 which sit below it and take it as an argument. ``TORCH`` imports nothing until a use case
 calls it; ``janitor.torchio`` imports torch only when a tensor is read. The command line and
-the Python API both hand ``TORCH`` in (the command line takes it from ``janitor.api``)."""
+the Python API both take ``TORCH`` from here and hand it in."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from janitor.domain.errors import UsageError
-
 T = TypeVar("T")
-INSTALL_TORCH = "pip install 'vits-janitor[torch]'"
 
 
 def _with_torch(what: str, fn: Callable[..., T], *args: Any) -> T:
     """``fn(*args)``; where it needs torch and torch is not installed, one line saying so
-    (a usage error: exit 2). Applio and RVC WebUI small models never need it."""
+    (``needs_torch``: a usage error, exit 2). Applio and RVC WebUI small models never need it."""
     try:
         return fn(*args)
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] != "torch":
             raise
-        raise UsageError(f"{what}: needs torch, which is not installed ({INSTALL_TORCH})") from None
+        from janitor.torchio.extract import needs_torch
+
+        raise needs_torch(what) from None
 
 
 class _Torch:

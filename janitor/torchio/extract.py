@@ -152,9 +152,14 @@ def needs_torch(what: str) -> UsageError:
     return UsageError(f"{what}: needs torch, which is not installed ({INSTALL_TORCH})")
 
 
+def torch_forced() -> bool:
+    """``JANITOR_CONVERT=torch``: Applio/RVC files are written and verified with torch too."""
+    return os.environ.get(FORCE_TORCH, "") == "torch"
+
+
 def torch_free(fmt: str) -> bool:
     """Whether ``fmt`` is written without torch in this process."""
-    return fmt in TORCH_FREE and os.environ.get(FORCE_TORCH, "") != "torch"
+    return fmt in TORCH_FREE and not torch_forced()
 
 
 def read_torch_free(path: str, local: str, stack: contextlib.ExitStack, extra=()) -> Any:
@@ -561,17 +566,6 @@ def trainer_of(run_dir: str):
     return detect_trainer(files, dirs, run_dir)
 
 
-def whole_number(text: str | None, flag: str) -> int | None:
-    """A command-line whole number, read by janitor (one line naming the flag when it is not
-    one: 'nan', 'inf', '1e5', '')."""
-    if text is None:
-        return None
-    try:
-        return int(text.strip(), 10)
-    except ValueError:
-        raise UsageError(f"{flag} must be a whole number, got {text!r}") from None
-
-
 def check_options(opts: Options, inputs: int = 1) -> None:
     """Usage errors in the options themselves and between them, before any file is read
     (torch-free). What contradicts a particular G file is checked once it is read."""
@@ -841,7 +835,7 @@ def verify_small(
     drops them), each equal to its fp16 conversion (or as stored). Compared tensor by tensor
     from the mapped files, pages released as we go (either may be on object storage: the
     small model is fetched whole, of the G only the weights)."""
-    if expect.torch_free and os.environ.get(FORCE_TORCH, "") != "torch":
+    if expect.torch_free and not torch_forced():
         try:
             return _verify_torch_free(small_path, g_path, expect, on_tensor)
         except Unsupported as exc:
